@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from .errors import DreamscopeError, UsageError
 from .recipes import dream as dream_recipe
 
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # what shells report for a program stopped by SIGPIPE
 SAMPLES = ("astronaut", "chelsea", "coffee", "rocket")
 
 
@@ -107,9 +109,9 @@ def _cmd_dream(args) -> int:
 
     source = Path(args.input)
     output = Path(args.output) if args.output else source.with_name(f"{source.stem}_dream.png")
-    images.check_output_path(output)  # fail before any work, never after it
-    photo = images.load_image(source)
+    photo = images.load_image(source)  # a missing input is reported as such, not as a missing output folder
     guide = images.load_image(args.guide, what="guide image") if args.guide else None
+    images.check_output_path(output)  # fail before any work, never after it
     events = dream_recipe.dream_iter(
         photo, model=args.model, layer=args.layer, channels=args.channels, octaves=args.octaves,
         octave_scale=args.octave_scale, steps=args.steps, step_size=args.step_size, jitter=args.jitter,
@@ -189,10 +191,15 @@ def _cmd_sample(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a closed pipe surfaces here, not as a traceback at exit
+        return code
     except DreamscopeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # the reader stopped early (`dreamscope layers | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -9,7 +9,7 @@ file in the destination folder and is renamed into place, so a failure never lea
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 import warnings
 from pathlib import Path
 
@@ -31,12 +31,14 @@ def load_image(path: str | os.PathLike, what: str = "image") -> Image.Image:
     if not path.exists():
         raise DreamscopeError(f"{what} file not found: {path} (check the path)")
     if path.is_dir():
-        raise DreamscopeError(f"{what} path is a folder, not a picture file: {path}")
+        raise DreamscopeError(f"{what} path is a folder, not a picture file: {path} (give the path of a picture inside it)")
     if path.stat().st_size == 0:
         raise DreamscopeError(f"{what} file is empty: {path} (give a PNG, JPEG or WebP picture)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns about damaged metadata (corrupt EXIF, ...) on stderr; the picture either decodes or
+            # fails below with one clear message. Its size warning is ignored too: MAX_PIXELS is checked here.
+            warnings.simplefilter("ignore")
             with Image.open(path) as img:
                 width, height = img.size
                 if width * height > MAX_PIXELS:
@@ -49,29 +51,36 @@ def load_image(path: str | os.PathLike, what: str = "image") -> Image.Image:
                 return _to_rgb(img)
     except DreamscopeError:
         raise
+    except PermissionError:
+        raise DreamscopeError(f"cannot read {what} file {path} (permission denied); check its permissions") from None
     except UnidentifiedImageError:
         raise DreamscopeError(f"{what} file is not a picture dreamscope can read: {path} (give a PNG, JPEG or WebP)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DreamscopeError(f"{what} {path} declares an enormous size (a decompression bomb?); refusing to decode it") from None
+    except Image.DecompressionBombError:
+        raise DreamscopeError(
+            f"{what} {path} declares an enormous size, over the {MAX_PIXELS // 1_000_000} megapixel limit "
+            "(a decompression bomb?); refusing to decode it: use a smaller picture"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise DreamscopeError(f"{what} file is damaged or truncated: {path} ({exc}); re-export or re-download it") from None
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+    if img.mode.startswith("I"):  # 16-bit (or 32-bit integer) grey: scale the full range to 0-255, no stretching
+        array = np.asarray(img, dtype=np.float64).clip(0, None)
+        full = 65535.0 if img.mode.startswith("I;16") or array.max() <= 65535 else array.max()
+        return Image.fromarray((array / full * 255.0 + 0.5).astype(np.uint8)).convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # transparent areas become white
         return Image.alpha_composite(background, rgba).convert("RGB")
-    if img.mode == "I;16" or img.mode == "I":
-        array = np.asarray(img, dtype=np.float64)
-        array = array / max(array.max(), 1.0) * 255.0
-        return Image.fromarray(array.astype(np.uint8)).convert("RGB")
     return img.convert("RGB")
 
 
 def check_output_path(path: str | os.PathLike, formats=OUTPUT_FORMATS) -> Path:
     """Refuse an output path that cannot be written, before any work is done."""
     path = Path(path)
+    if path.is_dir():
+        raise DreamscopeError(f"output path is a folder: {path} (give a file name such as {path / 'dream.png'})")
     suffix = path.suffix.lower()
     if suffix not in formats:
         raise DreamscopeError(f"cannot write '{suffix or path.name}' files; name the output with one of {', '.join(sorted(formats))}")
@@ -80,8 +89,6 @@ def check_output_path(path: str | os.PathLike, formats=OUTPUT_FORMATS) -> Path:
         raise DreamscopeError(f"output folder does not exist: {parent} (create it first)")
     if not parent.is_dir():
         raise DreamscopeError(f"output folder is not a folder: {parent}")
-    if path.is_dir():
-        raise DreamscopeError(f"output path is a folder: {path} (give a file name such as {path / 'dream.png'})")
     if not os.access(parent, os.W_OK):
         raise DreamscopeError(f"cannot write into {parent} (permission denied)")
     return path
@@ -91,7 +98,7 @@ def save_image(img: Image.Image, path: str | os.PathLike) -> Path:
     """Write atomically: a temporary file beside the target, renamed over it once complete."""
     path = check_output_path(path)
     fmt = OUTPUT_FORMATS[path.suffix.lower()]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent if str(path.parent) else ".")
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
@@ -101,6 +108,18 @@ def save_image(img: Image.Image, path: str | os.PathLike) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new `.NAME.XXXX.part` file beside `path`. Unlike tempfile.mkstemp (always mode 0600), it is created
+    with the permissions the umask gives any new file, so the renamed output is readable like any other."""
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.part")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise DreamscopeError(f"cannot create a temporary file beside {path}")
 
 
 def to_tensor(img: Image.Image, device: torch.device | str = "cpu") -> torch.Tensor:

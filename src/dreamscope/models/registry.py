@@ -104,9 +104,9 @@ DEFAULT_MODEL = "efficientnet-lite0"
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        _lite_spec("efficientnet-lite0", "stage4.2", extra=False),
-        _lite_spec("efficientnet-lite1", "stage4.3", extra=True),
-        _lite_spec("efficientnet-lite2", "stage4.3", extra=True),
+        _lite_spec("efficientnet-lite0", "stage5.2", extra=False),
+        _lite_spec("efficientnet-lite1", "stage5.3", extra=True),
+        _lite_spec("efficientnet-lite2", "stage5.3", extra=True),
     )
 }
 

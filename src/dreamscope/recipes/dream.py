@@ -26,13 +26,14 @@ GUIDE_SIZE = 448  # the guide is described by its features at about twice the ne
 
 def octave_sizes(height: int, width: int, octaves: int, octave_scale: float) -> list[tuple[int, int]]:
     """Sizes (h, w) from smallest to the full size; each is octave_scale times the one before."""
-    return [
-        (max(1, round(height / octave_scale**k)), max(1, round(width / octave_scale**k)))
-        for k in reversed(range(octaves))
-    ]
+    sizes = []
+    for k in reversed(range(octaves)):
+        shrink = math.exp(-k * math.log(octave_scale))  # underflows to 0 for absurd settings instead of overflowing
+        sizes.append((max(1, round(height * shrink)), max(1, round(width * shrink))))
+    return sizes
 
 
-def check_settings(octaves, octave_scale, steps, step_size, jitter, tile_size, max_size) -> None:
+def check_settings(octaves, octave_scale, steps, step_size, jitter, tile_size, max_size, seed=0) -> None:
     def need(ok: bool, message: str):
         if not ok:
             raise DreamscopeError(message)
@@ -44,6 +45,7 @@ def check_settings(octaves, octave_scale, steps, step_size, jitter, tile_size, m
     need(isinstance(jitter, int) and jitter >= 0, f"jitter must be a whole number of pixels, 0 or more, got {jitter}")
     need(tile_size is None or (isinstance(tile_size, int) and tile_size >= 64), f"tile size must be at least 64 px, got {tile_size}")
     need(max_size is None or (isinstance(max_size, int) and max_size >= 32), f"max size must be at least 32 px, got {max_size}")
+    need(isinstance(seed, int) and 0 <= seed < 2**63, f"seed must be a whole number from 0 to 2**63-1, got {seed}")
 
 
 def build_objective(
@@ -112,7 +114,7 @@ def dream_iter(
     `layer` is a name, "a=1,b=0.5" or a list of such; `channels` is "3,17", "strongest:10", "weakest:10" or a
     list of indices; `guide` pulls the dream toward a guide picture's features.
     """
-    check_settings(octaves, octave_scale, steps, step_size, jitter, tile_size, max_size)
+    check_settings(octaves, octave_scale, steps, step_size, jitter, tile_size, max_size, seed)
     net = model if isinstance(model, LoadedModel) else load_model(model, device)
     image = images.limit_size(image.convert("RGB"), max_size)
     photo = images.to_tensor(image, net.device)

@@ -1,0 +1,119 @@
+"""Shared fixtures: small real photos and a runner for the real `dreamscope` command in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+PHOTO_SIZE = (160, 120)  # (width, height) of the `photo` fixtures: small enough to dream in a second
+
+
+def chelsea(size: tuple[int, int] | None = PHOTO_SIZE):
+    """scikit-image's cat photo as an RGB PIL image, resized to `size` (width, height), or full size for None."""
+    from PIL import Image
+    from skimage import data
+
+    img = Image.fromarray(data.chelsea())
+    return img if size is None else img.resize(size, Image.LANCZOS)
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    """One PNG chunk: length, type, payload, CRC over type and payload."""
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+
+
+def bomb_png_bytes(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A well-formed PNG header declaring width x height RGB pixels, with only a tiny IDAT behind it."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit, truecolour, deflate, no filter, no interlace
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture
+def photo():
+    """A small real photo (PIL image, 160x120 RGB)."""
+    return chelsea()
+
+
+@pytest.fixture
+def photo_path(tmp_path) -> Path:
+    """A small real photo (160x120 RGB) written as PNG into tmp_path."""
+    path = tmp_path / "photo.png"
+    chelsea().save(path)
+    return path
+
+
+@pytest.fixture
+def bad_pictures(tmp_path) -> dict[str, Path]:
+    """Files that are not usable pictures, by kind: empty, text (named .jpg), truncated PNG, decompression bomb."""
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    paths = {name: folder / file for name, file in
+             [("empty", "empty.png"), ("text", "photo.jpg"), ("truncated", "truncated.png"), ("bomb", "bomb.png")]}
+    paths["empty"].write_bytes(b"")
+    paths["text"].write_text("this is not a picture\n")
+    full = folder / "full.png"
+    chelsea().save(full)
+    data = full.read_bytes()
+    full.unlink()
+    paths["truncated"].write_bytes(data[: len(data) // 2])
+    paths["bomb"].write_bytes(bomb_png_bytes())
+    return paths
+
+
+class CliResult(NamedTuple):
+    """(returncode, stdout, stderr) of one run; a tuple, so it unpacks like one."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_python(*argv, cwd=None, env=None, timeout: float = 300) -> CliResult:
+    """Run `python ARGV` (this interpreter, this virtual environment) in a subprocess; never raises on failure."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, *map(str, argv)],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_dreamscope(*args, cwd=None, env=None, timeout: float = 300) -> CliResult:
+    """Run `python -m dreamscope ARGS` in a fresh interpreter, as a user would; never raises on failure."""
+    return run_python("-m", "dreamscope", *args, cwd=cwd, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """`run_cli(*args, cwd=None, env=None)` -> (returncode, stdout, stderr) of the real CLI in a subprocess."""
+    return run_dreamscope
+
+
+@pytest.fixture(scope="session")
+def run_cli_many():
+    """`run_cli_many([(args, cwd), ...])` -> results in the same order, several subprocesses at a time.
+
+    Each run costs a couple of seconds of interpreter start-up (importing torch); running them side by side
+    keeps a suite of many CLI checks fast.
+    """
+
+    def run_many(jobs, env=None, workers: int | None = None):
+        workers = workers or max(2, min(4, (os.cpu_count() or 2) + 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(run_dreamscope, *args, cwd=cwd, env=env) for args, cwd in jobs]
+            return [f.result() for f in futures]
+
+    return run_many

@@ -1,0 +1,303 @@
+"""The real `dreamscope` command, run in a subprocess as a user would.
+
+Every mistake must end in exactly one `error: ...` line on stderr that says how to fix it, a non-zero exit
+code, no traceback, and nothing written: no output file and no half-written temporary file.
+
+Each run pays a couple of seconds of interpreter start-up (torch), so all runs are started together, a few at
+a time, by one module fixture; the tests then check one result each. Malformed numbers, refused by argparse
+before anything else happens, share one interpreter (see USAGE).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import dreamscope
+
+from conftest import PHOTO_SIZE, bomb_png_bytes, chelsea, run_dreamscope, run_python
+
+QUICK = ["--steps", "2", "--octaves", "2"]
+
+
+@dataclass(frozen=True)
+class Bad:
+    args: tuple
+    needles: tuple  # substrings of the one error line: what is wrong and how to fix it
+    code: int = 1  # 1: a DreamscopeError, 2: a malformed command line
+
+
+def bad(*args, says, code=1):
+    return Bad(tuple(args), tuple([says] if isinstance(says, str) else says), code)
+
+
+# Paths are relative to a fresh folder per case holding: photo.png (160x120), small.png (40x40), empty.png,
+# photo.jpg (text), truncated.png, bomb.png, adir/ and outdir/ (empty folders).
+BAD = {
+    # pictures that are missing or unusable
+    "missing-input": bad("dream", "nowhere/photo.png", says=["image file not found: nowhere/photo.png", "check the path"]),
+    "empty-file": bad("dream", "empty.png", says=["empty", "give a PNG"]),
+    "text-named-jpg": bad("dream", "photo.jpg", says=["not a picture", "give a PNG"]),
+    "truncated-png": bad("dream", "truncated.png", says=["damaged or truncated", "re-export"]),
+    "decompression-bomb": bad("dream", "bomb.png", says=["decompression bomb", "megapixel limit", "smaller picture"]),
+    "input-is-folder": bad("dream", "adir", says=["folder", "picture inside it"]),
+    # names
+    "unknown-layer": bad("dream", "photo.png", "--layer", "stage9", says=["no layer 'stage9'", "did you mean stage", "dreamscope layers"]),
+    "unknown-model": bad("dream", "photo.png", "--model", "efficientnet-lite9", says=["unknown model 'efficientnet-lite9'", "did you mean efficientnet-lite", "dreamscope models"]),
+    "channels-foo": bad("dream", "photo.png", "--channels", "foo", says=["bad channel spec 'foo'", "strongest:10"]),
+    "channels-strongest-0": bad("dream", "photo.png", "--channels", "strongest:0", says=["bad channel spec 'strongest:0'", "strongest:10"]),
+    "channel-out-of-range": bad("dream", "photo.png", "--channels", "5000", says=["channel 5000 is out of range", "channels 0-"]),
+}
+# Malformed numbers all stop in argparse, before any model or picture is touched; to save seven interpreter
+# start-ups they run one after another in a single interpreter, through the same `python -m dreamscope` entry
+# point (runpy), each with its own stdout, stderr and working folder (see USAGE_DRIVER).
+USAGE = {
+    "steps-negative": bad("dream", "photo.png", "--steps", "-3", says=["--steps", "whole number of at least 1", "'-3'"], code=2),
+    "steps-not-a-number": bad("dream", "photo.png", "--steps", "abc", says=["--steps", "whole number of at least 1", "'abc'"], code=2),
+    "octaves-zero": bad("dream", "photo.png", "--octaves", "0", says=["--octaves", "whole number of at least 1"], code=2),
+    "step-size-negative": bad("dream", "photo.png", "--step-size", "-1", says=["--step-size", "positive number"], code=2),
+    "step-size-nan": bad("dream", "photo.png", "--step-size", "nan", says=["--step-size", "positive number", "'nan'"], code=2),
+    "jitter-negative": bad("dream", "photo.png", "--jitter", "-1", says=["--jitter", "0 or more"], code=2),
+    "octave-scale-below-1": bad("dream", "photo.png", "--octave-scale", "0.5", says=["--octave-scale", "at least 1.0"], code=2),
+    "classify-top-0": bad("classify", "photo.png", "--top", "0", says=["--top", "whole number of at least 1"], code=2),
+}
+BAD.update({
+    # outputs
+    "output-folder-missing": bad("dream", "photo.png", "-o", "/nonexistent/dir/out.png", says=["output folder does not exist: /nonexistent/dir", "create it first"]),
+    "output-extension": bad("dream", "photo.png", "-o", "out.xyz", says=["cannot write '.xyz' files", ".png"]),
+    "output-is-folder": bad("dream", "photo.png", "-o", "outdir", says=["output path is a folder: outdir", "give a file name"]),
+    # guide
+    "guide-missing": bad("dream", "photo.png", "--guide", "nothere.png", says=["guide image file not found: nothere.png", "check the path"]),
+    "guide-not-a-picture": bad("dream", "photo.png", "--guide", "photo.jpg", says=["guide image file is not a picture", "give a PNG"]),
+    # sizes: default settings (4 octaves of 1.4) shrink 40 px to 15 px
+    "octave-too-small": bad("dream", "small.png", says=["smallest octave", "fewer --octaves"]),
+    # other commands
+    "classify-missing": bad("classify", "missing.png", says=["image file not found: missing.png", "check the path"]),
+    "layers-unknown-model": bad("layers", "--model", "nope", says=["unknown model 'nope'", "dreamscope models"]),
+    "device-banana": bad("dream", "photo.png", "--device", "banana", says=["unknown device 'banana'", "use auto, cpu"]),
+})
+if not torch.cuda.is_available():
+    BAD["device-cuda-missing"] = bad("dream", "photo.png", "--device", "cuda", says=["CUDA", "not available", "--device cpu"])
+
+GOOD = {
+    "dream-png": ("dream", "photo.png", *QUICK),
+    "dream-jpg": ("dream", "photo.png", "-o", "outdir/dream.jpg", *QUICK, "--quiet"),
+    "layers-json": ("layers", "--json"),
+    "models-json": ("models", "--json"),
+    "classify-json": ("classify", "chelsea.png", "--json"),
+    "version": ("--version",),
+    "sample": ("sample", "coffee", "x.png"),
+}
+
+
+# Runs `python -m dreamscope ARGS` (as runpy does for -m) once per [folder, args] job in argv[1] (JSON), with
+# fds 1 and 2 redirected to files per job; prints the [exit code, stdout, stderr] of each as JSON on real stdout.
+USAGE_DRIVER = r"""
+import json, os, runpy, sys, tempfile, traceback
+results, real_out, real_err = [], os.dup(1), os.dup(2)
+for folder, args in json.loads(sys.argv[1]):
+    os.chdir(folder)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush(); sys.stderr.flush()
+        os.dup2(out.fileno(), 1); os.dup2(err.fileno(), 2)
+        sys.argv = ["dreamscope", *args]
+        try:
+            runpy.run_module("dreamscope", run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        except BaseException:
+            traceback.print_exc(); code = 1
+        sys.stdout.flush(); sys.stderr.flush()
+        texts = []
+        for handle in (out, err):
+            handle.seek(0); texts.append(handle.read().decode())
+        results.append([code, *texts])
+os.dup2(real_out, 1); os.dup2(real_err, 2)
+print(json.dumps(results))
+"""
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    folder: Path
+    before: set
+
+
+def snapshot(folder: Path) -> set:
+    """Every path under folder, with size and time of files: any new, changed or removed file shows up."""
+    return {(str(p.relative_to(folder)), *((p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else ())) for p in folder.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Run]:
+    root = tmp_path_factory.mktemp("cli")
+    photo_png = root / "photo.png"
+    chelsea().save(photo_png)
+    photo_bytes = photo_png.read_bytes()
+    small = root / "small.png"
+    chelsea((40, 40)).save(small)
+    files = {
+        "photo.png": photo_bytes,
+        "small.png": small.read_bytes(),
+        "empty.png": b"",
+        "photo.jpg": b"this is a text file, not a picture\n",
+        "truncated.png": photo_bytes[: len(photo_bytes) // 2],
+        "bomb.png": bomb_png_bytes(100_000, 100_000),
+    }
+    folders = {}
+    for name in [*BAD, *USAGE, *GOOD]:
+        folder = root / name
+        folder.mkdir()
+        for file, data in files.items():
+            (folder / file).write_bytes(data)
+        (folder / "adir").mkdir()
+        (folder / "outdir").mkdir()
+        if name == "classify-json":
+            chelsea(None).save(folder / "chelsea.png")  # full size, as the network is meant to see it
+        folders[name] = (folder, snapshot(folder))
+    single = {**{name: case.args for name, case in BAD.items()}, **GOOD}
+    batch = [[str(folders[name][0]), list(case.args)] for name, case in USAGE.items()]
+    # One torch thread per run: several runs share few cores, and idle threads would only spin.
+    env = {"OMP_NUM_THREADS": "1"}
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        together = pool.submit(run_python, "-c", USAGE_DRIVER, json.dumps(batch), env=env)
+        futures = {name: pool.submit(run_dreamscope, *args, cwd=folders[name][0], env=env) for name, args in single.items()}
+        results = {name: future.result() for name, future in futures.items()}
+        driver = together.result()
+    assert driver.returncode == 0 and not driver.stderr, driver.stderr
+    results.update(zip(USAGE, json.loads(driver.stdout)))
+    return {name: Run(*result, *folders[name]) for name, result in results.items()}
+
+
+def error_line(run: Run) -> str:
+    """The single `error: ...` line of a failed run (after checking there is exactly one and no traceback)."""
+    assert "Traceback" not in run.stderr and "Traceback" not in run.stdout, run.stderr
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{run.stderr}"
+    assert lines[0].startswith("error: ") and lines[0][len("error: "):].strip(), lines[0]
+    return lines[0]
+
+
+def assert_nothing_written(run: Run):
+    assert snapshot(run.folder) == run.before, "files were written or changed"
+    assert not list(run.folder.rglob("*.part")), "a temporary file was left behind"
+    assert not Path("/nonexistent").exists()
+
+
+@pytest.mark.parametrize("case", [*BAD, *USAGE])
+def test_bad_input_is_one_clear_error_and_writes_nothing(runs, case):
+    run, expected = runs[case], {**BAD, **USAGE}[case]
+    line = error_line(run)
+    assert run.returncode == expected.code, (run.returncode, line)
+    for needle in expected.needles:
+        assert needle in line, f"{needle!r} not in {line!r}"
+    assert run.stdout == ""
+    assert_nothing_written(run)
+
+
+def test_unknown_names_suggest_real_ones(runs):
+    layers = {row["name"] for row in json.loads(runs["layers-json"].stdout)}
+    models = {row["name"] for row in json.loads(runs["models-json"].stdout)}
+    for case, known in (("unknown-layer", layers), ("unknown-model", models)):
+        match = re.search(r"did you mean ([^?]+)\?", error_line(runs[case]))
+        assert match, runs[case].stderr
+        suggested = match.group(1).split(", ")
+        assert suggested and set(suggested) <= known, (suggested, known)
+
+
+def ok(run: Run) -> Run:
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    return run
+
+
+def test_dream_writes_png_of_the_same_size_beside_the_input(runs):
+    run = ok(runs["dream-png"])
+    out = run.folder / "photo_dream.png"
+    assert run.stderr.splitlines() == ["wrote photo_dream.png"]  # no progress bar when stderr is not a terminal
+    assert snapshot(run.folder) == run.before | {("photo_dream.png", out.stat().st_size, out.stat().st_mtime_ns)}
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.size == PHOTO_SIZE and img.mode == "RGB"
+        dreamed = img.convert("RGB")
+    with Image.open(run.folder / "photo.png") as original:
+        diff = sum(abs(a - b) for a, b in zip(dreamed.tobytes(), original.convert("RGB").tobytes()))
+    assert diff / len(dreamed.tobytes()) > 1.0, "the output should differ from the input: it dreamed"
+
+
+def test_dream_writes_jpeg_when_asked(runs):
+    run = ok(runs["dream-jpg"])
+    out = run.folder / "outdir" / "dream.jpg"
+    assert run.stderr.splitlines() == ["wrote outdir/dream.jpg"]
+    assert snapshot(run.folder) == run.before | {("outdir/dream.jpg", out.stat().st_size, out.stat().st_mtime_ns)}
+    with Image.open(out) as img:
+        assert img.format == "JPEG" and img.size == PHOTO_SIZE
+
+
+def test_layers_json(runs):
+    rows = json.loads(ok(runs["layers-json"]).stdout)
+    assert isinstance(rows, list) and rows
+    for row in rows:
+        assert set(row) == {"name", "channels", "stride", "default"}
+        assert isinstance(row["name"], str) and isinstance(row["default"], bool)
+        assert isinstance(row["channels"], int) and row["channels"] > 0
+        assert isinstance(row["stride"], int) and row["stride"] >= 1
+    assert len({row["name"] for row in rows}) == len(rows)
+    assert sum(row["default"] for row in rows) == 1
+
+
+def test_models_json(runs):
+    rows = json.loads(ok(runs["models-json"]).stdout)
+    assert isinstance(rows, list)
+    for row in rows:
+        assert {"name", "weights_present", "how_to_get"} <= set(row)
+        assert isinstance(row["weights_present"], bool) and row["how_to_get"]
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["efficientnet-lite0"]["weights_present"] is True
+
+
+def test_classify_json_finds_the_cat(runs):
+    rows = json.loads(ok(runs["classify-json"]).stdout)
+    assert len(rows) == 5  # the default --top
+    assert all({"label", "probability"} <= set(row) for row in rows)
+    probabilities = [row["probability"] for row in rows]
+    assert probabilities == sorted(probabilities, reverse=True) and 0 <= probabilities[-1] and sum(probabilities) <= 1 + 1e-6
+    assert rows[0]["label"] == "Egyptian cat"
+
+
+def test_version(runs):
+    assert ok(runs["version"]).stdout.strip() == f"dreamscope {dreamscope.__version__}"
+
+
+def test_sample_writes_the_photo(runs):
+    from skimage import data
+
+    run = ok(runs["sample"])
+    assert run.stderr.splitlines() == ["wrote x.png"]
+    with Image.open(run.folder / "x.png") as img:
+        height, width = data.coffee().shape[:2]
+        assert img.format == "PNG" and img.size == (width, height)
+
+
+def test_closed_stdout_pipe_is_not_a_traceback(tmp_path):
+    """`dreamscope layers | head -1`: the reader goes away before the listing is printed."""
+    proc = subprocess.Popen([sys.executable, "-m", "dreamscope", "layers"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    proc.stdout.close()  # closed long before the child has imported torch and loaded the model
+    stderr = proc.stderr.read().decode()
+    proc.wait(timeout=300)
+    proc.stderr.close()
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert stderr == ""
