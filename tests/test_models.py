@@ -121,3 +121,15 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(DreamscopeError, match="not available"):
             registry.resolve_device("cuda")
+
+
+def test_folding_batchnorm_keeps_the_function():
+    spec = get_spec("efficientnet-lite0")
+    net = spec.build().eval()
+    net.load_state_dict(registry.load_state_dict_file(spec.weights.path()))
+    x = torch.rand(2, 3, 97, 131)  # odd sizes: padding must be untouched by folding
+    with torch.no_grad():
+        before = net(x)
+        after = net.fold_batchnorm()(x)
+    assert torch.allclose(before, after, atol=1e-3)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())

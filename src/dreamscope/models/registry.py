@@ -172,6 +172,9 @@ def _load_cached(name: str, device: torch.device) -> LoadedModel:
         net.load_state_dict(load_state_dict_file(spec.weights.path()), strict=True)
     except RuntimeError as exc:
         raise DreamscopeError(f"weights for {name} do not fit its architecture: {str(exc).splitlines()[0]}") from None
-    net.eval().requires_grad_(False).to(device)
+    net.eval().requires_grad_(False)
+    if hasattr(net, "fold_batchnorm"):
+        net.fold_batchnorm()
+    net.to(device)
     layers = {row[0]: LayerInfo(*row) for row in net.layer_table()}
     return LoadedModel(spec=spec, net=net, layers=layers, device=device)
