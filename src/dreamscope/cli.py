@@ -48,6 +48,18 @@ positive_float = _number(float, 0.0, "a positive number", strict=True)
 scale_float = _number(float, 1.0, "a number of at least 1.0")
 
 
+def tile_setting(text: str):
+    if text.lower() in ("auto", "off"):
+        return {"auto": "auto", "off": None}[text.lower()]
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 64:
+        raise argparse.ArgumentTypeError(f"expected auto, off or a tile size of at least 64 px, got '{text}'")
+    return value
+
+
 def _add_model(parser):
     from .models import DEFAULT_MODEL
 
@@ -74,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--step-size", type=positive_float, default=dream_recipe.STEP_SIZE, help="step as a fraction of the colour range (default %(default)s)")
     d.add_argument("--jitter", type=non_negative_int, default=dream_recipe.JITTER, help="random shift in pixels each step (default %(default)s)")
     d.add_argument("--max-size", type=positive_int, help="downscale the input so its longest side is at most this many pixels")
-    d.add_argument("--tile", type=positive_int, default=dream_recipe.TILE_SIZE, help="process larger pictures in tiles of this size to bound memory (default %(default)s)")
+    d.add_argument("--tile", type=tile_setting, default=dream_recipe.TILE, metavar="auto|off|PX",
+                   help="process big pictures in tiles to bound memory; auto: 384 px tiles above 1 megapixel (default)")
     d.add_argument("--seed", type=non_negative_int, default=dream_recipe.SEED, help="random seed; same seed, same picture (default %(default)s)")
     d.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -20,7 +20,9 @@ STEPS = 10
 STEP_SIZE = 0.015
 JITTER = 32
 SEED = 0
-TILE_SIZE = 512
+TILE = "auto"  # tiles only when a picture is big enough for memory to matter
+AUTO_TILE_SIZE = 384  # measured: the lowest 4K peak memory without losing speed (2.0 GiB, see docs/benchmarks.md)
+AUTO_TILE_ABOVE = 1024 * 1024  # pixels; an untiled 1 MP step peaks under 2 GiB
 GUIDE_SIZE = 448  # the guide is described by its features at about twice the networks' training size
 
 
@@ -43,7 +45,8 @@ def check_settings(octaves, octave_scale, steps, step_size, jitter, tile_size, m
     need(isinstance(steps, int) and steps >= 1, f"steps must be a whole number of at least 1, got {steps}")
     need(math.isfinite(step_size) and step_size > 0, f"step size must be a positive number, got {step_size}")
     need(isinstance(jitter, int) and jitter >= 0, f"jitter must be a whole number of pixels, 0 or more, got {jitter}")
-    need(tile_size is None or (isinstance(tile_size, int) and tile_size >= 64), f"tile size must be at least 64 px, got {tile_size}")
+    need(tile_size in (None, "auto") or (isinstance(tile_size, int) and tile_size >= 64),
+         f"tile size must be 'auto', None (no tiling) or at least 64 px, got {tile_size}")
     need(max_size is None or (isinstance(max_size, int) and max_size >= 32), f"max size must be at least 32 px, got {max_size}")
     need(isinstance(seed, int) and 0 <= seed < 2**63, f"seed must be a whole number from 0 to 2**63-1, got {seed}")
 
@@ -106,13 +109,14 @@ def dream_iter(
     guide: Image.Image | None = None,
     max_size: int | None = None,
     seed: int = SEED,
-    tile_size: int | None = TILE_SIZE,
+    tile_size: int | str | None = TILE,
     device: str | None = None,
 ) -> Iterator[Progress]:
     """Dream `image`, yielding a Progress event after every step; the last event has done=True and the result.
 
     `layer` is a name, "a=1,b=0.5" or a list of such; `channels` is "3,17", "strongest:10", "weakest:10" or a
-    list of indices; `guide` pulls the dream toward a guide picture's features.
+    list of indices; `guide` pulls the dream toward a guide picture's features. `tile_size`: "auto" tiles
+    octaves over a megapixel in 384 px tiles, an int tiles any picture larger than that, None never tiles.
     """
     check_settings(octaves, octave_scale, steps, step_size, jitter, tile_size, max_size, seed)
     net = model if isinstance(model, LoadedModel) else load_model(model, device)
@@ -141,7 +145,10 @@ def _octaves(net, objective, photo, sizes, steps, step_size, jitter, generator, 
     for octave, size in enumerate(sizes, start=1):
         base = images.resize(photo, size)
         x = (base + images.resize(detail, size)).clamp_(0.0, 1.0)
-        for step, loss, x in render.ascend(net, objective, x, steps, step_size, jitter, generator, tile_size):
+        tile = tile_size
+        if tile == "auto":
+            tile = AUTO_TILE_SIZE if size[0] * size[1] > AUTO_TILE_ABOVE else None
+        for step, loss, x in render.ascend(net, objective, x, steps, step_size, jitter, generator, tile):
             yield Progress(octave, len(sizes), step, steps, loss, x)
         detail = x - base  # only what the dream added travels to the next, larger octave
         result = x
