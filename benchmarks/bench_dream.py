@@ -12,7 +12,7 @@ Run from the repository root (`make bench`, or `.venv/bin/python benchmarks/benc
    Both use the same jitter shifts (same seed). FLOPs (forward + backward) come from
    `torch.utils.flop_counter.FlopCounterMode`, which counts convolutions and matrix products only.
 2. Peak memory (the child's peak RSS) and wall time of `python -m dreamscope dream` on a 3840x2160 photo with
-   default settings except `--steps`, tiled (default `--tile`) and untiled (`--tile 100000`).
+   default settings except `--steps`, tiled (default `--tile auto`) and untiled (`--tile off`).
 
 `--quick` shrinks everything for a smoke run. `--json PATH` writes the figures.
 """
