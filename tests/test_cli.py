@@ -86,6 +86,15 @@ BAD.update({
     "layers-unknown-model": bad("layers", "--model", "nope", says=["unknown model 'nope'", "dreamscope models"]),
     "device-banana": bad("dream", "photo.png", "--device", "banana", says=["unknown device 'banana'", "use auto, cpu"]),
 })
+BAD.update({
+    # visualize
+    "visualize-unknown-class": bad("visualize", "--class", "bananna", "-o", "v.png", says=["unknown class 'bananna'", "did you mean banana"]),
+    "visualize-channel-range": bad("visualize", "--channel", "stage5.2:500", "-o", "v.png", says=["channel 500 is out of range", "channels 0-111"]),
+    "visualize-bad-layer": bad("visualize", "--channels", "stage9", "-o", "v.png", says=["no layer 'stage9'", "did you mean"]),
+    "visualize-bad-unit": bad("visualize", "--neuron", "stage5.2", "-o", "v.png", says=["bad unit 'stage5.2'", "LAYER:INDEX"]),
+    "visualize-no-target": bad("visualize", "-o", "v.png", says=["one of the arguments --class --channel --neuron --channels is required"], code=2),
+    "visualize-init-missing": bad("visualize", "--class", "banana", "--init", "nothere.png", "-o", "v.png", says=["init image file not found"]),
+})
 if not torch.cuda.is_available():
     BAD["device-cuda-missing"] = bad("dream", "photo.png", "--device", "cuda", says=["CUDA", "not available", "--device cpu"])
 
@@ -96,6 +105,7 @@ GOOD = {
     "models-json": ("models", "--json"),
     "classify-json": ("classify", "chelsea.png", "--json"),
     "version": ("--version",),
+    "visualize-sheet": ("visualize", "--channels", "stage3.1", "--grid", "4", "--size", "64", "--steps", "5", "-o", "sheet.png"),
     "sample": ("sample", "coffee", "x.png"),
 }
 
@@ -301,3 +311,10 @@ def test_closed_stdout_pipe_is_not_a_traceback(tmp_path):
     proc.stderr.close()
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
     assert stderr == ""
+
+
+def test_visualize_writes_a_contact_sheet(runs):
+    run = ok(runs["visualize-sheet"])
+    assert run.stderr.splitlines() == ["wrote sheet.png"]
+    with Image.open(run.folder / "sheet.png") as img:
+        assert img.size == (2 * 64 + 4, 2 * 64 + 4)

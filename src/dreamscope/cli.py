@@ -14,6 +14,7 @@ from pathlib import Path
 from . import __version__, images
 from .errors import DreamscopeError, UsageError
 from .recipes import dream as dream_recipe
+from .recipes import visualize as visualize_recipe
 
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # what shells report for a program stopped by SIGPIPE
@@ -93,6 +94,30 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     d.set_defaults(run=_cmd_dream)
 
+    v = commands.add_parser("visualize", help="grow a picture of what a class, channel or neuron responds to",
+                            description="Grow pictures from noise that maximize a class, a channel or a neuron.")
+    target = v.add_mutually_exclusive_group(required=True)
+    target.add_argument("--class", dest="class_name", metavar="NAME", help="ImageNet class name or index, e.g. banana")
+    target.add_argument("--channel", metavar="LAYER:INDEX", help="one channel of a layer, e.g. stage5.2:17")
+    target.add_argument("--neuron", metavar="LAYER:INDEX", help="the centre unit of a channel")
+    target.add_argument("--channels", metavar="LAYER", help="contact sheet of a layer's first --grid channels")
+    v.add_argument("-o", "--output", required=True, help="where to write the picture (a sheet when there are several)")
+    _add_model(v)
+    v.add_argument("--grid", type=positive_int, default=16, help="how many channels for --channels (default %(default)s)")
+    v.add_argument("--samples", type=positive_int, default=1, help="how many different pictures (default %(default)s)")
+    v.add_argument("--diversity", type=_number(float, 0.0, "a number, 0 or more"), default=0.0,
+                   help="reward samples for differing in style (try 1; default %(default)s)")
+    v.add_argument("--size", type=positive_int, default=visualize_recipe.SIZE, help="picture side in pixels (default %(default)s)")
+    v.add_argument("--steps", type=positive_int, default=visualize_recipe.STEPS, help="optimization steps (default %(default)s)")
+    v.add_argument("--learning-rate", type=positive_float, default=visualize_recipe.LEARNING_RATE, help="Adam step (default %(default)s)")
+    v.add_argument("--init", metavar="IMAGE", help="start from this photo instead of noise")
+    v.add_argument("--no-priors", action="store_true",
+                   help="plain pixels and no transforms: shows the adversarial noise the priors prevent")
+    v.add_argument("--seed", type=non_negative_int, default=visualize_recipe.SEED, help="random seed (default %(default)s)")
+    v.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    v.set_defaults(run=_cmd_visualize)
+
     lay = commands.add_parser("layers", help="list a model's dreamable layers")
     _add_model(lay)
     lay.add_argument("--json", action="store_true", help="machine-readable output")
@@ -139,6 +164,39 @@ def _cmd_dream(args) -> int:
                 bar.update(1)
     images.save_image(last.image, output)
     print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_visualize(args) -> int:
+    from tqdm import tqdm
+
+    from .models import load_model
+
+    init = images.load_image(args.init, what="init image") if args.init else None
+    images.check_output_path(args.output)
+    model = load_model(args.model, args.device)
+    samples = args.samples
+    if args.class_name is not None:
+        target = args.class_name
+    elif args.channels is not None:
+        target = visualize_recipe.channel_sheet(model, args.channels, args.grid)
+        samples = min(args.grid, model.layer(args.channels).channels)
+    else:
+        target = visualize_recipe.unit(model, args.channel or args.neuron, "neuron" if args.neuron else "channel")
+    events = visualize_recipe.visualize_iter(
+        target, model=model, size=args.size, samples=samples, diversity=args.diversity, steps=args.steps,
+        learning_rate=args.learning_rate, init=init, seed=args.seed,
+        param="pixels" if args.no_priors else "fft", robust=not args.no_priors,
+    )
+    last = None
+    with tqdm(total=args.steps, desc="visualizing", unit="step", disable=True if args.quiet else None, file=sys.stderr, leave=False) as bar:
+        for last in events:
+            bar.set_postfix_str(f"objective {last.loss:.3g}")
+            bar.update(1)
+    pictures = [images.to_pil(last.tensor[i : i + 1]) for i in range(last.tensor.shape[0])]
+    result = pictures[0] if len(pictures) == 1 else visualize_recipe.contact_sheet(pictures)
+    images.save_image(result, args.output)
+    print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 

@@ -138,3 +138,80 @@ def parse_layer_weights(specs: str | Sequence[str]) -> list[tuple[str, float]]:
     if not parsed:
         raise DreamscopeError("no layer given; name one, e.g. --layer stage4.2 (see: dreamscope layers)")
     return parsed
+
+
+# Feature-visualization objectives. "logits" is the network's class scores; "image" is the rendered picture
+# itself (before transforms), supplied by the optimization loop for priors such as total variation.
+LOGITS = "logits"
+IMAGE = "image"
+
+
+def class_logit(name_or_index: str | int) -> Objective:
+    """The logit (pre-softmax score) of an ImageNet class, by name ("banana") or index."""
+    from .models.classes import imagenet_labels, resolve_class
+
+    index = resolve_class(name_or_index)
+    return Objective(lambda a: a[LOGITS][:, index].mean(), [LOGITS], f"class({imagenet_labels()[index]})")
+
+
+def channel(layer: str, index: int) -> Objective:
+    """Mean activation of one channel over all positions."""
+    return Objective(lambda a: a[layer][:, index].mean(), [layer], f"channel({layer}:{index})")
+
+
+def neuron(layer: str, index: int) -> Objective:
+    """Activation of one channel at the centre position only (a single unit)."""
+
+    def fn(a: Activations) -> torch.Tensor:
+        act = a[layer]
+        return act[:, index, act.shape[-2] // 2, act.shape[-1] // 2].mean()
+
+    return Objective(fn, [layer], f"neuron({layer}:{index})")
+
+
+def direction(layer: str, vector: torch.Tensor | Sequence[float]) -> Objective:
+    """Projection of each position's activation vector on a direction in the layer's channel space."""
+    vector = torch.as_tensor(vector, dtype=torch.float32).flatten()
+    vector = vector / vector.norm().clamp(min=1e-8)
+
+    def fn(a: Activations) -> torch.Tensor:
+        act = a[layer]
+        if act.shape[1] != vector.numel():
+            raise DreamscopeError(f"direction has {vector.numel()} values but layer {layer} has {act.shape[1]} channels")
+        return (act * vector.to(act).view(1, -1, 1, 1)).sum(1).mean()
+
+    return Objective(fn, [layer], f"direction({layer})")
+
+
+def diversity(layer: str) -> Objective:
+    """Minus the mean cosine similarity of the batch's Gram matrices at a layer: rewards different styles."""
+
+    def fn(a: Activations) -> torch.Tensor:
+        act = a[layer]
+        batch = act.shape[0]
+        if batch < 2:
+            return act.new_zeros(())
+        flat = act.flatten(2)
+        grams = torch.nn.functional.normalize((flat @ flat.transpose(1, 2)).flatten(1), dim=1)
+        similarity = grams @ grams.T
+        return -(similarity.sum() - similarity.diagonal().sum()) / (batch * (batch - 1))
+
+    return Objective(fn, [layer], f"diversity({layer})")
+
+
+def total_variation() -> Objective:
+    """Mean absolute difference between neighbouring pixels of the picture (subtract it to smooth)."""
+
+    def fn(a: Activations) -> torch.Tensor:
+        x = a[IMAGE]
+        return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+
+    return Objective(fn, [IMAGE], "total_variation")
+
+
+def parse_unit(spec: str) -> tuple[str, int]:
+    """'stage5.2:17' -> ('stage5.2', 17)."""
+    layer, sep, index = str(spec).rpartition(":")
+    if not sep or not layer or not index.strip().isdigit():
+        raise DreamscopeError(f"bad unit '{spec}'; write LAYER:INDEX, e.g. stage5.2:17")
+    return layer.strip(), int(index)

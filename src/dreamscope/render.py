@@ -15,7 +15,7 @@ import torch
 
 from . import images, taps, transforms
 from .models import LoadedModel
-from .objectives import Objective
+from .objectives import IMAGE, Objective
 
 
 @dataclass
@@ -153,3 +153,31 @@ def _find_malloc_trim():
 
 
 _malloc_trim = _find_malloc_trim()
+
+
+def optimize(
+    model: LoadedModel,
+    objective: Objective,
+    param: torch.nn.Module,
+    steps: int,
+    learning_rate: float,
+    generator: torch.Generator,
+    transform=None,
+) -> Iterator[Progress]:
+    """Adam on an image parameterization to maximize `objective`; yields Progress after every step.
+
+    `transform(x, generator)` is applied to the rendered picture before the network sees it (transformation
+    robustness); the untransformed picture is available to objectives as activations["image"].
+    """
+    optimizer = torch.optim.Adam(param.parameters(), lr=learning_rate)
+    layers = [name for name in objective.layers if name != IMAGE]
+    for step in range(1, steps + 1):
+        picture = param()
+        seen = transform(picture, generator) if transform is not None else picture
+        acts = activations(model, layers, seen)
+        acts[IMAGE] = picture
+        loss = objective(acts)
+        optimizer.zero_grad(set_to_none=True)
+        (-loss).backward()
+        optimizer.step()
+        yield Progress(1, 1, step, steps, float(loss.detach()), picture.detach())

@@ -54,6 +54,8 @@ class ModelSpec:
     default_layer: str
     to_input: Callable[[torch.Tensor], torch.Tensor]  # RGB in [0, 1] -> the network's own input range
     extra: bool = False  # optional: not installed by default
+    logits_module: str = "_fc"  # the module whose output is the class scores
+    num_classes: int = 1000
 
 
 @dataclass
@@ -70,6 +72,8 @@ class LoadedModel:
         return self.spec.name
 
     def layer(self, name: str) -> LayerInfo:
+        if name == "logits":  # the class scores, for class objectives; not a dreamable layer
+            return LayerInfo("logits", self.spec.logits_module, self.spec.num_classes, max(i.stride for i in self.layers.values()))
         if name not in self.layers:
             raise DreamscopeError(
                 f"model {self.name} has no layer '{name}'{suggest(name, self.layers)}; "
