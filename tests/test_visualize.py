@@ -58,7 +58,7 @@ def test_diversity_makes_samples_differ_in_style(model):
         with torch.no_grad():
             return float(similarity(render.activations(model, [layer], batch)))
 
-    settings = dict(samples=2, size=128, steps=50)
+    settings = dict(samples=3, size=128, steps=60)
     plain = ds.visualize("dumbbell", **settings)
     diverse = ds.visualize("dumbbell", diversity=2.0, **settings)
     assert spread(diverse) > spread(plain)
