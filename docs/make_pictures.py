@@ -47,5 +47,17 @@ def main() -> None:
     ]), "options.jpg")
 
 
+def visualize_pictures() -> None:
+    from dreamscope.recipes.visualize import channel_sheet, contact_sheet
+
+    with_priors = ds.visualize("banana")[0]
+    without = ds.visualize("banana", param="pixels", robust=False)[0]
+    save(row([labelled(with_priors, "--class banana"), labelled(without, "--class banana --no-priors")]), "priors.jpg")
+    model = ds.load_model()
+    sheet = ds.visualize(channel_sheet(model, "stage4.2", 8), samples=8, size=128)
+    save(contact_sheet(sheet, columns=8), "channels.jpg")
+
+
 if __name__ == "__main__":
     main()
+    visualize_pictures()
