@@ -58,9 +58,9 @@ def test_diversity_makes_samples_differ_in_style(model):
         with torch.no_grad():
             return float(similarity(render.activations(model, [layer], batch)))
 
-    settings = dict(samples=3, size=128, steps=60)
+    settings = dict(samples=3, size=128, steps=100)
     plain = ds.visualize("dumbbell", **settings)
-    diverse = ds.visualize("dumbbell", diversity=2.0, **settings)
+    diverse = ds.visualize("dumbbell", diversity=5.0, **settings)
     assert spread(diverse) > spread(plain)
     arrays = [np.asarray(p, dtype=float) for p in diverse]
     assert np.abs(arrays[0] - arrays[1]).mean() > 10
