@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # The CPU build of PyTorch, found locally; installing torch first keeps pip from pulling CUDA builds.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test install install-dev bench clean
+.PHONY: demo test install install-dev bench quality clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_dream.py
+
+quality: $(VENV)/.installed-dev
+	$(PY) benchmarks/quality_visualize.py
 
 clean:
 	rm -rf $(VENV) coffee.png dream.png .pytest_cache
