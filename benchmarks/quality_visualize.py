@@ -43,7 +43,7 @@ from dreamscope import images
 from dreamscope.models import DEFAULT_MODEL, imagenet_labels, load_model
 from dreamscope.models.classes import resolve_class
 from dreamscope.recipes.classify import class_probabilities
-from dreamscope.recipes.visualize import visualize
+from dreamscope.recipes.visualize import contact_sheet, visualize
 
 # Fixed before any run: animals, food, objects, buildings, plants and scenes, easy and hard alike.
 CLASSES = [
@@ -90,16 +90,6 @@ def label(picture: Image.Image, text: str, size: int = TILE) -> Image.Image:
     draw.rectangle((0, 0, 6 * len(text) + 6, 13), fill="black")
     draw.text((3, 1), text, fill="white")
     return tile
-
-
-def contact_sheet(tiles: list[Image.Image], columns: int = 6, gap: int = 4) -> Image.Image:
-    columns = min(columns, len(tiles))
-    rows = -(-len(tiles) // columns)
-    width, height = tiles[0].size
-    sheet = Image.new("RGB", (columns * width + (columns - 1) * gap, rows * height + (rows - 1) * gap), "white")
-    for i, tile in enumerate(tiles):
-        sheet.paste(tile, ((i % columns) * (width + gap), (i // columns) * (height + gap)))
-    return sheet
 
 
 def save_sheet(sheet: Image.Image, path: Path) -> None:
@@ -192,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at the end {load_end[0]:.2f}")
 
     if args.sheet:
-        save_sheet(contact_sheet(tiles), args.sheet)
+        save_sheet(contact_sheet(tiles, columns=min(6, len(tiles))), args.sheet)
         print("wrote", args.sheet)
     if args.json:
         record = {

@@ -41,6 +41,14 @@ def bomb_png_bytes(width: int = 100_000, height: int = 100_000) -> bytes:
     )
 
 
+@pytest.fixture(scope="session")
+def model():
+    """The default network, loaded once (load_model caches it too; this keeps tests from naming it)."""
+    import dreamscope
+
+    return dreamscope.load_model()
+
+
 @pytest.fixture
 def photo():
     """A small real photo (PIL image, 160x120 RGB)."""

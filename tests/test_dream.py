@@ -14,11 +14,6 @@ FAST = dict(octaves=2, steps=4)
 
 
 @pytest.fixture(scope="module")
-def model():
-    return ds.load_model()
-
-
-@pytest.fixture(scope="module")
 def cat():
     return Image.fromarray(data.chelsea()).resize((240, 160))
 

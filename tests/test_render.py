@@ -9,11 +9,6 @@ import dreamscope as ds
 from dreamscope import images, objectives, render
 
 
-@pytest.fixture(scope="module")
-def model():
-    return ds.load_model()
-
-
 def coffee(width, height):
     return images.to_tensor(Image.fromarray(data.coffee()).resize((width, height)))
 

@@ -14,11 +14,6 @@ SMALL = dict(size=160, steps=120)
 
 
 @pytest.fixture(scope="module")
-def model():
-    return ds.load_model()
-
-
-@pytest.fixture(scope="module")
 def judge():
     return ds.load_model("efficientnet-lite2")
 

@@ -23,7 +23,7 @@ LEARNING_RATE = 0.05
 SEED = 0
 
 
-def target_objective(model: LoadedModel, target: str | int | objectives.Objective) -> objectives.Objective:
+def target_objective(target: str | int | objectives.Objective) -> objectives.Objective:
     """An Objective as is; otherwise a class name or index."""
     if isinstance(target, objectives.Objective):
         return target
@@ -89,7 +89,7 @@ def visualize_iter(
     """
     height, width = check(size, samples, steps, learning_rate, diversity, param)
     net = model if isinstance(model, LoadedModel) else load_model(model, device)
-    objective = target_objective(net, target)
+    objective = target_objective(target)
     for name in objective.layers:
         if name != objectives.IMAGE:
             net.layer(name)  # unknown names fail here, before any work
