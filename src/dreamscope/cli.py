@@ -67,6 +67,13 @@ def _add_model(parser):
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"network to use (default {DEFAULT_MODEL}; see: dreamscope models)")
 
 
+def _model(args, device: str | None = None):
+    """The network a command's --model (and --device) name, loaded once per process."""
+    from .models import load_model
+
+    return load_model(args.model, device or getattr(args, "device", "auto"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dreamscope", description="Look inside image networks by making them dream.")
     parser.add_argument("--version", action="version", version=f"dreamscope {__version__}")
@@ -151,9 +158,9 @@ def _cmd_dream(args) -> int:
     guide = images.load_image(args.guide, what="guide image") if args.guide else None
     images.check_output_path(output)  # fail before any work, never after it
     events = dream_recipe.dream_iter(
-        photo, model=args.model, layer=args.layer, channels=args.channels, octaves=args.octaves,
+        photo, model=_model(args), layer=args.layer, channels=args.channels, octaves=args.octaves,
         octave_scale=args.octave_scale, steps=args.steps, step_size=args.step_size, jitter=args.jitter,
-        guide=guide, max_size=args.max_size, seed=args.seed, tile_size=args.tile, device=args.device,
+        guide=guide, max_size=args.max_size, seed=args.seed, tile_size=args.tile,
     )
     bar = tqdm(total=args.octaves * args.steps, desc="dreaming", unit="step", disable=True if args.quiet else None, file=sys.stderr, leave=False)  # None: off when not a terminal
     last = None
@@ -170,11 +177,9 @@ def _cmd_dream(args) -> int:
 def _cmd_visualize(args) -> int:
     from tqdm import tqdm
 
-    from .models import load_model
-
     init = images.load_image(args.init, what="init image") if args.init else None
     images.check_output_path(args.output)
-    model = load_model(args.model, args.device)
+    model = _model(args)
     samples = args.samples
     if args.class_name is not None:
         target = args.class_name
@@ -201,9 +206,7 @@ def _cmd_visualize(args) -> int:
 
 
 def _cmd_layers(args) -> int:
-    from .models import load_model
-
-    model = load_model(args.model, "cpu")
+    model = _model(args, "cpu")
     rows = [
         {"name": info.name, "channels": info.channels, "stride": info.stride, "default": info.name == model.spec.default_layer}
         for info in model.layers.values()
@@ -237,7 +240,7 @@ def _cmd_models(args) -> int:
 def _cmd_classify(args) -> int:
     from .recipes.classify import classify
 
-    predictions = classify(images.load_image(args.input), model=args.model, top=args.top, device=args.device)
+    predictions = classify(images.load_image(args.input), model=_model(args), top=args.top)
     if args.json:
         print(json.dumps([{"index": p.index, "label": p.label, "probability": p.probability} for p in predictions], indent=2))
     else:
