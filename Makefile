@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # The CPU build of PyTorch, found locally; installing torch first keeps pip from pulling CUDA builds.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test install install-dev bench quality clean
+.PHONY: demo test browser install install-dev bench bench-video quality clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,11 +26,24 @@ demo: $(VENV)/.installed
 	$(PY) -m dreamscope dream coffee.png -o dream.png
 	@echo "wrote dream.png (dreamed from coffee.png)"
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev browser
 	$(PY) -m pytest -q
+
+# The probe report test renders the page in headless Chromium. Install Debian's package where we can (root
+# or passwordless sudo, with apt); never fail: without a browser that one test skips and says why.
+APT_CHROMIUM := env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null 2>&1 && \
+	    { $(APT_CHROMIUM) || { apt-get update -q >/dev/null 2>&1 && $(APT_CHROMIUM); } || sudo -n $(APT_CHROMIUM); } && \
+	    echo "installed chromium (for the probe report's browser test)"; } || \
+	  echo "note: chromium is not installed and could not be installed here; the probe report's browser test will skip"
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_dream.py
+
+bench-video: $(VENV)/.installed-dev
+	$(PY) benchmarks/bench_video.py
 
 quality: $(VENV)/.installed-dev
 	$(PY) benchmarks/quality_visualize.py

@@ -58,6 +58,39 @@ def visualize_pictures() -> None:
     save(contact_sheet(sheet, columns=8), "channels.jpg")
 
 
+def zoom_pictures() -> None:
+    from dreamscope.recipes.zoom import zoom_iter
+
+    coffee = Image.fromarray(data.coffee()).resize((320, 240), Image.LANCZOS)
+    keep = {0: "frame 1", 40: "frame 41", 80: "frame 81", 120: "frame 121"}
+    frames = [labelled(f.image, keep[f.index]) for f in zoom_iter(coffee, frames=121, rotate=0.5) if f.index in keep]
+    save(row(frames), "zoom.jpg")
+
+
+def video_pictures() -> None:
+    """A panning clip's frame 8 dreamed, and how much each version changed from frame 7 once the pan is undone."""
+    import numpy as np
+
+    from dreamscope.recipes.video import video_iter
+
+    cat = Image.fromarray(data.chelsea())
+    source = [cat.crop((40 + 3 * i, 60 + i, 232 + 3 * i, 204 + i)) for i in range(8)]
+
+    def change(before: Image.Image, after: Image.Image) -> Image.Image:
+        a, b = np.asarray(before, np.float32)[1:, 3:], np.asarray(after, np.float32)[:-1, :-3]  # content moves up-left
+        return Image.fromarray(np.clip(np.abs(a - b).mean(-1) * 4, 0, 255).astype(np.uint8)).convert("RGB")
+
+    alone = [f.image for f in video_iter(source, blend=0.0)]
+    guided = [f.image for f in video_iter(source)]
+    save(row([labelled(source[-1], "source frame 8"),
+              labelled(alone[-1], "each frame alone"), labelled(change(alone[-2], alone[-1]), "change from frame 7 (x4)"),
+              labelled(guided[-1], "flow-guided (default)"), labelled(change(guided[-2], guided[-1]), "change from frame 7 (x4)")]),
+         "video.jpg")
+
+
 if __name__ == "__main__":
-    main()
-    visualize_pictures()
+    import sys
+
+    steps = {"dream": main, "visualize": visualize_pictures, "zoom": zoom_pictures, "video": video_pictures}
+    for name in sys.argv[1:] or steps:  # e.g. `docs/make_pictures.py zoom video` for just those
+        steps[name]()

@@ -125,3 +125,39 @@ def run_cli_many():
             return [f.result() for f in futures]
 
     return run_many
+
+
+def pan_frames(count: int, size: tuple[int, int] = (96, 64), motion: tuple[int, int] = (3, 1)) -> list:
+    """`count` crops of the cat photo, the window moving by `motion` (dx, dy) px each frame: a camera pan, so
+    the content moves by (-dx, -dy)."""
+    big = chelsea((320, 213))
+    width, height = size
+    return [big.crop((20 + motion[0] * i, 30 + motion[1] * i, 20 + motion[0] * i + width, 30 + motion[1] * i + height))
+            for i in range(count)]
+
+
+def write_clip(path, frames, fps: int = 12, audio: bool = False, faststart: bool = False) -> None:
+    """Encode PIL frames as an H.264 video (MP4/MKV by suffix), optionally with a 440 Hz AAC tone as long as the
+    picture; `faststart` puts the index first, as streaming sites do."""
+    import av
+    import numpy as np
+
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames[0].size
+        stream.pix_fmt = "yuv420p"
+        sound = container.add_stream("aac", rate=44100) if audio else None
+        for i, picture in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.asarray(picture.convert("RGB")), format="rgb24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+        if sound is not None:
+            t = np.arange(int(44100 * len(frames) / fps)) / 44100
+            samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            for start in range(0, len(samples), 1024):
+                chunk = av.AudioFrame.from_ndarray(samples[None, start : start + 1024], format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = 44100, start
+                container.mux(sound.encode(chunk))
+            container.mux(sound.encode(None))

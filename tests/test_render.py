@@ -69,3 +69,18 @@ def test_short_tiled_and_untiled_dreams_agree(model):
     blur = lambda z: ndimage.gaussian_filter(z, (4, 4, 0))
     original = np.asarray(photo, dtype=float)
     assert np.abs(blur(full_a) - blur(full_b)).mean() < 0.4 * np.abs(blur(full_a) - blur(original)).mean()
+
+
+def test_soft_bounds_dream_as_much_but_never_pile_up_at_black_or_white(model):
+    x = images.to_tensor(Image.fromarray(data.coffee()).resize((192, 128), Image.LANCZOS))
+    objective = objectives.layer_l2("stage4.2")
+    results = {}
+    for soft in (False, True):
+        for _, loss, out in render.ascend(model, objective, x, 8, 0.015, 16, torch.Generator().manual_seed(0), soft_bounds=soft):
+            pass
+        clipped = float(((out <= 0.5 / 255) | (out >= 254.5 / 255)).float().mean())
+        results[soft] = (clipped, float((out - x).abs().mean()), loss)
+    photo_clipped = float(((x <= 0.5 / 255) | (x >= 254.5 / 255)).float().mean())
+    (hard_clip, hard_change, hard_loss), (soft_clip, soft_change, soft_loss) = results[False], results[True]
+    assert hard_clip > 3 * max(soft_clip, 1e-3) and soft_clip < photo_clipped + 0.005, results
+    assert soft_change > 0.7 * hard_change and soft_loss > 0.7 * hard_loss, results

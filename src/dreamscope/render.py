@@ -122,19 +122,36 @@ def ascend(
     jitter: int,
     generator: torch.Generator,
     tile_size: int | None = None,
+    soft_bounds: bool = False,
 ) -> Iterator[tuple[int, float, torch.Tensor]]:
-    """Normalized gradient ascent on pixels: yields (step, loss, picture) after each step."""
+    """Normalized gradient ascent on pixels: yields (step, loss, picture) after each step.
+
+    `soft_bounds` steps in logit space instead of clamping: a pixel's move shrinks as it nears 0 or 1. A
+    single dream clamps about 9% of pixels in some channel; dreams fed back into themselves (zoom, video)
+    would pile up at the bounds and burn out, while logit steps keep them within the photo's own 1%.
+    """
     x = x.detach()
     for step in range(1, steps + 1):
         shift = transforms.random_shift(generator, jitter)
         loss, grad = objective_gradient(model, objective, transforms.roll(x, shift), tile_size)
-        # Dividing by the mean absolute gradient makes step_size a fraction of the [0, 1] range per step,
-        # whatever the layer's scale. In place, since at 4K every full-frame copy is 95 MiB.
-        grad.mul_(step_size / (float(grad.norm(p=1)) / grad.numel() + 1e-8))
-        x = x.add(transforms.roll(grad, (-shift[0], -shift[1]))).clamp_(0.0, 1.0)  # new: yielded ones stay valid
+        grad = transforms.roll(grad, (-shift[0], -shift[1]))
+        if soft_bounds:
+            x = x.clamp(_SOFT_EPS, 1.0 - _SOFT_EPS)
+            grad.mul_(x * (1.0 - x))  # d(sigmoid)/dz: the gradient with respect to the logit
+            # 4 x step_size in logit space moves a mid-grey pixel by step_size, as in the clamped rule.
+            grad.mul_(4.0 * step_size / (float(grad.norm(p=1)) / grad.numel() + 1e-12))
+            x = torch.sigmoid(torch.logit(x).add_(grad))
+        else:
+            # Dividing by the mean absolute gradient makes step_size a fraction of the [0, 1] range per step,
+            # whatever the layer's scale. In place, since at 4K every full-frame copy is 95 MiB.
+            grad.mul_(step_size / (float(grad.norm(p=1)) / grad.numel() + 1e-8))
+            x = x.add(grad).clamp_(0.0, 1.0)  # new: yielded ones stay valid
         del grad
         _release_freed_memory()
         yield step, loss, x
+
+
+_SOFT_EPS = 1e-4  # keeps logits finite for pixels that arrive exactly at 0 or 1
 
 
 def _release_freed_memory() -> None:

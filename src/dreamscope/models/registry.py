@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import importlib.util
@@ -13,7 +14,8 @@ import torch
 from torch import nn
 
 from ..errors import DreamscopeError, suggest
-from . import efficientnet_lite
+from . import efficientnet_lite, googlenet
+from .weights import Download, FileWeights, assign, load_state_dict_file
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,17 @@ class ModelSpec:
     name: str
     description: str
     build: Callable[[], nn.Module]
-    weights: PackageWeights
+    weights: PackageWeights | FileWeights
     resolution: int  # the size it was trained at; classification resizes to it
     default_layer: str
     to_input: Callable[[torch.Tensor], torch.Tensor]  # RGB in [0, 1] -> the network's own input range
     extra: bool = False  # optional: not installed by default
-    logits_module: str = "_fc"  # the module whose output is the class scores
+    logits_module: str | None = "_fc"  # the module whose output is the class scores; None: no class scores
     num_classes: int = 1000
+    classes: str | None = "ImageNet"  # what the class scores mean; class objectives name ImageNet classes. None: the user's own
+    # Fills a built network from a weights file (net, path, model name); returns False when the file had no
+    # classifier. None: a state dict in the network's own layout, loaded strictly.
+    load_weights: Callable[[nn.Module, Path, str], bool | None] | None = None
 
 
 @dataclass
@@ -66,6 +72,7 @@ class LoadedModel:
     net: nn.Module
     layers: dict[str, LayerInfo] = field(default_factory=dict)
     device: torch.device = torch.device("cpu")
+    not_dreamable: dict[str, str] = field(default_factory=dict)  # layer -> why it cannot be dreamed on
 
     @property
     def name(self) -> str:
@@ -73,10 +80,17 @@ class LoadedModel:
 
     def layer(self, name: str) -> LayerInfo:
         if name == "logits":  # the class scores, for class objectives; not a dreamable layer
+            if self.spec.logits_module is None:
+                raise DreamscopeError(f"model {self.name} gives no class scores here (no classifier), so class objectives "
+                                      "cannot use it; dream on one of its layers instead")
+            if self.spec.classes not in ("ImageNet", None):
+                raise DreamscopeError(f"model {self.name} scores {self.spec.num_classes} {self.spec.classes} classes, but class "
+                                      "objectives name ImageNet classes; use --channel or --neuron, or dream on a layer")
             return LayerInfo("logits", self.spec.logits_module, self.spec.num_classes, max(i.stride for i in self.layers.values()))
         if name not in self.layers:
+            why = f" ({name} is not dreamable: {self.not_dreamable[name]})" if name in self.not_dreamable else ""
             raise DreamscopeError(
-                f"model {self.name} has no layer '{name}'{suggest(name, self.layers)}; "
+                f"model {self.name} has no layer '{name}'{why}{suggest(name, self.layers)}; "
                 f"list them with: dreamscope layers --model {self.name}"
             )
         return self.layers[name]
@@ -87,6 +101,12 @@ class LoadedModel:
 
 def _tf_lite_input(rgb: torch.Tensor) -> torch.Tensor:
     return (rgb * 255.0 - 127.0) / 128.0
+
+
+def caffe_input(rgb: torch.Tensor, mean_bgr: tuple[float, float, float]) -> torch.Tensor:
+    """Caffe's preprocessing: BGR channel order, 0-255, the training set's mean pixel subtracted."""
+    mean = torch.tensor(mean_bgr, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    return rgb.flip(1) * 255.0 - mean
 
 
 def _lite_spec(name: str, default_layer: str, extra: bool) -> ModelSpec:
@@ -104,6 +124,23 @@ def _lite_spec(name: str, default_layer: str, extra: bool) -> ModelSpec:
     )
 
 
+def _googlenet_spec(name: str, description: str, classes: str, num_classes: int, mean_bgr, file_names, download: Download) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        description=description,
+        build=functools.partial(googlenet.GoogLeNet, num_classes),
+        weights=FileWeights(name, file_names, "a .caffemodel or a PyTorch state dict", download),
+        resolution=224,
+        default_layer="inception_4c/output",  # the original DeepDream notebook's
+        to_input=functools.partial(caffe_input, mean_bgr=mean_bgr),
+        extra=True,
+        logits_module="loss3.classifier",
+        num_classes=num_classes,
+        classes=classes,
+        load_weights=googlenet.load_weights,
+    )
+
+
 DEFAULT_MODEL = "efficientnet-lite0"
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
@@ -111,34 +148,32 @@ REGISTRY: dict[str, ModelSpec] = {
         _lite_spec("efficientnet-lite0", "stage5.2", extra=False),
         _lite_spec("efficientnet-lite1", "stage5.3", extra=True),
         _lite_spec("efficientnet-lite2", "stage5.3", extra=True),
+        # The DeepDream notebook's mean pixel (B, G, R); the Model Zoo publishes a SHA-1 for the file.
+        _googlenet_spec("googlenet", "GoogLeNet (Caffe), ImageNet, 224px", "ImageNet", 1000, (104.0, 116.0, 122.0),
+                        ("bvlc_googlenet.caffemodel", "bvlc_googlenet.pth", "bvlc_googlenet.safetensors"),
+                        Download("http://dl.caffe.berkeleyvision.org/bvlc_googlenet.caffemodel", "bvlc_googlenet.caffemodel",
+                                 sha1="405fc5acd08a3bb12de8ee5e23a96bec22f08204")),
+        # Places365's mean pixel (B, G, R); no digest is published for this file: --download needs --sha256.
+        _googlenet_spec("googlenet-places365", "GoogLeNet (Caffe), Places365, 224px", "Places365", 365, (104.051, 112.514, 116.676),
+                        ("googlenet_places365.caffemodel", "googlenet_places365.pth", "googlenet_places365.safetensors"),
+                        Download("http://places2.csail.mit.edu/models_places365/googlenet_places365.caffemodel",
+                                 "googlenet_places365.caffemodel")),
     )
 }
 
 
+def is_custom(name: str) -> bool:
+    """`package.module:factory` names the user's own model; registered names never hold a colon."""
+    return ":" in name
+
+
 def get_spec(name: str) -> ModelSpec:
     if name not in REGISTRY:
-        raise DreamscopeError(f"unknown model '{name}'{suggest(name, REGISTRY)}; list them with: dreamscope models")
+        raise DreamscopeError(
+            f"unknown model '{name}'{suggest(name, REGISTRY)}; list them with: dreamscope models "
+            "(or name your own as package.module:factory)"
+        )
     return REGISTRY[name]
-
-
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read weights without unpickling arbitrary objects: safetensors, or torch.load(weights_only=True)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DreamscopeError(f"weights file not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any decoding failure means an unusable file
-        raise DreamscopeError(f"cannot read weights from {path}: {exc.__class__.__name__}; is it a state dict?") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DreamscopeError(f"{path} does not hold a state dict of tensors")
-    return state
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -162,23 +197,67 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return device
 
 
-def load_model(name: str = DEFAULT_MODEL, device: str | torch.device | None = None) -> LoadedModel:
-    return _load_cached(name, resolve_device(device))
+def load_model(name: str = DEFAULT_MODEL, device: str | torch.device | None = None, weights: str | Path | None = None) -> LoadedModel:
+    """A registered model, or your own as "package.module:factory"; `weights` is a file that overrides where
+    the weights would come from (a .caffemodel or state dict for GoogLeNet, a state dict otherwise)."""
+    stamp = None
+    if weights is not None:
+        weights = Path(weights).expanduser()
+        if not weights.is_file():
+            raise DreamscopeError(f"weights file not found: {weights} (check the path)")
+        info = weights.stat()
+        weights, stamp = str(weights), (str(weights.resolve()), info.st_mtime_ns, info.st_size)  # a changed file is read again
+    return _load_cached(name, resolve_device(device), weights, stamp)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_cached(name: str, device: torch.device) -> LoadedModel:
+def _load_cached(name: str, device: torch.device, weights: str | None = None, _stamp=None) -> LoadedModel:
+    if is_custom(name):
+        from .custom import load_factory
+
+        return load_factory(name, device, weights)
     spec = get_spec(name)
-    if not spec.weights.present():
-        raise DreamscopeError(f"weights for {name} are not installed; run: {spec.weights.how_to_get()}")
+    if weights is None:
+        if isinstance(spec.weights, PackageWeights) and not spec.weights.present():
+            raise DreamscopeError(f"weights for {name} are not installed; run: {spec.weights.how_to_get()}")
+        if not spec.weights.present():
+            spec.weights.find()  # a variable naming a missing file says so
+            raise DreamscopeError(f"{name} needs weights, which do not come with dreamscope: {spec.weights.how_to_get()}")
+        weights = spec.weights.path()
     net = spec.build()
-    try:
-        net.load_state_dict(load_state_dict_file(spec.weights.path()), strict=True)
-    except RuntimeError as exc:
-        raise DreamscopeError(f"weights for {name} do not fit its architecture: {str(exc).splitlines()[0]}") from None
+    if spec.load_weights is None:
+        assign(net, load_state_dict_file(weights), weights, name)
+    elif spec.load_weights(net, Path(weights), name) is False:
+        spec = dataclasses.replace(spec, logits_module=None)
     net.eval().requires_grad_(False)
     if hasattr(net, "fold_batchnorm"):
         net.fold_batchnorm()
     net.to(device)
-    layers = {row[0]: LayerInfo(*row) for row in net.layer_table()}
-    return LoadedModel(spec=spec, net=net, layers=layers, device=device)
+    return LoadedModel(spec=spec, net=net, layers=_layer_infos(net), device=device,
+                       not_dreamable=dict(getattr(net, "not_dreamable", {})))
+
+
+def _layer_infos(net: nn.Module) -> dict[str, LayerInfo]:
+    return {row[0]: LayerInfo(*row) for row in net.layer_table()}
+
+
+@dataclass(frozen=True)
+class LayerListing:
+    """A model's layers, for listing: known from its structure alone, no weights needed."""
+
+    model: str
+    default_layer: str
+    layers: dict[str, LayerInfo]
+    not_dreamable: dict[str, str]
+
+
+def list_layers(name: str = DEFAULT_MODEL, weights: str | Path | None = None) -> LayerListing:
+    """The layers of a model without loading its weights (a registered model's structure is known; your own
+    model is built by its factory, with `weights` loaded when given, and probed with one trial pass)."""
+    if is_custom(name):
+        model = load_model(name, "cpu", weights)
+        return LayerListing(model.name, model.spec.default_layer, model.layers, model.not_dreamable)
+    spec = get_spec(name)
+    with torch.device("meta"):  # shapes only: no memory, no random initialization
+        net = spec.build()
+    return LayerListing(name, spec.default_layer, _layer_infos(net), dict(getattr(net, "not_dreamable", {})))

@@ -123,9 +123,14 @@ def dream_iter(
     image = images.limit_size(image.convert("RGB"), max_size)
     photo = images.to_tensor(image, net.device)
     objective = build_objective(net, photo, layer, channels, guide)
+    sizes = plan_octaves(net, objective, photo.shape[-2:], octaves, octave_scale)
+    # Everything above runs now, so mistakes surface before the first step; the steps run as they are consumed.
+    return dream_tensor(net, objective, photo, sizes, steps, step_size, jitter, torch.Generator().manual_seed(seed), tile_size)
 
-    height, width = photo.shape[-2:]
-    sizes = octave_sizes(height, width, octaves, octave_scale)
+
+def plan_octaves(net: LoadedModel, objective: objectives.Objective, size, octaves: int, octave_scale: float) -> list[tuple[int, int]]:
+    """The octave sizes for a picture of `size` (h, w); refuses a smallest octave too small for the deepest layer."""
+    sizes = octave_sizes(size[0], size[1], octaves, octave_scale)
     deepest = max((net.layer(name) for name in objective.layers), key=lambda info: info.stride)
     min_side = max(32, 2 * deepest.stride)
     if min(sizes[0]) < min_side:
@@ -133,12 +138,13 @@ def dream_iter(
             f"the smallest octave would be {sizes[0][1]}x{sizes[0][0]} px, too small for layer {deepest.name} "
             f"(needs {min_side} px per side); use fewer --octaves, a smaller --octave-scale or a larger picture"
         )
-
-    # Everything above runs now, so mistakes surface before the first step; the steps run as they are consumed.
-    return _octaves(net, objective, photo, sizes, steps, step_size, jitter, torch.Generator().manual_seed(seed), tile_size)
+    return sizes
 
 
-def _octaves(net, objective, photo, sizes, steps, step_size, jitter, generator, tile_size) -> Iterator[Progress]:
+def dream_tensor(
+    net, objective, photo, sizes, steps, step_size, jitter, generator, tile_size, soft_bounds: bool = False
+) -> Iterator[Progress]:
+    """The octave loop on a picture tensor (NCHW RGB in [0, 1]) with a prepared objective and octave sizes."""
     detail = torch.zeros_like(images.resize(photo, sizes[0]))
     result = photo
     loss = 0.0
@@ -148,7 +154,7 @@ def _octaves(net, objective, photo, sizes, steps, step_size, jitter, generator, 
         tile = tile_size
         if tile == "auto":
             tile = AUTO_TILE_SIZE if size[0] * size[1] > AUTO_TILE_ABOVE else None
-        for step, loss, x in render.ascend(net, objective, x, steps, step_size, jitter, generator, tile):
+        for step, loss, x in render.ascend(net, objective, x, steps, step_size, jitter, generator, tile, soft_bounds):
             yield Progress(octave, len(sizes), step, steps, loss, x)
         detail = x - base  # only what the dream added travels to the next, larger octave
         result = x

@@ -39,12 +39,17 @@ def unit(model: LoadedModel, spec: str, kind: str = "channel") -> objectives.Obj
     return objectives.neuron(layer, index) if kind == "neuron" else objectives.channel(layer, index)
 
 
-def channel_sheet(model: LoadedModel, layer: str, count: int) -> objectives.Objective:
-    """One objective for a batch of `count` pictures: picture i maximizes channel i of `layer`."""
+def channel_sheet(model: LoadedModel, layer: str, channels: int | Sequence[int]) -> objectives.Objective:
+    """One objective for a batch: picture i maximizes the i-th channel of `layer` in `channels` (a list of
+    indices, or a count: the first that many)."""
     info = model.layer(layer)
-    count = min(count, info.channels)
+    chosen = list(range(min(channels, info.channels))) if isinstance(channels, int) else list(channels)
+    bad = [c for c in chosen if not 0 <= c < info.channels]
+    if bad:
+        raise DreamscopeError(f"channel {bad[0]} is out of range for layer {layer}, which has channels 0-{info.channels - 1}")
     return objectives.Objective(
-        lambda a: torch.stack([a[layer][i, i].mean() for i in range(count)]).sum(), [layer], f"channels({layer}:0-{count - 1})"
+        lambda a: torch.stack([a[layer][i, c].mean() for i, c in enumerate(chosen)]).sum(), [layer],
+        f"channels({layer}:{','.join(map(str, chosen))})",
     )
 
 

@@ -1,0 +1,166 @@
+"""Benchmark zoom and video: flicker, drift, speed and memory, each against a plain reference loop in one run.
+
+Run from the repository root (`make bench-video`, or `.venv/bin/python benchmarks/bench_video.py`):
+
+1. Flicker on a panning clip (crops of scikit-image's cat photo, the window moving 3 px right and 1 px down a
+   frame, so the true motion is known). Flicker = mean absolute difference (0-255) between consecutive frames
+   after undoing that motion, over the part both frames show (`recipes.video.flicker`). Dreamed (a) frame by
+   frame on its own (`blend=0`: the reference) and (b) flow-guided at dreamscope's defaults. Also each one's
+   dream strength (mean absolute change from the source frame) and seconds per frame.
+2. Drift over a long zoom (default 240 frames, zoom 1.04, rotate 0.5): mean brightness relative to the first
+   frame, share of clipped values (a channel at 0 or 255) and of pixels with any channel clipped, sharpness
+   (mean absolute Laplacian) relative to the first frame; for (a) a plain loop (dream with clamped steps, zoom,
+   repeat; nothing else) and (b) `recipes.zoom.zoom_iter`. Same layer, octaves, steps, seeds.
+3. Memory of `dreamscope video` in a child process for a short and a 4x longer clip: peak RSS must not grow
+   with the clip's length, since frames stream.
+
+`--quick` shrinks everything for a smoke run. `--json PATH` writes the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import dreamscope  # noqa: E402
+from dreamscope import images  # noqa: E402
+from dreamscope.recipes import dream as dream_recipe  # noqa: E402
+from dreamscope.recipes import video as video_recipe  # noqa: E402
+from dreamscope.recipes import zoom as zoom_recipe  # noqa: E402
+
+MOTION = (3, 1)
+
+
+def pan(count: int, width: int, height: int) -> list[Image.Image]:
+    from skimage import data
+
+    big = Image.fromarray(data.chelsea())  # 451x300
+    return [big.crop((40 + MOTION[0] * i, 60 + MOTION[1] * i, 40 + MOTION[0] * i + width, 60 + MOTION[1] * i + height))
+            for i in range(count)]
+
+
+def strength(out, source) -> float:
+    return float(np.mean([np.abs(np.asarray(o, np.float32) - np.asarray(s, np.float32)).mean() for o, s in zip(out, source)]))
+
+
+def bench_flicker(model, frames: int, width: int, height: int) -> dict:
+    source = pan(frames, width, height)
+    motion = (-MOTION[0], -MOTION[1])
+    rows = {}
+    for name, blend in [("frame_by_frame", 0.0), ("flow_guided", video_recipe.BLEND)]:
+        start = time.perf_counter()
+        out = [f.image for f in video_recipe.video_iter(source, blend=blend, model=model)]
+        rows[name] = {"flicker": video_recipe.flicker(out, motion), "strength": strength(out, source),
+                      "seconds_per_frame": (time.perf_counter() - start) / frames}
+        out[-1].save(Path(tempfile.gettempdir()) / f"bench_video_{name}.png")
+    rows["source_flicker"] = video_recipe.flicker(source, motion)
+    rows["flicker_ratio"] = rows["flow_guided"]["flicker"] / rows["frame_by_frame"]["flicker"]
+    rows["settings"] = {"frames": frames, "size": [width, height], "motion_px": list(MOTION), "blend": video_recipe.BLEND,
+                        "steps": video_recipe.STEPS, "frame_steps": video_recipe.FRAME_STEPS, "octaves": video_recipe.OCTAVES}
+    return rows
+
+
+def frame_figures(x: torch.Tensor) -> tuple[float, float, float, float]:
+    clipped = (x <= 0.5 / 255) | (x >= 254.5 / 255)
+    laplace = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).expand(3, 1, 3, 3)
+    return float(x.mean()), float(clipped.float().mean()), float(clipped.any(1).float().mean()), float(F.conv2d(x, laplace, groups=3).abs().mean())
+
+
+def summarize(figures: list) -> dict:
+    brightness, values, pixels, sharp = (np.array(column) for column in zip(*figures))
+    return {"max_brightness_change": float(np.max(np.abs(brightness / brightness[0] - 1))),
+            "final_brightness_change": float(brightness[-1] / brightness[0] - 1),
+            "max_clipped_values": float(values.max()), "max_clipped_pixels": float(pixels.max()),
+            "final_sharpness_ratio": float(sharp[-1] / sharp[0]), "min_sharpness_ratio": float(sharp.min() / sharp[0])}
+
+
+def bench_drift(model, frames: int, width: int, height: int, zoom: float, rotate: float) -> dict:
+    from skimage import data
+
+    photo = Image.fromarray(data.coffee()).resize((width, height), Image.LANCZOS)
+    start = time.perf_counter()
+    managed = [frame_figures(f.tensor) for f in zoom_recipe.zoom_iter(photo, frames=frames, zoom=zoom, rotate=rotate, model=model)]
+    managed_time = time.perf_counter() - start
+    # The plain loop: the same dream of each frame, clamped steps, no statistics matching.
+    x = images.to_tensor(photo)
+    objective = dream_recipe.build_objective(model, x, None, None, None)
+    sizes = dream_recipe.plan_octaves(model, objective, x.shape[-2:], zoom_recipe.OCTAVES, dream_recipe.OCTAVE_SCALE)
+    plain = []
+    start = time.perf_counter()
+    for index in range(frames):
+        if index:
+            x = zoom_recipe.zoom_rotate(x, zoom, rotate)
+        generator = torch.Generator().manual_seed(index)
+        for event in dream_recipe.dream_tensor(model, objective, x, sizes, zoom_recipe.STEPS, dream_recipe.STEP_SIZE,
+                                               dream_recipe.JITTER, generator, None):
+            pass
+        x = event.tensor
+        plain.append(frame_figures(x))
+    plain_time = time.perf_counter() - start
+    return {"plain_loop": {**summarize(plain), "seconds_per_frame": plain_time / frames},
+            "dreamscope": {**summarize(managed), "seconds_per_frame": managed_time / frames},
+            "settings": {"frames": frames, "size": [width, height], "zoom": zoom, "rotate": rotate,
+                         "octaves": zoom_recipe.OCTAVES, "steps": zoom_recipe.STEPS}}
+
+
+def child_peak_mib(args: list[str]) -> float:
+    """Peak RSS of a child running `python -m dreamscope ARGS` (each in a fresh process, so maxima don't mix)."""
+    code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "dreamscope", *args],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout.strip()) / 1024
+
+
+def bench_memory(frames: int, width: int, height: int) -> dict:
+    from conftest import write_clip
+
+    rows = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for count in (frames, 4 * frames):
+            clip = Path(folder) / f"clip{count}.mp4"
+            write_clip(clip, pan(count, width, height) if count <= 100 else (pan(100, width, height) * 4)[:count])
+            start = time.perf_counter()
+            peak = child_peak_mib(["video", str(clip), "-o", str(Path(folder) / f"out{count}.mp4"), "-q", "--layer", "stage3.1", "--steps", "1", "--frame-steps", "1", "--octaves", "1"])
+            rows[f"{count}_frames"] = {"peak_rss_mib": peak, "seconds": time.perf_counter() - start}
+    rows["settings"] = {"size": [width, height]}
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: fewer, smaller frames")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = dreamscope.load_model()
+    results = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+    quick = args.quick
+    results["flicker"] = bench_flicker(model, 6 if quick else 24, 192, 144)
+    print(json.dumps(results["flicker"], indent=2), flush=True)
+    results["drift"] = bench_drift(model, 20 if quick else 240, 256, 192, 1.04, 0.5)
+    print(json.dumps(results["drift"], indent=2), flush=True)
+    results["memory"] = bench_memory(8 if quick else 24, 320, 240)
+    print(json.dumps(results["memory"], indent=2), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

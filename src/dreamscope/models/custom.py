@@ -1,0 +1,247 @@
+"""Your own PyTorch model, dreamable like the built-in ones.
+
+`wrap_model(module, ...)` returns a `LoadedModel` that every recipe accepts as `model=`. Its layers are the
+module's own dotted names (`features.3`, `layer3.1.conv2`), found by one trial forward pass: every module
+whose output is a 4-D feature map (N, C, H, W) is dreamable, with its channel count and stride; the others are
+listed with the reason they are not. On the command line, `--model package.module:factory` imports a callable
+that returns an `nn.Module` (or the result of `wrap_model`, to give its preprocessing), and `--weights FILE`
+loads a state dict into it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import DreamscopeError, suggest
+from .registry import LayerInfo, LoadedModel, ModelSpec, resolve_device
+from .weights import assign, load_state_dict_file, shape_text
+
+TRIAL_SEED = 0
+
+
+class OwnWeights:
+    """A wrapped module brings its own weights."""
+
+    def present(self) -> bool:
+        return True
+
+    def how_to_get(self) -> str:
+        return "built by your own code"
+
+    def path(self):
+        return None
+
+
+def make_input_transform(
+    mean: Sequence[float] | None, std: Sequence[float] | None, input_range: tuple[float, float], bgr: bool
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """RGB in [0, 1] -> input_range (low..high), optionally BGR, then (x - mean) / std in those units."""
+    low, high = (float(v) for v in input_range)
+    if not high > low:
+        raise DreamscopeError(f"input_range must be (low, high) with high > low, got {input_range}")
+    stats = []
+    for name, values, default in (("mean", mean, 0.0), ("std", std, 1.0)):
+        values = [default] * 3 if values is None else [float(v) for v in values]
+        if len(values) != 3:
+            raise DreamscopeError(f"{name} must have one value per colour channel (3), got {len(values)}")
+        stats.append(values)
+    if any(s == 0 for s in stats[1]):
+        raise DreamscopeError(f"std must not be zero, got {std}")
+    mean_rgb, std_rgb = stats
+
+    def transform(rgb: torch.Tensor) -> torch.Tensor:
+        x = low + (high - low) * rgb
+        if bgr:
+            x = x.flip(1)
+        m = torch.tensor(mean_rgb, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        s = torch.tensor(std_rgb, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x - m) / s
+
+    return transform
+
+
+def _outputs(net: nn.Module, x: torch.Tensor) -> tuple[object, dict[str, list]]:
+    """One forward pass; for every submodule, in the order they finish, the output of its first call and its
+    number of calls."""
+    seen: dict[str, list] = {}
+
+    def make_hook(path):
+        def hook(_module, _inputs, output):
+            if path in seen:
+                seen[path][1] += 1
+            else:
+                seen[path] = [output, 1]
+
+        return hook
+
+    handles = [module.register_forward_hook(make_hook(path)) for path, module in net.named_modules() if path]
+    try:
+        with torch.no_grad():
+            result = net(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return result, seen
+
+
+def probe_layers(net: nn.Module, x: torch.Tensor) -> tuple[object, dict[str, LayerInfo], dict[str, str]]:
+    """(the network's output, dreamable layers shallow to deep, not-dreamable layers with the reason)."""
+    result, seen = _outputs(net, x)
+    size = x.shape[-1]
+    layers: dict[str, LayerInfo] = {}
+    refused: dict[str, str] = {}
+    for path, (output, calls) in seen.items():
+        if calls > 1:
+            refused[path] = f"runs {calls} times in one forward pass (a shared module); dream on a module that runs once"
+        elif not isinstance(output, torch.Tensor):
+            refused[path] = f"its output is a {type(output).__name__}, not a tensor"
+        elif output.dim() != 4:
+            refused[path] = f"its output is {output.dim()}-D ({shape_text(output.shape)}), not a feature map (N, C, H, W)"
+        elif output.shape[-2:] == (1, 1):
+            refused[path] = "its output is 1x1: one value per channel, no picture left to dream on"
+        else:
+            layers[path] = LayerInfo(path, path, int(output.shape[1]), max(1, round(size / output.shape[-1])))
+    for path, _ in net.named_modules():
+        if path and path not in seen:
+            refused[path] = "never runs in the forward pass"
+    return result, layers, refused
+
+
+def wrap_model(
+    module: nn.Module,
+    *,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    input_range: tuple[float, float] = (0.0, 1.0),
+    bgr: bool = False,
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    name: str | None = None,
+    default_layer: str | None = None,
+    resolution: int = 224,
+    device: str | torch.device | None = None,
+) -> LoadedModel:
+    """Make any image network dreamable: returns a LoadedModel for `model=` in every recipe.
+
+    Preprocessing, from the RGB picture in [0, 1]: scale to `input_range`, reverse to BGR if `bgr`, then
+    subtract `mean` and divide by `std` (in input_range units), e.g. torchvision's
+    `mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)`, or a Caffe model's
+    `input_range=(0, 255), bgr=True, mean=(104, 117, 123)`. Or give `preprocess`, any differentiable callable.
+    The module is put in eval mode with frozen parameters. `default_layer`: by default the deepest layer whose
+    stride is at most 16. The class scores are the network's output when that is (N, classes).
+    """
+    if not isinstance(module, nn.Module):
+        raise DreamscopeError(f"wrap_model needs a torch.nn.Module, got {type(module).__name__}")
+    if preprocess is not None and (mean is not None or std is not None or bgr or tuple(input_range) != (0.0, 1.0)):
+        raise DreamscopeError("give either preprocess or mean/std/input_range/bgr, not both")
+    if preprocess is not None and not callable(preprocess):
+        raise DreamscopeError(f"preprocess must be callable, got {type(preprocess).__name__}")
+    if not isinstance(resolution, int) or resolution < 16:
+        raise DreamscopeError(f"resolution must be a whole number of pixels, at least 16, got {resolution}")
+    to_input = preprocess or make_input_transform(mean, std, input_range, bgr)
+    name = name or type(module).__name__
+    device = resolve_device(device)
+    net = module.to(device).eval().requires_grad_(False)
+    trial = torch.rand(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(TRIAL_SEED)).to(device)
+    try:
+        output, layers, refused = probe_layers(net, to_input(trial))
+    except DreamscopeError:
+        raise
+    except Exception as exc:
+        raise DreamscopeError(
+            f"model {name} failed on a {resolution}x{resolution} RGB trial picture ({exc.__class__.__name__}: {_first_line(exc)}); "
+            "does it take 3-channel pictures? set resolution= or preprocess= to suit it"
+        ) from None
+    if not layers:
+        raise DreamscopeError(f"model {name} has no layer with a 4-D feature map output (N, C, H, W), so nothing to dream on")
+    if default_layer is None:
+        shallow_enough = [info.name for info in layers.values() if info.stride <= 16]
+        default_layer = shallow_enough[-1] if shallow_enough else next(iter(layers))
+    elif default_layer not in layers:
+        raise DreamscopeError(f"default_layer '{default_layer}' is not a dreamable layer of {name}{suggest(default_layer, layers)}")
+    classifier = isinstance(output, torch.Tensor) and output.dim() == 2
+    spec = ModelSpec(
+        name=name,
+        description=f"your model ({type(module).__name__})",
+        build=lambda: net,
+        weights=OwnWeights(),
+        resolution=resolution,
+        default_layer=default_layer,
+        to_input=to_input,
+        extra=True,
+        logits_module="" if classifier else None,  # "": the whole network's output
+        num_classes=int(output.shape[1]) if classifier else 0,
+        classes=None,  # its own classes: class objectives take their indices
+    )
+    return LoadedModel(spec=spec, net=net, layers=layers, device=device, not_dreamable=refused)
+
+
+def _import(module_name: str):
+    """Import as `python -m` would from the current folder, without leaving the folder on sys.path."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name.split(".")[0] or os.getcwd() in sys.path:
+            raise
+    sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        sys.path.remove(os.getcwd())
+
+
+def load_factory(spec_text: str, device: torch.device, weights: str | Path | None = None) -> LoadedModel:
+    """`package.module:factory` -> the LoadedModel its factory builds, with a state dict from `weights` loaded."""
+    module_name, _, attribute = spec_text.partition(":")
+    if not module_name or not attribute or ":" in attribute:
+        raise DreamscopeError(f"bad model '{spec_text}'; name your own model as package.module:factory")
+    try:
+        source = _import(module_name)
+    except ModuleNotFoundError as exc:
+        raise DreamscopeError(
+            f"cannot import {module_name} for model {spec_text} (no module named {exc.name!r}); run from the folder "
+            "that holds it or add that folder to PYTHONPATH"
+        ) from None
+    except Exception as exc:
+        raise DreamscopeError(f"importing {module_name} for model {spec_text} failed: {exc.__class__.__name__}: {_first_line(exc)}") from None
+    factory = source
+    for part in attribute.split("."):
+        if not hasattr(factory, part):
+            names = [n for n in dir(factory) if not n.startswith("_")]
+            raise DreamscopeError(f"{module_name} has no '{attribute}'{suggest(part, names)}; name a function that returns the model")
+        factory = getattr(factory, part)
+    if not callable(factory):
+        raise DreamscopeError(f"{spec_text} is not callable (it is {type(factory).__name__}); name a function that returns the model")
+    try:
+        built = factory()
+    except Exception as exc:
+        raise DreamscopeError(f"the factory {spec_text} raised {exc.__class__.__name__}: {_first_line(exc)}") from None
+    if isinstance(built, LoadedModel):
+        model = built
+    elif isinstance(built, nn.Module):
+        model = None
+    else:
+        raise DreamscopeError(
+            f"the factory {spec_text} returned a {type(built).__name__}; it must return a torch.nn.Module "
+            "(or dreamscope.wrap_model(module, ...) to give its preprocessing)"
+        )
+    net = model.net if model else built
+    if weights is not None:
+        assign(net, load_state_dict_file(weights), weights, spec_text)
+    if model is None:
+        return wrap_model(net, name=spec_text, device=device)
+    model.net.to(device)
+    model.device = device
+    model.spec = dataclasses.replace(model.spec, name=spec_text)  # messages then name what the user typed
+    return model
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]

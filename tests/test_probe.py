@@ -1,0 +1,434 @@
+"""`dreamscope probe`: the recipe, the HTML report and contact sheet, bad inputs, and the page in Chromium.
+
+One real report is made once per module (a small photo, three layers, few steps) by the real command in a
+subprocess; the structure tests and the Chromium test read it. The bad inputs run side by side with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import dreamscope as ds
+from dreamscope import report
+from dreamscope.errors import DreamscopeError
+from dreamscope.recipes import probe as probe_recipe
+from dreamscope.recipes.classify import Prediction
+
+from conftest import chelsea
+from test_cli import error_line, snapshot
+
+LAYERS = ["stage2.1", "stage4.2", "stage5.2"]
+QUICK = ["--octaves", "2", "--steps", "3", "--channels", "2", "--vis-size", "64", "--vis-steps", "24"]
+REPORT_ARGS = ("probe", "photo.png", "-o", "report/", "--layers", ",".join(reversed(LAYERS)), *QUICK)
+SHEET_ARGS = ("probe", "photo.png", "-o", "sheet.png", "--layers", ",".join(LAYERS), "--octaves", "2", "--steps", "3")
+
+# Each bad case runs in a fresh folder holding photo.png (160x120), small.png (40x40), a file `afile`, a
+# folder `notes/` with someone's file in it and an empty folder `empty/`.
+BAD = {
+    "output-is-a-file": (("probe", "photo.png", "-o", "afile"), ["output path is a file", "afile", "new folder name"]),
+    "unknown-layer": (("probe", "photo.png", "-o", "r/", "--layers", "stage2.1,stage9"), ["no layer 'stage9'", "did you mean", "dreamscope layers"]),
+    "folder-not-a-report": (("probe", "photo.png", "-o", "notes"), ["not empty and holds no dreamscope report", "notes"]),
+    "html-file": (("probe", "photo.png", "-o", "report.html"), ["the report is a folder", "-o report/"]),
+    "missing-input": (("probe", "nothere.png", "-o", "r/"), ["image file not found: nothere.png"]),
+    "parent-missing": (("probe", "photo.png", "-o", "nowhere/report/"), ["output folder does not exist", "nowhere", "create it first"]),
+    "too-small-for-deep-layers": (("probe", "small.png", "-o", "r/"), ["smallest octave", "fewer --octaves"]),
+    "too-many-channels": (("probe", "photo.png", "-o", "r/", "--channels", "100"), ["channels must be a whole number from 0 to 64"]),
+    "vis-size-too-small": (("probe", "photo.png", "-o", "r/", "--vis-size", "16"), ["--vis-size", "from 64 to 2048 px"]),
+    "steps-zero": (("probe", "photo.png", "-o", "r/", "--steps", "0"), ["--steps", "whole number of at least 1"]),
+}
+
+
+def _folder(root: Path, name: str) -> Path:
+    folder = root / name
+    folder.mkdir()
+    chelsea().save(folder / "photo.png")
+    chelsea((40, 40)).save(folder / "small.png")
+    (folder / "afile").write_text("not a folder\n")
+    (folder / "notes").mkdir()
+    (folder / "notes" / "todo.txt").write_text("someone's file\n")
+    (folder / "empty").mkdir()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, run_cli_many):
+    """Every CLI run of this module, side by side: {name: (result, folder, snapshot before)}."""
+    root = tmp_path_factory.mktemp("probe")
+    jobs = {"report": REPORT_ARGS, "sheet": SHEET_ARGS, **{name: args for name, (args, _) in BAD.items()}}
+    folders = {name: _folder(root, name) for name in jobs}
+    before = {name: snapshot(folder) for name, folder in folders.items()}
+    results = run_cli_many([(args, folders[name]) for name, args in jobs.items()], env={"OMP_NUM_THREADS": "1"})
+    return {name: (result, folders[name], before[name]) for name, result in zip(jobs, results)}
+
+
+@pytest.fixture(scope="module")
+def made(runs):
+    result, folder, _ = runs["report"]
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines() == ["wrote report/index.html"]  # no progress bar when not a terminal
+    return folder / "report"
+
+
+class _Links(HTMLParser):
+    """Every picture and link a page refers to, and its text."""
+
+    def __init__(self):
+        super().__init__()
+        self.images: list[str] = []
+        self.links: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs["src"])
+        if tag in ("a", "link", "script") and (attrs.get("href") or attrs.get("src")):
+            self.links.append(attrs.get("href") or attrs.get("src"))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(page: Path) -> _Links:
+    links = _Links()
+    links.feed(page.read_text(encoding="utf-8"))
+    return links
+
+
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.float64)
+
+
+# --- the report made by the real command ---------------------------------------------------------------
+
+
+def test_every_referenced_picture_exists_and_nothing_else_is_left(made):
+    page = parse(made / "index.html")
+    local = [link for link in page.links if not link.startswith("#")]
+    assert all(not re.match(r"[a-z]+:", link) for link in page.images + local), "the page must not load anything remote"
+    referenced = set(page.images) | set(local)
+    for name in referenced:
+        assert (made / name).is_file(), name
+        with Image.open(made / name) as img:
+            img.verify()
+    on_disk = {str(p.relative_to(made)) for p in made.rglob("*") if p.is_file()}
+    assert on_disk == referenced | {"index.html"}
+    assert "sheet.png" in referenced
+    # photo + per layer: a dream, and a visualization and a heat map per channel
+    # the photo; each dream twice (the strip at the top, the layer's section); two pictures per channel
+    assert len(page.images) == 1 + 2 * len(LAYERS) + 2 * 2 * len(LAYERS)
+    assert not list(made.parent.glob(".*")), "temporary folders were left behind"
+
+
+def test_layers_run_shallow_to_deep_with_their_facts(made, model):
+    text = (made / "index.html").read_text(encoding="utf-8")
+    positions = [text.index(f'id="{name}"') for name in LAYERS]
+    assert positions == sorted(positions)  # given deep first on the command line, shown shallow first
+    for name in LAYERS:
+        info = model.layer(name)
+        section = text[text.index(f'id="{name}"'):]
+        section = section[: section.index("</section>")]
+        assert f"{info.channels} channels" in section and f"stride {info.stride}" in section
+
+
+def test_dreams_differ_between_layers_and_from_the_photo(made):
+    photo = pixels(made / "photo.jpg")
+    dreams = [pixels(p) for p in sorted((made / "dreams").glob("*.jpg"))]
+    assert len(dreams) == len(LAYERS)
+    for dream in dreams:
+        assert dream.shape == photo.shape
+        assert np.abs(dream - photo).mean() > 3.0, "a dream should change the photo"
+    for a, b in zip(dreams, dreams[1:]):
+        assert np.abs(a - b).mean() > 3.0, "each layer should dream differently"
+
+
+def test_channel_pictures_show_something_and_differ(made):
+    visualizations = [pixels(p) for p in sorted((made / "channels").glob("*-visualization.jpg"))]
+    heatmaps = [pixels(p) for p in sorted((made / "channels").glob("*-heatmap.jpg"))]
+    assert len(visualizations) == len(heatmaps) == 2 * len(LAYERS)
+    assert all(v.std() > 10 for v in visualizations), "a feature visualization should not be flat"
+    assert all(np.abs(a - b).mean() > 3.0 for a, b in zip(heatmaps, heatmaps[1:]))
+
+
+def test_top_class_is_named_with_its_probability(made, model):
+    with Image.open(made / "photo.jpg") as img:
+        assert img.size == chelsea().size  # probed at its own size: it is under --max-size
+    top = ds.classify(chelsea(), model=model)[0]
+    assert top.label in ("Egyptian cat", "tabby", "tiger cat")
+    text = (made / "index.html").read_text(encoding="utf-8")
+    first = re.search(r'<li><span class="label">(.*?)</span><span class="prob">(.*?)</span>', text)
+    assert (html.unescape(first.group(1)), first.group(2)) == (top.label, f"{top.probability:.1%}")
+
+
+def test_settings_say_how_to_reproduce_it(made):
+    text = html.unescape((made / "index.html").read_text(encoding="utf-8"))
+    assert f"dreamscope {ds.__version__}" in text
+    command = re.search(r"<pre><code>(.*?)</code></pre>", text, re.S).group(1)
+    assert command.startswith("dreamscope probe photo.png -o report/ ")
+    for setting in ("--layers stage2.1,stage4.2,stage5.2", "--octaves 2", "--steps 3", "--channels 2", "--vis-size 64",
+                    "--vis-steps 24", "--seed 0", "--max-size 512", "--model efficientnet-lite0"):
+        assert setting in command
+
+
+def test_contact_sheet_alone(runs):
+    result, folder, before = runs["sheet"]
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["wrote sheet.png"]
+    assert {p[0] for p in snapshot(folder)} - {p[0] for p in before} == {"sheet.png"}
+    with Image.open(folder / "sheet.png") as img:
+        tile = report.SHEET_TILE_WIDTH
+        assert img.format == "PNG" and img.width == 4 * tile + 3 * 4  # the photo and three layers in one row
+        sheet = np.asarray(img.convert("RGB"), dtype=np.float64)
+    tiles = [sheet[:, i * (tile + 4): i * (tile + 4) + tile] for i in range(4)]
+    assert all(np.abs(a - b).mean() > 3.0 for a, b in zip(tiles, tiles[1:]))
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_clear_error_and_leaves_nothing(runs, case):
+    result, folder, before = runs[case]
+    line = error_line(result)
+    assert result.returncode == (2 if case == "steps-zero" else 1), line
+    for needle in BAD[case][1]:
+        assert needle in line, f"{needle!r} not in {line!r}"
+    assert snapshot(folder) == before, "files were written or changed"
+
+
+# --- the recipe and the report, in this process ----------------------------------------------------------
+
+
+def test_default_layers_are_stage_ends_shallow_to_deep(model):
+    names = probe_recipe.default_layers(model)
+    assert names == ["stage1.0", "stage2.1", "stage3.1", "stage4.2", "stage5.2", "stage6.3"]
+    assert probe_recipe.parse_layers(model, "stage4.2, stage1.0,stage4.2") == ["stage1.0", "stage4.2"]
+    with pytest.raises(DreamscopeError, match="no layers given"):
+        probe_recipe.parse_layers(model, " , ")
+
+
+def test_progress_runs_across_layers_and_a_seed_repeats_it(model):
+    photo = chelsea((96, 64))
+    settings = dict(model=model, layers=["stage2.1", "stage3.1"], channels=1, octaves=1, steps=2, vis_size=64, vis_steps=2)
+    events = list(probe_recipe.probe_iter(photo, **settings))
+    assert [e.done for e in events] == list(range(1, 9)) + [8] and all(e.total == 8 for e in events)
+    assert [e.layer_number for e in events] == [1, 1, 1, 1, 2, 2, 2, 2, 2]
+    assert [e.stage for e in events[:4]] == ["dreaming", "dreaming", "visualizing", "visualizing"]
+    first = events[-1].result
+    again = probe_recipe.probe(photo, **settings)
+    for a, b in zip(first.layers, again.layers):
+        assert a.dream.tobytes() == b.dream.tobytes()
+        assert a.top[0].visualization.tobytes() == b.top[0].visualization.tobytes()
+
+
+def test_heat_map_is_hot_where_the_channel_fires():
+    photo = torch.full((1, 3, 64, 96), 0.5)
+    activation = torch.zeros(1, 8, 12)
+    activation[0, :2, :3] = 5.0  # fires in the top-left corner only
+    heat = np.asarray(probe_recipe.heatmap(photo, activation), dtype=np.float64)
+    assert heat.shape == (64, 96, 3)
+    assert heat[:8, :16].mean() > 150 and heat[40:, 60:].mean() < 80
+
+
+def _fake_result(tag: int = 0) -> probe_recipe.ProbeResult:
+    def picture(w, h, seed):
+        rng = np.random.default_rng(seed + tag)
+        return Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+    layers = [
+        probe_recipe.LayerProbe(name, 16, 4, picture(96, 64, i), [probe_recipe.ChannelProbe(c, 2.0, picture(48, 32, 10 * i + c), picture(32, 32, 50 + c)) for c in (3, 5)])
+        for i, name in enumerate(["a.1", "b.2"])
+    ]
+    return probe_recipe.ProbeResult(picture(96, 64, 99), "net", [Prediction(1, "goldfish & <friends>", 0.5)], layers, {"dreamscope": "9.9"})
+
+
+def test_report_replaces_an_earlier_report_but_nothing_else(tmp_path):
+    folder = tmp_path / "out"
+    report.write_report(_fake_result(0), folder, source="x.png")
+    first = (folder / "dreams" / "01-a.1.jpg").read_bytes()
+    assert "goldfish &amp; &lt;friends&gt;" in (folder / "index.html").read_text()
+    report.write_report(_fake_result(1), folder, source="x.png")
+    assert (folder / "dreams" / "01-a.1.jpg").read_bytes() != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing set aside is left
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    with pytest.raises(DreamscopeError, match="holds no dreamscope report"):
+        report.write_report(_fake_result(), tmp_path / "mine")
+
+
+def test_a_failed_report_leaves_nothing(tmp_path, monkeypatch):
+    calls = []
+
+    def failing_save(picture, path):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return Path(path).write_bytes(b"x")
+
+    monkeypatch.setattr(report.images, "save_image", failing_save)
+    with pytest.raises(OSError):
+        report.write_report(_fake_result(), tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- the page in a real browser ----------------------------------------------------------------------------
+
+
+def chromium_binary() -> str | None:
+    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+
+
+class Browser:
+    """Headless Chromium driven over the DevTools protocol on a pipe (--remote-debugging-pipe: JSON messages
+    ending in NUL on fds 3 and 4), so the test sees every console message, exception and request."""
+
+    def __init__(self, binary: str, profile: str, width: int = 1280, height: int = 2000):
+        self.width, self.height = width, height
+        commands, self._theirs_in = os.pipe()
+        self._theirs_out, replies = os.pipe()
+        args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                f"--user-data-dir={profile}", f"--window-size={width},{height}", "--remote-debugging-pipe", "about:blank"]
+
+        def wire():  # in the child: commands on fd 3, replies on fd 4
+            os.dup2(commands, 3)
+            os.dup2(replies, 4)
+
+        self.proc = subprocess.Popen(args, pass_fds=(3, 4), preexec_fn=wire, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(commands)
+        os.close(replies)
+        self._buffer = b""
+        self._next_id = 0
+        self.events: list[dict] = []
+        page = next(t for t in self.call("Target.getTargets")["targetInfos"] if t["type"] == "page")
+        self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+
+    def _receive(self, deadline: float) -> dict:
+        while b"\0" not in self._buffer:
+            if not select.select([self._theirs_out], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                raise TimeoutError("Chromium did not answer")
+            chunk = os.read(self._theirs_out, 1 << 16)
+            if not chunk:
+                raise EOFError("Chromium closed the pipe")
+            self._buffer += chunk
+        message, _, self._buffer = self._buffer.partition(b"\0")
+        return json.loads(message)
+
+    def call(self, method: str, session: str | None = None, timeout: float = 60, **params) -> dict:
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params, **({"sessionId": session} if session else {})}
+        os.write(self._theirs_in, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self._receive(deadline)
+            if reply.get("id") == self._next_id:
+                assert "error" not in reply, reply["error"]
+                return reply["result"]
+            self.events.append(reply)
+
+    def page(self, method: str, **params) -> dict:
+        return self.call(method, self.session, **params)
+
+    def open(self, url: str, timeout: float = 60) -> None:
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.page(f"{domain}.enable")
+        self.page("Emulation.setDeviceMetricsOverride", width=self.width, height=self.height, deviceScaleFactor=1, mobile=False)
+        self.page("Page.navigate", url=url)
+        deadline = time.monotonic() + timeout
+        while not any(e.get("method") == "Page.loadEventFired" for e in self.events):
+            self.events.append(self._receive(deadline))
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close", timeout=10)
+        except (EOFError, TimeoutError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._theirs_in)
+        os.close(self._theirs_out)
+
+
+def problems(events: list[dict]) -> list[str]:
+    """Console errors and warnings, uncaught exceptions, browser log errors and any request off the disk."""
+    found = []
+    for event in events:
+        method, params = event.get("method"), event.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            found.append(f"exception: {params['exceptionDetails'].get('text')}")
+        elif method == "Runtime.consoleAPICalled" and params["type"] in ("error", "warning", "assert"):
+            found.append(f"console.{params['type']}: {params['args']}")
+        elif method == "Log.entryAdded" and params["entry"]["level"] in ("error", "warning"):
+            found.append(f"log: {params['entry']['text']} {params['entry'].get('url', '')}")
+        elif method == "Network.requestWillBeSent" and not params["request"]["url"].startswith(("file:", "data:")):
+            found.append(f"network request: {params['request']['url']}")
+    return found
+
+
+PAGE_STATE = """({
+    images: document.images.length,
+    broken: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),
+    overflow: document.documentElement.scrollWidth - window.innerWidth,
+    sections: document.querySelectorAll('section.layer').length,
+    title: document.title})"""
+
+
+def render(page: Path, tmp_path: Path) -> tuple[list[str], dict, Image.Image]:
+    """Open a page in headless Chromium: (its problems, facts about its DOM, a 1280x2000 screenshot)."""
+    binary = chromium_binary()
+    if binary is None:
+        pytest.skip("Chromium is not installed, so the report was not rendered in a browser "
+                    "(`make test` installs the Debian package `chromium` where it can: apt-get install chromium)")
+    browser = Browser(binary, tempfile.mkdtemp(dir=tmp_path))
+    try:
+        browser.open(page.as_uri())
+        state = browser.page("Runtime.evaluate", returnByValue=True, expression=PAGE_STATE)["result"]["value"]
+        shot = browser.page("Page.captureScreenshot", format="png")["data"]
+    finally:
+        browser.close()
+    return problems(browser.events), state, Image.open(io.BytesIO(base64.b64decode(shot))).convert("RGB")
+
+
+def test_the_browser_check_catches_a_broken_page(tmp_path):
+    """The check below must be able to fail: a missing picture, a request off the disk and a script error."""
+    page = tmp_path / "broken.html"
+    page.write_text('<!doctype html><title>x</title><img src="missing.jpg"><img src="http://127.0.0.1:9/x.png">'
+                    "<script>console.error('boom'); undefinedFunction();</script>")
+    found, state, _ = render(page, tmp_path)
+    assert len(state["broken"]) == 2
+    text = "\n".join(found)
+    for needle in ("missing.jpg", "network request: http://127.0.0.1:9/x.png", "console.error", "exception"):
+        assert needle in text, (needle, found)
+
+
+def test_chromium_renders_the_report_cleanly(made, tmp_path):
+    found, state, screenshot = render(made / "index.html", tmp_path)
+    assert found == []
+    assert state["broken"] == [] and state["images"] == 1 + 2 * len(LAYERS) + 2 * 2 * len(LAYERS)
+    assert state["overflow"] <= 0, "the page is wider than the window"
+    assert state["sections"] == len(LAYERS) and "efficientnet-lite0" in state["title"]
+    screenshot.save(tmp_path / "report.png")  # to look at: pytest --basetemp=DIR
+    assert screenshot.size == (1280, 2000)
+    array = np.asarray(screenshot, dtype=np.float64)
+    assert array.std() > 20, "the screenshot is blank"
+    # The dark page background fills the margins; pictures fill the middle with colour.
+    assert np.abs(array[:, :20] - array[0, 0]).max() < 8 and array[:, 200:1000].std() > 30
