@@ -104,6 +104,48 @@ def run_dreamscope(*args, cwd=None, env=None, timeout: float = 300) -> CliResult
     return run_python("-m", "dreamscope", *args, cwd=cwd, env=env, timeout=timeout)
 
 
+# Runs `python -m dreamscope ARGS` (as runpy does for -m) once per [folder, args] job in argv[1] (JSON), with
+# fds 1 and 2 redirected to files per job; prints the [exit code, stdout, stderr] of each as JSON on real stdout.
+USAGE_DRIVER = r"""
+import json, os, runpy, sys, tempfile, traceback
+results, real_out, real_err = [], os.dup(1), os.dup(2)
+for folder, args in json.loads(sys.argv[1]):
+    os.chdir(folder)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush(); sys.stderr.flush()
+        os.dup2(out.fileno(), 1); os.dup2(err.fileno(), 2)
+        sys.argv = ["dreamscope", *args]
+        try:
+            runpy.run_module("dreamscope", run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        except BaseException:
+            traceback.print_exc(); code = 1
+        sys.stdout.flush(); sys.stderr.flush()
+        texts = []
+        for handle in (out, err):
+            handle.seek(0); texts.append(handle.read().decode())
+        results.append([code, *texts])
+os.dup2(real_out, 1); os.dup2(real_err, 2)
+print(json.dumps(results))
+"""
+
+
+def run_good_and_mistakes(folder, good: dict, mistakes: dict, run_many, env=None) -> dict[str, CliResult]:
+    """Run each command of `good` in its own interpreter, side by side, and the `mistakes` (which stop before
+    any work) one after another in one more (USAGE_DRIVER), all in `folder`; results by name."""
+    import json
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        together = pool.submit(run_python, "-c", USAGE_DRIVER, json.dumps([[str(folder), list(args)] for args in mistakes.values()]), env=env)
+        results = dict(zip(good, run_many([(args, folder) for args in good.values()], env=env)))
+        driver = together.result()
+    assert driver.returncode == 0 and not driver.stderr, driver.stderr
+    results.update(zip(mistakes, (CliResult(*result) for result in json.loads(driver.stdout))))
+    return results
+
+
 @pytest.fixture(scope="session")
 def run_cli():
     """`run_cli(*args, cwd=None, env=None)` -> (returncode, stdout, stderr) of the real CLI in a subprocess."""

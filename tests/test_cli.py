@@ -25,7 +25,7 @@ from PIL import Image
 
 import dreamscope
 
-from conftest import PHOTO_SIZE, bomb_png_bytes, chelsea, run_dreamscope, run_python
+from conftest import PHOTO_SIZE, USAGE_DRIVER, bomb_png_bytes, chelsea, run_dreamscope, run_python
 
 QUICK = ["--steps", "2", "--octaves", "2"]
 
@@ -108,34 +108,6 @@ GOOD = {
     "visualize-sheet": ("visualize", "--channels", "stage3.1", "--grid", "4", "--size", "64", "--steps", "5", "-o", "sheet.png"),
     "sample": ("sample", "coffee", "x.png"),
 }
-
-
-# Runs `python -m dreamscope ARGS` (as runpy does for -m) once per [folder, args] job in argv[1] (JSON), with
-# fds 1 and 2 redirected to files per job; prints the [exit code, stdout, stderr] of each as JSON on real stdout.
-USAGE_DRIVER = r"""
-import json, os, runpy, sys, tempfile, traceback
-results, real_out, real_err = [], os.dup(1), os.dup(2)
-for folder, args in json.loads(sys.argv[1]):
-    os.chdir(folder)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        sys.stdout.flush(); sys.stderr.flush()
-        os.dup2(out.fileno(), 1); os.dup2(err.fileno(), 2)
-        sys.argv = ["dreamscope", *args]
-        try:
-            runpy.run_module("dreamscope", run_name="__main__", alter_sys=True)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-        except BaseException:
-            traceback.print_exc(); code = 1
-        sys.stdout.flush(); sys.stderr.flush()
-        texts = []
-        for handle in (out, err):
-            handle.seek(0); texts.append(handle.read().decode())
-        results.append([code, *texts])
-os.dup2(real_out, 1); os.dup2(real_err, 2)
-print(json.dumps(results))
-"""
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,8 @@ from dreamscope.errors import DreamscopeError
 
 import synthetic_weights
 import toy_models
-from conftest import CliResult, chelsea, run_python
-from test_cli import USAGE_DRIVER, error_line
+from conftest import chelsea, run_good_and_mistakes
+from test_cli import error_line
 
 TESTS = Path(__file__).parent
 
@@ -135,12 +134,7 @@ def cli(tmp_path_factory, run_cli_many):
     synthetic_weights.write_evil_pickle(root / "evil.pth", root / "marker")
     (root / "broken.pth").write_bytes((root / "toy.pth").read_bytes()[:300])
     env = {"PYTHONPATH": str(TESTS), "OMP_NUM_THREADS": "1"}
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        together = pool.submit(run_python, "-c", USAGE_DRIVER, json.dumps([[str(root), list(args)] for args in MISTAKES.values()]), env=env)
-        results = dict(zip(GOOD, run_cli_many([(args, root) for args in GOOD.values()], env=env)))
-        driver = together.result()
-    assert driver.returncode == 0 and not driver.stderr, driver.stderr
-    results.update(zip(MISTAKES, (CliResult(*result) for result in json.loads(driver.stdout))))
+    results = run_good_and_mistakes(root, GOOD, MISTAKES, run_cli_many, env)
     return root, results
 
 

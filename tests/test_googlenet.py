@@ -6,10 +6,8 @@ through the same code users run (load_model / --weights).
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -22,8 +20,8 @@ from dreamscope.errors import DreamscopeError
 from dreamscope.models import caffe, registry
 
 import synthetic_weights as synthetic
-from conftest import CliResult, chelsea, run_python
-from test_cli import USAGE_DRIVER, error_line
+from conftest import chelsea, run_good_and_mistakes
+from test_cli import error_line
 
 CHANNELS = {  # from the issue and Caffe's deploy.prototxt
     "conv1/7x7_s2": 64, "conv2/3x3_reduce": 64, "conv2/3x3": 192, "inception_3a/output": 256,
@@ -143,6 +141,8 @@ def test_places365_loads_and_refuses_imagenet_class_objectives(tmp_path):
     assert model.spec.default_layer == "inception_4c/output"
     with pytest.raises(DreamscopeError, match="scores 365 Places365 classes, but class objectives name ImageNet classes"):
         ds.visualize("banana", model=model, steps=1, size=64)
+    top = ds.classify(chelsea((64, 64)), model=model, top=1000)  # no ImageNet names for its 365 classes
+    assert len(top) == 365 and top[0].label.startswith("Places365 #")
 
 
 def test_shape_mismatch_names_the_layer_and_both_shapes(files, tmp_path):
@@ -218,6 +218,9 @@ def test_dreaming_raises_the_default_layer(files):
         before, after = (render.activations(model, ["inception_4c/output"], images.to_tensor(img))["inception_4c/output"].pow(2).mean()
                          for img in (photo, result))
     assert after > 1.2 * before
+    # Caffe's rounding breaks the exact tiling: an explicit tile size is refused, "auto" runs untiled
+    with pytest.raises(DreamscopeError, match="tiling is exact only for EfficientNet-Lite models"):
+        ds.dream(photo, model=model, tile_size=128)
 
 
 # The real command, as a user runs it: all runs start together; the mistakes, which stop before any work,
@@ -245,12 +248,7 @@ def cli(files, tmp_path_factory, run_cli_many):
         return [arg.format(caffemodel=files[1]["caffemodel"]) for arg in args]
 
     env = {"DREAMSCOPE_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1"}
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        together = pool.submit(run_python, "-c", USAGE_DRIVER, json.dumps([[str(root), argv(args)] for args in MISTAKES.values()]), env=env)
-        results = dict(zip(GOOD, run_cli_many([(argv(args), root) for args in GOOD.values()], env=env)))
-        driver = together.result()
-    assert driver.returncode == 0 and not driver.stderr, driver.stderr
-    results.update(zip(MISTAKES, (CliResult(*result) for result in json.loads(driver.stdout))))
+    results = run_good_and_mistakes(root, {k: argv(a) for k, a in GOOD.items()}, {k: argv(a) for k, a in MISTAKES.items()}, run_cli_many, env)
     return root, results
 
 

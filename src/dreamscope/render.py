@@ -79,9 +79,10 @@ def objective_gradient(
     every activation counts once, the tile losses add up to the whole picture's, and the gradient differs
     from the untiled one only where the network's zero padding at a crop edge reaches a core activation.
     Crop origins fall on the coarsest stride grid, so convolutions see the same pixel grid as untiled.
+    Models whose spec is not `tileable` always run untiled (the recipes refuse an explicit tile size for them).
     """
     height, width = x.shape[-2:]
-    if not tile_size or (height <= tile_size and width <= tile_size):
+    if not tile_size or not model.spec.tileable or (height <= tile_size and width <= tile_size):
         x = x.detach().requires_grad_(True)
         loss = objective(activations(model, objective.layers, x))
         (grad,) = torch.autograd.grad(loss, x)

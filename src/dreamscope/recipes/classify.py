@@ -38,6 +38,8 @@ def classify(
     x = images.to_tensor(image.convert("RGB").resize((size, size), Image.BICUBIC), net.device)
     with torch.no_grad():
         probabilities = class_probabilities(net, x)[0]
-    values, indices = probabilities.topk(top)
-    labels = imagenet_labels()
-    return [Prediction(int(i), labels[int(i)], float(v)) for v, i in zip(values, indices)]
+    values, indices = probabilities.topk(min(top, probabilities.numel()))
+    # Only ImageNet's names ship with dreamscope; other classifiers' classes are named by their index.
+    labels = imagenet_labels() if net.spec.classes == "ImageNet" else None
+    return [Prediction(int(i), labels[int(i)] if labels else f"{net.spec.classes or 'class'} #{int(i)}", float(v))
+            for v, i in zip(values, indices)]

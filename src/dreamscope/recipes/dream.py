@@ -51,6 +51,12 @@ def check_settings(octaves, octave_scale, steps, step_size, jitter, tile_size, m
     need(isinstance(seed, int) and 0 <= seed < 2**63, f"seed must be a whole number from 0 to 2**63-1, got {seed}")
 
 
+def check_tiling(net: LoadedModel, tile_size) -> None:
+    """An explicit tile size on a model that can't tile exactly is refused rather than silently ignored."""
+    if isinstance(tile_size, int) and not net.spec.tileable:
+        raise DreamscopeError(f"tiling is exact only for EfficientNet-Lite models; {net.name} dreams untiled (use --tile auto or off)")
+
+
 def build_objective(
     model: LoadedModel,
     photo: torch.Tensor,
@@ -120,6 +126,7 @@ def dream_iter(
     """
     check_settings(octaves, octave_scale, steps, step_size, jitter, tile_size, max_size, seed)
     net = model if isinstance(model, LoadedModel) else load_model(model, device)
+    check_tiling(net, tile_size)
     image = images.limit_size(image.convert("RGB"), max_size)
     photo = images.to_tensor(image, net.device)
     objective = build_objective(net, photo, layer, channels, guide)

@@ -63,6 +63,7 @@ def video_iter(
     if not isinstance(frame_steps, int) or frame_steps < 1:
         raise DreamscopeError(f"frame steps must be a whole number of at least 1, got {frame_steps}")
     net = model if isinstance(model, LoadedModel) else load_model(model, device)
+    dream_recipe.check_tiling(net, tile_size)
     frames = iter(frames)
     try:
         first = next(frames).convert("RGB")

@@ -139,6 +139,7 @@ def zoom_iter(
     if every is not None and (not isinstance(every, int) or every < 1):
         raise DreamscopeError(f"every must be a whole number of frames, at least 1, got {every}")
     net = model if isinstance(model, LoadedModel) else load_model(model, device)
+    dream_recipe.check_tiling(net, tile_size)
     image = images.limit_size(image.convert("RGB"), max_size)
     x = images.to_tensor(image, net.device)
     if x.shape[-1] % 2 or x.shape[-2] % 2:  # video encoders want even sides; one pixel less is invisible
