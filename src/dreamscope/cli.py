@@ -98,6 +98,20 @@ def _add_dream_options(parser, octaves: int, steps: int, layer: bool = True) -> 
     parser.add_argument("--seed", type=non_negative_int, default=dream_recipe.SEED, help="random seed; same seed, same picture (default %(default)s)")
 
 
+def _add_run_options(parser, device: bool = True) -> None:
+    """--device and -q, which every command that runs a network shares."""
+    if device:
+        parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _bar(args, **options):
+    """A progress bar on stderr; None for `disable` means off when stderr is not a terminal (logs, pipes)."""
+    from tqdm import tqdm  # imported on first use, like the recipes: `dreamscope --help` stays quick
+
+    return tqdm(disable=True if args.quiet else None, file=sys.stderr, leave=False, **options)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dreamscope", description="Look inside image networks by making them dream.")
     parser.add_argument("--version", action="version", version=f"dreamscope {__version__}")
@@ -110,8 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model(d)
     _add_dream_options(d, dream_recipe.OCTAVES, dream_recipe.STEPS)
     d.add_argument("--max-size", type=positive_int, help="downscale the input so its longest side is at most this many pixels")
-    d.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_run_options(d)
     d.set_defaults(run=_cmd_dream)
 
     v = commands.add_parser("visualize", help="grow a picture of what a class, channel or neuron responds to",
@@ -134,8 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--no-priors", action="store_true",
                    help="plain pixels and no transforms: shows the adversarial noise the priors prevent")
     v.add_argument("--seed", type=non_negative_int, default=visualize_recipe.SEED, help="random seed (default %(default)s)")
-    v.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_run_options(v)
     v.set_defaults(run=_cmd_visualize)
 
     pr = commands.add_parser("probe", help="report what each layer sees in a photo (HTML page or contact sheet)",
@@ -156,8 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--vis-size", type=positive_int, default=probe_recipe.VIS_SIZE, help="side of the channels' pictures (default %(default)s)")
     pr.add_argument("--vis-steps", type=positive_int, default=probe_recipe.VIS_STEPS, help="optimization steps of the channels' pictures (default %(default)s)")
     pr.add_argument("--seed", type=non_negative_int, default=dream_recipe.SEED, help="random seed (default %(default)s)")
-    pr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    pr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_run_options(pr)
     pr.set_defaults(run=_cmd_probe)
 
     z = commands.add_parser("zoom", help="endless zoom: dream, zoom in a little, dream again (MP4, GIF or PNG frames)",
@@ -178,8 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--resume", metavar="VIDEO", help="continue this earlier (or interrupted) zoom up to --frames frames, same options")
     z.add_argument("--size", type=positive_int, default=visualize_recipe.SIZE, help="picture side with --morph (default %(default)s)")
     z.add_argument("--max-size", type=positive_int, help="downscale the input so its longest side is at most this many pixels")
-    z.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    z.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_run_options(z)
     z.set_defaults(run=_cmd_zoom)
 
     vid = commands.add_parser("video", help="dream a video, frame by frame, carried along the optical flow",
@@ -192,8 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ascent steps per octave for frames after the first, which start from the carried dream (default %(default)s)")
     vid.add_argument("--blend", type=_number(float, 0.0, "a number from 0 to below 1"), default=video_recipe.BLEND,
                      help="share of the previous dream carried into each frame; 0 dreams frames on their own (default %(default)s)")
-    vid.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    vid.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_run_options(vid)
     vid.set_defaults(run=_cmd_video)
 
     lay = commands.add_parser("layers", help="list a model's dreamable layers")
@@ -206,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("--download", metavar="NAME", help="fetch a model's weights into the cache folder (e.g. googlenet)")
     mod.add_argument("--url", help="with --download: fetch from this address instead (default: $DREAMSCOPE_<MODEL>_URL or the known one)")
     mod.add_argument("--sha256", metavar="HEX", help="with --download: the SHA-256 the file must have (replaces the known digest)")
-    mod.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_run_options(mod, device=False)
     mod.set_defaults(run=_cmd_models)
 
     cls = commands.add_parser("classify", help="what the network thinks a picture shows")
@@ -225,8 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_dream(args) -> int:
-    from tqdm import tqdm
-
     source = Path(args.input)
     output = Path(args.output) if args.output else source.with_name(f"{source.stem}_dream.png")
     photo = images.load_image(source)  # a missing input is reported as such, not as a missing output folder
@@ -237,7 +244,7 @@ def _cmd_dream(args) -> int:
         octave_scale=args.octave_scale, steps=args.steps, step_size=args.step_size, jitter=args.jitter,
         guide=guide, max_size=args.max_size, seed=args.seed, tile_size=args.tile,
     )
-    bar = tqdm(total=args.octaves * args.steps, desc="dreaming", unit="step", disable=True if args.quiet else None, file=sys.stderr, leave=False)  # None: off when not a terminal
+    bar = _bar(args, total=args.octaves * args.steps, desc="dreaming", unit="step")
     last = None
     with bar:
         for last in events:
@@ -250,8 +257,6 @@ def _cmd_dream(args) -> int:
 
 
 def _cmd_visualize(args) -> int:
-    from tqdm import tqdm
-
     init = images.load_image(args.init, what="init image") if args.init else None
     images.check_output_path(args.output)
     model = _model(args)
@@ -269,7 +274,7 @@ def _cmd_visualize(args) -> int:
         param="pixels" if args.no_priors else "fft", robust=not args.no_priors,
     )
     last = None
-    with tqdm(total=args.steps, desc="visualizing", unit="step", disable=True if args.quiet else None, file=sys.stderr, leave=False) as bar:
+    with _bar(args, total=args.steps, desc="visualizing", unit="step") as bar:
         for last in events:
             bar.set_postfix_str(f"objective {last.loss:.3g}")
             bar.update(1)
@@ -281,8 +286,6 @@ def _cmd_visualize(args) -> int:
 
 
 def _cmd_probe(args) -> int:
-    from tqdm import tqdm
-
     from . import report
 
     source = Path(args.input)
@@ -301,7 +304,7 @@ def _cmd_probe(args) -> int:
         steps=args.steps, max_size=args.max_size, vis_size=args.vis_size, vis_steps=args.vis_steps, seed=args.seed,
     )
     last = None
-    with tqdm(desc="probing", unit="step", disable=True if args.quiet else None, file=sys.stderr, leave=False) as bar:
+    with _bar(args, desc="probing", unit="step") as bar:
         for last in events:
             bar.total = last.total
             bar.set_postfix_str(f"{last.layer} ({last.layer_number}/{last.layers}) {last.stage}", refresh=False)
@@ -324,8 +327,6 @@ def _cmd_probe(args) -> int:
 
 
 def _cmd_zoom(args) -> int:
-    from tqdm import tqdm
-
     if args.resume and args.output and Path(args.output) != Path(args.resume):
         raise UsageError("--resume continues its video in place; leave out -o (or give the same path)")
     output = args.resume or args.output
@@ -342,7 +343,7 @@ def _cmd_zoom(args) -> int:
     videos.check_output(output, resume=bool(args.resume))
     model = _model(args)
     writer = videos.FrameWriter(output, args.fps, keep_partial=True, resume=bool(args.resume))
-    bar = tqdm(total=args.frames, desc="zooming", unit="frame", disable=True if args.quiet else None, file=sys.stderr, leave=False)
+    bar = _bar(args, total=args.frames, desc="zooming", unit="frame")
     try:
         with writer, bar:
             if args.morph:
@@ -377,8 +378,6 @@ def _cmd_zoom(args) -> int:
 
 
 def _cmd_video(args) -> int:
-    from tqdm import tqdm
-
     info = videos.open_video(args.input)  # decodes it all once: a damaged clip fails now, not hours later
     guide = images.load_image(args.guide, what="guide image") if args.guide else None
     kind = videos.output_kind(args.output)
@@ -391,7 +390,7 @@ def _cmd_video(args) -> int:
         tile_size=args.tile,
     )
     with videos.FrameWriter(args.output, info.fps, audio_from=info.path if keep_audio else None) as writer, \
-            tqdm(total=info.frames, desc="dreaming video", unit="frame", disable=True if args.quiet else None, file=sys.stderr, leave=False) as bar:
+            _bar(args, total=info.frames, desc="dreaming video", unit="frame") as bar:
         for frame in frames:
             writer.write(frame.image)
             bar.update(1)
@@ -426,12 +425,9 @@ def _cmd_layers(args) -> int:
 
 
 def _download(args) -> int:
-    from tqdm import tqdm
-
     from .models.download import fetch_weights
 
-    with tqdm(desc=f"downloading {args.download}", unit="B", unit_scale=True, unit_divisor=1024,
-              disable=True if args.quiet else None, file=sys.stderr, leave=False) as bar:
+    with _bar(args, desc=f"downloading {args.download}", unit="B", unit_scale=True, unit_divisor=1024) as bar:
         def progress(done: int, total: int | None) -> None:
             if bar.total != total:  # known from the server's first answer
                 bar.total = total

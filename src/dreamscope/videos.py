@@ -195,6 +195,7 @@ class FrameWriter:
         self.keep_partial = keep_partial
         self.audio_from = audio_from
         self.count = 0
+        self.existing = 0  # frames already in `path` when resuming, known once entered
         self.partial = False
         self.first: Image.Image | None = None
         self.last: Image.Image | None = None

@@ -58,12 +58,12 @@ def zoom_rotate(x: torch.Tensor, zoom: float, rotate: float) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bicubic", padding_mode="reflection", align_corners=False).clamp_(0.0, 1.0)
 
 
-def channel_statistics(x: torch.Tensor) -> torch.Tensor:
+def colour_distribution(x: torch.Tensor) -> torch.Tensor:
     """Each colour channel's values, sorted: the whole distribution, shape (3, pixels)."""
     return x[0].flatten(1).sort(dim=1).values
 
 
-def match_statistics(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+def match_distribution(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Give each colour channel of `x` the reference's distribution of values, keeping the order of its pixels.
 
     Matching only the mean and standard deviation kept the brightness but not the tails: the dream's heavier
@@ -156,7 +156,7 @@ def zoom_iter(
         first_x = images.to_tensor(first.convert("RGB"), net.device)
         if first_x.shape != x.shape:
             raise DreamscopeError(f"the first frame is {first.width}x{first.height} but the last is {x.shape[-1]}x{x.shape[-2]}; not the same run")
-        reference = channel_statistics(first_x)
+        reference = colour_distribution(first_x)
     settings = (steps, step_size, jitter)
     return _frames(net, x, plans, names, every, frames, start, zoom, rotate, settings, seed, tile_size, reference)
 
@@ -173,7 +173,7 @@ def _frames(net, x, plans, names, every, frames, start, zoom, rotate, settings, 
             pass
         x = event.tensor
         if reference is None:
-            reference = channel_statistics(x)
+            reference = colour_distribution(x)
         else:
-            x = match_statistics(x, reference)
+            x = match_distribution(x, reference)
         yield Frame(index, frames, x, names[turn])
