@@ -7,7 +7,9 @@ from pathlib import Path
 
 import torch
 
-from dreamscope.models import caffe, googlenet
+from dreamscope.models import googlenet
+
+import caffe_writer
 
 AUX_LAYERS = {"loss1/conv": [(128, 512, 1, 1), (128,)]}  # a training-time head the loader must skip
 
@@ -28,7 +30,7 @@ def caffe_layers(net, classifier: bool = True, aux: bool = True) -> dict[str, li
 
 
 def write_caffemodel(path: Path, net, legacy: bool = False) -> Path:
-    return caffe.write_caffemodel(path, caffe_layers(net), name="GoogleNet", legacy=legacy)
+    return caffe_writer.write_caffemodel(path, caffe_layers(net), name="GoogleNet", legacy=legacy)
 
 
 def state_dict(net, layout: str, classifier: bool = True) -> dict[str, torch.Tensor]:

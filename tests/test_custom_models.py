@@ -13,6 +13,7 @@ from torch import nn
 import dreamscope as ds
 from dreamscope import images, render
 from dreamscope.errors import DreamscopeError
+from dreamscope.models import LayerInfo
 
 import synthetic_weights
 import toy_models
@@ -38,7 +39,18 @@ def test_layers_are_the_modules_dotted_names_with_channels(toy):
     }
     with pytest.raises(DreamscopeError, match=r"no layer 'classifier' \(classifier is not dreamable: its output is 2-D"):
         toy.layer("classifier")
-    assert (toy.layer("logits").module, toy.spec.num_classes) == ("", 10)  # the network's own output
+    assert toy.layer("logits") == LayerInfo("logits", "", 10, None)  # the network's own output
+
+
+def test_own_classes_are_taken_by_index(toy):
+    assert toy.resolve_class(3) == toy.resolve_class(" 3 ") == 3
+    assert (toy.class_label(3), toy.class_names()) == ("class #3", None)
+    for query, message in (("banana", "model toy scores 10 classes of its own, not ImageNet's; give a class index from 0 to 9"),
+                           (12, "class 12 does not exist in model toy, which has classes 0-9"),
+                           (-1, "class -1 does not exist in model toy, which has classes 0-9")):
+        with pytest.raises(DreamscopeError) as caught:
+            toy.resolve_class(query)
+        assert str(caught.value) == message
 
 
 def test_shared_and_unused_modules_are_not_dreamable():
@@ -46,8 +58,9 @@ def test_shared_and_unused_modules_are_not_dreamable():
     assert list(model.layers) == ["conv1", "conv2"]
     assert model.not_dreamable["relu"].startswith("runs 2 times in one forward pass")
     assert model.not_dreamable["unused"] == "never runs in the forward pass"
-    with pytest.raises(DreamscopeError, match="no class scores"):
-        model.layer("logits")  # its output is a feature map, not class scores
+    for no_classes in (lambda: model.layer("logits"), lambda: model.resolve_class(0)):  # its output is a feature map
+        with pytest.raises(DreamscopeError, match="no class scores"):
+            no_classes()
 
 
 def test_preprocessing_mean_std_range_and_callable():
@@ -96,6 +109,31 @@ def test_a_factory_module_with_weights_loads_like_the_cli(tmp_path):
     for key, value in trained.state_dict().items():
         assert torch.equal(model.net.state_dict()[key], value)
     assert model.name == "toy_models:factory" and "features.2" in model.layers
+    assert model.weights_path == (tmp_path / "toy.pth").resolve()
+
+
+def test_a_factorys_own_wrapped_model_is_not_changed(monkeypatch):
+    built = toy_models.wrapped_factory()
+    monkeypatch.setattr(toy_models, "built_once", lambda: built, raising=False)
+    model = ds.load_model("toy_models:built_once", "cpu")
+    assert model is not built and (model.name, built.name) == ("toy_models:built_once", "toy")
+    assert model.net is built.net and model.layers == built.layers
+
+
+def test_nan_weights_are_refused_for_a_factory_and_a_wrapped_module(tmp_path):
+    state = toy_models.factory().state_dict()
+    state["features.2.bias"][1] = float("inf")
+    torch.save(state, tmp_path / "toy.pth")
+    with pytest.raises(DreamscopeError, match=r"weights in .*toy\.pth hold NaN or infinite values \(first in key features\.2\.bias\); "
+                                              "the file is damaged"):
+        ds.load_model("toy_models:factory", "cpu", weights=tmp_path / "toy.pth")
+    broken = toy_models.factory()
+    with torch.no_grad():
+        broken.classifier.weight[0, 0] = float("nan")
+    with pytest.raises(DreamscopeError) as caught:
+        ds.wrap_model(broken, name="toy", device="cpu")
+    assert str(caught.value) == ("the parameters of model toy hold NaN or infinite values (first in parameter classifier.weight); "
+                                 "load or train its weights again")
 
 
 GOOD = {

@@ -96,7 +96,7 @@ def test_unusable_addresses_are_clean_errors(server, payload, tmp_path):
     for address, needle in cases.items():
         with pytest.raises(DreamscopeError, match=needle):
             download.download(address, tmp_path / "dest" / "w.bin", sha256=sha256)
-    with pytest.raises(DreamscopeError, match="no digest is known .* pass --sha256"):
+    with pytest.raises(DreamscopeError, match=r"no digest is known .* \(sha256=, --sha256 HEX on the command line\)"):
         download.download(url, tmp_path / "dest" / "w.bin")
     with pytest.raises(DreamscopeError, match="64 hexadecimal digits"):
         download.download(url, tmp_path / "dest" / "w.bin", sha256="abc")

@@ -17,8 +17,10 @@ from safetensors.torch import save_file
 import dreamscope as ds
 from dreamscope import images, render, taps
 from dreamscope.errors import DreamscopeError
-from dreamscope.models import caffe, registry
+from dreamscope.models import get_spec
+from dreamscope.models.weights import FileWeights
 
+import caffe_writer
 import synthetic_weights as synthetic
 from conftest import chelsea, run_good_and_mistakes
 from test_cli import error_line
@@ -35,7 +37,7 @@ def no_installed_weights(tmp_path, monkeypatch):
     """Every test starts with an empty cache folder and no weights variables."""
     monkeypatch.setenv("DREAMSCOPE_CACHE", str(tmp_path / "cache"))
     for name in ("googlenet", "googlenet-places365"):
-        monkeypatch.delenv(registry.FileWeights(name, ("x",), "").env, raising=False)
+        monkeypatch.delenv(FileWeights(name, ("x",), "").env, raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +90,7 @@ def test_layers_are_known_without_weights():
 def test_caffe_preprocessing_is_bgr_0_255_minus_mean():
     red = torch.zeros(1, 3, 2, 2)
     red[:, 0] = 1.0
-    x = registry.get_spec("googlenet").to_input(red)
+    x = get_spec("googlenet").to_input(red)
     assert torch.allclose(x[0, :, 0, 0], torch.tensor([-104.0, -116.0, 255.0 - 122.0]))
 
 
@@ -124,9 +126,10 @@ def test_class_scores_match_the_reference_and_need_a_classifier(files):
         assert torch.allclose(model.net(model.to_input(x)), reference(model.to_input(x)), atol=1e-4)
     headless = ds.load_model("googlenet", "cpu", weights=paths["no-classifier"])
     assert headless.spec.logits_module is None
-    with pytest.raises(DreamscopeError, match="no class scores"):
-        headless.layer("logits")
-    with pytest.raises(DreamscopeError, match=r"no classifier \(loss3/classifier\)"):
+    for no_classes in (lambda: headless.layer("logits"), lambda: headless.resolve_class(0)):
+        with pytest.raises(DreamscopeError, match="no class scores"):
+            no_classes()
+    with pytest.raises(DreamscopeError, match="no classifier"):  # before the network runs, or from loss3/classifier's stand-in
         ds.classify(chelsea(), model=headless)
     photo = torch.rand(1, 3, 64, 64)
     with torch.no_grad():  # dreaming needs no classifier: same activations as the full file
@@ -134,13 +137,18 @@ def test_class_scores_match_the_reference_and_need_a_classifier(files):
                            render.activations(model, ["inception_4c/output"], photo)["inception_4c/output"])
 
 
-def test_places365_loads_and_refuses_imagenet_class_objectives(tmp_path):
+def test_places365_loads_and_takes_its_classes_by_index(tmp_path):
     torch.save(synthetic.state_dict(synthetic.reference(365), "ours"), tmp_path / "googlenet_places365.pth")
     model = ds.load_model("googlenet-places365", "cpu", weights=tmp_path / "googlenet_places365.pth")
     assert model.net(model.to_input(torch.rand(1, 3, 224, 224))).shape == (1, 365)
     assert model.spec.default_layer == "inception_4c/output"
-    with pytest.raises(DreamscopeError, match="scores 365 Places365 classes, but class objectives name ImageNet classes"):
-        ds.visualize("banana", model=model, steps=1, size=64)
+    assert model.layer("logits").channels == 365 and model.resolve_class("364") == 364
+    assert (model.class_label(3), model.class_names()) == ("Places365 #3", None)
+    with pytest.raises(DreamscopeError, match="^model googlenet-places365 scores 365 Places365 classes, not ImageNet's; "
+                                              "give a class index from 0 to 364$"):
+        model.resolve_class("banana")
+    with pytest.raises(DreamscopeError, match="class 365 does not exist in model googlenet-places365, which has classes 0-364"):
+        model.resolve_class(365)
     top = ds.classify(chelsea((64, 64)), model=model, top=1000)  # no ImageNet names for its 365 classes
     assert len(top) == 365 and top[0].label.startswith("Places365 #")
 
@@ -161,12 +169,21 @@ def test_shape_mismatch_names_the_layer_and_both_shapes(files, tmp_path):
 
 def test_another_networks_file_is_refused(tmp_path):
     vgg = {"conv1_1": [torch.zeros(64, 3, 3, 3), torch.zeros(64)], "conv1_2": [torch.zeros(64, 64, 3, 3), torch.zeros(64)]}
-    caffe.write_caffemodel(tmp_path / "vgg16.caffemodel", vgg)
+    caffe_writer.write_caffemodel(tmp_path / "vgg16.caffemodel", vgg)
     with pytest.raises(DreamscopeError, match=r"has layers GoogLeNet has not \(conv1_1, conv1_2\); is it a GoogLeNet file"):
         ds.load_model("googlenet", "cpu", weights=tmp_path / "vgg16.caffemodel")
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, tmp_path / "vgg16.pth")
     with pytest.raises(DreamscopeError, match=r"unknown entries features\.0\.weight; is it a GoogLeNet state dict"):
         ds.load_model("googlenet", "cpu", weights=tmp_path / "vgg16.pth")
+
+
+def test_nan_in_a_caffemodel_is_refused(files, tmp_path):
+    layers = synthetic.caffe_layers(files[0])
+    layers["inception_4c/3x3"][1][7] = float("nan")
+    path = caffe_writer.write_caffemodel(tmp_path / "w.caffemodel", layers)
+    with pytest.raises(DreamscopeError, match=r"^weights in .*w\.caffemodel hold NaN or infinite values \(first in key "
+                                              r"inception_4c\.3x3\.bias\); the file is damaged: download or convert it again$"):
+        ds.load_model("googlenet", "cpu", weights=path)
 
 
 def test_a_malicious_pickle_is_refused_without_running(tmp_path):
@@ -193,7 +210,7 @@ def test_a_corrupt_file_is_a_clean_error(files, tmp_path, damage):
 
 
 def test_weights_are_found_in_the_cache_folder_or_a_variable(files, tmp_path, monkeypatch):
-    spec = registry.get_spec("googlenet")
+    spec = get_spec("googlenet")
     assert not spec.weights.present()
     with pytest.raises(DreamscopeError) as caught:
         ds.load_model("googlenet", "cpu")
@@ -220,7 +237,7 @@ def test_dreaming_raises_the_default_layer(files):
     assert after > 1.2 * before
     # Caffe's rounding breaks the exact tiling: an explicit tile size is refused, "auto" runs untiled
     with pytest.raises(DreamscopeError, match="tiling is exact only for EfficientNet-Lite models"):
-        ds.dream(photo, model=model, tile_size=128)
+        ds.dream(photo, model=model, tile=128)
 
 
 # The real command, as a user runs it: all runs start together; the mistakes, which stop before any work,

@@ -1,27 +1,28 @@
-"""Model zoo: registry of specs, architectures, the user's own models, and the ImageNet class names."""
+"""Model zoo: the types (spec), registered models (catalogue), loading (loading), architectures, the user's own
+models (custom) and the ImageNet class names (classes). Lower layers never import higher ones:
 
+    weights, classes, devices, caffe  <-  efficientnet_lite, googlenet, spec  <-  custom, catalogue
+        <-  loading, download
+"""
+
+from .catalogue import DEFAULT_MODEL, REGISTRY, get_spec
 from .classes import imagenet_labels, resolve_class
-from .registry import (
-    DEFAULT_MODEL,
-    REGISTRY,
-    LayerInfo,
-    LayerListing,
-    LoadedModel,
-    ModelSpec,
-    get_spec,
-    list_layers,
-    load_model,
-    resolve_device,
-)
 from .custom import wrap_model
+from .devices import resolve_device
+from .loading import LayerListing, class_names, clear_cache, list_layers, load_model
+from .spec import IMAGE, LOGITS, LayerInfo, LoadedModel, ModelSpec
 
 __all__ = [
     "DEFAULT_MODEL",
+    "IMAGE",
+    "LOGITS",
     "REGISTRY",
     "LayerInfo",
     "LayerListing",
     "LoadedModel",
     "ModelSpec",
+    "class_names",
+    "clear_cache",
     "get_spec",
     "imagenet_labels",
     "list_layers",

@@ -124,24 +124,3 @@ def read_caffemodel(path: str | Path) -> dict[str, list[torch.Tensor]]:
     if not layers:
         raise DreamscopeError(f"{path} holds no layer weights; is it a .caffemodel (not a .prototxt or something else)?")
     return layers
-
-
-def write_caffemodel(path: str | Path, layers: dict[str, list[torch.Tensor]], name: str = "", legacy: bool = False) -> Path:
-    """Serialize layer weights as a `.caffemodel` (new `layer` format, or the pre-2015 `layers` with 4-D blob dims).
-
-    dreamscope only reads Caffe files; this writer exists so tests and converters can make real ones.
-    """
-    net = messages()["NetParameter"](name=name)
-    for layer_name, blobs in layers.items():
-        layer = net.layers.add(name=layer_name) if legacy else net.layer.add(name=layer_name)
-        for tensor in blobs:
-            blob = layer.blobs.add()
-            values = tensor.detach().float().cpu().numpy()
-            if legacy:  # BlobProto's old fields: always four numbers, leading ones for fewer dimensions
-                dims = [1] * (4 - values.ndim) + list(values.shape)
-                blob.num, blob.channels, blob.height, blob.width = dims
-            else:
-                blob.shape.dim.extend(values.shape)
-            blob.data.extend(values.ravel().tolist())
-    Path(path).write_bytes(net.SerializeToString())
-    return Path(path)

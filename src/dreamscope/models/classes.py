@@ -30,6 +30,10 @@ def imagenet_labels() -> list[str]:
     return list(_table()[0])
 
 
+def imagenet_label(index: int) -> str:
+    return _table()[0][index]
+
+
 def resolve_class(name_or_index: str | int) -> int:
     """Class index from a name ("espresso", "egyptian cat", case-insensitive, WordNet synonyms too) or an index."""
     labels, lookup = _table()

@@ -5,7 +5,7 @@ module's own dotted names (`features.3`, `layer3.1.conv2`), found by one trial f
 whose output is a 4-D feature map (N, C, H, W) is dreamable, with its channel count and stride; the others are
 listed with the reason they are not. On the command line, `--model package.module:factory` imports a callable
 that returns an `nn.Module` (or the result of `wrap_model`, to give its preprocessing), and `--weights FILE`
-loads a state dict into it.
+(Python: `load_model(..., weights=FILE)`) loads a state dict into it.
 """
 
 from __future__ import annotations
@@ -21,23 +21,11 @@ import torch
 from torch import nn
 
 from ..errors import DreamscopeError, suggest
-from .registry import LayerInfo, LoadedModel, ModelSpec, resolve_device
-from .weights import assign, load_state_dict_file, shape_text
+from .devices import resolve_device
+from .spec import LayerInfo, LoadedModel, ModelSpec
+from .weights import OwnWeights, assign, check_finite, load_state_dict_file, shape_text
 
 TRIAL_SEED = 0
-
-
-class OwnWeights:
-    """A wrapped module brings its own weights."""
-
-    def present(self) -> bool:
-        return True
-
-    def how_to_get(self) -> str:
-        return "built by your own code"
-
-    def path(self):
-        return None
 
 
 def make_input_transform(
@@ -134,8 +122,9 @@ def wrap_model(
     subtract `mean` and divide by `std` (in input_range units), e.g. torchvision's
     `mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)`, or a Caffe model's
     `input_range=(0, 255), bgr=True, mean=(104, 117, 123)`. Or give `preprocess`, any differentiable callable.
-    The module is put in eval mode with frozen parameters. `default_layer`: by default the deepest layer whose
-    stride is at most 16. The class scores are the network's output when that is (N, classes).
+    The module is put in eval mode with frozen parameters; parameters holding NaN or infinity are refused.
+    `default_layer`: by default the deepest layer whose stride is at most 16. The class scores are the network's
+    output when that is (N, classes).
     """
     if not isinstance(module, nn.Module):
         raise DreamscopeError(f"wrap_model needs a torch.nn.Module, got {type(module).__name__}")
@@ -147,6 +136,7 @@ def wrap_model(
         raise DreamscopeError(f"resolution must be a whole number of pixels, at least 16, got {resolution}")
     to_input = preprocess or make_input_transform(mean, std, input_range, bgr)
     name = name or type(module).__name__
+    check_finite(module.state_dict().items(), f"the parameters of model {name}", "load or train its weights again", kind="parameter")
     device = resolve_device(device)
     net = module.to(device).eval().requires_grad_(False)
     trial = torch.rand(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(TRIAL_SEED)).to(device)
@@ -175,10 +165,9 @@ def wrap_model(
         resolution=resolution,
         default_layer=default_layer,
         to_input=to_input,
-        extra=True,
         logits_module="" if classifier else None,  # "": the whole network's output
         num_classes=int(output.shape[1]) if classifier else 0,
-        classes=None,  # its own classes: class objectives take their indices
+        classes=None,  # its own classes: by index
     )
     return LoadedModel(spec=spec, net=net, layers=layers, device=device, not_dreamable=refused)
 
@@ -198,7 +187,10 @@ def _import(module_name: str):
 
 
 def load_factory(spec_text: str, device: torch.device, weights: str | Path | None = None) -> LoadedModel:
-    """`package.module:factory` -> the LoadedModel its factory builds, with a state dict from `weights` loaded."""
+    """`package.module:factory` -> the LoadedModel its factory builds, with a state dict from `weights` loaded.
+
+    What the factory returns is new and not yet shared, so its network is filled and moved in place; the
+    LoadedModel returned is a new one, named as the user typed it."""
     module_name, _, attribute = spec_text.partition(":")
     if not module_name or not attribute or ":" in attribute:
         raise DreamscopeError(f"bad model '{spec_text}'; name your own model as package.module:factory")
@@ -236,11 +228,11 @@ def load_factory(spec_text: str, device: torch.device, weights: str | Path | Non
     if weights is not None:
         assign(net, load_state_dict_file(weights), weights, spec_text)
     if model is None:
-        return wrap_model(net, name=spec_text, device=device)
-    model.net.to(device)
-    model.device = device
-    model.spec = dataclasses.replace(model.spec, name=spec_text)  # messages then name what the user typed
-    return model
+        model = wrap_model(net, name=spec_text, device=device)
+    else:
+        net.to(device)
+        model = dataclasses.replace(model, spec=dataclasses.replace(model.spec, name=spec_text), device=device)
+    return model if weights is None else dataclasses.replace(model, weights_path=weights)
 
 
 def _first_line(exc: BaseException) -> str:

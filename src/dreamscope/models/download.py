@@ -19,10 +19,10 @@ from typing import Callable
 
 from ..errors import DreamscopeError
 from ..images import _create_temp
-from .registry import ModelSpec, get_spec
-from .weights import FileWeights, env_name, weights_dir
+from .catalogue import get_spec
+from .spec import ModelSpec
+from .weights import CHUNK, FileWeights, env_name, file_digests, weights_dir
 
-CHUNK = 1 << 20
 TIMEOUT_S = 60
 Progress = Callable[[int, "int | None"], None]  # (bytes so far, total bytes or None when the server does not say)
 
@@ -45,15 +45,6 @@ def _digest(name: str, text: str | None) -> str | None:
     return text
 
 
-def _hashes(path: Path) -> dict[str, str]:
-    sha256, sha1 = hashlib.sha256(), hashlib.sha1()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            sha256.update(chunk)
-            sha1.update(chunk)
-    return {"sha256": sha256.hexdigest(), "sha1": sha1.hexdigest()}
-
-
 def _check(found: dict[str, str], expected: dict[str, str | None], url: str) -> None:
     for name, digest in expected.items():
         if digest and found[name] != digest:
@@ -68,14 +59,15 @@ def download(url: str, destination: str | Path, *, sha256: str | None = None, sh
     """Download `url` to `destination`, refusing it unless it has the given digest (at least one is required)."""
     expected = {"sha256": _digest("sha256", sha256), "sha1": _digest("sha1", sha1)}
     if not any(expected.values()):
-        raise DreamscopeError(f"no digest is known for {url}; pass --sha256 HEX from a source you trust, so a wrong file is refused")
+        raise DreamscopeError(f"no digest is known for {url}; pass its SHA-256 (sha256=, --sha256 HEX on the command line) "
+                              "from a source you trust, so a wrong file is refused")
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("http", "https"):
         raise DreamscopeError(f"cannot download '{url}': give an http:// or https:// address")
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     if destination.is_file():
-        found = _hashes(destination)
+        found = file_digests(destination, ("sha256", "sha1"))
         if all(not digest or found[name] == digest for name, digest in expected.items()):
             return Fetched(destination, found["sha256"], destination.stat().st_size, already_present=True)
     fd, tmp = _create_temp(destination)
@@ -102,7 +94,7 @@ def download(url: str, destination: str | Path, *, sha256: str | None = None, sh
         Path(tmp).unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc.strerror or exc
         raise DreamscopeError(f"cannot download {url} ({reason}); check the address and your connection, "
-                              "or fetch the file yourself and pass it with --weights") from None
+                              "or fetch the file yourself and pass it as weights= (--weights)") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

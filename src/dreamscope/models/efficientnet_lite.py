@@ -105,15 +105,6 @@ class MBConvBlock(nn.Module):
         return y + x if self.skip else y  # inference only: drop-connect is a training regulariser
 
 
-class Stem(nn.Module):
-    def __init__(self, conv: nn.Module, bn: nn.Module):
-        super().__init__()
-        self.conv, self.bn = conv, bn
-
-    def forward(self, x):
-        return F.relu6(self.bn(self.conv(x)))
-
-
 class EfficientNetLite(nn.Module):
     def __init__(self, variant: LiteVariant, num_classes: int = 1000):
         super().__init__()

@@ -93,7 +93,7 @@ class Inception(nn.ModuleDict):
 
 
 class GoogLeNet(nn.Module):
-    """Input: BGR, 0-255, mean subtracted (see `registry.caffe_input`)."""
+    """Input: BGR, 0-255, mean subtracted (see `catalogue.caffe_input`)."""
 
     not_dreamable = NOT_DREAMABLE
 

