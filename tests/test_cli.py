@@ -54,22 +54,28 @@ BAD = {
     # names
     "unknown-layer": bad("dream", "photo.png", "--layer", "stage9", says=["no layer 'stage9'", "did you mean stage", "dreamscope layers"]),
     "unknown-model": bad("dream", "photo.png", "--model", "efficientnet-lite9", says=["unknown model 'efficientnet-lite9'", "did you mean efficientnet-lite", "dreamscope models"]),
-    "channels-foo": bad("dream", "photo.png", "--channels", "foo", says=["bad channel spec 'foo'", "strongest:10"]),
-    "channels-strongest-0": bad("dream", "photo.png", "--channels", "strongest:0", says=["bad channel spec 'strongest:0'", "strongest:10"]),
+    "channels-foo": bad("dream", "photo.png", "--channels", "foo", says=["--channels must be", "strongest:10", "got 'foo'"], code=2),
+    "channels-strongest-0": bad("dream", "photo.png", "--channels", "strongest:0", says=["--channels must be", "got 'strongest:0'"], code=2),
     "channel-out-of-range": bad("dream", "photo.png", "--channels", "5000", says=["channel 5000 is out of range", "channels 0-"]),
 }
 # Malformed numbers all stop in argparse, before any model or picture is touched; to save seven interpreter
 # start-ups they run one after another in a single interpreter, through the same `python -m dreamscope` entry
 # point (runpy), each with its own stdout, stderr and working folder (see USAGE_DRIVER).
 USAGE = {
-    "steps-negative": bad("dream", "photo.png", "--steps", "-3", says=["--steps", "whole number of at least 1", "'-3'"], code=2),
-    "steps-not-a-number": bad("dream", "photo.png", "--steps", "abc", says=["--steps", "whole number of at least 1", "'abc'"], code=2),
-    "octaves-zero": bad("dream", "photo.png", "--octaves", "0", says=["--octaves", "whole number of at least 1"], code=2),
-    "step-size-negative": bad("dream", "photo.png", "--step-size", "-1", says=["--step-size", "positive number"], code=2),
-    "step-size-nan": bad("dream", "photo.png", "--step-size", "nan", says=["--step-size", "positive number", "'nan'"], code=2),
-    "jitter-negative": bad("dream", "photo.png", "--jitter", "-1", says=["--jitter", "0 or more"], code=2),
-    "octave-scale-below-1": bad("dream", "photo.png", "--octave-scale", "0.5", says=["--octave-scale", "at least 1.0"], code=2),
-    "classify-top-0": bad("classify", "photo.png", "--top", "0", says=["--top", "whole number of at least 1"], code=2),
+    "steps-negative": bad("dream", "photo.png", "--steps", "-3", says=["--steps must be", "whole number from 1", "got -3"], code=2),
+    "steps-not-a-number": bad("dream", "photo.png", "--steps", "abc", says=["--steps", "expected a whole number", "'abc'"], code=2),
+    "octaves-zero": bad("dream", "photo.png", "--octaves", "0", says=["--octaves must be a whole number from 1 to 50"], code=2),
+    "octaves-huge": bad("dream", "photo.png", "--octaves", "1000000000000000000", says=["--octaves must be", "to 50"], code=2),
+    "seed-overflow": bad("dream", "photo.png", "--seed", str(2**64), says=["--seed must be a whole number from 0 to 2**63-1"], code=2),
+    "step-size-negative": bad("dream", "photo.png", "--step-size", "-1", says=["--step-size must be a number above 0"], code=2),
+    "step-size-nan": bad("dream", "photo.png", "--step-size", "nan", says=["--step-size must be", "above 0", "got nan"], code=2),
+    "jitter-negative": bad("dream", "photo.png", "--jitter", "-1", says=["--jitter must be a whole number from 0"], code=2),
+    "octave-scale-below-1": bad("dream", "photo.png", "--octave-scale", "0.5", says=["--octave-scale must be a number from 1"], code=2),
+    "tile-tiny": bad("dream", "photo.png", "--tile", "10", says=["--tile must be", "from 64 to 8192"], code=2),
+    "classify-top-0": bad("classify", "photo.png", "--top", "0", says=["--top must be a whole number from 1"], code=2),
+    "grid-too-big": bad("visualize", "--channels", "stage3.1", "--grid", "100", says=["--grid must be a whole number from 1 to 64, got 100"], code=2),
+    "grid-without-channels": bad("visualize", "--class", "banana", "--grid", "4", says=["--grid applies only to a layer's channel sheet"], code=2),
+    "samples-with-channels": bad("visualize", "--channels", "stage3.1", "--samples", "3", says=["--samples does not apply"], code=2),
 }
 BAD.update({
     # outputs
@@ -80,7 +86,7 @@ BAD.update({
     "guide-missing": bad("dream", "photo.png", "--guide", "nothere.png", says=["guide image file not found: nothere.png", "check the path"]),
     "guide-not-a-picture": bad("dream", "photo.png", "--guide", "photo.jpg", says=["guide image file is not a picture", "give a PNG"]),
     # sizes: default settings (4 octaves of 1.4) shrink 40 px to 15 px
-    "octave-too-small": bad("dream", "small.png", says=["smallest octave", "fewer --octaves"]),
+    "octave-too-small": bad("dream", "small.png", says=["--octaves is too many", "smallest octave", "fewer --octaves"], code=2),
     # other commands
     "classify-missing": bad("classify", "missing.png", says=["image file not found: missing.png", "check the path"]),
     "layers-unknown-model": bad("layers", "--model", "nope", says=["unknown model 'nope'", "dreamscope models"]),
@@ -91,7 +97,7 @@ BAD.update({
     "visualize-unknown-class": bad("visualize", "--class", "bananna", "-o", "v.png", says=["unknown class 'bananna'", "did you mean banana"]),
     "visualize-channel-range": bad("visualize", "--channel", "stage5.2:500", "-o", "v.png", says=["channel 500 is out of range", "channels 0-111"]),
     "visualize-bad-layer": bad("visualize", "--channels", "stage9", "-o", "v.png", says=["no layer 'stage9'", "did you mean"]),
-    "visualize-bad-unit": bad("visualize", "--neuron", "stage5.2", "-o", "v.png", says=["bad unit 'stage5.2'", "LAYER:INDEX"]),
+    "visualize-bad-unit": bad("visualize", "--neuron", "stage5.2", "-o", "v.png", says=["--neuron must be LAYER:INDEX", "got 'stage5.2'"], code=2),
     "visualize-no-target": bad("visualize", "-o", "v.png", says=["one of the arguments --class --channel --neuron --channels is required"], code=2),
     "visualize-init-missing": bad("visualize", "--class", "banana", "--init", "nothere.png", "-o", "v.png", says=["init image file not found"]),
 })
@@ -106,6 +112,7 @@ GOOD = {
     "classify-json": ("classify", "chelsea.png", "--json"),
     "version": ("--version",),
     "visualize-sheet": ("visualize", "--channels", "stage3.1", "--grid", "4", "--size", "64", "--steps", "5", "-o", "sheet.png"),
+    "visualize-default-name": ("visualize", "--class", "banana", "--size", "64", "--steps", "2"),
     "sample": ("sample", "coffee", "x.png"),
 }
 
@@ -289,4 +296,13 @@ def test_visualize_writes_a_contact_sheet(runs):
     run = ok(runs["visualize-sheet"])
     assert run.stderr.splitlines() == ["wrote sheet.png"]
     with Image.open(run.folder / "sheet.png") as img:
-        assert img.size == (2 * 64 + 4, 2 * 64 + 4)
+        assert img.size == (2 * 64 + 4, 2 * (64 + 18) + 4)  # each channel labelled underneath
+    record = dreamscope.read_record(run.folder / "sheet.png")
+    assert (record.settings.kind, record.settings.target, record.settings.grid) == ("channels", "stage3.1", 4)
+
+
+def test_visualize_names_its_output_after_the_target(runs):
+    run = ok(runs["visualize-default-name"])
+    assert run.stderr.splitlines() == ["wrote banana.png"]
+    with Image.open(run.folder / "banana.png") as img:
+        assert img.size == (64, 64)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dreamscope import videos
+from dreamscope import read_record, videos
 
 from conftest import chelsea, pan_frames, write_clip
 
@@ -25,15 +25,20 @@ BAD = {  # name: (args, substrings of the one error line, exit code)
     "video-truncated": (["video", "cut.mp4", "-o", "o.mp4"], ["truncated or damaged", "re-export it"], 1),
     "video-zero-frames": (["video", "zero.mp4", "-o", "o.mp4"], ["no video stream"], 1),
     "video-output-avi": (["video", "clip.mp4", "-o", "o.avi"], ["cannot write '.avi' files", ".mp4"], 1),
-    "video-blend": (["video", "clip.mp4", "-o", "o.mp4", "--blend", "1.5"], ["blend must be"], 1),
+    "video-blend": (["video", "clip.mp4", "-o", "o.mp4", "--blend", "1.5"], ["--blend must be a number from 0 to below 1"], 2),
     "video-layer": (["video", "clip.mp4", "-o", "o.mp4", "--layer", "stage9"], ["no layer 'stage9'", "did you mean"], 1),
-    "zoom-frames-0": (["zoom", "photo.png", "-o", "z.mp4", "--frames", "0"], ["--frames", "at least 1"], 2),
+    "zoom-frames-0": (["zoom", "photo.png", "-o", "z.mp4", "--frames", "0"], ["--frames must be a whole number from 1"], 2),
+    "zoom-fps-tiny": (["zoom", "photo.png", "-o", "z.mp4", "--fps", "1e-300"], ["--fps must be a number from 0.1 to 240"], 2),
+    "zoom-size-without-morph": (["zoom", "photo.png", "-o", "z.mp4", "--size", "96"], ["--size applies only with --morph"], 2),
+    "zoom-morph-octaves": (["zoom", "--morph", "banana,starfish", "-o", "z.mp4", "--octaves", "3"],
+                           ["--octaves does not apply to zoom --morph"], 2),
+    "zoom-resume-options": (["zoom", "--resume", "z.mp4", "--octaves", "3"], ["--octaves cannot change when resuming"], 2),
     "zoom-output-avi": (["zoom", "photo.png", "-o", "z.avi"], ["cannot write '.avi' files"], 1),
-    "zoom-no-output": (["zoom", "photo.png"], ["-o zoom.mp4"], 2),
     "zoom-no-input": (["zoom", "-o", "z.mp4"], ["picture to start from", "--resume", "--morph"], 2),
     "zoom-bad-picture": (["zoom", "text.mp4", "-o", "z.mp4"], ["not a picture"], 1),
     "zoom-resume-missing": (["zoom", "--resume", "gone.mp4"], ["nothing to resume", "gone.mp4"], 1),
-    "zoom-zoom-too-big": (["zoom", "photo.png", "-o", "z.mp4", "--zoom", "5"], ["zoom must be from 0.5 to 2.0"], 1),
+    "zoom-resume-not-ours": (["zoom", "--resume", "clip.mp4"], ["clip.mp4 carries no dreamscope record"], 1),
+    "zoom-zoom-too-big": (["zoom", "photo.png", "-o", "z.mp4", "--zoom", "5"], ["--zoom must be a number from 0.5 to 2"], 2),
     "zoom-cycle-unknown": (["zoom", "photo.png", "-o", "z.mp4", "--layers", "stage3.1,stage9"], ["no layer 'stage9'"], 1),
     "zoom-every-alone": (["zoom", "photo.png", "-o", "z.mp4", "--every", "3"], ["--every goes with --layers"], 2),
     "zoom-morph-class": (["zoom", "--morph", "banana,starfsh", "-o", "z.mp4"], ["unknown class 'starfsh'", "did you mean starfish"], 1),
@@ -45,6 +50,7 @@ GOOD = {
                  "--steps", "1", "--octaves", "1", "-q"],
     "video-mp4": ["video", "clip.mp4", "-o", "dreamed.mp4", *QUICK],
     "video-frames": ["video", "clip.mp4", "-o", "frames/", *QUICK],
+    "zoom-default-name": ["zoom", "photo.png", "--frames", "2", *QUICK],
 }
 
 
@@ -100,7 +106,7 @@ def test_zoom_writes_a_video_with_the_asked_frames_and_rate(runs):
     folder, err = ok(runs, "zoom-mp4")
     info = videos.open_video(folder / "z.mp4")
     assert (info.frames, info.fps, info.size) == (5, 10, (96, 64))
-    assert "wrote z.mp4 (5 frames)" in err
+    assert "wrote z.mp4 (5 frames, 96x64, 10 fps)" in err
     frames = list(videos.read_frames(folder / "z.mp4"))
     assert frames[0].tobytes() != frames[-1].tobytes()
 
@@ -120,7 +126,15 @@ def test_video_keeps_frames_size_rate_and_sound(runs):
 def test_video_to_png_frames_says_the_sound_is_dropped(runs):
     folder, err = ok(runs, "video-frames")
     assert len(videos.frame_files(folder / "frames")) == 6
-    assert "note: the sound (aac) was dropped" in err
+    assert "note: the sound (aac) is dropped" in err
+
+
+def test_zoom_names_its_output_after_the_input_and_records_how_it_was_made(runs):
+    folder, err = ok(runs, "zoom-default-name")
+    assert err.splitlines() == ["wrote photo_zoom.mp4 (2 frames, 96x64, 24 fps)"]
+    record = read_record(folder / "photo_zoom.mp4")
+    assert record.recipe == "zoom" and (record.settings.frames, record.settings.layer) == (2, "stage3.1")
+    assert record.inputs["input"]["path"] == str(folder / "photo.png")
 
 
 def test_ctrl_c_leaves_a_playable_partial_zoom_that_resume_finishes(tmp_path):
@@ -136,7 +150,7 @@ def test_ctrl_c_leaves_a_playable_partial_zoom_that_resume_finishes(tmp_path):
     assert "--resume frames" in err
     done = len(videos.frame_files(tmp_path / "frames"))
     assert 2 <= done < 500 and not list(tmp_path.glob(".frames.*"))
-    result = subprocess.run([sys.executable, "-m", "dreamscope", "zoom", "--resume", "frames", "--frames", str(done + 2), *QUICK],
+    result = subprocess.run([sys.executable, "-m", "dreamscope", "zoom", "--resume", "frames", "--frames", str(done + 2), "-q"],
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert len(videos.frame_files(tmp_path / "frames")) == done + 2

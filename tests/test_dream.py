@@ -59,7 +59,7 @@ def test_octave_sizes_grow_by_the_scale_to_the_full_size():
 
 
 def test_too_small_octave_is_refused_up_front(cat):
-    with pytest.raises(DreamscopeError, match="smallest octave would be 29x29 px.*--octaves"):
+    with pytest.raises(DreamscopeError, match="smallest octave would be 29x29 px.*use fewer octaves"):
         ds.dream(cat.resize((80, 80)))
     ds.dream(cat.resize((80, 80)), octaves=2, steps=1)  # fewer octaves fit
     with pytest.raises(DreamscopeError, match="needs 64 px"):  # a stride-32 layer needs more
@@ -67,7 +67,7 @@ def test_too_small_octave_is_refused_up_front(cat):
 
 
 @pytest.mark.parametrize("bad", [dict(steps=0), dict(octaves=0), dict(step_size=-1.0), dict(step_size=float("nan")),
-                                 dict(jitter=-1), dict(octave_scale=0.5), dict(tile_size=10), dict(seed=-1)])
+                                 dict(jitter=-1), dict(octave_scale=0.5), dict(tile=10), dict(seed=-1)])
 def test_bad_settings_are_refused(cat, bad):
     with pytest.raises(DreamscopeError):
         ds.dream(cat, **bad)
@@ -118,8 +118,11 @@ def test_progress_events(cat):
     events = list(ds.dream_iter(cat, octaves=3, steps=2))
     assert len(events) == 3 * 2 + 1
     assert [e.done for e in events] == [False] * 6 + [True]
-    assert [(e.octave, e.step) for e in events[:3]] == [(1, 1), (1, 2), (2, 1)]
+    assert [(e.at("octave").index, e.at("step").index) for e in events[:3]] == [(1, 1), (1, 2), (2, 1)]
+    assert events[0].stage == "octave 1 of 3, step 1 of 2"
     fractions = [e.fraction for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert 1.0 - fractions[3] > 0.5  # the last octave is the largest: most of the time, most of the bar
     assert events[0].image.size[0] < events[-1].image.size[0] == 240  # previews at octave size
     assert all(isinstance(e.loss, float) for e in events)
+    assert events[-1].result.size == (240, 160) and "dreamscope" in events[-1].result.info  # carries its record

@@ -69,3 +69,33 @@ def test_parse_layer_weights():
     for bad in ["a=x", "a=nan", ""]:
         with pytest.raises(DreamscopeError):
             O.parse_layer_weights(bad)
+
+
+def test_objectives_describe_themselves_and_declare_how_they_reduce():
+    composed = O.layer_l2("a") - 0.5 * O.channel("b", 1) + 2 * O.direction("a", [1, 0, 0, 0])
+    assert composed.description == "l2(a) - 0.5 * channel(b:1) + 2 * direction(a)"
+    assert composed.reduction == "mean"  # every term a mean over its layer's positions: tiles add up exactly
+    for whole in (O.class_logit("banana"), O.neuron("a", 0), O.diversity("a"), O.total_variation(),
+                  O.Objective(lambda a: a["a"].max(), ["a"], "max(a)")):
+        assert (composed + whole).reduction == "whole", whole
+    with pytest.raises(ValueError, match="exactly one"):
+        O.Objective(lambda a: a["a"].mean() + a["b"].mean(), ["a", "b"], "two", "mean")
+
+
+def test_tile_values_add_up_to_the_whole_at_every_stride():
+    x = acts()  # "a" is 5x5, "b" 2x2: two strides
+    objective = O.layer_l2("a") + 3 * O.layer_l2("b", [0]) + 1.5
+    halves = [({"a": x["a"][..., :, :3], "b": x["b"][..., :, :1]}, {"a": 15 / 25, "b": 2 / 4}),
+              ({"a": x["a"][..., :, 3:], "b": x["b"][..., :, 1:]}, {"a": 10 / 25, "b": 2 / 4})]
+    total = sum(float(objective.tile_value(core, shares)) for core, shares in halves) + objective.constant
+    assert total == pytest.approx(float(objective(x)), rel=1e-6)
+    with pytest.raises(DreamscopeError, match="whole picture"):
+        (objective + O.neuron("a", 0)).tile_value(*halves[0])
+
+
+def test_an_objective_can_target_one_sample_of_a_batch():
+    batch = {"a": torch.stack([torch.full((4, 2, 2), float(k)) for k in range(3)])}
+    assert float(O.channel("a", 1, sample=2)(batch)) == 2.0
+    assert float(O.layer_l2("a", sample=1)(batch)) == 1.0
+    sheet = O.channel_sheet("a", [0, 3])  # picture 0 maximizes channel 0, picture 1 channel 3
+    assert float(sheet(batch)) == 0.0 + 1.0 and sheet.description == "channel(a:0)@0 + channel(a:3)@1"

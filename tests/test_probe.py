@@ -45,14 +45,16 @@ BAD = {
     "output-is-a-file": (("probe", "photo.png", "-o", "afile"), ["output path is a file", "afile", "new folder name"]),
     "unknown-layer": (("probe", "photo.png", "-o", "r/", "--layers", "stage2.1,stage9"), ["no layer 'stage9'", "did you mean", "dreamscope layers"]),
     "folder-not-a-report": (("probe", "photo.png", "-o", "notes"), ["not empty and holds no dreamscope report", "notes"]),
-    "html-file": (("probe", "photo.png", "-o", "report.html"), ["the report is a folder", "-o report/"]),
+    "html-file": (("probe", "photo.png", "-o", "report.html"), ["the report is a folder", "name it report/"]),
     "missing-input": (("probe", "nothere.png", "-o", "r/"), ["image file not found: nothere.png"]),
     "parent-missing": (("probe", "photo.png", "-o", "nowhere/report/"), ["output folder does not exist", "nowhere", "create it first"]),
     "too-small-for-deep-layers": (("probe", "small.png", "-o", "r/"), ["smallest octave", "fewer --octaves"]),
     "too-many-channels": (("probe", "photo.png", "-o", "r/", "--channels", "100"), ["channels must be a whole number from 0 to 64"]),
-    "vis-size-too-small": (("probe", "photo.png", "-o", "r/", "--vis-size", "16"), ["--vis-size", "from 64 to 2048 px"]),
-    "steps-zero": (("probe", "photo.png", "-o", "r/", "--steps", "0"), ["--steps", "whole number of at least 1"]),
+    "vis-size-too-small": (("probe", "photo.png", "-o", "r/", "--vis-size", "16"), ["--vis-size must be", "from 64 to 2048"]),
+    "steps-zero": (("probe", "photo.png", "-o", "r/", "--steps", "0"), ["--steps must be", "whole number from 1"]),
+    "channels-for-a-sheet": (("probe", "photo.png", "-o", "s.png", "--channels", "2"), ["--channels does not apply to a contact sheet"]),
 }
+SETTINGS_MISTAKES = ("too-small-for-deep-layers", "too-many-channels", "vis-size-too-small", "steps-zero", "channels-for-a-sheet")
 
 
 def _folder(root: Path, name: str) -> Path:
@@ -183,9 +185,15 @@ def test_settings_say_how_to_reproduce_it(made):
     assert f"dreamscope {ds.__version__}" in text
     command = re.search(r"<pre><code>(.*?)</code></pre>", text, re.S).group(1)
     assert command.startswith("dreamscope probe photo.png -o report/ ")
-    for setting in ("--layers stage2.1,stage4.2,stage5.2", "--octaves 2", "--steps 3", "--channels 2", "--vis-size 64",
-                    "--vis-steps 24", "--seed 0", "--max-size 512", "--model efficientnet-lite0"):
+    for setting in ("--layers stage5.2,stage4.2,stage2.1", "--octaves 2", "--steps 3", "--channels 2", "--vis-size 64",
+                    "--vis-steps 24"):
         assert setting in command
+    assert "--seed" not in command and "--max-size" not in command  # settings at their defaults go without saying
+    for fact in ("<th>seed</th><td>0</td>", "<th>max_size</th><td>512</td>", "<th>model</th><td>efficientnet-lite0</td>",
+                 "<th>layers</th><td>stage2.1, stage4.2, stage5.2</td>", "<th>threads</th>", "<th>device</th><td>cpu</td>"):
+        assert fact in text, fact
+    record = ds.read_record(made)  # the report carries its provenance record (in sheet.png)
+    assert record.recipe == "probe" and record.settings.layers == "stage5.2,stage4.2,stage2.1"
 
 
 def test_contact_sheet_alone(runs):
@@ -205,7 +213,7 @@ def test_contact_sheet_alone(runs):
 def test_bad_input_is_one_clear_error_and_leaves_nothing(runs, case):
     result, folder, before = runs[case]
     line = error_line(result)
-    assert result.returncode == (2 if case == "steps-zero" else 1), line
+    assert result.returncode == (2 if case in SETTINGS_MISTAKES else 1), line
     for needle in BAD[case][1]:
         assert needle in line, f"{needle!r} not in {line!r}"
     assert snapshot(folder) == before, "files were written or changed"
@@ -218,17 +226,20 @@ def test_default_layers_are_stage_ends_shallow_to_deep(model):
     names = probe_recipe.default_layers(model)
     assert names == ["stage1.0", "stage2.1", "stage3.1", "stage4.2", "stage5.2", "stage6.3"]
     assert probe_recipe.parse_layers(model, "stage4.2, stage1.0,stage4.2") == ["stage1.0", "stage4.2"]
-    with pytest.raises(DreamscopeError, match="no layers given"):
-        probe_recipe.parse_layers(model, " , ")
+    with pytest.raises(DreamscopeError, match="layers must be names separated by commas"):
+        ds.ProbeSettings(layers=" , ")
 
 
 def test_progress_runs_across_layers_and_a_seed_repeats_it(model):
     photo = chelsea((96, 64))
     settings = dict(model=model, layers=["stage2.1", "stage3.1"], channels=1, octaves=1, steps=2, vis_size=64, vis_steps=2)
     events = list(probe_recipe.probe_iter(photo, **settings))
-    assert [e.done for e in events] == list(range(1, 9)) + [8] and all(e.total == 8 for e in events)
-    assert [e.layer_number for e in events] == [1, 1, 1, 1, 2, 2, 2, 2, 2]
-    assert [e.stage for e in events[:4]] == ["dreaming", "dreaming", "visualizing", "visualizing"]
+    assert [e.done for e in events] == [False] * 8 + [True]
+    assert [e.at("layer").index for e in events[:-1]] == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert events[0].stage == "layer 1 of 2 (stage2.1), octave 1 of 1, step 1 of 2"
+    assert events[2].stage == "layer 1 of 2 (stage2.1), step 1 of 2"  # the channel pictures' steps
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[3] == pytest.approx(0.5) and fractions[-1] == 1.0
     first = events[-1].result
     again = probe_recipe.probe(photo, **settings)
     for a, b in zip(first.layers, again.layers):
@@ -254,7 +265,9 @@ def _fake_result(tag: int = 0) -> probe_recipe.ProbeResult:
         probe_recipe.LayerProbe(name, 16, 4, picture(96, 64, i), [probe_recipe.ChannelProbe(c, 2.0, picture(48, 32, 10 * i + c), picture(32, 32, 50 + c)) for c in (3, 5)])
         for i, name in enumerate(["a.1", "b.2"])
     ]
-    return probe_recipe.ProbeResult(picture(96, 64, 99), "net", [Prediction(1, "goldfish & <friends>", 0.5)], layers, {"dreamscope": "9.9"})
+    settings = ds.ProbeSettings()
+    record = ds.Record(settings, {"name": "net", "weights": "sha256:00"}, {}, "cpu", 2, "9.9", "2.0")
+    return probe_recipe.ProbeResult(picture(96, 64, 99), "net", [Prediction(1, "goldfish & <friends>", 0.5)], layers, settings, record)
 
 
 def test_report_replaces_an_earlier_report_but_nothing_else(tmp_path):
@@ -274,7 +287,7 @@ def test_report_replaces_an_earlier_report_but_nothing_else(tmp_path):
 def test_a_failed_report_leaves_nothing(tmp_path, monkeypatch):
     calls = []
 
-    def failing_save(picture, path):
+    def failing_save(picture, path, metadata=None):
         calls.append(path)
         if len(calls) == 3:
             raise OSError("disk full")

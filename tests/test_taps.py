@@ -1,3 +1,6 @@
+import threading
+import time
+
 import pytest
 import torch
 from torch import nn
@@ -26,10 +29,13 @@ def test_returns_requested_outputs_and_stops_after_the_deepest():
     assert [m.calls for m in net] == [1, 1, 0, 0]  # no work past layer 1
 
 
-def test_hooks_are_always_removed():
+def test_one_dispatch_hook_per_module_however_many_captures():
     net = tiny()
-    taps.capture(net, ["2"], torch.zeros(1))
-    assert all(len(m._forward_hooks) == 0 for m in net)
+    for _ in range(3):
+        taps.capture(net, ["2"], torch.zeros(1))
+    assert [len(m._forward_hooks) for m in net] == [0, 0, 1, 0]  # never one per call (Lucent's leak)
+    net(torch.zeros(1))  # outside a capture the hook does nothing: the network runs to the end
+    assert [m.calls for m in net] == [4, 4, 4, 1]
 
     class Boom(nn.Module):
         def forward(self, x):
@@ -38,7 +44,37 @@ def test_hooks_are_always_removed():
     net = nn.Sequential(Counting(), Boom(), Counting())
     with pytest.raises(ValueError):
         taps.capture(net, ["2"], torch.zeros(1))
-    assert all(len(m._forward_hooks) == 0 for m in net)
+    assert float(taps.capture(nn.Sequential(Counting()), ["0"], torch.zeros(1))["0"]) == 1  # no capture left active
+
+
+class Slow(nn.Module):
+    """Adds its input and sleeps, so two threads' forward passes interleave inside it."""
+
+    def forward(self, x):
+        time.sleep(0.01)
+        return x + 1
+
+
+def test_threads_sharing_a_network_each_see_their_own_activations():
+    net = nn.Sequential(*[Slow() for _ in range(6)])
+    results, errors = {}, []
+
+    def work(start: float):
+        try:
+            for _ in range(5):
+                out = taps.capture(net, ["3", "1"], torch.full((1,), start))
+                results.setdefault(start, []).append((float(out["1"]), float(out["3"])))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(float(k),)) for k in (0, 100, 200)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    for start, seen in results.items():
+        assert seen == [(start + 2, start + 4)] * 5
 
 
 def test_unknown_module_and_module_that_never_runs():

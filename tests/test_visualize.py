@@ -8,7 +8,7 @@ import dreamscope as ds
 from dreamscope import images, objectives, params, render, transforms
 from dreamscope.errors import DreamscopeError
 from dreamscope.recipes.classify import class_probabilities
-from dreamscope.recipes.visualize import channel_sheet, contact_sheet, unit
+from dreamscope.recipes.visualize import contact_sheet, sheet_columns
 
 SMALL = dict(size=160, steps=120)
 
@@ -62,7 +62,7 @@ def test_diversity_makes_samples_differ_in_style(model):
 
 
 def test_channel_objective_raises_that_channel(model):
-    objective = unit(model, "stage4.2:7")
+    objective = ds.channel("stage4.2", 7)
     generator = torch.Generator().manual_seed(0)
     start = params.FourierImage(1, 128, 128, generator)
     with torch.no_grad():
@@ -73,17 +73,18 @@ def test_channel_objective_raises_that_channel(model):
     assert after > before + 1.0
 
 
-def test_neuron_and_channel_sheet(model):
-    sheet = channel_sheet(model, "stage3.1", 4)
-    pictures = ds.visualize(sheet, samples=4, size=96, steps=30)
-    assert len(pictures) == 4
+def test_a_layers_channel_sheet_and_units_checked_against_the_model(model):
+    pictures = ds.visualize(kind="channels", target="stage3.1", grid=4, size=96, steps=30, model=model)
+    assert [p.info["label"] for p in pictures] == ["stage3.1:0", "stage3.1:1", "stage3.1:2", "stage3.1:3"]
     assert np.abs(np.asarray(pictures[0], float) - np.asarray(pictures[1], float)).mean() > 5
-    assert contact_sheet(pictures).size == (2 * 96 + 4, 2 * 96 + 4)
-    assert unit(model, "stage3.1:3", "neuron").description == "neuron(stage3.1:3)"
+    labelled = contact_sheet(pictures, labels=[p.info["label"] for p in pictures])
+    assert labelled.size == (2 * 96 + 4, 2 * (96 + 18) + 4)
+    assert [sheet_columns(n) for n in (1, 2, 4, 8, 9, 12, 16, 7)] == [1, 2, 2, 4, 3, 4, 4, 3]  # full rows where possible
+    assert ds.neuron("stage3.1", 3).description == "neuron(stage3.1:3)"
     with pytest.raises(DreamscopeError, match="0-39"):
-        unit(model, "stage3.1:40")
+        ds.visualize(kind="channel", target="stage3.1:40", model=model)
     with pytest.raises(DreamscopeError, match="LAYER:INDEX"):
-        unit(model, "stage3.1")
+        ds.visualize(kind="neuron", target="stage3.1", model=model)
 
 
 def test_composed_objective_and_determinism():

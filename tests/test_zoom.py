@@ -34,8 +34,13 @@ def sharpness(x: torch.Tensor) -> float:
     return float(F.conv2d(x, laplace, groups=3).abs().mean())
 
 
+def finished(run) -> list:
+    """The finished frames of a zoom or morph run (the events that carry one)."""
+    return [event for event in run if event.frame is not None]
+
+
 def test_a_long_zoom_does_not_drift_burn_out_or_blur(model):
-    frames = [f.tensor for f in zoom.zoom_iter(chelsea((128, 96)), frames=40, zoom=1.08, rotate=1.0, model=model, layer=LAYER)]
+    frames = [f.tensor for f in finished(zoom.zoom_iter(chelsea((128, 96)), frames=40, zoom=1.08, rotate=1.0, model=model, layer=LAYER))]
     assert len(frames) == 40
     brightness = [float(f.mean()) for f in frames]
     assert max(abs(b / brightness[0] - 1) for b in brightness) < 0.10
@@ -48,10 +53,10 @@ def test_a_long_zoom_does_not_drift_burn_out_or_blur(model):
 
 def test_layer_cycle_and_resume_continue_the_same_run(model):
     settings = dict(frames=4, model=model, layers=f"{LAYER},stage2.1", every=2, steps=2)
-    run = list(zoom.zoom_iter(chelsea((96, 64)), **settings))
-    assert [f.layer for f in run] == [LAYER, LAYER, "stage2.1", "stage2.1"]
-    resumed = list(zoom.zoom_iter(run[1].image, start=2, first=run[0].image, **settings))
-    assert [f.index for f in resumed] == [2, 3]
+    run = finished(zoom.zoom_iter(chelsea((96, 64)), **settings))
+    assert [f.at("frame").label for f in run] == [LAYER, LAYER, "stage2.1", "stage2.1"]
+    resumed = finished(zoom.zoom_iter(run[1].image, start=2, first=run[0].image, **settings))
+    assert [f.frame for f in resumed] == [2, 3] and resumed[0].stage == "frame 3 of 4 (stage2.1)"
     # dreams are chaotic: compare coarsely. The resumed frame is the original one, up to 8-bit rounding.
     blur = lambda t: F.avg_pool2d(t, 8)  # noqa: E731
     same = (blur(resumed[0].tensor) - blur(run[2].tensor)).abs().mean()
@@ -65,8 +70,9 @@ def test_bad_settings_fail_before_any_work(model):
         (dict(frames=0), "frames must be"),
         (dict(zoom=3.0), "zoom must be"),
         (dict(layers="stage3.1,stage9"), "no layer 'stage9'"),
-        (dict(start=5, frames=5), "already has 5 frames"),
-        (dict(layer=LAYER, layers=LAYER), "either layer or layers"),
+        (dict(start=5, frames=5), "more than the 5 frames"),
+        (dict(layer=LAYER, layers=LAYER), "not both"),
+        (dict(size=96), "size is not a setting of zoom"),
     ]:
         with pytest.raises(DreamscopeError, match=message):
             zoom.zoom_iter(photo, model=model, **settings)
@@ -75,11 +81,20 @@ def test_bad_settings_fail_before_any_work(model):
 def test_morph_passes_from_one_class_to_the_other(model):
     from dreamscope import classify
 
-    pictures = [f.image for f in morph.morph_iter("lemon,starfish", frames=5, model=model, size=96, warmup=60, steps=15)]
-    assert len(pictures) == 5 and pictures[0].size == (96, 96)
-    share = [next((p.probability for p in classify(pic, model=model, top=1000) if p.label == "starfish"), 0.0) for pic in pictures]
-    assert share[0] < 0.1 and share[-1] > 0.5, share  # lemon first, starfish last
-    assert share[2] > share[0] and share[-1] >= share[2] - 0.05, share
+    # At the network's own resolution: classify judges a smaller picture only after resizing it up, a view the
+    # optimization never saw. Seeds 1-3 give the same ends (1.00 lemon, 1.00 starfish).
+    run = morph.morph_iter(classes="lemon,starfish", frames=5, model=model, warmup=60, steps=15, seed=0)
+    pictures = [f.image for f in finished(run)]
+    assert len(pictures) == 5 and pictures[0].size == (224, 224)
+
+    def share(picture, label):
+        return next((p.probability for p in classify(picture, model=model, top=1000) if p.label == label), 0.0)
+
+    lemon, starfish = [share(p, "lemon") for p in pictures], [share(p, "starfish") for p in pictures]
+    # The ends are held until their class is clear (0.9 during the run), so these margins hold on any CPU.
+    assert lemon[0] > 0.7 and starfish[0] < 0.1, (lemon, starfish)
+    assert starfish[-1] > 0.7 and lemon[-1] < 0.1, (lemon, starfish)
+    assert starfish[2] > starfish[0], starfish
 
 
 def test_morph_weights_glide_piecewise():
@@ -88,6 +103,6 @@ def test_morph_weights_glide_piecewise():
     assert morph.weights_at(3, 5, 3) == [0.0, 0.5, 0.5]
     assert morph.weights_at(4, 5, 3) == [0.0, 0.0, 1.0]
     with pytest.raises(DreamscopeError, match="at least two classes"):
-        morph.parse_classes("banana")
-    with pytest.raises(DreamscopeError, match="unknown class"):
-        morph.parse_classes("banana,starfsh")
+        morph.morph_iter(classes="banana")
+    with pytest.raises(DreamscopeError, match="unknown class 'starfsh'.*did you mean starfish"):
+        morph.morph_iter(classes="banana,starfsh")

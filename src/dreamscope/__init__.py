@@ -1,48 +1,50 @@
-"""dreamscope: look inside image networks by making them dream."""
+"""dreamscope: look inside image networks by making them dream.
 
-from .errors import DreamscopeError
-from .models import DEFAULT_MODEL, REGISTRY, LoadedModel, imagenet_labels, list_layers, load_model, resolve_class, wrap_model
-from .objectives import Objective, channel, class_logit, direction, diversity, guided, layer_l2, neuron, total_variation
-from .recipes.classify import Prediction, classify
-from .recipes.dream import dream, dream_iter
-from .recipes.morph import morph_iter
-from .recipes.probe import probe, probe_iter
-from .recipes.video import video_iter
-from .recipes.visualize import visualize, visualize_iter
-from .recipes.zoom import zoom_iter
-from .render import Progress
+The public API, imported on first use: `import dreamscope` stays quick (no torch yet), so the command line
+answers --help at once and sets the thread policy before torch starts its thread pool.
+"""
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_MODEL",
-    "REGISTRY",
-    "DreamscopeError",
-    "LoadedModel",
-    "Objective",
-    "Prediction",
-    "Progress",
-    "channel",
-    "class_logit",
-    "classify",
-    "direction",
-    "diversity",
-    "dream",
-    "dream_iter",
-    "guided",
-    "imagenet_labels",
-    "layer_l2",
-    "list_layers",
-    "load_model",
-    "morph_iter",
-    "neuron",
-    "probe",
-    "probe_iter",
-    "resolve_class",
-    "total_variation",
-    "video_iter",
-    "visualize",
-    "visualize_iter",
-    "wrap_model",
-    "zoom_iter",
-]
+import importlib
+
+from . import runtime
+
+runtime.prepare_environment()  # before torch is imported anywhere
+
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "DreamscopeError": "errors", "SettingsError": "errors",
+    "DEFAULT_MODEL": "models", "REGISTRY": "models", "LoadedModel": "models", "imagenet_labels": "models",
+    "list_layers": "models", "load_model": "models", "resolve_class": "models", "wrap_model": "models",
+    "Objective": "objectives", "channel": "objectives", "class_logit": "objectives", "direction": "objectives",
+    "diversity": "objectives", "guided": "objectives", "layer_l2": "objectives", "neuron": "objectives",
+    "total_variation": "objectives",
+    "Settings": "settings", "DreamSettings": "settings", "VisualizeSettings": "settings", "ZoomSettings": "settings",
+    "MorphSettings": "settings", "VideoSettings": "settings", "ProbeSettings": "settings", "ClassifySettings": "settings",
+    "Event": "events", "Stage": "events", "Run": "events",
+    "Record": "provenance", "read_record": "provenance:read",
+    "Job": "jobs", "run_job": "jobs:run", "redo": "jobs", "resume_zoom": "jobs",
+    "Prediction": "recipes.classify", "classify": "recipes.classify",
+    "dream": "recipes.dream", "dream_iter": "recipes.dream",
+    "visualize": "recipes.visualize", "visualize_iter": "recipes.visualize",
+    "zoom_iter": "recipes.zoom", "morph_iter": "recipes.morph", "video_iter": "recipes.video",
+    "probe": "recipes.probe", "probe_iter": "recipes.probe",
+    "save": "provenance:save", "set_threads": "runtime:configure",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dreamscope' has no attribute {name!r}")
+    module, _, attribute = _EXPORTS[name].partition(":")
+    value = getattr(importlib.import_module(f".{module}", __name__), attribute or name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,4 +1,5 @@
-"""The one family of exceptions for user mistakes: the CLI prints `error: <message>` and exits non-zero."""
+"""The one family of exceptions for user mistakes: front ends show the message (the CLI as `error: <message>`,
+the studio as a 4xx naming the field) and never a traceback."""
 
 from __future__ import annotations
 
@@ -6,9 +7,25 @@ import difflib
 
 
 class DreamscopeError(Exception):
-    """A problem the user can fix; the message says what went wrong and how to fix it, in one line."""
+    """A problem the user can fix; the message says what went wrong and how to fix it, in one line.
+
+    A message that advises changing settings names them as {field} placeholders in `template` (literal braces
+    doubled), so each front end words them its own way (`worded`): "use a smaller {max_size}" reads "use a
+    smaller max_size" in Python and "use a smaller --max-size" on the command line.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *, template: str | None = None):
+        self.template = template
+        super().__init__(message if template is None else template.format_map(_Names(str)))
+
+    def worded(self, name_of) -> str:
+        """The message with every setting it mentions named by `name_of(field)`."""
+        return str(self) if self.template is None else self.template.format_map(_Names(name_of))
+
+    def __reduce__(self):  # survives pickling (worker processes, Ray) with its template
+        return _rebuild, (type(self), str(self), self.__dict__)
 
 
 def suggest(name: str, choices, n: int = 3) -> str:
@@ -25,3 +42,40 @@ class UsageError(DreamscopeError):
     """A malformed command line (unknown option, a number that is not a number)."""
 
     exit_code = 2
+
+
+class SettingsError(DreamscopeError):
+    """A setting that cannot take its value. The library names settings by their field names ("octaves must be at
+    least 1"); each front end words them its own way (the CLI as flags: "--octaves must be at least 1").
+
+    `problem` may mention other settings as {name} placeholders (literal braces doubled), so they are worded the
+    same way: "is too many for this picture; use fewer {octaves} or a smaller {octave_scale}".
+    """
+
+    exit_code = 2
+
+    def __init__(self, field: str, problem: str):
+        self.field = field
+        self.problem = problem
+        super().__init__(template=f"{{{field}}} {problem}")
+
+
+class _Names(dict):
+    def __init__(self, name_of):
+        super().__init__()
+        self.name_of = name_of
+
+    def __missing__(self, key: str) -> str:
+        return self.name_of(key)
+
+
+def _rebuild(cls, message, state):
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+def literal(value) -> str:
+    """A value for a SettingsError problem text: braces doubled so they are not read as placeholders."""
+    return str(value).replace("{", "{{").replace("}", "}}")

@@ -1,7 +1,17 @@
 """Objectives: scalars to maximize, computed from activations keyed by readable layer name.
 
 Objectives compose like numbers (Lucid's algebra): `layer_l2("stage4.2") + 0.5 * layer_l2("stage6.0")`,
-`a - b`, `-a`, `a / 2`. Each knows the layers it reads, so the forward pass can stop after the deepest one.
+`a - b`, `-a`, `a / 2`. An objective is a weighted sum of terms; each term knows the layers it reads (so the
+forward pass stops after the deepest one), describes itself, can target one sample of a batch, and declares how
+it reduces over positions:
+
+- "mean": the mean over the positions of its one layer of something computed per position. Tiled rendering
+  is exact for these: each tile's term is weighted by its share of that layer's positions.
+- "whole": anything else (a class score, one unit at the centre, a batch's diversity, a prior on the whole
+  picture). It needs the whole picture at once, so tiling it is refused up front.
+
+The layer names "image" (the picture itself, before the network) and "logits" (the class scores) are
+pseudo-layers that every model answers (`LoadedModel.layer`).
 """
 
 from __future__ import annotations
@@ -12,33 +22,99 @@ from typing import Callable, Mapping, Sequence
 import torch
 
 from .errors import DreamscopeError
+from .models.spec import IMAGE, LOGITS
+from .settings import ChannelRanking, parse_channels, parse_layer_weights, parse_unit  # noqa: F401 - part of this API
 
 Activations = Mapping[str, torch.Tensor]
+REDUCTIONS = ("mean", "whole")
+
+
+@dataclass(frozen=True, eq=False)
+class Term:
+    """One objective term: `fn(activations)` -> scalar, the layers it reads, how it reduces over positions, and an
+    optional `check(model)` that refuses, before any work, what the model cannot give (a missing channel)."""
+
+    fn: Callable[[Activations], torch.Tensor]
+    layers: tuple[str, ...]
+    description: str
+    reduction: str = "whole"
+    check: Callable | None = None
 
 
 class Objective:
-    def __init__(self, fn: Callable[[Activations], torch.Tensor], layers: Sequence[str], description: str):
-        self.fn = fn
-        self.layers = tuple(dict.fromkeys(layers))
-        self.description = description
+    """A weighted sum of terms (plus a constant). `Objective(fn, layers, description, reduction)` makes one term;
+    a custom `fn` reduces "whole" unless it declares "mean" (and then reads exactly one layer)."""
+
+    def __init__(self, fn: Callable[[Activations], torch.Tensor] | None = None, layers: Sequence[str] = (),
+                 description: str = "objective", reduction: str = "whole", *, check: Callable | None = None,
+                 terms: tuple[tuple[float, Term], ...] | None = None, constant: float = 0.0):
+        if terms is None:
+            if reduction not in REDUCTIONS:
+                raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+            layers = tuple(dict.fromkeys(layers))
+            if reduction == "mean" and len(layers) != 1:
+                raise ValueError("a 'mean' term reduces over the positions of one layer; it must read exactly one")
+            terms = ((1.0, Term(fn, layers, description, reduction, check)),)
+        self.terms = tuple(terms)
+        self.constant = float(constant)
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(name for _, term in self.terms for name in term.layers))
+
+    @property
+    def reduction(self) -> str:
+        return "mean" if all(term.reduction == "mean" for _, term in self.terms) else "whole"
+
+    @property
+    def description(self) -> str:
+        parts = []
+        for coefficient, term in self.terms:
+            magnitude = "" if abs(coefficient) == 1 else f"{abs(coefficient):g} * "
+            parts.append(("-" if coefficient < 0 else "+", f"{magnitude}{term.description}"))
+        if self.constant:
+            parts.append(("-" if self.constant < 0 else "+", f"{abs(self.constant):g}"))
+        if not parts:
+            return "0"
+        text = ("-" if parts[0][0] == "-" else "") + parts[0][1]
+        return text + "".join(f" {sign} {body}" for sign, body in parts[1:])
 
     def __call__(self, activations: Activations) -> torch.Tensor:
-        return self.fn(activations)
+        total = sum(coefficient * term.fn(activations) for coefficient, term in self.terms)
+        return total + self.constant if self.constant else total
+
+    def tile_value(self, activations: Activations, shares: Mapping[str, float]) -> torch.Tensor:
+        """The objective's part from one tile: each "mean" term on the tile's own positions, weighted by the
+        tile's share of its layer's positions. The tiles' values add up to the whole picture's (less the constant)."""
+        if self.reduction != "mean":
+            raise DreamscopeError(f"the objective {self.description} needs the whole picture at once, so it cannot be tiled")
+        return sum(coefficient * term.fn(activations) * shares[term.layers[0]] for coefficient, term in self.terms)
+
+    def check(self, model) -> None:
+        """Every layer name and every channel or class index, checked against `model` before any work."""
+        for name in self.layers:
+            model.layer(name)  # unknown names fail here, with the closest ones
+        for _, term in self.terms:
+            if term.check is not None:
+                term.check(model)
 
     def __repr__(self) -> str:
         return f"Objective({self.description})"
 
+    def _scaled(self, factor: float) -> "Objective":
+        return Objective(terms=tuple((factor * c, t) for c, t in self.terms), constant=factor * self.constant)
+
     def __add__(self, other):
         if isinstance(other, (int, float)):
-            if other == 0:  # lets sum() start from 0
-                return self
-            return Objective(lambda a: self(a) + other, self.layers, f"{self.description} + {other}")
-        return Objective(lambda a: self(a) + other(a), self.layers + other.layers, f"{self.description} + {other.description}")
+            return Objective(terms=self.terms, constant=self.constant + other)
+        if not isinstance(other, Objective):
+            return NotImplemented
+        return Objective(terms=self.terms + other.terms, constant=self.constant + other.constant)
 
-    __radd__ = __add__
+    __radd__ = __add__  # sum() starts from 0
 
     def __neg__(self):
-        return Objective(lambda a: -self(a), self.layers, f"-({self.description})")
+        return self._scaled(-1.0)
 
     def __sub__(self, other):
         return self + (-other)
@@ -49,7 +125,7 @@ class Objective:
     def __mul__(self, factor: float):
         if not isinstance(factor, (int, float)):
             return NotImplemented
-        return Objective(lambda a: factor * self(a), self.layers, f"{factor} * {self.description}")
+        return self._scaled(float(factor))
 
     __rmul__ = __mul__
 
@@ -57,14 +133,33 @@ class Objective:
         return self * (1.0 / divisor)
 
 
+def _pick(activation: torch.Tensor, sample: int | None) -> torch.Tensor:
+    return activation if sample is None else activation[sample : sample + 1]
+
+
+def _on(sample: int | None) -> str:
+    return "" if sample is None else f"@{sample}"
+
+
 def _select(activation: torch.Tensor, channels: Sequence[int] | None) -> torch.Tensor:
     return activation if channels is None else activation[:, list(channels)]
 
 
-def layer_l2(layer: str, channels: Sequence[int] | None = None) -> Objective:
+def _channels_in_range(layer: str, channels: Sequence[int] | None):
+    def check(model):
+        info = model.layer(layer)
+        bad = [c for c in (channels or []) if not 0 <= c < info.channels]
+        if bad:
+            raise DreamscopeError(f"channel {bad[0]} is out of range for layer {layer}, which has channels 0-{info.channels - 1}")
+
+    return check
+
+
+def layer_l2(layer: str, channels: Sequence[int] | None = None, sample: int | None = None) -> Objective:
     """Mean squared activation of a layer (optionally only some channels): DeepDream's 'amplify what you see'."""
     label = layer if channels is None else f"{layer}[{','.join(map(str, channels))}]"
-    return Objective(lambda a: _select(a[layer], channels).pow(2).mean(), [layer], f"l2({label})")
+    return Objective(lambda a: _select(_pick(a[layer], sample), channels).pow(2).mean(), [layer], f"l2({label}){_on(sample)}",
+                     "mean", check=_channels_in_range(layer, channels))
 
 
 def guided(layer: str, guide_features: torch.Tensor, channels: Sequence[int] | None = None) -> Objective:
@@ -80,36 +175,7 @@ def guided(layer: str, guide_features: torch.Tensor, channels: Sequence[int] | N
         best = (x.detach().T @ guide).argmax(dim=1)  # (N,) index of the best guide feature per position
         return (x * guide[:, best]).sum(0).mean()
 
-    return Objective(fn, [layer], f"guided({layer})")
-
-
-@dataclass(frozen=True)
-class ChannelRanking:
-    """`strongest:K` / `weakest:K`: the K channels with the largest / smallest mean squared activation."""
-
-    strongest: bool
-    count: int
-
-
-def parse_channels(spec: str | Sequence[int] | None) -> list[int] | ChannelRanking | None:
-    """'3,17' -> [3, 17]; 'strongest:10' -> ChannelRanking(True, 10); None or '' -> None (all channels)."""
-    if spec is None or spec == "":
-        return None
-    if not isinstance(spec, str):
-        return [int(c) for c in spec]
-    text = spec.strip().lower()
-    if ":" in text:
-        mode, _, count = text.partition(":")
-        if mode not in ("strongest", "weakest") or not count.isdigit() or int(count) < 1:
-            raise DreamscopeError(f"bad channel spec '{spec}'; use indices like 3,17 or strongest:10 or weakest:10")
-        return ChannelRanking(mode == "strongest", int(count))
-    try:
-        channels = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise DreamscopeError(f"bad channel spec '{spec}'; use indices like 3,17 or strongest:10 or weakest:10") from None
-    if not channels or any(c < 0 for c in channels):
-        raise DreamscopeError(f"bad channel spec '{spec}'; channel indices are whole numbers from 0")
-    return list(dict.fromkeys(channels))
+    return Objective(fn, [layer], f"guided({layer})", "mean", check=_channels_in_range(layer, channels))
 
 
 def rank_channels(activation: torch.Tensor, ranking: ChannelRanking) -> list[int]:
@@ -118,69 +184,57 @@ def rank_channels(activation: torch.Tensor, ranking: ChannelRanking) -> list[int
     return order[: ranking.count].tolist()
 
 
-def parse_layer_weights(specs: str | Sequence[str]) -> list[tuple[str, float]]:
-    """'stage4.2' or 'stage4.2=1,stage6.0=0.5' (or a list of such) -> [(layer, weight), ...]."""
-    items = [specs] if isinstance(specs, str) else list(specs)
-    parsed: list[tuple[str, float]] = []
-    for item in items:
-        for part in str(item).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            name, _, weight = part.partition("=")
-            try:
-                value = float(weight) if weight else 1.0
-            except ValueError:
-                raise DreamscopeError(f"bad layer weight in '{part}'; write NAME or NAME=WEIGHT, e.g. stage6.0=0.5") from None
-            if value != value or value in (float("inf"), float("-inf")):
-                raise DreamscopeError(f"bad layer weight in '{part}'; it must be a finite number")
-            parsed.append((name.strip(), value))
-    if not parsed:
-        raise DreamscopeError("no layer given; name one, e.g. --layer stage4.2 (see: dreamscope layers)")
-    return parsed
-
-
-# Feature-visualization objectives. "logits" is the network's class scores; "image" is the rendered picture
-# itself (before transforms), supplied by the optimization loop for priors such as total variation.
-LOGITS = "logits"
-IMAGE = "image"
-
-
-def class_logit(name_or_index: str | int) -> Objective:
-    """The logit (pre-softmax score) of an ImageNet class, by name ("banana") or index."""
+def class_logit(name_or_index: str | int, sample: int | None = None, label: str | None = None) -> Objective:
+    """The logit (pre-softmax score) of a class: an ImageNet class by name ("banana"), or any model's class by index."""
     from .models.classes import imagenet_labels, resolve_class
 
-    index = resolve_class(name_or_index)
-    return Objective(lambda a: a[LOGITS][:, index].mean(), [LOGITS], f"class({imagenet_labels()[index]})")
+    by_name = isinstance(name_or_index, str) and not name_or_index.strip().isdigit()
+    index = resolve_class(name_or_index) if by_name else int(name_or_index)
+    label = label or (imagenet_labels()[index] if by_name else f"#{index}")
+
+    def check(model):
+        resolved = model.resolve_class(name_or_index)  # a name on a model with its own classes is refused here
+        if resolved != index:
+            raise DreamscopeError(f"class {name_or_index!r} is #{resolved} in model {model.name}, not #{index}")
+
+    return Objective(lambda a: _pick(a[LOGITS], sample)[:, index].mean(), [LOGITS], f"class({label}){_on(sample)}", "whole", check=check)
 
 
-def channel(layer: str, index: int) -> Objective:
+def _unit_check(layer: str, index: int):
+    return _channels_in_range(layer, [index])
+
+
+def channel(layer: str, index: int, sample: int | None = None) -> Objective:
     """Mean activation of one channel over all positions."""
-    return Objective(lambda a: a[layer][:, index].mean(), [layer], f"channel({layer}:{index})")
+    return Objective(lambda a: _pick(a[layer], sample)[:, index].mean(), [layer], f"channel({layer}:{index}){_on(sample)}",
+                     "mean", check=_unit_check(layer, index))
 
 
-def neuron(layer: str, index: int) -> Objective:
+def neuron(layer: str, index: int, sample: int | None = None) -> Objective:
     """Activation of one channel at the centre position only (a single unit)."""
 
     def fn(a: Activations) -> torch.Tensor:
-        act = a[layer]
+        act = _pick(a[layer], sample)
         return act[:, index, act.shape[-2] // 2, act.shape[-1] // 2].mean()
 
-    return Objective(fn, [layer], f"neuron({layer}:{index})")
+    return Objective(fn, [layer], f"neuron({layer}:{index}){_on(sample)}", "whole", check=_unit_check(layer, index))
 
 
-def direction(layer: str, vector: torch.Tensor | Sequence[float]) -> Objective:
+def direction(layer: str, vector: torch.Tensor | Sequence[float], sample: int | None = None) -> Objective:
     """Projection of each position's activation vector on a direction in the layer's channel space."""
     vector = torch.as_tensor(vector, dtype=torch.float32).flatten()
     vector = vector / vector.norm().clamp(min=1e-8)
 
     def fn(a: Activations) -> torch.Tensor:
-        act = a[layer]
-        if act.shape[1] != vector.numel():
-            raise DreamscopeError(f"direction has {vector.numel()} values but layer {layer} has {act.shape[1]} channels")
+        act = _pick(a[layer], sample)
         return (act * vector.to(act).view(1, -1, 1, 1)).sum(1).mean()
 
-    return Objective(fn, [layer], f"direction({layer})")
+    def check(model):
+        channels = model.layer(layer).channels
+        if channels != vector.numel():
+            raise DreamscopeError(f"direction has {vector.numel()} values but layer {layer} has {channels} channels")
+
+    return Objective(fn, [layer], f"direction({layer}){_on(sample)}", "mean", check=check)
 
 
 def diversity(layer: str) -> Objective:
@@ -196,7 +250,7 @@ def diversity(layer: str) -> Objective:
         similarity = grams @ grams.T
         return -(similarity.sum() - similarity.diagonal().sum()) / (batch * (batch - 1))
 
-    return Objective(fn, [layer], f"diversity({layer})")
+    return Objective(fn, [layer], f"diversity({layer})", "whole")
 
 
 def total_variation() -> Objective:
@@ -206,12 +260,9 @@ def total_variation() -> Objective:
         x = a[IMAGE]
         return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
-    return Objective(fn, [IMAGE], "total_variation")
+    return Objective(fn, [IMAGE], "total_variation", "whole")
 
 
-def parse_unit(spec: str) -> tuple[str, int]:
-    """'stage5.2:17' -> ('stage5.2', 17)."""
-    layer, sep, index = str(spec).rpartition(":")
-    if not sep or not layer or not index.strip().isdigit():
-        raise DreamscopeError(f"bad unit '{spec}'; write LAYER:INDEX, e.g. stage5.2:17")
-    return layer.strip(), int(index)
+def channel_sheet(layer: str, channels: Sequence[int]) -> Objective:
+    """One objective for a batch: picture i maximizes channel `channels[i]` of `layer`."""
+    return sum((channel(layer, c, sample=i) for i, c in enumerate(channels)), Objective(terms=()))

@@ -14,12 +14,13 @@ import secrets
 import shutil
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from . import images
 from .errors import DreamscopeError
 from .recipes.probe import ProbeResult
 from .recipes.visualize import contact_sheet as grid
+from .recipes.visualize import font
 
 GENERATOR = "dreamscope probe"  # marks index.html as ours: only a folder holding one of our reports is replaced
 SHEET_TILE_WIDTH = 384
@@ -57,10 +58,12 @@ def _is_report(folder: Path) -> bool:
     return f'<meta name="generator" content="{GENERATOR}' in head
 
 
-def write_report(result: ProbeResult, folder: str | os.PathLike, *, source: str = "photo", command: str | None = None) -> Path:
+def write_report(result: ProbeResult, folder: str | os.PathLike, *, source: str = "photo", command: str | None = None,
+                 metadata: dict[str, str] | None = None) -> Path:
     """Write index.html, its pictures and sheet.png into `folder` (replacing an earlier report there).
 
-    `source` names the photo in the page; `command` is a command line that reproduces the report.
+    `source` names the photo in the page; `command` is a command line that reproduces the report; `metadata`
+    (the provenance record) goes into sheet.png, so `dreamscope redo FOLDER` can make the report again.
     """
     folder = check_report_folder(folder)
     staging = _new_folder_beside(folder, "part")
@@ -68,7 +71,7 @@ def write_report(result: ProbeResult, folder: str | os.PathLike, *, source: str 
         for relative, picture in _pictures(result).items():
             (staging / relative).parent.mkdir(exist_ok=True)
             images.save_image(picture, staging / relative)
-        images.save_image(contact_sheet(result), staging / "sheet.png")
+        images.save_image(contact_sheet(result), staging / "sheet.png", metadata=_metadata(result, metadata))
         (staging / "index.html").write_text(render_html(result, source, command), encoding="utf-8")
         _move_into_place(staging, folder)
     except BaseException:
@@ -107,9 +110,16 @@ def _move_into_place(staging: Path, folder: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
-def write_sheet(result: ProbeResult, path: str | os.PathLike) -> Path:
+def write_sheet(result: ProbeResult, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
     """Just the contact sheet, as a picture file (atomic, like every picture dreamscope writes)."""
-    return images.save_image(contact_sheet(result), path)
+    return images.save_image(contact_sheet(result), path, metadata=_metadata(result, metadata))
+
+
+def _metadata(result: ProbeResult, metadata: dict[str, str] | None) -> dict[str, str]:
+    """The record given, else the result's own (a report written from Python)."""
+    from .provenance import KEY
+
+    return dict(metadata) if metadata else {KEY: result.record.to_text()}
 
 
 def contact_sheet(result: ProbeResult) -> Image.Image:
@@ -129,11 +139,11 @@ def _legend(result: ProbeResult, size: tuple[int, int]) -> Image.Image:
     settings = result.settings
     tile = Image.new("RGB", size, CAPTION_BACKGROUND)
     draw = ImageDraw.Draw(tile)
-    draw.text((14, 14), "dreamscope probe", fill=(245, 245, 245), font=_font(20))
-    lines = [result.model, f"{settings.get('octaves')} octaves x {settings.get('steps')} steps per layer",
-             f"seed {settings.get('seed')}, dreamscope {settings.get('dreamscope')}"]
+    draw.text((14, 14), "dreamscope probe", fill=(245, 245, 245), font=font(20))
+    lines = [result.model, f"{settings.octaves} octaves x {settings.steps} steps per layer",
+             f"seed {settings.seed}, dreamscope {result.record.dreamscope}"]
     for i, line in enumerate(lines):
-        draw.text((14, 46 + 20 * i), line, fill=(160, 166, 178), font=_font(14))
+        draw.text((14, 46 + 20 * i), line, fill=(160, 166, 178), font=font(14))
     return tile
 
 
@@ -142,16 +152,9 @@ def _captioned(picture: Image.Image, title: str, detail: str) -> Image.Image:
     tile = Image.new("RGB", (SHEET_TILE_WIDTH, height + CAPTION_HEIGHT), CAPTION_BACKGROUND)
     tile.paste(picture.resize((SHEET_TILE_WIDTH, height), Image.LANCZOS), (0, 0))
     draw = ImageDraw.Draw(tile)
-    draw.text((10, height + 6), title, fill=(245, 245, 245), font=_font(18))
-    draw.text((10, height + 27), detail, fill=(160, 166, 178), font=_font(13))
+    draw.text((10, height + 6), title, fill=(245, 245, 245), font=font(18))
+    draw.text((10, height + 27), detail, fill=(160, 166, 178), font=font(13))
     return tile
-
-
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow before 10.1: only the small bitmap font
-        return ImageFont.load_default()
 
 
 def _pictures(result: ProbeResult) -> dict[str, Image.Image]:
@@ -181,8 +184,8 @@ def _img(path: str, picture: Image.Image, alt: str) -> str:
 
 def render_html(result: ProbeResult, source: str = "photo", command: str | None = None) -> str:
     e = html.escape
-    settings = result.settings
-    version = settings.get("dreamscope", "")
+    facts = result.facts
+    version = result.record.dreamscope
     classes = "\n".join(
         f'<li><span class="label">{e(p.label)}</span><span class="prob">{p.probability:.1%}</span>'
         f'<span class="bar"><span style="width:{max(0.5, 100 * p.probability):.1f}%"></span></span></li>'
@@ -194,7 +197,7 @@ def render_html(result: ProbeResult, source: str = "photo", command: str | None 
         for n, layer in enumerate(result.layers, start=1)
     )
     sections = "\n".join(_layer_section(n, layer, len(result.layers)) for n, layer in enumerate(result.layers, start=1))
-    rows = "\n".join(f"<tr><th>{e(str(key))}</th><td>{e(_setting(value))}</td></tr>" for key, value in settings.items())
+    rows = "\n".join(f"<tr><th>{e(str(key))}</th><td>{e(_setting(value))}</td></tr>" for key, value in facts.items())
     reproduce = f'<p>Reproduce it with:</p>\n<pre><code>{e(command)}</code></pre>' if command else ""
     title = f"What {result.model} sees in {source}"
     return f"""<!doctype html>

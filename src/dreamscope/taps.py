@@ -1,10 +1,20 @@
-"""Read activations at named modules: hook only those, stop the forward pass once all have fired, always unhook.
+"""Read activations at named modules: stop the forward pass once all have fired; safe when threads share a network.
 
 Works on any nn.Module (ours or a user's): the pass is cut short by an exception raised from the hook of the
 last requested module to run, so no work is spent on the layers past the deepest one an objective needs.
+
+One loaded network serves every thread of a process (the studio's workers, a batch pool), so a capture must
+never see another's activations, and hooks must not be added and removed while another thread runs the same
+modules. Each module that is ever captured gets one permanent dispatch hook, installed once; it does nothing
+unless a capture running on the calling thread (a context variable) asked for that module. Installing is the
+only change ever made to the network, and it happens once per module.
 """
 
 from __future__ import annotations
+
+import contextvars
+import threading
+import weakref
 
 import torch
 from torch import nn
@@ -14,33 +24,61 @@ class _Enough(Exception):
     """Raised inside a hook to end the forward pass early; never escapes `capture`."""
 
 
+class _Capture:
+    __slots__ = ("paths", "outputs")
+
+    def __init__(self, paths: dict[nn.Module, list[str]]):
+        self.paths = paths  # module -> the dotted paths it was asked by (a module can have two names)
+        self.outputs: dict[str, torch.Tensor] = {}
+
+
+_current: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar("dreamscope_capture", default=None)
+_installed: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
+_install_lock = threading.Lock()
+
+
+def _dispatch(module: nn.Module, _inputs, output) -> None:
+    capture = _current.get()
+    if capture is None:
+        return
+    paths = capture.paths.get(module)
+    if not paths or paths[0] in capture.outputs:  # a module reused later in the graph counts at its first call
+        return
+    for path in paths:
+        capture.outputs[path] = output
+    if len(capture.outputs) == sum(len(p) for p in capture.paths.values()):
+        raise _Enough
+
+
+def _install(modules) -> None:
+    with _install_lock:
+        for module in modules:
+            if module not in _installed:
+                module.register_forward_hook(_dispatch)
+                _installed.add(module)
+
+
 def capture(net: nn.Module, modules: list[str] | tuple[str, ...], x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Run `net(x)` until every module in `modules` (dotted paths) has produced its output; return those outputs."""
+    """Run `net(x)` until every module in `modules` (dotted paths; "" is the whole network) has produced its
+    output; return those outputs by path."""
     wanted = list(dict.fromkeys(modules))
     found = dict(net.named_modules())
     missing = [m for m in wanted if m not in found]
     if missing:
         raise KeyError(f"no module named {missing[0]!r} in {net.__class__.__name__}")
-    outputs: dict[str, torch.Tensor] = {}
-
-    def make_hook(path: str):
-        def hook(_module, _inputs, output):
-            if path not in outputs:  # a module reused later in the graph counts at its first call
-                outputs[path] = output
-                if len(outputs) == len(wanted):
-                    raise _Enough
-
-        return hook
-
-    handles = [found[path].register_forward_hook(make_hook(path)) for path in wanted]
+    paths: dict[nn.Module, list[str]] = {}
+    for path in wanted:
+        paths.setdefault(found[path], []).append(path)
+    _install(paths)
+    state = _Capture(paths)
+    token = _current.set(state)
     try:
         net(x)
     except _Enough:
         pass
     finally:
-        for handle in handles:
-            handle.remove()
-    if len(outputs) != len(wanted):
-        absent = [m for m in wanted if m not in outputs]
+        _current.reset(token)
+    if len(state.outputs) != len(wanted):
+        absent = [m for m in wanted if m not in state.outputs]
         raise RuntimeError(f"module(s) {absent} never ran in the forward pass")
-    return outputs
+    return {path: state.outputs[path] for path in wanted}

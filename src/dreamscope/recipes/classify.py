@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 
 from .. import images
-from ..errors import DreamscopeError
-from ..models import DEFAULT_MODEL, LoadedModel, imagenet_labels, load_model
+from ..models import LoadedModel
+from ..settings import ClassifySettings
+from . import base
 
 
 @dataclass(frozen=True)
@@ -27,19 +28,20 @@ def class_probabilities(model: LoadedModel, x: torch.Tensor) -> torch.Tensor:
     return model.net(model.to_input(x)).softmax(dim=1)
 
 
-def classify(
-    image: Image.Image, *, model: str | LoadedModel = DEFAULT_MODEL, top: int = 5, device: str | None = None
-) -> list[Prediction]:
-    if not isinstance(top, int) or not 1 <= top <= 1000:
-        raise DreamscopeError(f"top must be a whole number from 1 to 1000, got {top}")
-    net = model if isinstance(model, LoadedModel) else load_model(model, device)
-    # Bicubic resize in PIL matches how ImageNet evaluation pictures are usually prepared.
-    size = net.spec.resolution
-    x = images.to_tensor(image.convert("RGB").resize((size, size), Image.BICUBIC), net.device)
+def probabilities(model: LoadedModel, image: Image.Image) -> torch.Tensor:
+    """Class probabilities for a PIL picture, resized bicubically in PIL to the network's resolution, as ImageNet
+    evaluation pictures usually are."""
+    size = model.spec.resolution
+    x = images.to_tensor(image.convert("RGB").resize((size, size), Image.BICUBIC), model.device)
     with torch.no_grad():
-        probabilities = class_probabilities(net, x)[0]
-    values, indices = probabilities.topk(min(top, probabilities.numel()))
-    # Only ImageNet's names ship with dreamscope; other classifiers' classes are named by their index.
-    labels = imagenet_labels() if net.spec.classes == "ImageNet" else None
-    return [Prediction(int(i), labels[int(i)] if labels else f"{net.spec.classes or 'class'} #{int(i)}", float(v))
-            for v, i in zip(values, indices)]
+        return class_probabilities(model, x)[0]
+
+
+def classify(image: Image.Image, settings: ClassifySettings | None = None, *, model: str | LoadedModel | None = None,
+             device: str | None = None, **fields) -> list[Prediction]:
+    """The model's `top` classes for a picture, most probable first."""
+    settings, net = base.prepare(ClassifySettings, settings, fields, model, device)
+    net.layer("logits")  # a model without class scores says so here
+    scores = probabilities(net, image)
+    values, indices = scores.topk(min(settings.top, scores.numel()))
+    return [Prediction(int(i), net.class_label(int(i)), float(v)) for v, i in zip(values, indices)]

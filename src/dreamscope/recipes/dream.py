@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from PIL import Image
 
-from .. import images, objectives, render
-from ..errors import DreamscopeError
-from ..models import DEFAULT_MODEL, LoadedModel, load_model
-from ..render import Progress
+from .. import images, objectives, provenance, render
+from ..errors import SettingsError
+from ..events import Event, Run, Stage, finish
+from ..models import LoadedModel
+from ..settings import ChannelRanking, DreamSettings, parse_channels, parse_layer_weights
+from . import base
 
-# Defaults shared by the Python API and the CLI (the CLI reads them from here).
-OCTAVES = 4
-OCTAVE_SCALE = 1.4
-STEPS = 10
-STEP_SIZE = 0.015
-JITTER = 32
-SEED = 0
-TILE = "auto"  # tiles only when a picture is big enough for memory to matter
 AUTO_TILE_SIZE = 384  # measured: the lowest 4K peak memory without losing speed (2.0 GiB, see docs/benchmarks.md)
 AUTO_TILE_ABOVE = 1024 * 1024  # pixels; an untiled 1 MP step peaks under 2 GiB
 GUIDE_SIZE = 448  # the guide is described by its features at about twice the networks' training size
@@ -35,64 +30,38 @@ def octave_sizes(height: int, width: int, octaves: int, octave_scale: float) -> 
     return sizes
 
 
-def check_settings(octaves, octave_scale, steps, step_size, jitter, tile_size, max_size, seed=0) -> None:
-    def need(ok: bool, message: str):
-        if not ok:
-            raise DreamscopeError(message)
-
-    need(isinstance(octaves, int) and octaves >= 1, f"octaves must be a whole number of at least 1, got {octaves}")
-    need(math.isfinite(octave_scale) and octave_scale >= 1.0, f"octave scale must be at least 1.0, got {octave_scale}")
-    need(isinstance(steps, int) and steps >= 1, f"steps must be a whole number of at least 1, got {steps}")
-    need(math.isfinite(step_size) and step_size > 0, f"step size must be a positive number, got {step_size}")
-    need(isinstance(jitter, int) and jitter >= 0, f"jitter must be a whole number of pixels, 0 or more, got {jitter}")
-    need(tile_size in (None, "auto") or (isinstance(tile_size, int) and tile_size >= 64),
-         f"tile size must be 'auto', None (no tiling) or at least 64 px, got {tile_size}")
-    need(max_size is None or (isinstance(max_size, int) and max_size >= 32), f"max size must be at least 32 px, got {max_size}")
-    need(isinstance(seed, int) and 0 <= seed < 2**63, f"seed must be a whole number from 0 to 2**63-1, got {seed}")
-
-
-def check_tiling(net: LoadedModel, tile_size) -> None:
-    """An explicit tile size on a model that can't tile exactly is refused rather than silently ignored."""
-    if isinstance(tile_size, int) and not net.spec.tileable:
-        raise DreamscopeError(f"tiling is exact only for EfficientNet-Lite models; {net.name} dreams untiled (use --tile auto or off)")
-
-
-def build_objective(
-    model: LoadedModel,
-    photo: torch.Tensor,
-    layer: str | Sequence[str] | None,
-    channels: str | Sequence[int] | None,
-    guide: Image.Image | None,
-) -> objectives.Objective:
-    """Weighted L2 (or guided) objective over the chosen layers; channel names and indices checked up front."""
-    weighted = objectives.parse_layer_weights(layer or model.spec.default_layer)
+def build_objective(model: LoadedModel, photo: torch.Tensor, layer: str | None, channels: str | None,
+                    guide: Image.Image | None) -> objectives.Objective:
+    """Weighted L2 (or guided) objective over the chosen layers; names and channels checked against the model."""
+    weighted = parse_layer_weights(layer or model.spec.default_layer)
     infos = [model.layer(name) for name, _ in weighted]
-    channel_spec = objectives.parse_channels(channels)
+    for info in infos:
+        if info.stride is None:
+            raise SettingsError("layer", f"{info.name} is not a feature map (it has no positions to dream on); pick a layer")
+    channel_spec = parse_channels(channels)
     selected: dict[str, list[int] | None] = {}
-    if isinstance(channel_spec, objectives.ChannelRanking):
+    if isinstance(channel_spec, ChannelRanking):
         with torch.no_grad():
             acts = render.activations(model, [i.name for i in infos], images.resize(photo, _fit(photo, GUIDE_SIZE)))
         for info in infos:
             selected[info.name] = objectives.rank_channels(acts[info.name], channel_spec)
     else:
-        for info in infos:
-            bad = [c for c in (channel_spec or []) if c >= info.channels]
-            if bad:
-                raise DreamscopeError(f"channel {bad[0]} is out of range for layer {info.name}, which has channels 0-{info.channels - 1}")
-            selected[info.name] = channel_spec
+        selected = {info.name: channel_spec for info in infos}
     guide_acts = None
     if guide is not None:
-        guide_x = images.to_tensor(guide, model.device)
+        guide_x = images.to_tensor(guide.convert("RGB"), model.device)
         with torch.no_grad():
             guide_acts = render.activations(model, [i.name for i in infos], images.resize(guide_x, _fit(guide_x, GUIDE_SIZE)))
     terms = []
-    for (name, weight), info in zip(weighted, infos):
+    for name, weight in weighted:
         if guide_acts is not None:
             term = objectives.guided(name, guide_acts[name], selected[name])
         else:
             term = objectives.layer_l2(name, selected[name])
         terms.append(weight * term)
-    return sum(terms)
+    objective = sum(terms)
+    objective.check(model)  # channels out of range fail here
+    return objective
 
 
 def _fit(x: torch.Tensor, longest: int) -> tuple[int, int]:
@@ -101,76 +70,86 @@ def _fit(x: torch.Tensor, longest: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def dream_iter(
-    image: Image.Image,
-    *,
-    model: str | LoadedModel = DEFAULT_MODEL,
-    layer: str | Sequence[str] | None = None,
-    channels: str | Sequence[int] | None = None,
-    octaves: int = OCTAVES,
-    octave_scale: float = OCTAVE_SCALE,
-    steps: int = STEPS,
-    step_size: float = STEP_SIZE,
-    jitter: int = JITTER,
-    guide: Image.Image | None = None,
-    max_size: int | None = None,
-    seed: int = SEED,
-    tile_size: int | str | None = TILE,
-    device: str | None = None,
-) -> Iterator[Progress]:
-    """Dream `image`, yielding a Progress event after every step; the last event has done=True and the result.
+@dataclass(frozen=True)
+class Octave:
+    size: tuple[int, int]  # (height, width)
+    tile: int | None  # tile size for this octave, or None for untiled
 
-    `layer` is a name, "a=1,b=0.5" or a list of such; `channels` is "3,17", "strongest:10", "weakest:10" or a
-    list of indices; `guide` pulls the dream toward a guide picture's features. `tile_size`: "auto" tiles
-    octaves over a megapixel in 384 px tiles, an int tiles any picture larger than that, None never tiles.
+
+def plan_octaves(model: LoadedModel, objective: objectives.Objective, size, settings) -> list[Octave]:
+    """The octaves for a picture of `size` (h, w), smallest first, each with its tiling.
+
+    Refuses a smallest octave too small for the deepest layer, and an explicit tile size that could not be
+    exact; "auto" tiles octaves over a megapixel where tiling is exact and runs the rest untiled.
     """
-    check_settings(octaves, octave_scale, steps, step_size, jitter, tile_size, max_size, seed)
-    net = model if isinstance(model, LoadedModel) else load_model(model, device)
-    check_tiling(net, tile_size)
-    image = images.limit_size(image.convert("RGB"), max_size)
-    photo = images.to_tensor(image, net.device)
-    objective = build_objective(net, photo, layer, channels, guide)
-    sizes = plan_octaves(net, objective, photo.shape[-2:], octaves, octave_scale)
-    # Everything above runs now, so mistakes surface before the first step; the steps run as they are consumed.
-    return dream_tensor(net, objective, photo, sizes, steps, step_size, jitter, torch.Generator().manual_seed(seed), tile_size)
-
-
-def plan_octaves(net: LoadedModel, objective: objectives.Objective, size, octaves: int, octave_scale: float) -> list[tuple[int, int]]:
-    """The octave sizes for a picture of `size` (h, w); refuses a smallest octave too small for the deepest layer."""
-    sizes = octave_sizes(size[0], size[1], octaves, octave_scale)
-    deepest = max((net.layer(name) for name in objective.layers), key=lambda info: info.stride)
-    min_side = max(32, 2 * deepest.stride)
+    sizes = octave_sizes(size[0], size[1], settings.octaves, settings.octave_scale)
+    deepest = max((model.layer(name) for name in objective.layers), key=lambda info: info.stride or 0)
+    min_side = max(32, 2 * (deepest.stride or 1))
     if min(sizes[0]) < min_side:
-        raise DreamscopeError(
-            f"the smallest octave would be {sizes[0][1]}x{sizes[0][0]} px, too small for layer {deepest.name} "
-            f"(needs {min_side} px per side); use fewer --octaves, a smaller --octave-scale or a larger picture"
-        )
-    return sizes
+        raise SettingsError("octaves", f"is too many for this {size[1]}x{size[0]} px picture: the smallest octave would be "
+                                       f"{sizes[0][1]}x{sizes[0][0]} px, too small for layer {deepest.name} (needs "
+                                       f"{min_side} px per side); use fewer {{octaves}}, a smaller {{octave_scale}} or a larger picture")
+    if isinstance(settings.tile, int):
+        render.check_tiling(model, objective)
+        return [Octave(s, settings.tile) for s in sizes]
+    auto = settings.tile == "auto" and render.can_tile(model, objective)
+    return [Octave(s, AUTO_TILE_SIZE if auto and s[0] * s[1] > AUTO_TILE_ABOVE else None) for s in sizes]
 
 
-def dream_tensor(
-    net, objective, photo, sizes, steps, step_size, jitter, generator, tile_size, soft_bounds: bool = False
-) -> Iterator[Progress]:
-    """The octave loop on a picture tensor (NCHW RGB in [0, 1]) with a prepared objective and octave sizes."""
-    detail = torch.zeros_like(images.resize(photo, sizes[0]))
-    result = photo
-    loss = 0.0
-    for octave, size in enumerate(sizes, start=1):
-        base = images.resize(photo, size)
-        x = (base + images.resize(detail, size)).clamp_(0.0, 1.0)
-        tile = tile_size
-        if tile == "auto":
-            tile = AUTO_TILE_SIZE if size[0] * size[1] > AUTO_TILE_ABOVE else None
-        for step, loss, x in render.ascend(net, objective, x, steps, step_size, jitter, generator, tile, soft_bounds):
-            yield Progress(octave, len(sizes), step, steps, loss, x)
-        detail = x - base  # only what the dream added travels to the next, larger octave
-        result = x
-    yield Progress(len(sizes), len(sizes), 0, steps, loss, result, done=True)
+def octave_dream(model: LoadedModel, objective: objectives.Objective, photo: torch.Tensor, plan: list[Octave], *,
+                 steps: int, step_size: float, jitter: int, generator: torch.Generator, soft_bounds: bool = False) -> Iterator[Event]:
+    """The octave loop on a picture tensor (NCHW RGB in [0, 1]); the last event's result is the dreamed tensor.
+
+    The fraction done counts pixel-steps, so it tracks time: the last octave is the largest and slowest.
+    """
+    work = [octave.size[0] * octave.size[1] for octave in plan]
+    total, done = sum(work), 0
+    detail = torch.zeros_like(images.resize(photo, plan[0].size))
+    x, loss = photo, None
+    for number, octave in enumerate(plan, start=1):
+        base_x = images.resize(photo, octave.size)
+        x = (base_x + images.resize(detail, octave.size)).clamp_(0.0, 1.0)
+        stage = Stage("octave", number, len(plan))
+        for event in render.ascend(model, objective, x, steps=steps, step_size=step_size, jitter=jitter, generator=generator,
+                                   tile=octave.tile, soft_bounds=soft_bounds):
+            x, loss = event.picture, event.loss
+            yield event.nested(stage, done / total, work[number - 1] / total)
+        done += work[number - 1]
+        detail = x - base_x  # only what the dream added travels to the next, larger octave
+    yield finish(x, picture=x, loss=loss)
 
 
-def dream(image: Image.Image, **settings) -> Image.Image:
-    """Dream `image` (a PIL image) and return the result as a PIL image; same settings as `dream_iter`."""
-    last = None
-    for last in dream_iter(image, **settings):
-        pass
-    return last.image
+def dream_iter(image: Image.Image, settings: DreamSettings | None = None, *, guide: Image.Image | None = None,
+               model: str | LoadedModel | None = None, device: str | None = None, **fields) -> Run:
+    """Dream `image` (a PIL image): a Run of events, the last with `done=True` and the dreamed PIL image.
+
+    `settings` (a DreamSettings) and/or its fields as keywords: `layer` is a name or "a=1,b=0.5"; `channels` is
+    "3,17", "strongest:10" or "weakest:10"; `tile` "auto" tiles octaves over a megapixel in 384 px tiles, a
+    number tiles any picture larger than that, None never tiles. `guide` pulls the dream toward a guide
+    picture's features. Everything is checked now, before the first step; the steps run as events are consumed.
+    """
+    settings, net = base.prepare(DreamSettings, settings, fields, model, device)
+    photo = images.limit_size(image.convert("RGB"), settings.max_size)
+    x = images.to_tensor(photo, net.device)
+    objective = build_objective(net, x, settings.layer, settings.channels, guide)
+    plan = plan_octaves(net, objective, x.shape[-2:], settings)
+    record = provenance.make(settings, net, {"input": image, "guide": guide})
+    events = octave_dream(net, objective, x, plan, steps=settings.steps, step_size=settings.step_size,
+                          jitter=settings.jitter, generator=base.generator(settings.seed))
+    return Run(_dreamed(events, record), settings, record, net)
+
+
+def _dreamed(events: Iterator[Event], record: provenance.Record) -> Iterator[Event]:
+    for event in events:
+        if not event.done:
+            yield event
+            continue
+        picture = images.to_pil(event.tensor)
+        picture.info[provenance.KEY] = record.to_text()  # dreamscope.save and the CLI write it into the file
+        yield finish(picture, picture=event.tensor, loss=event.loss)
+
+
+def dream(image: Image.Image, settings: DreamSettings | None = None, **options) -> Image.Image:
+    """Dream `image` and return the result as a PIL image; takes what `dream_iter` takes."""
+    return dream_iter(image, settings, **options).result()
+

@@ -1,34 +1,28 @@
 """Class-to-class morph from noise: one feature visualization whose target glides from class to class.
 
 The picture (Fourier parameters) and Adam's state carry over from frame to frame; only the objective's
-weights move, so each frame is a small edit of the one before and the morph is smooth. The first frame gets
-a longer warm-up so the first class is recognizable before the glide starts.
+weights move, so each frame is a small edit of the one before and the morph is smooth. The first and the last
+frame are held until the network sees their class clearly (at most `warmup` more steps each), so the morph
+starts at the first class and ends at the last one on any machine, not only where the rounding happens to
+favour it.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import torch
 from PIL import Image
 
-from .. import images, objectives, params, render, transforms
-from ..errors import DreamscopeError
-from ..models import DEFAULT_MODEL, LoadedModel, load_model
-from . import visualize as visualize_recipe
-from .zoom import Frame
+from .. import images, objectives, params, provenance, render, transforms
+from ..events import Event, Run, Stage, finish
+from ..models import LoadedModel
+from ..settings import MorphSettings
+from . import base
+from .classify import probabilities
 
-STEPS = 15  # Adam steps per frame after the warm-up
-WARMUP = visualize_recipe.STEPS  # as long as a still picture: the first class must be clear
-
-
-def parse_classes(classes: str | Sequence[str | int]) -> list[int]:
-    from ..models.classes import resolve_class
-
-    names = [c.strip() if isinstance(c, str) else c for c in (classes.split(",") if isinstance(classes, str) else classes)]
-    if len(names) < 2 or any(n == "" for n in names):
-        raise DreamscopeError(f"a morph needs at least two classes, comma-separated (e.g. banana,starfish), got {classes!r}")
-    return [resolve_class(name) for name in names]  # unknown names fail here with suggestions
+CLEAR = 0.9  # the end frames are held until the network gives their class this probability
+CHECK_EVERY = 5  # steps between those checks (each costs a forward pass)
 
 
 def weights_at(frame: int, frames: int, stops: int) -> list[float]:
@@ -41,34 +35,18 @@ def weights_at(frame: int, frames: int, stops: int) -> list[float]:
     return weights
 
 
-def morph_iter(
-    classes: str | Sequence[str | int],
-    *,
-    frames: int,
-    model: str | LoadedModel = DEFAULT_MODEL,
-    size: int | tuple[int, int] = visualize_recipe.SIZE,
-    steps: int = STEPS,
-    warmup: int = WARMUP,
-    learning_rate: float = visualize_recipe.LEARNING_RATE,
-    init: Image.Image | None = None,
-    seed: int = visualize_recipe.SEED,
-    device: str | None = None,
-) -> Iterator[Frame]:
-    """Yield `frames` pictures morphing through `classes` ("banana,starfish" or a list of names or indices)."""
-    height, width = visualize_recipe.check(size, 1, steps, learning_rate, 0.0, "fft")
-    if not isinstance(frames, int) or frames < 1:
-        raise DreamscopeError(f"frames must be a whole number of at least 1, got {frames}")
-    if not isinstance(warmup, int) or warmup < 0:
-        raise DreamscopeError(f"warmup must be a whole number of steps, 0 or more, got {warmup}")
-    targets = parse_classes(classes)
-    from ..models.classes import imagenet_labels
-
-    names = [imagenet_labels()[i] for i in targets]
-    net = model if isinstance(model, LoadedModel) else load_model(model, device)
-    generator = torch.Generator().manual_seed(seed)
+def morph_iter(settings: MorphSettings | None = None, *, init: Image.Image | None = None, model: str | LoadedModel | None = None,
+               device: str | None = None, **fields) -> Run:
+    """Frames morphing through `classes` ("banana,starfish", names or indices): a Run of events, each finished
+    frame an event with `frame` set and the frame as its picture."""
+    settings, net = base.prepare(MorphSettings, settings, fields, model, device)
+    targets = [net.resolve_class(name) for name in settings.classes.split(",")]  # unknown names fail here
+    names = [net.class_label(i) for i in targets]
+    height, width = (settings.size, settings.size) if isinstance(settings.size, int) else settings.size
+    generator = base.generator(settings.seed)
     start = images.to_tensor(init.convert("RGB").resize((width, height), Image.LANCZOS)) if init is not None else None
     picture = params.make_param("fft", 1, height, width, generator, start).to(net.device)
-    weights = weights_at(0, frames, len(targets))
+    weights = weights_at(0, settings.frames, len(targets))
 
     # Two terms, both weighted by the frame's mixture w: sum_k w_k log p_k is highest at p_k = w_k, so the
     # network sees the classes in those proportions and the picture passes gradually from one to the next
@@ -80,15 +58,62 @@ def morph_iter(
         return sum(w * (logits[:, k] + log_p[:, k]).mean() for w, k in zip(weights, targets) if w)
 
     objective = objectives.Objective(mixture, [objectives.LOGITS], f"morph({', '.join(names)})")
-    total = warmup + steps * frames
-    events = render.optimize(net, objective, picture, total, learning_rate, generator, transforms.robustness)
-    return _frames(events, weights, frames, steps, warmup, len(targets), names)
+    objective.check(net)
+    optimizer = torch.optim.Adam(picture.parameters(), lr=settings.learning_rate)
+    record = provenance.make(settings, net, {"init": init})
+    return Run(_frames(net, objective, picture, optimizer, generator, weights, targets, names, settings), settings, record, net)
 
 
-def _frames(events, weights, frames, steps, warmup, stops, names) -> Iterator[Frame]:
+def _frames(net, objective, picture, optimizer, generator, weights, targets, names, settings: MorphSettings) -> Iterator[Event]:
+    frames = settings.frames
     label = " > ".join(names)
-    for event in events:
-        done = event.step - warmup  # steps taken since the warm-up ended
-        if done > 0 and done % steps == 0:
-            yield Frame(done // steps - 1, frames, event.tensor, label)
-        weights[:] = weights_at(min(frames - 1, max(0, done) // steps), frames, stops)  # for the next step
+
+    def settle(target: int, stage: Stage, at: float):
+        """Go on until the network sees `target` clearly in the frame as it will be saved (8-bit, resized as a
+        classifier does), at most `warmup` steps, and keep the clearest picture seen: under the random
+        transforms the plain view's probability wanders, so the last step is not always the best."""
+        best = [-1.0, None]
+
+        def stop(step: int, _value: float, _seen: torch.Tensor) -> bool:
+            if step % CHECK_EVERY:
+                return False
+            probability = saved_probability(net, _rendered(picture), target)  # after this step's update
+            if probability > best[0]:
+                best[:] = probability, [p.detach().clone() for p in picture.parameters()]
+            return probability >= CLEAR
+
+        yield from run(settings.warmup, stop, at, 0.0, stage)
+        now = saved_probability(net, _rendered(picture), target)
+        if best[1] is not None and best[0] > now:
+            with torch.no_grad():
+                for param, kept in zip(picture.parameters(), best[1]):
+                    param.copy_(kept)
+
+    def run(steps: int, stop, start: float, span: float, stage: Stage):
+        last = None
+        for last in render.optimize(net, objective, picture, steps=steps, generator=generator, optimizer=optimizer,
+                                    transform=transforms.robustness, stop=stop):
+            yield Event((stage, *last.stages), start + span * last.fraction, last.loss, last.picture)
+        return last
+
+    for index in range(frames):
+        weights[:] = weights_at(index, frames, len(targets))
+        stage = Stage("frame", index + 1, frames, label)
+        at = index / frames
+        last = yield from run(settings.warmup if index == 0 else settings.steps, None, at, 1 / frames, stage)
+        # The ends are held until their class is clear: the first before the glide starts, the last at the end.
+        for end, target in ((index == 0, targets[0]), (index == frames - 1 and frames > 1, targets[-1])):
+            if end and settings.warmup:
+                yield from settle(target, stage, (index + 1) / frames)
+        yield Event((stage,), (index + 1) / frames, last.loss if last else None, _rendered(picture), frame=index)
+    yield finish(frames)
+
+
+def saved_probability(model: LoadedModel, picture: torch.Tensor, target: int) -> float:
+    """The class's probability for the frame as a file holds it (8-bit), judged as `dreamscope classify` would."""
+    return float(probabilities(model, images.to_pil(picture))[target])
+
+
+def _rendered(picture) -> torch.Tensor:
+    with torch.no_grad():
+        return picture()

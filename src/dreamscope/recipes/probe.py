@@ -10,26 +10,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import torch
 from PIL import Image
 
-from .. import images, objectives, render
-from ..errors import DreamscopeError
-from ..models import DEFAULT_MODEL, LayerInfo, LoadedModel, load_model
+from .. import images, objectives, provenance, render
+from ..events import Event, Run, Stage, finish, nest
+from ..models import LayerInfo, LoadedModel
+from ..settings import DreamSettings, ProbeSettings
+from . import base
 from . import dream as dream_recipe
 from . import visualize as visualize_recipe
 from .classify import Prediction, classify
 
-# Defaults shared by the Python API and the CLI. The visualization settings are reduced from visualize's
-# (224 px, 300 steps) so a default report of a 512 px photo takes under 3 minutes on 2 CPU cores; at 128 px
-# and 128 steps the pictures still show each channel's pattern (see README).
+# The defaults (ProbeSettings): the visualization settings are reduced from visualize's (224 px, 300 steps) so a
+# default report of a 512 px photo takes under a minute on 2 CPU cores; at 128 px and 128 steps the pictures
+# still show each channel's pattern (see README).
 LAYER_COUNT = 6
-CHANNELS = 4
-MAX_SIZE = 512
-VIS_SIZE = 128
-VIS_STEPS = 128
 TOP_CLASSES = 5
 HEATMAP_SIZE = 256  # longest side: the page shows heat maps small, the dreams large
 
@@ -60,24 +58,15 @@ class ProbeResult:
     model: str
     predictions: list[Prediction]
     layers: list[LayerProbe]
-    settings: dict  # every setting that shapes the result, so the report can say how to reproduce it
-
-
-@dataclass
-class ProbeProgress:
-    """One step of the probe. `done` counts dream and visualization steps out of `total` across all layers."""
-
-    layer: str
-    layer_number: int  # 1-based
-    layers: int
-    stage: str  # "dreaming" or "visualizing"; "done" for the last event
-    done: int
-    total: int
-    result: ProbeResult | None = None
+    settings: ProbeSettings
+    record: provenance.Record
 
     @property
-    def fraction(self) -> float:
-        return self.done / self.total if self.total else 1.0
+    def facts(self) -> dict:
+        """Every setting, the layers as probed and what ran them: the report's table."""
+        return {**{k: v for k, v in self.settings.to_json().items() if k != "recipe"}, "layers": [layer.name for layer in self.layers], "photo_size": list(self.photo.size),
+                "device": self.record.device, "threads": self.record.threads, "dreamscope": self.record.dreamscope,
+                "torch": self.record.torch}
 
 
 def default_layers(model: LoadedModel, count: int = LAYER_COUNT) -> list[str]:
@@ -99,112 +88,76 @@ def default_layers(model: LoadedModel, count: int = LAYER_COUNT) -> list[str]:
     return [info.name for info in stages]
 
 
-def parse_layers(model: LoadedModel, layers: str | Sequence[str] | None) -> list[str]:
-    """'a,b,c' or a list -> known layer names, shallow to deep, without repeats; unknown names fail here."""
+def parse_layers(model: LoadedModel, layers: str | None) -> list[str]:
+    """'a,b,c' -> known layer names, shallow to deep, without repeats; unknown names fail here."""
     if layers is None:
         return default_layers(model)
-    names = layers.split(",") if isinstance(layers, str) else list(layers)
-    names = [name.strip() for name in names if name.strip()]
-    if not names:
-        raise DreamscopeError("no layers given; name them like stage2.1,stage4.2 (list them with: dreamscope layers)")
+    names = [name.strip() for name in layers.split(",") if name.strip()]
     for name in names:
         model.layer(name)  # raises with the closest names
     order = list(model.layers)
     return sorted(dict.fromkeys(names), key=order.index)
 
 
-def probe_iter(
-    image: Image.Image,
-    *,
-    model: str | LoadedModel = DEFAULT_MODEL,
-    layers: str | Sequence[str] | None = None,
-    channels: int = CHANNELS,
-    octaves: int = dream_recipe.OCTAVES,
-    octave_scale: float = dream_recipe.OCTAVE_SCALE,
-    steps: int = dream_recipe.STEPS,
-    step_size: float = dream_recipe.STEP_SIZE,
-    jitter: int = dream_recipe.JITTER,
-    max_size: int | None = MAX_SIZE,
-    vis_size: int = VIS_SIZE,
-    vis_steps: int = VIS_STEPS,
-    seed: int = dream_recipe.SEED,
-    device: str | None = None,
-) -> Iterator[ProbeProgress]:
-    """Probe `image` at `layers` (default: `default_layers`), yielding progress; the last event has the result.
+def probe_iter(image: Image.Image, settings: ProbeSettings | None = None, *, model: str | LoadedModel | None = None,
+               device: str | None = None, **fields) -> Run:
+    """Probe `image` at `layers` (default: `default_layers`): a Run of events; the last has the ProbeResult.
 
     `channels` is how many of each layer's strongest channels to show (0: dreams and classes only, which is
-    all a contact sheet needs). The dream settings are `dream_iter`'s; `vis_size` and `vis_steps` set the
+    all a contact sheet needs). The dream settings are as for `dream_iter`; `vis_size` and `vis_steps` set the
     channels' feature visualizations. Every setting is checked, for every layer, before any work starts.
     """
-    from .. import __version__  # here, not at import: the package imports its recipes before defining it
-
-    net = model if isinstance(model, LoadedModel) else load_model(model, device)
-    names = parse_layers(net, layers)
-    if not isinstance(channels, int) or not 0 <= channels <= 64:
-        raise DreamscopeError(f"channels must be a whole number from 0 to 64, got {channels}")
-    if channels:
-        if not isinstance(vis_size, int) or not 64 <= vis_size <= 2048:
-            raise DreamscopeError(f"the channels' pictures (--vis-size) must be from 64 to 2048 px, got {vis_size}")
-        visualize_recipe.check(vis_size, channels, vis_steps, visualize_recipe.LEARNING_RATE, 0.0, "fft")
-    photo = images.limit_size(image.convert("RGB"), max_size)
-    dream_settings = dict(octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size,
-                          jitter=jitter, seed=seed)
-    # dream_iter checks its settings against each layer now (too small a picture for a deep layer, ...) and
-    # only dreams when consumed, so a mistake surfaces before the first layer's work.
-    dreams = [dream_recipe.dream_iter(photo, model=net, layer=name, **dream_settings) for name in names]
-    settings = {
-        "model": net.name, "layers": names, "channels": channels, "octaves": octaves, "octave_scale": octave_scale,
-        "steps": steps, "step_size": step_size, "jitter": jitter, "max_size": max_size, "vis_size": vis_size,
-        "vis_steps": vis_steps, "seed": seed, "device": str(net.device), "photo_size": list(photo.size),
-        "dreamscope": __version__, "torch": torch.__version__,
-    }
-    return _probe(net, photo, names, dreams, channels, vis_size, vis_steps, seed, settings)
-
-
-def _probe(net, photo, names, dreams, channels, vis_size, vis_steps, seed, settings) -> Iterator[ProbeProgress]:
-    per_dream = settings["octaves"] * settings["steps"]
-    total = len(names) * (per_dream + (vis_steps if channels else 0))
-    done = 0
-    predictions = classify(photo, model=net, top=TOP_CLASSES)
+    settings, net = base.prepare(ProbeSettings, settings, fields, model, device)
+    names = parse_layers(net, settings.layers)
+    photo = images.limit_size(image.convert("RGB"), settings.max_size)
     photo_x = images.to_tensor(photo, net.device)
+    dream = DreamSettings.build(None, {k: getattr(settings, k) for k in
+                                      ("model", "weights", "seed", "octaves", "octave_scale", "steps", "step_size", "jitter")})
+    plans = []
+    for name in names:  # a deep layer that needs a larger picture fails now, not after the shallow ones ran
+        objective = dream_recipe.build_objective(net, photo_x, name, None, None)
+        plans.append((objective, dream_recipe.plan_octaves(net, objective, photo_x.shape[-2:], dream)))
+    record = provenance.make(settings, net, {"input": image})
+    return Run(_probe(net, photo, photo_x, names, plans, settings, record), settings, record, net)
+
+
+def _probe(net, photo, photo_x, names, plans, settings: ProbeSettings, record) -> Iterator[Event]:
+    per_dream = settings.octaves * settings.steps
+    per_layer = per_dream + (settings.vis_steps if settings.channels else 0)
+    predictions = classify(photo, model=net, top=TOP_CLASSES)
     probes = []
-    for number, (name, dream_events) in enumerate(zip(names, dreams), start=1):
-        for event in dream_events:
-            if event.done:
-                dreamed = event.image
-            else:
-                done += 1
-                yield ProbeProgress(name, number, len(names), "dreaming", done, total)
+    for number, (name, (objective, plan)) in enumerate(zip(names, plans), start=1):
+        stage = Stage("layer", number, len(names), name)
+        at = (number - 1) / len(names)
+        dreamed = dream_recipe.octave_dream(net, objective, photo_x, plan, steps=settings.steps, step_size=settings.step_size,
+                                            jitter=settings.jitter, generator=base.generator(settings.seed))
+        dream_x = yield from nest(dreamed, stage, at, per_dream / per_layer / len(names))
         top = []
-        if channels:
-            with torch.no_grad():
-                activation = render.activations(net, [name], photo_x)[name]
-            ranked = objectives.rank_channels(activation, objectives.ChannelRanking(True, channels))
-            strengths = activation.pow(2).mean(dim=(0, 2, 3))  # rank_channels' score
-            strengths = strengths / strengths.mean().clamp(min=1e-12)
-            pictures = None
-            for event in visualize_recipe.visualize_iter(
-                visualize_recipe.channel_sheet(net, name, ranked), model=net, size=vis_size, samples=len(ranked), steps=vis_steps, seed=seed
-            ):
-                done += 1
-                pictures = event.tensor
-                yield ProbeProgress(name, number, len(names), "visualizing", done, total)
-            top = [
-                ChannelProbe(index, float(strengths[index]), heatmap(photo_x, activation[:, index]), images.to_pil(pictures[i : i + 1]))
-                for i, index in enumerate(ranked)
-            ]
+        if settings.channels:
+            top = yield from _channels(net, photo_x, name, settings, stage, at + per_dream / per_layer / len(names),
+                                       settings.vis_steps / per_layer / len(names))
         info = net.layer(name)
-        probes.append(LayerProbe(name, info.channels, info.stride, dreamed, top))
-    result = ProbeResult(photo, net.name, predictions, probes, settings)
-    yield ProbeProgress(names[-1], len(names), len(names), "done", total, total, result)
+        probes.append(LayerProbe(name, info.channels, info.stride, images.to_pil(dream_x), top))
+    yield finish(ProbeResult(photo, net.name, predictions, probes, settings, record))
 
 
-def probe(image: Image.Image, **settings) -> ProbeResult:
+def _channels(net, photo_x, name, settings: ProbeSettings, stage: Stage, at: float, span: float):
+    """The layer's strongest channels on the photo, each with its feature visualization and heat map."""
+    with torch.no_grad():
+        activation = render.activations(net, [name], photo_x)[name]
+    ranked = objectives.rank_channels(activation, objectives.ChannelRanking(True, settings.channels))
+    strengths = activation.pow(2).mean(dim=(0, 2, 3))  # rank_channels' score
+    strengths = strengths / strengths.mean().clamp(min=1e-12)
+    visualized = visualize_recipe.visualize_iter(objectives.channel_sheet(name, ranked), model=net, size=settings.vis_size,
+                                                 steps=settings.vis_steps, seed=settings.seed, samples=len(ranked))
+    pictures = yield from nest(visualized, stage, at, span)
+    return [ChannelProbe(index, float(strengths[index]), heatmap(photo_x, activation[:, index]), pictures[i])
+            for i, index in enumerate(ranked)]
+
+
+def probe(image: Image.Image, settings: ProbeSettings | None = None, **options) -> ProbeResult:
     """Like `probe_iter`, but returns the finished `ProbeResult`."""
-    last = None
-    for last in probe_iter(image, **settings):
-        pass
-    return last.result
+    return probe_iter(image, settings, **options).result()
 
 
 def heatmap(photo: torch.Tensor, activation: torch.Tensor, longest: int = HEATMAP_SIZE) -> Image.Image:

@@ -2,127 +2,133 @@
 
 Natural-image priors make the result readable: a 1/f spectrum with decorrelated colour (`params.FourierImage`)
 and transformation robustness (`transforms.robustness`). Without them (`param="pixels", robust=False`) the
-optimization finds adversarial noise that excites the network but shows nothing (see `compare_priors`).
+optimization finds adversarial noise that excites the network but shows nothing.
 """
 
 from __future__ import annotations
 
 from typing import Iterator, Sequence
 
-import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from .. import images, objectives, params, render, transforms
-from ..errors import DreamscopeError
-from ..models import DEFAULT_MODEL, LoadedModel, load_model
-from ..render import Progress
+from .. import images, objectives, params, provenance, render, transforms
+from ..events import Event, Run, finish
+from ..models import LoadedModel
+from ..settings import VisualizeSettings, parse_unit
+from . import base
 
-SIZE = 224
-STEPS = 300
-LEARNING_RATE = 0.05
-SEED = 0
+DEFAULT_GRID = 16  # channels in a layer's sheet when `grid` is not given
 
 
-def target_objective(target: str | int | objectives.Objective) -> objectives.Objective:
-    """An Objective as is; otherwise a class name or index."""
-    if isinstance(target, objectives.Objective):
-        return target
-    return objectives.class_logit(target)
+def objective_for(model: LoadedModel, settings: VisualizeSettings) -> tuple[objectives.Objective, list[str]]:
+    """The objective the settings name, checked against the model, and a label per picture."""
+    if settings.kind == "class":
+        index = model.resolve_class(settings.target)
+        label = model.class_label(index)
+        objective = objectives.class_logit(index, label=label)
+        labels = [label] * settings.samples
+    elif settings.kind in ("channel", "neuron"):
+        layer, index = parse_unit(settings.target)
+        make = objectives.neuron if settings.kind == "neuron" else objectives.channel
+        objective = make(layer, index)
+        labels = [f"{layer}:{index}"] * settings.samples
+    else:  # "channels": a layer's sheet, picture i maximizes channel i
+        layer = settings.target
+        chosen = list(range(min(settings.grid or DEFAULT_GRID, model.layer(layer).channels)))
+        objective = objectives.channel_sheet(layer, chosen)
+        labels = [f"{layer}:{c}" for c in chosen]
+    if settings.diversity > 0:
+        objective = objective + settings.diversity * objectives.diversity(settings.diversity_layer or model.spec.default_layer)
+    objective.check(model)
+    return objective, labels
 
 
-def unit(model: LoadedModel, spec: str, kind: str = "channel") -> objectives.Objective:
-    """'layer:index' -> channel or neuron objective, with the layer and index checked against the model."""
-    layer, index = objectives.parse_unit(spec)
-    info = model.layer(layer)
-    if index >= info.channels:
-        raise DreamscopeError(f"channel {index} is out of range for layer {layer}, which has channels 0-{info.channels - 1}")
-    return objectives.neuron(layer, index) if kind == "neuron" else objectives.channel(layer, index)
+def visualize_iter(target: str | int | objectives.Objective | None = None, settings: VisualizeSettings | None = None, *,
+                   init: Image.Image | None = None, model: str | LoadedModel | None = None, device: str | None = None,
+                   **fields) -> Run:
+    """Grow pictures that maximize `target`: a class name or index, or any Objective (from Python).
 
-
-def channel_sheet(model: LoadedModel, layer: str, channels: int | Sequence[int]) -> objectives.Objective:
-    """One objective for a batch: picture i maximizes the i-th channel of `layer` in `channels` (a list of
-    indices, or a count: the first that many)."""
-    info = model.layer(layer)
-    chosen = list(range(min(channels, info.channels))) if isinstance(channels, int) else list(channels)
-    bad = [c for c in chosen if not 0 <= c < info.channels]
-    if bad:
-        raise DreamscopeError(f"channel {bad[0]} is out of range for layer {layer}, which has channels 0-{info.channels - 1}")
-    return objectives.Objective(
-        lambda a: torch.stack([a[layer][i, c].mean() for i, c in enumerate(chosen)]).sum(), [layer],
-        f"channels({layer}:{','.join(map(str, chosen))})",
-    )
-
-
-def check(size, samples, steps, learning_rate, diversity, param) -> tuple[int, int]:
-    height, width = (size, size) if isinstance(size, int) else tuple(size)
-    if min(height, width) < 64 or max(height, width) > 2048:
-        raise DreamscopeError(f"size must be from 64 to 2048 px, got {height}x{width}")
-    if not isinstance(samples, int) or not 1 <= samples <= 64:
-        raise DreamscopeError(f"samples must be a whole number from 1 to 64, got {samples}")
-    if not isinstance(steps, int) or steps < 1:
-        raise DreamscopeError(f"steps must be a whole number of at least 1, got {steps}")
-    if not learning_rate > 0:
-        raise DreamscopeError(f"learning rate must be positive, got {learning_rate}")
-    if not diversity >= 0:
-        raise DreamscopeError(f"diversity must be 0 or more, got {diversity}")
-    if param not in ("fft", "pixels"):
-        raise DreamscopeError(f"param must be 'fft' or 'pixels', got {param!r}")
-    return height, width
-
-
-def visualize_iter(
-    target: str | int | objectives.Objective,
-    *,
-    model: str | LoadedModel = DEFAULT_MODEL,
-    size: int | tuple[int, int] = SIZE,
-    samples: int = 1,
-    diversity: float = 0.0,
-    diversity_layer: str | None = None,
-    param: str = "fft",
-    robust: bool = True,
-    steps: int = STEPS,
-    learning_rate: float = LEARNING_RATE,
-    init: Image.Image | None = None,
-    seed: int = SEED,
-    device: str | None = None,
-) -> Iterator[Progress]:
-    """Grow `samples` pictures that maximize `target` (a class name or index, or any Objective).
-
-    `diversity` > 0 rewards the samples for differing in style at `diversity_layer` (default: the model's
-    dream layer). `init` starts from a photo instead of noise. Events as in `dream_iter`; `event.tensor` holds
-    the whole batch.
+    Or name the target in the settings: `kind` "class", "channel" or "neuron" (target "LAYER:INDEX") or
+    "channels" (target a layer: a sheet of its first `grid` channels). `samples` pictures of the same target,
+    `diversity` > 0 rewards them for differing in style. `init` starts from a photo instead of noise. The last
+    event's result is the list of PIL images (each carrying its record and `info["label"]`).
     """
-    height, width = check(size, samples, steps, learning_rate, diversity, param)
-    net = model if isinstance(model, LoadedModel) else load_model(model, device)
-    objective = target_objective(target)
-    for name in objective.layers:
-        if name != objectives.IMAGE:
-            net.layer(name)  # unknown names fail here, before any work
-    if diversity > 0:
-        objective = objective + diversity * objectives.diversity(diversity_layer or net.spec.default_layer)
-    generator = torch.Generator().manual_seed(seed)
+    custom = target if isinstance(target, objectives.Objective) else None
+    if custom is not None:
+        fields = {**fields, "kind": "class", "target": custom.description}
+    elif target is not None:
+        fields = {**fields, "target": str(target)}
+    settings, net = base.prepare(VisualizeSettings, settings, fields, model, device)
+    if custom is not None:
+        objective = custom + (settings.diversity * objectives.diversity(settings.diversity_layer or net.spec.default_layer)
+                              if settings.diversity > 0 else 0)
+        objective.check(net)
+        labels = [custom.description] * settings.samples
+        record = None  # a Python objective is not data: nothing could make it again from a record
+    else:
+        objective, labels = objective_for(net, settings)
+        record = provenance.make(settings, net, {"init": init})
+    height, width = (settings.size, settings.size) if isinstance(settings.size, int) else settings.size
+    generator = base.generator(settings.seed)
     start = None
     if init is not None:
         start = images.to_tensor(init.convert("RGB").resize((width, height), Image.LANCZOS))
-    picture = params.make_param(param, samples, height, width, generator, start).to(net.device)
-    transform = transforms.robustness if robust else None
-    return render.optimize(net, objective, picture, steps, learning_rate, generator, transform)
+    picture = params.make_param(settings.param, len(labels), height, width, generator, start).to(net.device)
+    events = render.optimize(net, objective, picture, steps=settings.steps, learning_rate=settings.learning_rate,
+                             generator=generator, transform=transforms.robustness if settings.robust else None)
+    return Run(_pictures(events, labels, record), settings, record, net)
 
 
-def visualize(target, **settings) -> list[Image.Image]:
-    """Like `visualize_iter`, but returns the finished pictures (one per sample) as PIL images."""
+def _pictures(events: Iterator[Event], labels: list[str], record) -> Iterator[Event]:
     last = None
-    for last in visualize_iter(target, **settings):
-        pass
-    return [images.to_pil(last.tensor[i : i + 1]) for i in range(last.tensor.shape[0])]
+    for last in events:
+        yield last
+    pictures = last.images
+    for picture, label in zip(pictures, labels):
+        picture.info["label"] = label
+        if record is not None:
+            picture.info[provenance.KEY] = record.to_text()
+    yield finish(pictures, picture=last.picture, loss=last.loss)
 
 
-def contact_sheet(pictures: Sequence[Image.Image], columns: int | None = None, gap: int = 4) -> Image.Image:
-    """Pictures in a grid, left to right, top to bottom."""
-    columns = columns or max(1, round(len(pictures) ** 0.5))
+def visualize(target=None, settings: VisualizeSettings | None = None, **options) -> list[Image.Image]:
+    """Like `visualize_iter`, but returns the finished pictures (one per sample or channel) as PIL images."""
+    return visualize_iter(target, settings, **options).result()
+
+
+def sheet_columns(count: int) -> int:
+    """Columns for `count` pictures: as square as possible with every row full (8 -> 4x2, 12 -> 4x3), falling
+    back to the squarest grid when no such layout is reasonable (7 -> 3 columns)."""
+    best = max(1, round(count ** 0.5))
+    for columns in sorted(range(1, count + 1), key=lambda c: abs(c - count ** 0.5)):
+        if count % columns == 0 and columns >= count // columns and columns <= 2 * best:
+            return columns
+    return best
+
+
+def contact_sheet(pictures: Sequence[Image.Image], columns: int | None = None, gap: int = 4,
+                  labels: Sequence[str] | None = None) -> Image.Image:
+    """Pictures in a grid, left to right, top to bottom, each with its label underneath when given."""
+    columns = columns or sheet_columns(len(pictures))
     rows = -(-len(pictures) // columns)
     width, height = pictures[0].size
-    sheet = Image.new("RGB", (columns * width + (columns - 1) * gap, rows * height + (rows - 1) * gap), "white")
+    caption = 18 if labels else 0
+    cell = height + caption
+    sheet = Image.new("RGB", (columns * width + (columns - 1) * gap, rows * cell + (rows - 1) * gap), "white")
+    draw = ImageDraw.Draw(sheet)
     for i, picture in enumerate(pictures):
-        sheet.paste(picture, ((i % columns) * (width + gap), (i // columns) * (height + gap)))
+        left, top = (i % columns) * (width + gap), (i // columns) * (cell + gap)
+        sheet.paste(picture, (left, top))
+        if labels:
+            draw.text((left + 4, top + height + 3), labels[i], fill=(40, 40, 40), font=font(12))
     return sheet
+
+
+def font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow before 10.1: only the small bitmap font
+        return ImageFont.load_default()
+

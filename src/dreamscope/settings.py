@@ -1,0 +1,452 @@
+"""Settings as data: one frozen dataclass per recipe, holding the library's defaults, validated in one place.
+
+A studio job, a provenance record inside a picture and a cluster task are all the JSON of one of these
+(`to_json` / `from_json` round-trip exactly). Errors name the field ("octaves must be a whole number from 1 to
+50, got 0"); front ends word fields their own way (`SettingsError.worded`). A setting that does not apply to a
+recipe is not one of its fields, so giving it is refused, never ignored.
+
+Torch-free on purpose: front ends build and check settings before loading anything heavy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+from .errors import DreamscopeError, SettingsError, literal, suggest
+
+DEFAULT_MODEL = "efficientnet-lite0"
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
+
+
+# -- checks: each takes the field's name and value and returns the value in its canonical form -----------------
+
+
+@dataclass(frozen=True)
+class Whole:
+    """A whole number from `low` to `high`; None allowed when `optional`."""
+
+    low: int
+    high: int
+    optional: bool = False
+
+    def __call__(self, name: str, value):
+        if value is None and self.optional:
+            return None
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+            value = int(value)  # 4.0 from a JSON form is 4
+        if isinstance(value, bool) or not isinstance(value, int) or not self.low <= value <= self.high:
+            raise SettingsError(name, f"must be a whole number from {self.low} to {_number_text(self.high)}, got {_shown(value)}")
+        return value
+
+
+@dataclass(frozen=True)
+class Number:
+    """A finite number in [low, high] (or above `low` when `above`)."""
+
+    low: float
+    high: float
+    above: bool = False
+    below: bool = False
+    optional: bool = False
+
+    def __call__(self, name: str, value):
+        if value is None and self.optional:
+            return None
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = ok and (value > self.low if self.above else value >= self.low) and (value < self.high if self.below else value <= self.high)
+        if not ok:
+            low = f"above {self.low:g}" if self.above else f"from {self.low:g}"
+            high = f"to below {self.high:g}" if self.below else f"{'and at most' if self.above else 'to'} {self.high:g}"
+            raise SettingsError(name, f"must be a number {low} {high}, got {_shown(value)}")
+        return float(value)
+
+
+@dataclass(frozen=True)
+class Flag:
+    def __call__(self, name: str, value):
+        if not isinstance(value, bool):
+            raise SettingsError(name, f"must be true or false, got {_shown(value)}")
+        return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    options: tuple
+
+    def __call__(self, name: str, value):
+        if value not in self.options:
+            raise SettingsError(name, f"must be one of {', '.join(map(str, self.options))}, got {_shown(value)}")
+        return value
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string (optional: None or empty means not given), put in canonical form by `parse` when given."""
+
+    optional: bool = True
+    parse: Any = None
+
+    def __call__(self, name: str, value):
+        if value is None or value == "":
+            if self.optional:
+                return None
+            raise SettingsError(name, "is required")
+        if self.parse is not None:
+            return self.parse(name, value)
+        if not isinstance(value, str):
+            raise SettingsError(name, f"must be text, got {_shown(value)}")
+        return value
+
+
+def _shown(value) -> str:
+    return literal(repr(value) if isinstance(value, str) else value)
+
+
+def _number_text(value: int) -> str:
+    return "2**63-1" if value == MAX_SEED else str(value)
+
+
+def setting(default, check, help: str = ""):
+    """A settings field: its default, its check, and one line of help for forms and docs."""
+    return field(default=default, metadata={"check": check, "help": help})
+
+
+# -- parsing the text settings: layers, channels, units, tiles ---------------------------------------------------
+
+
+def parse_layer_weights(specs) -> list[tuple[str, float]]:
+    """'stage4.2' or 'stage4.2=1,stage6.0=0.5' (or a list of such) -> [(layer, weight), ...]."""
+    items = [specs] if isinstance(specs, str) else list(specs)
+    parsed: list[tuple[str, float]] = []
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, _, weight = part.partition("=")
+            try:
+                value = float(weight) if weight else 1.0
+            except ValueError:
+                raise DreamscopeError(f"bad layer weight in '{part}'; write NAME or NAME=WEIGHT, e.g. stage6.0=0.5") from None
+            if not math.isfinite(value) or not name.strip():
+                raise DreamscopeError(f"bad layer weight in '{part}'; write NAME or NAME=WEIGHT with a finite WEIGHT, e.g. stage6.0=0.5")
+            parsed.append((name.strip(), value))
+    if not parsed:
+        raise DreamscopeError("no layer given; name one, e.g. stage4.2 (the model's layers: dreamscope layers)")
+    return parsed
+
+
+def _layer_spec(name: str, value) -> str:
+    try:
+        parsed = parse_layer_weights(value)
+    except DreamscopeError:
+        raise SettingsError(name, f"must be layer names, each NAME or NAME=WEIGHT (e.g. stage6.0=0.5), separated by commas; "
+                                  f"got {_shown(value)}") from None
+    return ",".join(layer if weight == 1.0 else f"{layer}={weight:g}" for layer, weight in parsed)
+
+
+def _name_list(name: str, value) -> str:
+    names = [n.strip() for n in (value.split(",") if isinstance(value, str) else list(value))]
+    if not names or not all(names):
+        raise SettingsError(name, f"must be names separated by commas, got {_shown(value)}")
+    return ",".join(names)
+
+
+@dataclass(frozen=True)
+class ChannelRanking:
+    """`strongest:K` / `weakest:K`: the K channels with the largest / smallest mean squared activation."""
+
+    strongest: bool
+    count: int
+
+
+def parse_channels(spec) -> list[int] | ChannelRanking | None:
+    """'3,17' -> [3, 17]; 'strongest:10' -> ChannelRanking(True, 10); None or '' -> None (all channels)."""
+    if spec is None or spec == "":
+        return None
+    bad = f"bad channel spec {spec!r}; use indices like 3,17 or strongest:10 or weakest:10"
+    if not isinstance(spec, str):
+        if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in spec) or not list(spec):
+            raise DreamscopeError(bad)
+        return list(dict.fromkeys(int(c) for c in spec))
+    text = spec.strip().lower()
+    if ":" in text:
+        mode, _, count = text.partition(":")
+        if mode not in ("strongest", "weakest") or not count.isdigit() or not 1 <= int(count) <= 100_000:
+            raise DreamscopeError(bad)
+        return ChannelRanking(mode == "strongest", int(count))
+    try:
+        channels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise DreamscopeError(bad) from None
+    if not channels or any(c < 0 for c in channels):
+        raise DreamscopeError(f"bad channel spec {spec!r}; channel indices are whole numbers from 0")
+    return list(dict.fromkeys(channels))
+
+
+def _channel_spec(name: str, value) -> str:
+    try:
+        parsed = parse_channels(value)
+    except DreamscopeError:
+        raise SettingsError(name, f"must be channel indices like 3,17, or strongest:10 or weakest:10; got {_shown(value)}") from None
+    if isinstance(parsed, ChannelRanking):
+        return f"{'strongest' if parsed.strongest else 'weakest'}:{parsed.count}"
+    return ",".join(map(str, parsed))
+
+
+def parse_unit(spec: str) -> tuple[str, int]:
+    """'stage5.2:17' -> ('stage5.2', 17)."""
+    layer, sep, index = str(spec).rpartition(":")
+    if not sep or not layer.strip() or not index.strip().isdigit():
+        raise DreamscopeError(f"bad unit '{spec}'; write LAYER:INDEX, e.g. stage5.2:17")
+    return layer.strip(), int(index)
+
+
+def _tile(name: str, value):
+    if value is None:
+        return None
+    if isinstance(value, str) and value.lower() in ("auto", "off", "none"):
+        return "auto" if value.lower() == "auto" else None
+    if isinstance(value, bool) or not isinstance(value, int) or not 64 <= value <= 8192:
+        raise SettingsError(name, f"must be 'auto', none (no tiling) or a tile size from 64 to 8192 px, got {_shown(value)}")
+    return value
+
+
+def _size(name: str, value):
+    """A side (int) or (height, width), each from 64 to 2048 px."""
+    sides = [value] if not isinstance(value, (list, tuple)) else list(value)
+    if len(sides) not in (1, 2) or any(isinstance(s, bool) or not isinstance(s, int) or not 64 <= s <= 2048 for s in sides):
+        raise SettingsError(name, f"must be a side (or height and width) from 64 to 2048 px, got {_shown(value)}")
+    return sides[0] if len(sides) == 1 else tuple(sides)
+
+
+# -- the settings classes ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Fields shared by every recipe: the network and the seed."""
+
+    recipe: ClassVar[str] = ""
+
+    model: str = setting(DEFAULT_MODEL, Text(optional=False), "network (see: dreamscope models), or your own as package.module:factory")
+    weights: str | None = setting(None, Text(), "weights file to use: a .caffemodel or state dict for googlenet, a state dict otherwise")
+    seed: int = setting(0, Whole(0, MAX_SEED), "the same input, settings and seed give identical output bytes on the same machine")
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            check = f.metadata.get("check")
+            if check is not None:
+                object.__setattr__(self, f.name, check(f.name, getattr(self, f.name)))
+        self.check()
+
+    def check(self) -> None:
+        """Rules between fields; subclasses add theirs."""
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {f.name: f.default for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def build(cls, settings: "Settings | None" = None, changes: Mapping[str, Any] | None = None):
+        """`settings` (or the defaults) with `changes` applied; names that are not settings of this recipe are refused."""
+        if settings is not None and not isinstance(settings, cls):
+            raise DreamscopeError(f"expected {cls.__name__} for {cls.recipe}, got {type(settings).__name__}")
+        changes = dict(changes or {})
+        cls._refuse_unknown(changes)
+        return dataclasses.replace(settings, **changes) if settings is not None else cls(**changes)
+
+    def replace(self, **changes):
+        return type(self).build(self, changes)
+
+    @classmethod
+    def _refuse_unknown(cls, names) -> None:
+        known = cls.field_names()
+        for name in names:
+            if name not in known:
+                raise SettingsError(name, f"is not a setting of {cls.recipe}{suggest(name, known)}")
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"recipe": self.recipe}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            data[f.name] = list(value) if isinstance(value, tuple) else value
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]):
+        """Settings from their JSON object; with the base class, the recipe named in it picks the class."""
+        if not isinstance(data, Mapping):
+            raise DreamscopeError(f"settings must be a JSON object, got {type(data).__name__}")
+        data = dict(data)
+        recipe = data.pop("recipe", cls.recipe or None)
+        target = settings_class(recipe) if cls is Settings else cls
+        if recipe is not None and recipe != target.recipe:
+            raise SettingsError("recipe", f"is {literal(recipe)!r}, but these settings are for {target.recipe}")
+        return target.build(None, data)
+
+    def changed(self) -> dict[str, Any]:
+        """The fields whose value is not the default, in field order."""
+        defaults = self.defaults()
+        return {name: value for name, value in self.to_json().items() if name != "recipe" and value != _json(defaults[name])}
+
+
+def _json(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True)
+class DreamSettings(Settings):
+    """DeepDream a photo: amplify what chosen layers see, octave by octave."""
+
+    recipe: ClassVar[str] = "dream"
+
+    layer: str | None = setting(None, Text(parse=_layer_spec), "layer(s) to amplify; repeat or comma-separate to mix: stage3.1,stage6.0=0.5")
+    channels: str | None = setting(None, Text(parse=_channel_spec), "only some channels: 3,17, or strongest:10 / weakest:10 (ranked by their response to this photo)")
+    octaves: int = setting(4, Whole(1, 50), "pyramid levels; the dream starts small and carries its detail up")
+    octave_scale: float = setting(1.4, Number(1.0, 4.0), "size ratio between pyramid levels")
+    steps: int = setting(10, Whole(1, 10_000), "ascent steps per octave")
+    step_size: float = setting(0.015, Number(0.0, 1.0, above=True), "step, as a fraction of the colour range, after normalizing the gradient by its mean magnitude")
+    jitter: int = setting(32, Whole(0, 1024), "random shift each step, in px (prevents grid artefacts)")
+    max_size: int | None = setting(None, Whole(32, 16_384, optional=True), "downscale the input first so its longest side is at most this")
+    tile: int | str | None = setting("auto", _tile, "auto, none, or a tile size in px: process big pictures in tiles to bound memory")
+
+
+@dataclass(frozen=True)
+class VisualizeSettings(Settings):
+    """Grow pictures from noise that maximize a class, a channel, a neuron, or each of a layer's channels."""
+
+    recipe: ClassVar[str] = "visualize"
+    KINDS: ClassVar[tuple] = ("class", "channel", "neuron", "channels")
+
+    kind: str = setting("class", Choice(KINDS), "what to maximize: class, channel, neuron or channels (a layer's sheet)")
+    target: str | None = setting(None, Text(), "class name or index; LAYER:INDEX for a channel or neuron; LAYER for channels")
+    grid: int | None = setting(None, Whole(1, 64, optional=True), "how many of the layer's channels, for a channel sheet")
+    samples: int = setting(1, Whole(1, 64), "how many different pictures of the target")
+    diversity: float = setting(0.0, Number(0.0, 100.0), "reward the samples for differing in style (try 1)")
+    diversity_layer: str | None = setting(None, Text(), "layer whose style diversity compares (default: the model's)")
+    size: int | tuple = setting(224, _size, "picture side in px; other sizes (512, ...) work")
+    steps: int = setting(300, Whole(1, 10_000), "optimization steps")
+    learning_rate: float = setting(0.05, Number(0.0, 10.0, above=True), "Adam's step")
+    param: str = setting("fft", Choice(("fft", "pixels")), "fft: 1/f spectrum with decorrelated colour; pixels: plain")
+    robust: bool = setting(True, Flag(), "random pad, shift, zoom and rotate every step")
+
+    def check(self) -> None:
+        if self.target is None:
+            raise SettingsError("target", "is required: what to maximize (a class name, or LAYER:INDEX, or a LAYER)")
+        if self.kind in ("channel", "neuron"):
+            try:
+                parse_unit(self.target)
+            except DreamscopeError:
+                raise SettingsError("target", f"must be LAYER:INDEX, e.g. stage5.2:17; got {_shown(self.target)}") from None
+        if self.kind == "channels":
+            if self.samples != 1:
+                raise SettingsError("samples", "does not apply to a layer's channel sheet, which has one picture per channel")
+            if self.diversity:
+                raise SettingsError("diversity", "does not apply to a layer's channel sheet")
+        elif self.grid is not None:
+            raise SettingsError("grid", "applies only to a layer's channel sheet")
+
+    @property
+    def count(self) -> int:
+        """How many pictures: the samples, or the channels of a sheet."""
+        return (self.grid or 16) if self.kind == "channels" else self.samples
+
+
+@dataclass(frozen=True)
+class ZoomSettings(DreamSettings):
+    """The endless zoom: dream, zoom and turn a little about the centre, dream again."""
+
+    recipe: ClassVar[str] = "zoom"
+
+    octaves: int = setting(2, Whole(1, 50), "pyramid levels per frame")
+    steps: int = setting(5, Whole(1, 10_000), "ascent steps per octave, per frame")
+    frames: int = setting(120, Whole(1, 100_000), "frames in the result")
+    zoom: float = setting(1.04, Number(0.5, 2.0), "magnification per frame (below 1 zooms out)")
+    rotate: float = setting(0.0, Number(-45.0, 45.0), "degrees to turn per frame")
+    fps: float = setting(24.0, Number(0.1, 240.0), "frames per second of the video")
+    layers: str | None = setting(None, Text(parse=_name_list), "cycle through these layers (A,B,C)")
+    every: int | None = setting(None, Whole(1, 100_000, optional=True), "frames per layer of the cycle")
+
+    def check(self) -> None:
+        if self.layers and self.layer:
+            raise SettingsError("layers", "cycles layers; give it or {layer}, not both")
+        if self.every is not None and not self.layers:
+            raise SettingsError("every", "goes with {layers} (a layer cycle)")
+
+
+@dataclass(frozen=True)
+class MorphSettings(Settings):
+    """A feature visualization whose class glides from class to class, one frame at a time."""
+
+    recipe: ClassVar[str] = "morph"
+
+    classes: str | None = setting(None, Text(parse=_name_list), "classes to pass through, in order: A,B[,C...]")
+    frames: int = setting(120, Whole(1, 100_000), "frames in the result")
+    size: int | tuple = setting(224, _size, "picture side in px; other sizes (512, ...) work")
+    steps: int = setting(15, Whole(1, 10_000), "Adam steps per frame")
+    warmup: int = setting(300, Whole(0, 100_000), "Adam steps before the first frame, so the first class is clear")
+    learning_rate: float = setting(0.05, Number(0.0, 10.0, above=True), "Adam's step")
+    fps: float = setting(24.0, Number(0.1, 240.0), "frames per second of the video")
+
+    def check(self) -> None:
+        if self.classes is None or len(self.classes.split(",")) < 2:
+            raise SettingsError("classes", f"must name at least two classes, comma-separated (e.g. banana,starfish), got {_shown(self.classes)}")
+
+
+@dataclass(frozen=True)
+class VideoSettings(DreamSettings):
+    """Dream every frame of a video, each starting from the previous dream carried along the optical flow."""
+
+    recipe: ClassVar[str] = "video"
+
+    octaves: int = setting(2, Whole(1, 50), "pyramid levels per frame")
+    steps: int = setting(5, Whole(1, 10_000), "ascent steps per octave for the first frame")
+    frame_steps: int = setting(2, Whole(1, 10_000), "ascent steps per octave for later frames, which start from the carried dream")
+    blend: float = setting(0.8, Number(0.0, 1.0, below=True), "share of the warped previous dream in each frame's start; 0: frames on their own")
+
+
+@dataclass(frozen=True)
+class ProbeSettings(Settings):
+    """What each layer sees in a photo: dreams shallow to deep, the strongest channels, the top classes."""
+
+    recipe: ClassVar[str] = "probe"
+
+    layers: str | None = setting(None, Text(parse=_name_list), "layers to probe, shown shallow to deep whatever the order given")
+    channels: int = setting(4, Whole(0, 64), "strongest channels shown per layer; 0 for none")
+    octaves: int = setting(4, Whole(1, 50), "pyramid levels of each dream")
+    octave_scale: float = setting(1.4, Number(1.0, 4.0), "size ratio between pyramid levels")
+    steps: int = setting(10, Whole(1, 10_000), "ascent steps per octave")
+    step_size: float = setting(0.015, Number(0.0, 1.0, above=True), "step, as a fraction of the colour range, after normalizing the gradient by its mean magnitude")
+    jitter: int = setting(32, Whole(0, 1024), "random shift each step, in px (prevents grid artefacts)")
+    max_size: int | None = setting(512, Whole(32, 16_384, optional=True), "downscale the photo first so its longest side is at most this")
+    vis_size: int = setting(128, Whole(64, 2048), "side of the channels' pictures")
+    vis_steps: int = setting(128, Whole(1, 10_000), "optimization steps of the channels' pictures")
+
+
+@dataclass(frozen=True)
+class ClassifySettings(Settings):
+    """The network's top classes for a picture."""
+
+    recipe: ClassVar[str] = "classify"
+
+    top: int = setting(5, Whole(1, 100_000), "how many classes")
+
+
+RECIPES: dict[str, type[Settings]] = {
+    cls.recipe: cls
+    for cls in (DreamSettings, VisualizeSettings, ZoomSettings, MorphSettings, VideoSettings, ProbeSettings, ClassifySettings)
+}
+
+
+def settings_class(recipe: str | None) -> type[Settings]:
+    if recipe not in RECIPES:
+        raise SettingsError("recipe", f"must be one of {', '.join(RECIPES)}, got {_shown(recipe)}")
+    return RECIPES[recipe]

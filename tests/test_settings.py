@@ -1,0 +1,104 @@
+"""Settings as data: defaults, one place of validation with messages that name the field, exact JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from dreamscope import settings as S
+from dreamscope.errors import DreamscopeError, SettingsError
+
+NON_DEFAULT = {
+    "dream": dict(layer=["stage3.1=0.5", "stage5.2"], channels=[3, 17], octaves=3, octave_scale=1.3, steps=7,
+                  step_size=0.02, jitter=8, max_size=640, tile=256, seed=2**63 - 1, weights="w.pth"),
+    "visualize": dict(kind="channels", target="stage4.2", grid=8, size=(96, 200), steps=50, learning_rate=0.1,
+                      param="pixels", robust=False),
+    "zoom": dict(frames=48, zoom=0.97, rotate=-1.5, fps=12.5, layers="stage3.1, stage4.2", every=6, tile=None),
+    "morph": dict(classes="banana,starfish,lemon", frames=10, size=128, steps=20, warmup=100, fps=30),
+    "video": dict(blend=0.5, frame_steps=3, channels="strongest:5"),
+    "probe": dict(layers="stage2.1,stage4.2", channels=0, max_size=None, vis_size=96, vis_steps=64),
+    "classify": dict(top=10, model="efficientnet-lite2"),
+}
+
+
+@pytest.mark.parametrize("recipe", list(S.RECIPES))
+def test_every_recipes_settings_round_trip_through_json_exactly(recipe):
+    cls = S.RECIPES[recipe]
+    for settings in (cls(**({"target": "banana"} if recipe == "visualize" else {"classes": "a,b"} if recipe == "morph" else {})),
+                     cls(**NON_DEFAULT[recipe])):
+        text = json.dumps(settings.to_json())
+        again = S.Settings.from_json(json.loads(text))  # the recipe named inside picks the class
+        assert type(again) is cls and again == settings and json.dumps(again.to_json()) == text
+
+
+def test_canonical_forms():
+    dream = S.DreamSettings(layer=["stage3.1=0.5", "stage5.2=1"], channels=[3, 3, 17], tile="off")
+    assert (dream.layer, dream.channels, dream.tile) == ("stage3.1=0.5,stage5.2", "3,17", None)
+    assert S.DreamSettings(channels="Strongest:5").channels == "strongest:5"
+    assert S.VisualizeSettings(target="banana", steps=4.0).steps == 4  # a whole number from a JSON form
+    assert S.ZoomSettings(layers=" a , b ").layers == "a,b"
+
+
+@pytest.mark.parametrize("cls, changes, field, says", [
+    (S.DreamSettings, dict(octaves=0), "octaves", "whole number from 1 to 50, got 0"),
+    (S.DreamSettings, dict(octaves=10**18), "octaves", "from 1 to 50"),  # refused, not a hang
+    (S.DreamSettings, dict(seed=2**64), "seed", "from 0 to 2**63-1"),
+    (S.DreamSettings, dict(seed=-1), "seed", "from 0"),
+    (S.DreamSettings, dict(steps=True), "steps", "whole number"),
+    (S.DreamSettings, dict(step_size=float("nan")), "step_size", "above 0 and at most 1, got nan"),
+    (S.DreamSettings, dict(octave_scale=0.5), "octave_scale", "from 1 to 4"),
+    (S.DreamSettings, dict(tile=10), "tile", "'auto', none"),
+    (S.DreamSettings, dict(layer="a=x"), "layer", "NAME=WEIGHT"),
+    (S.DreamSettings, dict(channels="loudest:3"), "channels", "strongest:10"),
+    (S.ZoomSettings, dict(fps=1e-300), "fps", "from 0.1 to 240"),
+    (S.ZoomSettings, dict(zoom=5), "zoom", "from 0.5 to 2"),
+    (S.ZoomSettings, dict(layer="a", layers="b,c"), "layers", "not both"),
+    (S.ZoomSettings, dict(every=3), "every", "goes with layers"),
+    (S.VisualizeSettings, dict(target="stage4.2", kind="channels", grid=100), "grid", "from 1 to 64, got 100"),
+    (S.VisualizeSettings, dict(target="banana", grid=8), "grid", "channel sheet"),
+    (S.VisualizeSettings, dict(target="stage4.2", kind="channels", samples=3), "samples", "one picture per channel"),
+    (S.VisualizeSettings, dict(target="stage4.2", kind="channel"), "target", "LAYER:INDEX"),
+    (S.VisualizeSettings, dict(), "target", "is required"),
+    (S.VisualizeSettings, dict(target="banana", size=10), "size", "from 64 to 2048"),
+    (S.VisualizeSettings, dict(target="banana", param="wavelet"), "param", "fft, pixels"),
+    (S.MorphSettings, dict(classes="banana"), "classes", "at least two classes"),
+    (S.VideoSettings, dict(blend=1.0), "blend", "below 1"),
+    (S.ProbeSettings, dict(channels=65), "channels", "from 0 to 64"),
+])
+def test_bad_values_are_refused_with_the_field_named(cls, changes, field, says):
+    started = time.perf_counter()
+    with pytest.raises(SettingsError) as caught:
+        cls(**changes)
+    assert caught.value.field == field and str(caught.value).startswith(field) and says in str(caught.value), str(caught.value)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_front_ends_word_fields_their_own_way():
+    with pytest.raises(SettingsError) as caught:
+        S.ZoomSettings(every=3)
+    flags = caught.value.worded(lambda field: "--" + field.replace("_", "-"))
+    assert flags == "--every goes with --layers (a layer cycle)"
+
+
+def test_a_setting_that_does_not_apply_is_refused_not_ignored():
+    with pytest.raises(SettingsError, match="octaves is not a setting of morph"):
+        S.MorphSettings.build(None, {"classes": "a,b", "octaves": 3})
+    with pytest.raises(SettingsError, match="did you mean octaves"):
+        S.DreamSettings.build(None, {"octavs": 3})
+    with pytest.raises(SettingsError, match="is not a setting of dream"):
+        S.Settings.from_json({"recipe": "dream", "size": 224})
+    with pytest.raises(SettingsError, match="recipe must be one of"):
+        S.Settings.from_json({"recipe": "paint"})
+    with pytest.raises(DreamscopeError, match="JSON object"):
+        S.Settings.from_json(["dream"])
+
+
+def test_replace_checks_again_and_changed_lists_what_differs():
+    settings = S.DreamSettings(steps=20)
+    assert settings.replace(octaves=2).changed() == {"steps": 20, "octaves": 2}
+    with pytest.raises(SettingsError, match="steps"):
+        settings.replace(steps=0)
+    with pytest.raises(AttributeError):
+        settings.steps = 5  # frozen: a job's settings cannot change under it
