@@ -37,9 +37,12 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from dreamscope import render, transforms
 from dreamscope.models import load_model
-from dreamscope.models.registry import load_state_dict_file
+from dreamscope.models.weights import load_state_dict_file
 from dreamscope.objectives import layer_l2
 from dreamscope.recipes import dream as dream_recipe
+from dreamscope.settings import DreamSettings
+
+DEFAULTS = DreamSettings()
 
 UNTILED = "off"  # --tile off: no tiling
 
@@ -121,7 +124,7 @@ def count_flops(fn) -> int:
 
 
 def bench_steps(model, layer: str, size: int, warmup: int, repeats: int, seed: int) -> dict:
-    step_size, jitter = dream_recipe.STEP_SIZE, dream_recipe.JITTER
+    step_size, jitter = DEFAULTS.step_size, DEFAULTS.jitter
     # The default tiling policy ("auto"): untiled up to a megapixel, as a dream would run at this size.
     tile = dream_recipe.AUTO_TILE_SIZE if size * size > dream_recipe.AUTO_TILE_ABOVE else None
     info = model.layer(layer)
@@ -220,18 +223,18 @@ def bench_memory(width: int, height: int, steps: int, octaves: int | None, log) 
         common = ["--steps", str(steps)] + (["--octaves", str(octaves)] if octaves else [])
         log("  baseline: 1 step, 1 octave on 256x256 (python + torch + model load)")
         baseline = measure_dream(small, tmp / "base.png", ["--steps", "1", "--octaves", "1"])
-        log(f"  tiled (default --tile {dream_recipe.TILE}): {' '.join(common)}")
+        log(f"  tiled (default --tile {DEFAULTS.tile}): {' '.join(common)}")
         tiled = measure_dream(photo, tmp / "tiled.png", common)
         log(f"  untiled (--tile {UNTILED}): {' '.join(common)}")
         untiled = measure_dream(photo, tmp / "untiled.png", common + ["--tile", str(UNTILED)])
-    octs = octaves or dream_recipe.OCTAVES
+    octs = octaves or DEFAULTS.octaves
     return {
         "width": width,
         "height": height,
         "steps_per_octave": steps,
         "octaves": octs,
-        "octave_sizes": dream_recipe.octave_sizes(height, width, octs, dream_recipe.OCTAVE_SCALE),
-        "tile": dream_recipe.TILE,
+        "octave_sizes": dream_recipe.octave_sizes(height, width, octs, DEFAULTS.octave_scale),
+        "tile": DEFAULTS.tile,
         "baseline": baseline,
         "tiled": tiled,
         "untiled": untiled,
@@ -315,8 +318,8 @@ def main(argv=None) -> int:
         "size": size,
         "warmup": warmup,
         "repeats": repeats,
-        "step_size": dream_recipe.STEP_SIZE,
-        "jitter": dream_recipe.JITTER,
+        "step_size": DEFAULTS.step_size,
+        "jitter": DEFAULTS.jitter,
     }
     log(f"dreamscope benchmark: {args.model}, default layer {default_layer}, {size}x{size} px, torch {torch.__version__}, "
         f"{info['processor']}, {cores} cores, {threads} threads, median of {repeats} steps after {warmup} warm-up")

@@ -20,15 +20,16 @@ from skimage import data
 import dreamscope as ds
 from dreamscope import report
 from dreamscope.recipes import probe as probe_recipe
+from dreamscope.settings import ProbeSettings
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=512, help="longest side of the photo (default 512)")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--vis-size", type=int, default=probe_recipe.VIS_SIZE)
-    parser.add_argument("--vis-steps", type=int, default=probe_recipe.VIS_STEPS)
-    parser.add_argument("--channels", type=int, default=probe_recipe.CHANNELS)
+    parser.add_argument("--vis-size", type=int, default=ProbeSettings().vis_size)
+    parser.add_argument("--vis-steps", type=int, default=ProbeSettings().vis_steps)
+    parser.add_argument("--channels", type=int, default=ProbeSettings().channels)
     parser.add_argument("--out", help="also write the report into this folder")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -42,7 +43,8 @@ def main() -> None:
     stage, since = "classify", (time.perf_counter(), time.process_time())
     last = None
     for last in probe_recipe.probe_iter(photo, model=model, channels=args.channels, vis_size=args.vis_size, vis_steps=args.vis_steps):
-        key = last.stage  # the time up to an event counts for the stage before it: ranking and heat maps included
+        # the time up to an event counts for the part before it: ranking and heat maps included
+        key = "done" if last.done else f"{last.at('layer').label}: {'visualizing' if last.at('octave') is None else 'dreaming'}"
         if key != stage:
             now = (time.perf_counter(), time.process_time())
             before = spent.get(stage, (0.0, 0.0))
@@ -57,7 +59,7 @@ def main() -> None:
     for name, (w, c) in spent.items():
         print(f"{name:<30}{w:>9.1f}{c:>9.1f}")
     print(f"{'total':<30}{total[0]:>9.1f}{total[1]:>9.1f}")
-    print(f"layers {', '.join(last.result.settings['layers'])}; photo {photo.width}x{photo.height}")
+    print(f"layers {', '.join(layer.name for layer in last.result.layers)}; photo {photo.width}x{photo.height}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

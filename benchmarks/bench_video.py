@@ -40,6 +40,7 @@ from dreamscope import images  # noqa: E402
 from dreamscope.recipes import dream as dream_recipe  # noqa: E402
 from dreamscope.recipes import video as video_recipe  # noqa: E402
 from dreamscope.recipes import zoom as zoom_recipe  # noqa: E402
+from dreamscope.settings import VideoSettings, ZoomSettings  # noqa: E402
 
 MOTION = (3, 1)
 
@@ -60,16 +61,17 @@ def bench_flicker(model, frames: int, width: int, height: int) -> dict:
     source = pan(frames, width, height)
     motion = (-MOTION[0], -MOTION[1])
     rows = {}
-    for name, blend in [("frame_by_frame", 0.0), ("flow_guided", video_recipe.BLEND)]:
+    for name, blend in [("frame_by_frame", 0.0), ("flow_guided", VideoSettings().blend)]:
         start = time.perf_counter()
-        out = [f.image for f in video_recipe.video_iter(source, blend=blend, model=model)]
+        out = [e.image for e in video_recipe.video_iter(source, blend=blend, model=model) if e.frame is not None]
         rows[name] = {"flicker": video_recipe.flicker(out, motion), "strength": strength(out, source),
                       "seconds_per_frame": (time.perf_counter() - start) / frames}
         out[-1].save(Path(tempfile.gettempdir()) / f"bench_video_{name}.png")
     rows["source_flicker"] = video_recipe.flicker(source, motion)
     rows["flicker_ratio"] = rows["flow_guided"]["flicker"] / rows["frame_by_frame"]["flicker"]
-    rows["settings"] = {"frames": frames, "size": [width, height], "motion_px": list(MOTION), "blend": video_recipe.BLEND,
-                        "steps": video_recipe.STEPS, "frame_steps": video_recipe.FRAME_STEPS, "octaves": video_recipe.OCTAVES}
+    defaults = VideoSettings()
+    rows["settings"] = {"frames": frames, "size": [width, height], "motion_px": list(MOTION), "blend": defaults.blend,
+                        "steps": defaults.steps, "frame_steps": defaults.frame_steps, "octaves": defaults.octaves}
     return rows
 
 
@@ -92,28 +94,30 @@ def bench_drift(model, frames: int, width: int, height: int, zoom: float, rotate
 
     photo = Image.fromarray(data.coffee()).resize((width, height), Image.LANCZOS)
     start = time.perf_counter()
-    managed = [frame_figures(f.tensor) for f in zoom_recipe.zoom_iter(photo, frames=frames, zoom=zoom, rotate=rotate, model=model)]
+    managed = [frame_figures(e.tensor) for e in zoom_recipe.zoom_iter(photo, frames=frames, zoom=zoom, rotate=rotate, model=model)
+               if e.frame is not None]
     managed_time = time.perf_counter() - start
     # The plain loop: the same dream of each frame, clamped steps, no statistics matching.
     x = images.to_tensor(photo)
     objective = dream_recipe.build_objective(model, x, None, None, None)
-    sizes = dream_recipe.plan_octaves(model, objective, x.shape[-2:], zoom_recipe.OCTAVES, dream_recipe.OCTAVE_SCALE)
+    settings = ZoomSettings()
+    plan = dream_recipe.plan_octaves(model, objective, x.shape[-2:], settings)
     plain = []
     start = time.perf_counter()
     for index in range(frames):
         if index:
             x = zoom_recipe.zoom_rotate(x, zoom, rotate)
         generator = torch.Generator().manual_seed(index)
-        for event in dream_recipe.dream_tensor(model, objective, x, sizes, zoom_recipe.STEPS, dream_recipe.STEP_SIZE,
-                                               dream_recipe.JITTER, generator, None):
+        for event in dream_recipe.octave_dream(model, objective, x, plan, steps=settings.steps, step_size=settings.step_size,
+                                               jitter=settings.jitter, generator=generator):
             pass
-        x = event.tensor
+        x = event.result
         plain.append(frame_figures(x))
     plain_time = time.perf_counter() - start
     return {"plain_loop": {**summarize(plain), "seconds_per_frame": plain_time / frames},
             "dreamscope": {**summarize(managed), "seconds_per_frame": managed_time / frames},
             "settings": {"frames": frames, "size": [width, height], "zoom": zoom, "rotate": rotate,
-                         "octaves": zoom_recipe.OCTAVES, "steps": zoom_recipe.STEPS}}
+                         "octaves": settings.octaves, "steps": settings.steps}}
 
 
 def child_peak_mib(args: list[str]) -> float:

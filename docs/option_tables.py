@@ -1,0 +1,100 @@
+"""The README's option tables, made from the settings themselves (defaults, limits, help), so they cannot drift.
+
+    .venv/bin/python docs/option_tables.py          # rewrites the tables in README.md between their markers
+    .venv/bin/python docs/option_tables.py --check  # exit 1 if README.md is out of date (tests/test_readme.py)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from pathlib import Path
+
+from dreamscope import settings as S
+from dreamscope.cli import EXTRA_HELP, FLAGS, RECIPE_FLAGS
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+# Per table: the settings class, and the fields it shows (None: those that are new or have another default than
+# dream's, so a table only lists what differs).
+TABLES = {
+    "dream": (S.DreamSettings, ["layer", "channels", "octaves", "octave_scale", "steps", "step_size", "jitter", "max_size",
+                                "tile", "seed", "model", "weights"]),
+    "visualize": (S.VisualizeSettings, ["samples", "diversity", "grid", "size", "steps", "learning_rate", "seed"]),
+    "zoom": (S.ZoomSettings, None),
+    "morph": (S.MorphSettings, ["classes", "size", "steps", "warmup", "learning_rate"]),
+    "video": (S.VideoSettings, None),
+    "probe": (S.ProbeSettings, ["layers", "channels", "octaves", "steps", "max_size", "vis_size", "vis_steps"]),
+}
+
+
+# Defaults that mean "decided at run time", said in words.
+DEFAULT_WORDS = {"layer": "the model's", "channels": "all", "grid": "16", "every": "an equal share", "classes": "",
+                 ("probe", "layers"): "the last of each stage (6)"}
+
+
+def limits(check) -> str:
+    if isinstance(check, S.Whole):
+        high = "2**63-1" if check.high == S.MAX_SEED else f"{check.high}"
+        return f"{check.low}-{high}" + (" or none" if check.optional else "")
+    if isinstance(check, S.Number):
+        low = f">{check.low:g}" if check.above else f"{check.low:g}"
+        return f"{low} to {'<' if check.below else ''}{check.high:g}"
+    if isinstance(check, S.Choice):
+        return ", ".join(map(str, check.options))
+    if getattr(check, "__name__", "") == "_tile":
+        return "auto, off, 64-8192"
+    if getattr(check, "__name__", "") == "_size":
+        return "64-2048"
+    return ""
+
+
+def shown(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return f"`{value}`" if isinstance(value, str) else str(value)
+
+
+def table(name: str) -> str:
+    cls, names = TABLES[name]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if names is None:
+        dream = S.DreamSettings.defaults()
+        names = [n for n, f in fields.items() if n in FLAGS and (n not in dream or dream[n] != f.default)]
+    rows = ["| option | default | limits | meaning |", "| --- | --- | --- | --- |"]
+    for field_name in names:
+        f = fields[field_name]
+        flag, options = RECIPE_FLAGS.get((cls.recipe, field_name), FLAGS[field_name])
+        metavar = options.get("metavar", "").replace("|", "\\|")
+        words = DEFAULT_WORDS.get((cls.recipe, field_name), DEFAULT_WORDS.get(field_name))
+        default = words if words is not None else shown(f.default)
+        text = EXTRA_HELP.get(field_name, f.metadata["help"]).replace("|", "\\|")
+        rows.append(f"| `{flag} {metavar}` | {default} | {limits(f.metadata['check'])} | {text} |".replace("|  |", "| |"))
+    return "\n".join(rows)
+
+
+def render(readme: str) -> str:
+    def replace(match):
+        return f"{match.group(1)}\n{table(match.group(2))}\n{match.group(4)}"
+
+    # Each block runs from its marker to the nearest end marker (empty at first: then only a newline between).
+    return re.sub(r"(<!-- options:(\w+) -->)\n(.*?)(<!-- /options -->)", replace, readme, flags=re.S)
+
+
+def main() -> int:
+    text = README.read_text(encoding="utf-8")
+    made = render(text)
+    if "--check" in sys.argv:
+        if made != text:
+            print("README.md's option tables are out of date: run .venv/bin/python docs/option_tables.py", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(made, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
