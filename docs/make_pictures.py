@@ -1,5 +1,15 @@
-"""Regenerate the README's pictures: `.venv/bin/python docs/make_pictures.py` (about two minutes on 2 cores)."""
+"""Regenerate the README's pictures: `.venv/bin/python docs/make_pictures.py [dream visualize zoom video]`
+(about three minutes on 2 cores).
 
+The dream and visualize pictures are made by real jobs, as the command line makes them: each panel is written to
+docs/images/made/ with its provenance record inside, from the photos in docs/images/inputs/, so
+`dreamscope redo docs/images/made/NAME.jpg` makes any of them again (the same bytes on the machine that made
+them). The figures in docs/images/ put the panels side by side with their captions.
+"""
+
+from __future__ import annotations
+
+import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -8,6 +18,8 @@ from skimage import data
 import dreamscope as ds
 
 OUT = Path(__file__).parent / "images"
+MADE = OUT / "made"
+INPUTS = OUT / "inputs"
 HEIGHT = 220
 
 
@@ -33,45 +45,66 @@ def save(picture: Image.Image, name: str) -> None:
     print("wrote", OUT / name)
 
 
-def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    coffee = Image.fromarray(data.coffee())
-    cat = Image.fromarray(data.chelsea())
-    save(row([labelled(coffee, "coffee.png"), labelled(ds.dream(coffee), "dreamscope dream coffee.png")]), "hero.jpg")
+def inputs() -> dict[str, Path]:
+    """scikit-image's sample photos as files: the inputs the panels' records name."""
+    INPUTS.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in ("coffee", "chelsea"):
+        paths[name] = INPUTS / f"{name}.jpg"
+        if not paths[name].exists():
+            Image.fromarray(getattr(data, name)()).save(paths[name], quality=92)
+    return paths
+
+
+def made(settings, name: str, **files) -> Image.Image:
+    """Run one job into docs/images/made/NAME.jpg, as `dreamscope` would, and return the picture."""
+    MADE.mkdir(parents=True, exist_ok=True)
+    output = MADE / f"{name}.jpg"
+    ds.run_job(ds.Job(settings, str(output), {role: str(path) for role, path in files.items()})).result()
+    print("wrote", output)
+    return Image.open(output)
+
+
+def dream_pictures() -> None:
+    photos = inputs()
+    coffee, cat = photos["coffee"], photos["chelsea"]
+    dream = ds.DreamSettings()
+    save(row([labelled(Image.open(coffee), "coffee.png"),
+              labelled(made(dream, "coffee-dream", input=coffee), "dreamscope dream coffee.png")]), "hero.jpg")
     layers = ["stage2.1", "stage3.1", "stage4.2", "stage5.2", "stage6.3"]
-    save(row([labelled(ds.dream(cat, layer=name), f"--layer {name}") for name in layers]), "layers.jpg")
+    save(row([labelled(made(dream.replace(layer=name), f"chelsea-{name}", input=cat), f"--layer {name}") for name in layers]),
+         "layers.jpg")
     save(row([
-        labelled(ds.dream(cat, channels="strongest:3"), "--channels strongest:3"),
-        labelled(ds.dream(cat, layer="stage6.0", guide=coffee), "--layer stage6.0 --guide coffee.png"),
-        labelled(ds.dream(cat, layer="stage3.1=1,stage6.0=0.5"), "--layer stage3.1,stage6.0=0.5"),
+        labelled(made(dream.replace(channels="strongest:3"), "chelsea-strongest-3", input=cat), "--channels strongest:3"),
+        labelled(made(dream.replace(layer="stage6.0"), "chelsea-guided-by-coffee", input=cat, guide=coffee),
+                 "--layer stage6.0 --guide coffee.png"),
+        labelled(made(dream.replace(layer="stage3.1,stage6.0=0.5"), "chelsea-mixed", input=cat), "--layer stage3.1,stage6.0=0.5"),
     ]), "options.jpg")
 
 
 def visualize_pictures() -> None:
-    from dreamscope.recipes.visualize import channel_sheet, contact_sheet
-
-    with_priors = ds.visualize("banana")[0]
-    without = ds.visualize("banana", param="pixels", robust=False)[0]
+    banana = ds.VisualizeSettings(target="banana")
+    with_priors = made(banana, "banana")
+    without = made(banana.replace(param="pixels", robust=False), "banana-no-priors")
     save(row([labelled(with_priors, "--class banana"), labelled(without, "--class banana --no-priors")]), "priors.jpg")
-    model = ds.load_model()
-    sheet = ds.visualize(channel_sheet(model, "stage4.2", 8), samples=8, size=128)
-    save(contact_sheet(sheet, columns=8), "channels.jpg")
+    sheet = made(ds.VisualizeSettings(kind="channels", target="stage4.2", grid=8, size=128), "stage4.2-channels")
+    save(sheet, "channels.jpg")
+
+
+def frames(run) -> list:
+    return [event for event in run if event.frame is not None]
 
 
 def zoom_pictures() -> None:
-    from dreamscope.recipes.zoom import zoom_iter
-
     coffee = Image.fromarray(data.coffee()).resize((320, 240), Image.LANCZOS)
     keep = {0: "frame 1", 40: "frame 41", 80: "frame 81", 120: "frame 121"}
-    frames = [labelled(f.image, keep[f.index]) for f in zoom_iter(coffee, frames=121, rotate=0.5) if f.index in keep]
-    save(row(frames), "zoom.jpg")
+    shown = [labelled(f.image, keep[f.frame]) for f in frames(ds.zoom_iter(coffee, frames=121, rotate=0.5)) if f.frame in keep]
+    save(row(shown), "zoom.jpg")
 
 
 def video_pictures() -> None:
     """A panning clip's frame 8 dreamed, and how much each version changed from frame 7 once the pan is undone."""
     import numpy as np
-
-    from dreamscope.recipes.video import video_iter
 
     cat = Image.fromarray(data.chelsea())
     source = [cat.crop((40 + 3 * i, 60 + i, 232 + 3 * i, 204 + i)) for i in range(8)]
@@ -80,8 +113,8 @@ def video_pictures() -> None:
         a, b = np.asarray(before, np.float32)[1:, 3:], np.asarray(after, np.float32)[:-1, :-3]  # content moves up-left
         return Image.fromarray(np.clip(np.abs(a - b).mean(-1) * 4, 0, 255).astype(np.uint8)).convert("RGB")
 
-    alone = [f.image for f in video_iter(source, blend=0.0)]
-    guided = [f.image for f in video_iter(source)]
+    alone = [f.image for f in frames(ds.video_iter(source, blend=0.0))]
+    guided = [f.image for f in frames(ds.video_iter(source))]
     save(row([labelled(source[-1], "source frame 8"),
               labelled(alone[-1], "each frame alone"), labelled(change(alone[-2], alone[-1]), "change from frame 7 (x4)"),
               labelled(guided[-1], "flow-guided (default)"), labelled(change(guided[-2], guided[-1]), "change from frame 7 (x4)")]),
@@ -89,8 +122,6 @@ def video_pictures() -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
-    steps = {"dream": main, "visualize": visualize_pictures, "zoom": zoom_pictures, "video": video_pictures}
+    steps = {"dream": dream_pictures, "visualize": visualize_pictures, "zoom": zoom_pictures, "video": video_pictures}
     for name in sys.argv[1:] or steps:  # e.g. `docs/make_pictures.py zoom video` for just those
         steps[name]()

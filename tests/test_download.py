@@ -143,3 +143,11 @@ def test_cli_downloads_into_the_cache_where_models_find_it(server, tmp_path):
     classified = run_dreamscope("classify", "photo.png", "--model", "googlenet", "--json", cwd=tmp_path, env=env)
     assert classified.returncode == 0, classified.stderr
     assert len(json.loads(classified.stdout)) == 5
+
+
+def test_a_cache_folder_under_a_file_is_one_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("not a folder")
+    monkeypatch.setenv("DREAMSCOPE_CACHE", str(tmp_path / "afile" / "cache"))
+    with pytest.raises(DreamscopeError, match="cannot make the weights folder .*afile.*set DREAMSCOPE_CACHE"):
+        download.fetch_weights("googlenet", url="http://127.0.0.1:9/bvlc_googlenet.caffemodel", sha256="0" * 64)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

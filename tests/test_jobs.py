@@ -123,6 +123,14 @@ def test_cancelling_leaves_nothing_half_written_and_a_cancelled_zoom_continues(t
     with pytest.raises(DreamscopeError, match="more than the 5 frames"):
         ds.resume_zoom(tmp_path / "z.mp4", 5, model=model)
 
+    # a frames folder whose last frame was cut short (a copy, a full disk) says which frame, not a traceback
+    ds.run_job(ds.Job(settings.replace(frames=3), str(tmp_path / "frames"), {"input": str(tmp_path / "photo.png")}),
+               model=model).result()
+    last = tmp_path / "frames" / "frame_000003.png"
+    last.write_bytes(last.read_bytes()[:200])
+    with pytest.raises(DreamscopeError, match="frame_000003.png is damaged, truncated or not a PNG picture; delete it and resume"):
+        ds.resume_zoom(tmp_path / "frames", 5, model=model)
+
 
 def start(args, cwd, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "dreamscope", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -48,6 +48,7 @@ BAD = {
     "html-file": (("probe", "photo.png", "-o", "report.html"), ["the report is a folder", "name it report/"]),
     "missing-input": (("probe", "nothere.png", "-o", "r/"), ["image file not found: nothere.png"]),
     "parent-missing": (("probe", "photo.png", "-o", "nowhere/report/"), ["output folder does not exist", "nowhere", "create it first"]),
+    "parent-is-a-file": (("probe", "photo.png", "-o", "afile/report/"), ["afile is a file", "write elsewhere"]),
     "too-small-for-deep-layers": (("probe", "small.png", "-o", "r/"), ["smallest octave", "fewer --octaves"]),
     "too-many-channels": (("probe", "photo.png", "-o", "r/", "--channels", "100"), ["channels must be a whole number from 0 to 64"]),
     "vis-size-too-small": (("probe", "photo.png", "-o", "r/", "--vis-size", "16"), ["--vis-size must be", "from 64 to 2048"]),

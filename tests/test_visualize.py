@@ -55,7 +55,7 @@ def test_diversity_makes_samples_differ_in_style(model):
 
     settings = dict(samples=3, size=128, steps=100)
     plain = ds.visualize("dumbbell", **settings)
-    diverse = ds.visualize("dumbbell", diversity=5.0, **settings)
+    diverse = ds.visualize("dumbbell", diversity=20.0, **settings)  # 5 separated them by a hair on some CPUs
     assert spread(diverse) > spread(plain)
     arrays = [np.asarray(p, dtype=float) for p in diverse]
     assert np.abs(arrays[0] - arrays[1]).mean() > 10

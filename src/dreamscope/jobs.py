@@ -309,10 +309,8 @@ def resume_zoom(path: str | os.PathLike, frames: int | None = None, *, model=Non
 
 def _first_and_last(path: str):
     if Path(path).is_dir():
-        files = videos.frame_files(path)
-        if not files:
-            raise DreamscopeError(f"nothing to resume: {path} holds no frame_NNNNNN.png files")
-        return len(files), images.load_image(files[0], what="first frame"), images.load_image(files[-1], what="last frame")
+        files, first, last = videos.check_frames(path)
+        return len(files), first, last
     info = videos.open_video(path)
     first = last = None
     for last in videos.read_frames(info.path):

@@ -42,11 +42,7 @@ def check_report_folder(path: str | os.PathLike) -> Path:
         raise DreamscopeError(f"the report needs a folder of its own, not {shown}; give a new folder name such as report/")
     if path.is_dir() and any(path.iterdir()) and not _is_report(path):
         raise DreamscopeError(f"output folder is not empty and holds no dreamscope report: {shown} (give a new or empty folder)")
-    parent = path.parent
-    if not parent.is_dir():
-        raise DreamscopeError(f"output folder does not exist: {parent} (create it first)")
-    if not os.access(parent, os.W_OK):
-        raise DreamscopeError(f"cannot write into {parent} (permission denied)")
+    images.check_folder(path.parent)  # missing, a file, or not writable: said before any work
     return path
 
 

@@ -308,6 +308,35 @@ def frame_files(folder: str | os.PathLike) -> list[Path]:
         raise DreamscopeError(f"cannot read the frames folder {folder} ({reason(exc)})") from None
 
 
+def check_frames(folder: str | os.PathLike) -> tuple[list[Path], Image.Image, Image.Image]:
+    """The frames of a PNG folder to continue, each checked (numbered without gaps, a PNG that decodes, the first
+    one's size), with the first and last as pictures: a damaged frame is named before any work."""
+    folder = Path(folder)
+    files = frame_files(folder)
+    if not files:
+        raise DreamscopeError(f"nothing to resume: {folder} holds no frame_NNNNNN.png files")
+    first = last = None
+    for number, file in enumerate(files, 1):
+        expected = FRAME_NAME.format(number)
+        if file.name != expected:  # the next frame written would overwrite one already there
+            raise DreamscopeError(f"cannot resume {folder}: {expected} is missing (frames are numbered from 1 "
+                                  "without gaps); put it back, or move the frames after it away, and resume again")
+        try:
+            picture = images.load_image(file, what="frame")
+            with open(file, "rb") as handle:
+                readable = handle.read(8) == b"\x89PNG\r\n\x1a\n"  # a JPEG named like a frame decodes too
+        except (DreamscopeError, OSError):
+            readable = False
+        if not readable:
+            raise DreamscopeError(f"cannot resume {folder}: {file.name} is damaged, truncated or not a PNG picture; "
+                                  "delete it and resume again")
+        if first is not None and picture.size != first.size:
+            raise DreamscopeError(f"cannot resume {folder}: {file.name} is {picture.width}x{picture.height}, not "
+                                  f"{first.width}x{first.height} like the first frame; delete it and resume again")
+        first, last = first or picture, picture
+    return files, first, last
+
+
 def _temp_name(path: Path, suffix: str = "") -> Path:
     return path.parent / f".{path.name}.{secrets.token_hex(4)}.part{suffix}"
 
@@ -433,31 +462,11 @@ class FrameWriter:
     def _take_over_frames(self) -> None:
         """Check every frame of the folder to resume, so a damaged one is named now rather than breaking the
         result later, and give them the metadata of this run."""
-        files = frame_files(self.path)
-        if not files:
-            raise DreamscopeError(f"nothing to resume: {self.path} holds no frame_NNNNNN.png files")
+        files, self.first, self.last = check_frames(self.path)
         for number, file in enumerate(files, 1):
-            expected = FRAME_NAME.format(number)
-            if file.name != expected:  # the next frame written would overwrite one already there
-                raise DreamscopeError(f"cannot resume {self.path}: {expected} is missing (frames are numbered from 1 "
-                                      "without gaps); put it back, or move the frames after it away, and resume again")
-            try:
-                picture = images.load_image(file, what="frame")
-                with open(file, "rb") as handle:
-                    readable = handle.read(8) == b"\x89PNG\r\n\x1a\n"  # a JPEG named like a frame decodes too
-            except (DreamscopeError, OSError):
-                readable = False
-            if not readable:
-                raise DreamscopeError(f"cannot resume {self.path}: {file.name} is damaged, truncated or not a PNG picture; "
-                                      "delete it and resume again")
-            if self.first is not None and picture.size != self.first.size:
-                raise DreamscopeError(f"cannot resume {self.path}: {file.name} is {picture.width}x{picture.height}, not "
-                                      f"{self.first.width}x{self.first.height} like the first frame; delete it and resume again")
             wanted = self._frame_metadata(number)
             if images.read_metadata(file) != (wanted or {}):
                 images.set_png_text(file, wanted)
-            self.first = self.first or picture
-            self.last = picture
         self.count = len(files)
 
     # -- writing -----------------------------------------------------------------------------------------

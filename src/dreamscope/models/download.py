@@ -65,7 +65,11 @@ def download(url: str, destination: str | Path, *, sha256: str | None = None, sh
     if scheme not in ("http", "https"):
         raise DreamscopeError(f"cannot download '{url}': give an http:// or https:// address")
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, a read-only disk: the cache folder is the user's to move
+        raise DreamscopeError(f"cannot make the weights folder {destination.parent} ({exc.strerror or exc}); set "
+                              "DREAMSCOPE_CACHE to a folder you can write") from None
     if destination.is_file():
         found = file_digests(destination, ("sha256", "sha1"))
         if all(not digest or found[name] == digest for name, digest in expected.items()):
