@@ -69,15 +69,15 @@ def dream_pictures() -> None:
     photos = inputs()
     coffee, cat = photos["coffee"], photos["chelsea"]
     dream = ds.DreamSettings()
-    save(row([labelled(Image.open(coffee), "coffee.png"),
-              labelled(made(dream, "coffee-dream", input=coffee), "dreamscope dream coffee.png")]), "hero.jpg")
+    save(row([labelled(Image.open(coffee), "coffee.jpg"),
+              labelled(made(dream, "coffee-dream", input=coffee), "dreamscope dream coffee.jpg")]), "hero.jpg")
     layers = ["stage2.1", "stage3.1", "stage4.2", "stage5.2", "stage6.3"]
     save(row([labelled(made(dream.replace(layer=name), f"chelsea-{name}", input=cat), f"--layer {name}") for name in layers]),
          "layers.jpg")
     save(row([
         labelled(made(dream.replace(channels="strongest:3"), "chelsea-strongest-3", input=cat), "--channels strongest:3"),
         labelled(made(dream.replace(layer="stage6.0"), "chelsea-guided-by-coffee", input=cat, guide=coffee),
-                 "--layer stage6.0 --guide coffee.png"),
+                 "--layer stage6.0 --guide coffee.jpg"),
         labelled(made(dream.replace(layer="stage3.1,stage6.0=0.5"), "chelsea-mixed", input=cat), "--layer stage3.1,stage6.0=0.5"),
     ]), "options.jpg")
 

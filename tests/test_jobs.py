@@ -58,6 +58,11 @@ def test_a_dream_carries_its_record_and_redo_makes_the_same_bytes(tmp_path):
     assert again.returncode == 0, again.stderr
     assert again.stderr.strip() == "wrote out_redo.png: identical to out.png"
     assert (tmp_path / "out_redo.png").read_bytes() == (tmp_path / "out.png").read_bytes()
+    # Into another folder the record names the photo by another relative path: same pixels, not the same bytes.
+    (tmp_path / "sub").mkdir()
+    elsewhere = run_dreamscope("redo", "out.png", "-o", "sub/out.png", "-q", cwd=tmp_path, env=ENV)
+    assert elsewhere.stderr.strip() == "wrote sub/out.png: the same pictures as out.png"
+    assert ds.jobs.compare(tmp_path / "out.png", tmp_path / "photo.png") == "different"
 
     # A moved photo is found beside the output when the whole folder moved, or given by hand; a changed one is refused.
     moved = tmp_path.parent / (tmp_path.name + "-moved")

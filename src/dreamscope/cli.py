@@ -430,10 +430,10 @@ def _cmd_redo(args) -> int:
     device = None if args.device == "auto" else args.device
     run = jobs.redo(args.original, args.output, inputs=given, device=device, describe=command_line)
     output, _ = _follow(run, args, "redoing")
-    same = Path(output).is_file() and Path(args.original).is_file() and Path(output).read_bytes() == Path(args.original).read_bytes()
-    verdict = "identical to" if same else ("the same job as" if Path(output).is_dir() else "made again from")
-    print(f"wrote {_shown(output)}: {verdict} {_shown(args.original)}" + ("" if same or Path(output).is_dir() else
-          " (not the same bytes: another machine, device or library version rounds differently)"), file=sys.stderr)
+    verdict = {"identical": "identical to", "same pictures": "the same pictures as", "a folder": "the same job as",
+               "different": "made again from"}[jobs.compare(args.original, output)]
+    print(f"wrote {_shown(output)}: {verdict} {_shown(args.original)}" + ("" if verdict != "made again from" else
+          " (not the same pixels: another machine, device or library version rounds differently)"), file=sys.stderr)
     return 0
 
 

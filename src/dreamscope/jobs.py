@@ -392,6 +392,27 @@ def redo(path: str | os.PathLike, output: str | None = None, *, inputs: Mapping[
     return Run(_noted(notes, made), made.settings, made.record, made.model)
 
 
+def compare(original: str | os.PathLike, made: str | os.PathLike) -> str:
+    """How a redo's output matches the original: "identical" (the same bytes), "same pictures" (every pixel of
+    every frame equal; the records differ, e.g. in where the inputs lie relative to each output), "a folder"
+    (a report, compared by its sheet elsewhere) or "different" (another machine, device or version rounds
+    differently)."""
+    original, made = Path(original), Path(made)
+    if original.is_dir() or made.is_dir():
+        return "a folder"
+    if original.read_bytes() == made.read_bytes():
+        return "identical"
+    try:
+        if original.suffix.lower() in videos.CONTAINERS or original.suffix.lower() == ".gif":
+            pairs = zip(videos.read_frames(original), videos.read_frames(made), strict=True)
+        else:
+            pairs = [(images.load_image(original), images.load_image(made))]
+        same = all(a.size == b.size and a.tobytes() == b.tobytes() for a, b in pairs)
+    except (ValueError, DreamscopeError):  # zip(strict=True): a different number of frames
+        same = False
+    return "same pictures" if same else "different"
+
+
 def _noted(notes, run: Run) -> Iterator[Event]:
     for note in notes:
         yield Event(note=note)
