@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # The CPU build of PyTorch, found locally; installing torch first keeps pip from pulling CUDA builds.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test browser install install-dev bench bench-video quality clean
+.PHONY: demo test browser install install-dev bench bench-video bench-studio quality clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,14 +36,17 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  { command -v apt-get >/dev/null 2>&1 && \
 	    { $(APT_CHROMIUM) || { apt-get update -q >/dev/null 2>&1 && $(APT_CHROMIUM); } || sudo -n $(APT_CHROMIUM); } && \
-	    echo "installed chromium (for the probe report's browser test)"; } || \
-	  echo "note: chromium is not installed and could not be installed here; the probe report's browser test will skip"
+	    echo "installed chromium (for the browser tests)"; } || \
+	  echo "note: chromium is not installed and could not be installed here; the browser tests (probe report, studio) will skip"
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_dream.py
 
 bench-video: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_video.py
+
+bench-studio: $(VENV)/.installed-dev
+	$(PY) benchmarks/bench_studio.py
 
 quality: $(VENV)/.installed-dev
 	$(PY) benchmarks/quality_visualize.py

@@ -259,6 +259,23 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("name", choices=SAMPLES, help="which photo")
     smp.add_argument("output", help="where to write it (.png, .jpg, ...)")
     smp.set_defaults(run=_cmd_sample)
+
+    std = commands.add_parser("studio", help="a local web app: dream, zoom and probe in your browser",
+                              description="Serve dreamscope studio, a web page for every recipe with live previews and a "
+                                          "queue of jobs, on this machine (127.0.0.1 unless --host says otherwise).")
+    std.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
+                                                         "any other needs a token, made up when --token is not given)")
+    std.add_argument("--port", type=_whole, default=8765, metavar="N", help="port (default 8765; 0: any free one)")
+    std.add_argument("--data", metavar="DIR", help="folder for uploads, results and the job queue "
+                                                   "(default $XDG_DATA_HOME/dreamscope/studio, else ~/.local/share/dreamscope/studio)")
+    std.add_argument("--open", action="store_true", help="open the page in a browser")
+    std.add_argument("--token", metavar="T", help="require this token (opening the printed address once sets it)")
+    _add_settings(std, S.Settings, only=("model", "weights"))
+    std.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    std.add_argument("--threads", type=_whole, metavar="N",
+                     help=f"CPU threads (default: ${runtime.ENV}, else one per core this process may use)")
+    std.add_argument("--max-upload-mb", type=_real, metavar="N", help="largest upload in MB (default: 50 for pictures, 500 for videos)")
+    std.set_defaults(run=_cmd_studio)
     return parser
 
 
@@ -551,6 +568,27 @@ def _cmd_sample(args) -> int:
     images.save_image(Image.fromarray(getattr(data, args.name)()), args.output)
     print(f"wrote {_shown(args.output)}", file=sys.stderr)
     return 0
+
+
+def _cmd_studio(args) -> int:
+    import math
+
+    from .errors import UsageError
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535 (0: any free one), got {args.port}")
+    if args.max_upload_mb is not None and not (math.isfinite(args.max_upload_mb) and args.max_upload_mb > 0):
+        raise UsageError(f"--max-upload-mb must be a number of megabytes above 0, got {args.max_upload_mb:g}")
+    if args.token is not None and not (args.token.isascii() and args.token.isprintable() and args.token.strip() == args.token
+                                       and args.token and ";" not in args.token and "," not in args.token):
+        raise UsageError("--token must be printable ASCII without spaces, commas or semicolons (it goes into a cookie)")
+    if args.data is not None and Path(args.data).expanduser().exists() and not Path(args.data).expanduser().is_dir():
+        raise UsageError(f"--data must be a folder; {_shown(args.data)} is a file")
+    from .studio import server
+
+    return server.serve(host=args.host, port=args.port, data=args.data, open_browser=args.open, token=args.token,
+                        model=getattr(args, "model", server.DEFAULT_MODEL), weights=getattr(args, "weights", None),
+                        device=args.device, threads=args.threads, max_upload_mb=args.max_upload_mb)
 
 
 def _terminate(_signum, _frame):

@@ -466,8 +466,13 @@ def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def limit_size(img: Image.Image, max_size: int | None) -> Image.Image:
     """Downscale so the longest side is at most max_size (never upscales)."""
-    if not max_size or max(img.size) <= max_size:
-        return img
-    scale = max_size / max(img.size)
-    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    return img.resize(size, Image.LANCZOS)
+    size = limited_size(img.size, max_size)
+    return img if size == img.size else img.resize(size, Image.LANCZOS)
+
+
+def limited_size(size: tuple[int, int], max_size: int | None) -> tuple[int, int]:
+    """The (width, height) `limit_size` gives a picture of `size` (width, height)."""
+    if not max_size or max(size) <= max_size:
+        return tuple(size)
+    scale = max_size / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))

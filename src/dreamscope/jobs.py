@@ -85,11 +85,14 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "picture"
 
 
-def run(job: Job, *, model=None, device: str | None = None, describe: Callable[[Job], str] | None = None) -> Run:
+def run(job: Job, *, model=None, device: str | None = None, describe: Callable[[Job], str] | None = None,
+        names: Mapping[str, str] | None = None) -> Run:
     """Check the job's inputs and output, settle its settings and model, and return the Run that makes the
     output as it is consumed; the last event's result is the output's path.
 
-    `describe(job)` gives a command line that makes the same job again, for a probe report's page.
+    `describe(job)` gives a command line that makes the same job again, for a probe report's page. `names`
+    gives, by role, the name to show for an input whose file is stored under another name (a studio's upload):
+    a probe report names its photo so. They are shown only, never opened.
     """
     recipe = job.recipe
     if recipe not in INPUTS:
@@ -102,8 +105,10 @@ def run(job: Job, *, model=None, device: str | None = None, describe: Callable[[
         raise SettingsError(REQUIRED[recipe], "is required")
     output = job.output or default_output(job.settings, inputs)
     job = Job(job.settings, output, {role: path for role, path in inputs.items() if path is not None})
-    return {"dream": _dream, "visualize": _visualize, "zoom": _zoom, "morph": _morph, "video": _video,
-            "probe": _probe}[recipe](job, model, device, describe)
+    if recipe == "probe":  # the one recipe that shows an input's name
+        return _probe(job, model, device, describe, (names or {}).get("input"))
+    return {"dream": _dream, "visualize": _visualize, "zoom": _zoom, "morph": _morph, "video": _video}[recipe](
+        job, model, device, describe)
 
 
 def _picture(job: Job, role: str):
@@ -242,7 +247,7 @@ def _video(job: Job, model, device, describe) -> Run:
     return Run(_frames_to(writer, run, job, [note], sound=keep_audio), run.settings, run.record, run.model)
 
 
-def _probe(job: Job, model, device, describe) -> Run:
+def _probe(job: Job, model, device, describe, name: str | None = None) -> Run:
     from . import report
     from .recipes import probe
 
@@ -259,7 +264,7 @@ def _probe(job: Job, model, device, describe) -> Run:
     else:
         report.check_report_folder(output)  # fail before any work, never after it
     run = probe.probe_iter(photo, job.settings, model=model, device=device)
-    source = _shown_name(job.inputs["input"])
+    source = name or _shown_name(job.inputs["input"])
 
     def write(result, metadata):
         if sheet_only:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import torch
 from PIL import Image
@@ -70,6 +70,18 @@ def _fit(x: torch.Tensor, longest: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def check_octaves(model: LoadedModel, layers: Iterable[str], size: tuple[int, int], octaves: int, octave_scale: float) -> None:
+    """Refuse octaves whose smallest is too small for the deepest of `layers` on a picture of `size` (h, w), the
+    size it is dreamed at. `plan_octaves` calls it; a front end that knows the size calls it before queueing."""
+    sizes = octave_sizes(size[0], size[1], octaves, octave_scale)
+    deepest = max((model.layer(name) for name in layers), key=lambda info: info.stride or 0)
+    min_side = max(32, 2 * (deepest.stride or 1))
+    if min(sizes[0]) < min_side:
+        raise SettingsError("octaves", f"is too many for this {size[1]}x{size[0]} px picture: the smallest octave would be "
+                                       f"{sizes[0][1]}x{sizes[0][0]} px, too small for layer {deepest.name} (needs "
+                                       f"{min_side} px per side); use fewer {{octaves}}, a smaller {{octave_scale}} or a larger picture")
+
+
 @dataclass(frozen=True)
 class Octave:
     size: tuple[int, int]  # (height, width)
@@ -83,12 +95,7 @@ def plan_octaves(model: LoadedModel, objective: objectives.Objective, size, sett
     exact; "auto" tiles octaves over a megapixel where tiling is exact and runs the rest untiled.
     """
     sizes = octave_sizes(size[0], size[1], settings.octaves, settings.octave_scale)
-    deepest = max((model.layer(name) for name in objective.layers), key=lambda info: info.stride or 0)
-    min_side = max(32, 2 * (deepest.stride or 1))
-    if min(sizes[0]) < min_side:
-        raise SettingsError("octaves", f"is too many for this {size[1]}x{size[0]} px picture: the smallest octave would be "
-                                       f"{sizes[0][1]}x{sizes[0][0]} px, too small for layer {deepest.name} (needs "
-                                       f"{min_side} px per side); use fewer {{octaves}}, a smaller {{octave_scale}} or a larger picture")
+    check_octaves(model, objective.layers, size, settings.octaves, settings.octave_scale)
     if isinstance(settings.tile, int):
         render.check_tiling(model, objective)
         return [Octave(s, settings.tile) for s in sizes]

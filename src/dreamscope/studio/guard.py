@@ -1,0 +1,132 @@
+"""Who may talk to the studio: requests addressed to this server by name (no DNS rebinding), sent by its own page
+(no cross-site requests), and, with a token, by someone who has it.
+
+An ASGI middleware, not a Starlette BaseHTTPMiddleware, so streamed responses (the event stream) pass through
+untouched. It also adds the headers that keep the page and the served files from being framed by other sites
+or sniffed as another type.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from urllib.parse import parse_qs, urlsplit
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+# The page's own files, its API and the report pages it frames: nothing from elsewhere.
+PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
+               "script-src 'self'; connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'")
+HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+           (b"x-frame-options", b"SAMEORIGIN"), (b"content-security-policy", PAGE_POLICY.encode())]
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def split_host(value: str) -> tuple[str, int | None] | None:
+    """'127.0.0.1:8765' -> ('127.0.0.1', 8765); '[::1]:8765' -> ('::1', 8765); None when malformed."""
+    try:
+        parts = urlsplit(f"//{value}")
+        return (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return None
+
+
+class Access:
+    """The rules: which Host names are ours, and the token (None: none needed)."""
+
+    def __init__(self, host: str, port: int, token: str | None = None, extra_hosts=()):
+        self.port = port
+        self.token = token
+        bound = host.strip("[]").lower()
+        # Bound to every interface (or one that is not loopback), the server cannot know every name it is reached
+        # by; a token is then required (server.py makes one), which a rebinding site does not have.
+        self.check_host = is_loopback(bound) or bool(extra_hosts)
+        self.names = {*LOOPBACK_NAMES, bound, *(h.lower() for h in extra_hosts)}
+        self.cookie = f"dreamscope_studio_{port}"  # cookies ignore ports: one name per server
+
+    def host_problem(self, host: str | None) -> str | None:
+        if not self.check_host:
+            return None
+        parsed = split_host(host or "")
+        if parsed is None or parsed[0] not in self.names or parsed[1] not in (None, self.port):
+            return f"this server answers to 127.0.0.1:{self.port} and localhost:{self.port}, not {host!r}; open the address it printed"
+        return None
+
+    def origin_problem(self, origin: str | None, host: str | None) -> str | None:
+        """An Origin, when sent, must be this server's own (the page's): any other is another site's request."""
+        if origin is None:
+            return None
+        try:
+            parts = urlsplit(origin)
+        except ValueError:  # not a URL at all
+            parts = urlsplit("")
+        if parts.scheme not in ("http", "https") or parts.netloc.lower() != (host or "").lower():
+            return f"requests from another site ({origin}) are refused; use the studio's own page"
+        return None
+
+    def has_token(self, authorization: str | None, cookies: dict[str, str]) -> bool:
+        if self.token is None:
+            return True
+        given = None
+        if authorization and authorization.lower().startswith("bearer "):
+            given = authorization[7:].strip()
+        given = given or cookies.get(self.cookie)
+        return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
+
+    def token_matches(self, given: str) -> bool:
+        return self.token is not None and hmac.compare_digest(given.encode(), self.token.encode())
+
+
+class Guard:
+    """The ASGI middleware that applies `Access` to every HTTP request."""
+
+    def __init__(self, app, access: Access):
+        self.app = app
+        self.access = access
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse, RedirectResponse
+
+        request = Request(scope)
+        headers = request.headers
+        access = self.access
+        problem = access.host_problem(headers.get("host")) or access.origin_problem(headers.get("origin"), headers.get("host"))
+        response = None
+        if problem:
+            response = JSONResponse({"detail": {"field": None, "message": problem}}, status_code=403)
+        elif access.token is not None:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            given = (query.get("token") or [None])[0]
+            if scope["path"] == "/" and given is not None and access.token_matches(given):
+                # Opened from the printed address: remember the token in a cookie, and drop it from the address bar.
+                response = RedirectResponse("/", status_code=303)
+                response.set_cookie(access.cookie, access.token, httponly=True, samesite="strict", path="/")
+            elif not access.has_token(headers.get("authorization"), request.cookies):
+                response = JSONResponse({"detail": {"field": None, "message": "this studio needs its token: open the address "
+                                         "dreamscope studio printed (with ?token=...), or send Authorization: Bearer TOKEN"}},
+                                        status_code=401)
+        if response is not None:
+            return await response(scope, receive, _with_headers(send))
+        return await self.app(scope, receive, _with_headers(send))
+
+
+def _with_headers(send):
+    async def sending(message):
+        if message["type"] == "http.response.start":
+            present = {name.lower() for name, _ in message.get("headers", [])}
+            message = dict(message)
+            message["headers"] = [*message.get("headers", []), *((k, v) for k, v in HEADERS if k not in present)]
+        await send(message)
+
+    return sending

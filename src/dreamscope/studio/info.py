@@ -1,0 +1,105 @@
+"""What GET /api/info tells the page: the model, each recipe's fields (from the settings classes, so a setting
+added to the library shows up in the form), the presets, and the server's limits."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .. import __version__, jobs
+from .. import settings as S
+
+OUTPUT_KIND = {"dream": "picture", "visualize": "picture", "zoom": "video", "morph": "video", "video": "video", "probe": "report"}
+FIXED = ("model", "weights")  # the server's own model: not a field of any form
+PROBE_PRESET = {"channels": 0, "max_size": 192, "octaves": 2, "steps": 15}  # "what each layer sees": a fast probe
+
+
+def _json_value(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def field_json(field: dataclasses.Field) -> dict[str, Any]:
+    """One settings field for a form: name, default, help, kind (whole, number, flag, choice, text, tile, size)
+    and, where they apply, min, max, options and optional."""
+    check = field.metadata.get("check")
+    data: dict[str, Any] = {"name": field.name, "default": _json_value(field.default), "help": field.metadata.get("help", "")}
+    if isinstance(check, S.Whole):
+        data.update(kind="whole", min=check.low, max=check.high, optional=check.optional)
+    elif isinstance(check, S.Number):
+        data.update(kind="number", min=check.low, max=check.high, min_exclusive=check.above, max_exclusive=check.below,
+                    optional=check.optional)
+    elif isinstance(check, S.Flag):
+        data.update(kind="flag")
+    elif isinstance(check, S.Choice):
+        data.update(kind="choice", options=list(check.options))
+    elif check is S._tile:
+        data.update(kind="tile", optional=True)
+    elif check is S._size:
+        data.update(kind="size", min=64, max=2048)
+    else:
+        data.update(kind="text", optional=getattr(check, "optional", True))
+    return data
+
+
+def recipes_json() -> dict[str, Any]:
+    recipes = {}
+    for name in jobs.INPUTS:
+        cls = S.RECIPES[name]
+        recipes[name] = {
+            "help": (cls.__doc__ or "").strip().splitlines()[0],
+            "fields": [field_json(f) for f in dataclasses.fields(cls) if f.name not in FIXED],
+            "inputs": list(jobs.INPUTS[name]),
+            "required": jobs.REQUIRED.get(name),
+            "output": OUTPUT_KIND[name],
+        }
+    return recipes
+
+
+def model_json(model) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "default_layer": model.spec.default_layer,
+        "layers": [{"name": info.name, "channels": info.channels, "stride": info.stride} for info in model.layers.values()],
+        "not_dreamable": dict(model.not_dreamable),
+        "classes": model.spec.num_classes if model.spec.logits_module is not None else 0,
+        "class_names": model.class_names(),
+    }
+
+
+def presets(model) -> list[dict[str, Any]]:
+    """Named dream settings, from the model's own layers (a shallow one for strokes, a deep one for objects), and
+    the fast probe the page runs to show what each layer sees."""
+    layers = [name for name, info in model.layers.items() if info.stride is not None]
+    strokes = deep = None
+    if layers:
+        shallow = [name for name in layers if model.layers[name].stride <= 8]
+        strokes = shallow[-1] if shallow else layers[len(layers) // 4]
+        deep = layers[round(0.8 * (len(layers) - 1))]
+    dream = [
+        ("gentle", "Gentle", "a light touch: fewer, smaller steps", {"octaves": 3, "steps": 6, "step_size": 0.01}),
+        ("default", "Default", "the library's defaults", {}),
+        ("deep", "Deep", f"a deep layer ({deep}): eyes, faces, objects", {"layer": deep, "steps": 20} if deep else {"steps": 20}),
+        ("strokes", "Strokes", f"a shallow layer ({strokes}): brush strokes and textures", {"layer": strokes} if strokes else {}),
+    ]
+    listed = [{"name": name, "label": label, "recipe": "dream", "help": text, "settings": changes}
+              for name, label, text, changes in dream]
+    listed.append({"name": "layers", "label": "What each layer sees", "recipe": "probe",
+                   "help": "a fast probe: the photo dreamed at each layer, small and quick", "settings": dict(PROBE_PRESET)})
+    return listed
+
+
+def info_json(studio) -> dict[str, Any]:
+    import torch
+
+    from .uploads import samples_available
+
+    return {
+        "version": __version__,
+        "model": model_json(studio.model),
+        "recipes": recipes_json(),
+        "presets": presets(studio.model),
+        "samples": list(samples_available()),
+        "limits": studio.limits.to_json(),
+        "device": str(studio.model.device),
+        "threads": torch.get_num_threads(),
+    }

@@ -1,0 +1,312 @@
+"""The studio's state on disk: one SQLite file (WAL) with a jobs table and an uploads table.
+
+Every state change is one statement or one transaction, so a server killed at any moment leaves rows that are
+each in one state; `recover` puts jobs that were running back in the queue. One connection serves every thread,
+behind a lock: the statements are short, and SQLite serializes writers anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import shutil
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+ENDED = ("done", "failed", "cancelled")
+VERSION = 1  # PRAGMA user_version of the layout below
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- queue order: the oldest queued job runs first
+    id TEXT NOT NULL UNIQUE,
+    recipe TEXT NOT NULL,
+    settings TEXT NOT NULL,                 -- the settings JSON, complete with defaults
+    inputs TEXT NOT NULL,                   -- role -> upload id
+    state TEXT NOT NULL,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    fraction REAL NOT NULL DEFAULT 0,
+    stage TEXT NOT NULL DEFAULT '',
+    loss REAL,
+    error TEXT,
+    output TEXT,                            -- relative to the job's folder
+    parent TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    resume INTEGER NOT NULL DEFAULT 0       -- 1: continues the parent's zoom instead of starting one
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,                     -- picture or video
+    name TEXT NOT NULL,                     -- the client's name, for display only
+    file TEXT NOT NULL,                     -- the generated file name under uploads/
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    frames INTEGER NOT NULL,
+    still INTEGER NOT NULL,                 -- 1: readable as a picture (an animated GIF is both)
+    bytes INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class DataFolder:
+    """Where the studio keeps everything: the database, the uploads, and one folder per job."""
+
+    root: Path
+
+    @property
+    def database(self) -> Path:
+        return self.root / "studio.sqlite3"
+
+    @property
+    def uploads(self) -> Path:
+        return self.root / "uploads"
+
+    @property
+    def jobs(self) -> Path:
+        return self.root / "jobs"
+
+    def job(self, job_id: str) -> Path:
+        return self.jobs / job_id
+
+    def make(self) -> "DataFolder":
+        """Create the folders; a place that cannot hold them is one DreamscopeError."""
+        from ..errors import DreamscopeError
+        from ..images import reason
+
+        try:
+            for folder in (self.root, self.uploads, self.jobs):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DreamscopeError(f"cannot use {self.root} as the studio's data folder ({reason(exc)}); give another with --data") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise DreamscopeError(f"cannot write into {self.root} (permission denied); give another data folder with --data")
+        return self
+
+
+def empty(folder: Path) -> None:
+    """Remove everything inside `folder` (which stays), as far as possible."""
+    try:
+        children = list(folder.iterdir())
+    except OSError:
+        return
+    for child in children:
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            try:
+                child.unlink()
+            except OSError:
+                pass
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: str
+    recipe: str
+    settings: dict[str, Any]
+    inputs: dict[str, str]
+    state: str
+    created: float
+    started: float | None = None
+    finished: float | None = None
+    fraction: float = 0.0
+    stage: str = ""
+    loss: float | None = None
+    error: str | None = None
+    output: str | None = None
+    parent: str | None = None
+    attempts: int = 0
+    resume: bool = False
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED
+
+
+@dataclass(frozen=True)
+class UploadRow:
+    id: str
+    kind: str
+    name: str
+    file: str
+    width: int
+    height: int
+    frames: int
+    still: bool
+    bytes: int
+    created: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "name": self.name, "width": self.width, "height": self.height,
+                "frames": self.frames}
+
+
+_JOB_COLUMNS = ("id", "recipe", "settings", "inputs", "state", "created", "started", "finished", "fraction", "stage",
+                "loss", "error", "output", "parent", "attempts", "resume")
+_UPLOAD_COLUMNS = ("id", "kind", "name", "file", "width", "height", "frames", "still", "bytes", "created")
+
+
+def new_job_id() -> str:
+    return secrets.token_hex(6)
+
+
+def _finite(value: float | None) -> float | None:
+    """A loss for JSON: NaN and infinities (a diverging run) are not numbers JSON can carry."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+class Store:
+    """The jobs and uploads of one data folder."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across a killed process
+            found = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if found > VERSION:
+                from ..errors import DreamscopeError
+
+                raise DreamscopeError(f"{self.path} was written by a newer dreamscope (layout {found}); upgrade dreamscope "
+                                      "or give another --data folder")
+            self._db.executescript(SCHEMA)
+            self._db.execute(f"PRAGMA user_version={VERSION}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- plumbing ----------------------------------------------------------------------------------------------
+
+    class _Transaction:
+        def __init__(self, store: "Store"):
+            self.store = store
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.store._lock.acquire()
+            self.store._db.execute("BEGIN IMMEDIATE")
+            return self.store._db
+
+        def __exit__(self, exc_type, *_):
+            try:
+                self.store._db.execute("ROLLBACK" if exc_type else "COMMIT")
+            finally:
+                self.store._lock.release()
+            return False
+
+    def _transaction(self) -> "_Transaction":
+        return Store._Transaction(self)
+
+    def _execute(self, sql: str, params=()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, params)
+
+    def _rows(self, sql: str, params=()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    @staticmethod
+    def _job(row: tuple) -> JobRow:
+        data = dict(zip(_JOB_COLUMNS, row))
+        data["settings"] = json.loads(data["settings"])
+        data["inputs"] = json.loads(data["inputs"])
+        data["resume"] = bool(data["resume"])
+        return JobRow(**data)
+
+    # -- uploads -----------------------------------------------------------------------------------------------
+
+    def add_upload(self, upload: UploadRow) -> UploadRow:
+        values = [getattr(upload, name) for name in _UPLOAD_COLUMNS]
+        values[_UPLOAD_COLUMNS.index("still")] = int(upload.still)
+        self._execute(f"INSERT INTO uploads ({', '.join(_UPLOAD_COLUMNS)}) VALUES ({', '.join('?' * len(values))})", values)
+        return upload
+
+    def upload(self, upload_id: str) -> UploadRow | None:
+        rows = self._rows(f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads WHERE id = ?", (upload_id,))
+        if not rows:
+            return None
+        data = dict(zip(_UPLOAD_COLUMNS, rows[0]))
+        data["still"] = bool(data["still"])
+        return UploadRow(**data)
+
+    # -- jobs --------------------------------------------------------------------------------------------------
+
+    def add_job(self, recipe: str, settings: dict[str, Any], inputs: dict[str, str], *, parent: str | None = None,
+                resume: bool = False) -> JobRow:
+        job = JobRow(new_job_id(), recipe, dict(settings), dict(inputs), "queued", time.time(), parent=parent, resume=resume)
+        self._execute("INSERT INTO jobs (id, recipe, settings, inputs, state, created, parent, resume) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      (job.id, recipe, json.dumps(job.settings), json.dumps(job.inputs), job.state, job.created, parent, int(resume)))
+        return job
+
+    def job(self, job_id: str) -> JobRow | None:
+        rows = self._rows(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE id = ?", (job_id,))
+        return self._job(rows[0]) if rows else None
+
+    def jobs(self, state: str | None = None) -> list[JobRow]:
+        """Newest first; only those in `state` when given."""
+        where, params = ("WHERE state = ?", (state,)) if state else ("", ())
+        return [self._job(row) for row in self._rows(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs {where} ORDER BY seq DESC", params)]
+
+    def claim(self) -> JobRow | None:
+        """The oldest queued job, now running (one transaction: two workers never take the same job)."""
+        with self._transaction() as db:
+            row = db.execute(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1").fetchone()
+            if row is None:
+                return None
+            job = self._job(row)
+            db.execute("UPDATE jobs SET state = 'running', started = ?, attempts = attempts + 1, fraction = 0, stage = '', "
+                       "loss = NULL, error = NULL WHERE id = ?", (time.time(), job.id))
+        return self.job(job.id)
+
+    def progress(self, job_id: str, fraction: float, stage: str, loss: float | None) -> bool:
+        cursor = self._execute("UPDATE jobs SET fraction = ?, stage = ?, loss = ? WHERE id = ? AND state = 'running'",
+                               (float(fraction), stage, _finite(loss), job_id))
+        return cursor.rowcount == 1
+
+    def finish(self, job_id: str, state: str, *, error: str | None = None, output: str | None = None) -> bool:
+        """A running job ends; False when it is no longer running (cancelled or deleted meanwhile)."""
+        assert state in ENDED
+        fraction = "1" if state == "done" else "fraction"
+        cursor = self._execute(f"UPDATE jobs SET state = ?, finished = ?, error = ?, output = ?, fraction = {fraction} "
+                               "WHERE id = ? AND state = 'running'", (state, time.time(), error, output, job_id))
+        return cursor.rowcount == 1
+
+    def cancel(self, job_id: str) -> bool:
+        """A queued or running job is cancelled; False when it had already ended (or is unknown)."""
+        cursor = self._execute("UPDATE jobs SET state = 'cancelled', finished = ? WHERE id = ? AND state IN ('queued', 'running')",
+                               (time.time(), job_id))
+        return cursor.rowcount == 1
+
+    def requeue(self, job_id: str) -> bool:
+        """A running job goes back to the queue (the server is stopping): it runs again from the start."""
+        cursor = self._execute("UPDATE jobs SET state = 'queued', started = NULL, fraction = 0, stage = '', loss = NULL "
+                               "WHERE id = ? AND state = 'running'", (job_id,))
+        return cursor.rowcount == 1
+
+    def delete(self, job_id: str) -> bool:
+        return self._execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount == 1
+
+    def recover(self) -> list[str]:
+        """At start-up: jobs left running by a killed server go back to the queue. Returns their ids."""
+        with self._transaction() as db:
+            ids = [row[0] for row in db.execute("SELECT id FROM jobs WHERE state = 'running'")]
+            db.execute("UPDATE jobs SET state = 'queued', started = NULL, fraction = 0, stage = '', loss = NULL WHERE state = 'running'")
+        return ids
+
+    def ids(self) -> Iterator[tuple[str, str]]:
+        """(id, state) of every job."""
+        yield from self._rows("SELECT id, state FROM jobs")
