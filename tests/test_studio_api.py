@@ -329,7 +329,8 @@ def test_a_probe_job_lists_its_report_and_each_layers_dream(client, studio):
     # the photo is named as it was uploaded, not by the file the server stored it in
     shown = html.escape("Tabby & me.png")
     assert f"<title>What efficientnet-lite0 sees in {shown}</title>" in page.text and f"<em>{shown}</em>" in page.text
-    assert studio[1].store.upload(named["id"]).file not in page.text.split("<pre>")[0]  # (the command names the file)
+    assert studio[1].store.upload(named["id"]).file not in page.text  # nor by the server's paths in its command:
+    assert html.escape("dreamscope probe 'Tabby & me.png' -o report/ --layers stage2.1,stage4.2") in page.text
     dream = client.get(result["files"][2]["url"])
     assert dream.headers["content-type"] == "image/jpeg"
     with Image.open(io.BytesIO(dream.content)) as picture:

@@ -277,9 +277,15 @@ class Worker:
                 raise DreamscopeError(f"the {role} upload {upload_id} is gone; upload the file again")
             inputs[role] = str(self.data.uploads / upload.file)
             names[role] = upload.name  # the client's name (shown_name: printable, no folders), for display only
-        from ..cli import command_line  # the probe report shows a command that makes it again
+        from ..cli import command_line
 
-        return jobs.run(jobs.Job(settings, str(output), inputs), model=self.model, describe=command_line, names=names)
+        def describe(made: jobs.Job) -> str:
+            """The command that makes it again (a probe report shows it), in the user's names, not the server's
+            paths: the uploads by the names they were uploaded under, the output as a folder of their choosing."""
+            return command_line(jobs.Job(made.settings, "report/", {role: names.get(role) or Path(path).name
+                                                                     for role, path in made.inputs.items()}))
+
+        return jobs.run(jobs.Job(settings, str(output), inputs), model=self.model, describe=describe, names=names)
 
     def _copy_parent(self, job: JobRow, output: Path) -> Path:
         """A continued zoom grows a copy of its parent's video, so the parent stays as it was."""
