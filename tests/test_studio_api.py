@@ -357,6 +357,7 @@ def test_a_video_result_comes_as_mp4_and_gif(client, studio, zoom):
     assert zoom["state"] == "done", zoom["error"]
     files = zoom["result"]["files"]
     assert [(f["name"], f["label"]) for f in files] == [("zoom.mp4", "zoom"), ("zoom.gif", "GIF")]
+    assert len(zoom["notes"]) == 1 and zoom["notes"][0].startswith("2 frames, 64x48, ")  # the summary the CLI prints
     folder = studio[1].data.job(zoom["id"])
     mp4, gif = videos.open_video(folder / "zoom.mp4"), videos.open_video(folder / "zoom.gif")  # each decodes whole
     assert mp4.frames == gif.frames == 2 and gif.size == mp4.size == (64, 48)

@@ -459,6 +459,7 @@ def test_a_zoom_shows_its_frames_then_plays_and_continues(studio, server, tmp_pa
     assert page.locator('#caption a[data-download="MP4"]').count() == 1
     gif = page.locator('#caption a[data-download="GIF"]')  # the same frames as a GIF, for places that take no MP4
     assert gif.count() == 1 and gif.get_attribute("href").endswith(f"/api/jobs/{job}/files/zoom.gif")
+    assert page.locator("#caption .caption-notes").inner_text().startswith("6 frames, ")  # what the CLI would print
     # continue it by 3 frames: a new zoom job from where this one ended
     page.fill('#caption input[name="continue-frames"]', "3")
     with page.expect_response(lambda r: "/continue" in r.url) as posted:

@@ -153,3 +153,29 @@ def test_data_folder_layout_and_emptying(tmp_path):
     blocked.write_text("not a folder")
     with pytest.raises(DreamscopeError, match="--data"):
         DataFolder(blocked / "studio").make()
+
+
+def test_notes_are_kept_for_a_running_job_and_start_afresh_when_it_runs_again(store):
+    job = store.add_job("zoom", {"recipe": "zoom"}, {})
+    assert not store.add_note(job.id, "too early")  # only a running job says things
+    store.claim()
+    assert store.add_note(job.id, "the sound is dropped") and store.add_note(job.id, "2 frames, 64x48, 24 fps")
+    assert store.job(job.id).notes == ("the sound is dropped", "2 frames, 64x48, 24 fps")
+    assert store.requeue(job.id) and store.claim().notes == ()  # a re-run says its own
+
+
+def test_a_database_of_the_first_layout_gains_the_notes_column(tmp_path):
+    path = tmp_path / "studio.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("""CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, recipe TEXT NOT NULL,
+        settings TEXT NOT NULL, inputs TEXT NOT NULL, state TEXT NOT NULL, created REAL NOT NULL, started REAL, finished REAL,
+        fraction REAL NOT NULL DEFAULT 0, stage TEXT NOT NULL DEFAULT '', loss REAL, error TEXT, output TEXT, parent TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0, resume INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO jobs (id, recipe, settings, inputs, state, created) VALUES ('abcdefabcdef', 'dream', '{}', '{}', 'done', 1.0);
+        PRAGMA user_version=1;""")
+    old.close()
+    store = Store(path)
+    try:
+        assert store.job("abcdefabcdef").notes == ()
+    finally:
+        store.close()

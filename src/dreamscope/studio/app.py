@@ -134,7 +134,8 @@ class Studio:
             "fraction": live.fraction if live else job.fraction, "stage": live.stage if live else job.stage,
             "loss": _finite(live.loss if live else job.loss), "eta_s": live.eta_s if live else None,
             "preview": live.preview if live else None, "error": job.error, "output": job.output if job.state == "done" else None,
-            "parent": job.parent, "continues": job.resume, "attempts": job.attempts, "result": self.result_json(job),
+            "parent": job.parent, "continues": job.resume, "attempts": job.attempts, "notes": list(job.notes),
+            "result": self.result_json(job),
         }
 
     def job_json_by_id(self, job_id: str) -> dict[str, Any] | None:

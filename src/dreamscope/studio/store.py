@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ENDED = ("done", "failed", "cancelled")
-VERSION = 1  # PRAGMA user_version of the layout below
+VERSION = 2  # PRAGMA user_version of the layout below (2: jobs.notes)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     output TEXT,                            -- relative to the job's folder
     parent TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
-    resume INTEGER NOT NULL DEFAULT 0       -- 1: continues the parent's zoom instead of starting one
+    resume INTEGER NOT NULL DEFAULT 0,      -- 1: continues the parent's zoom instead of starting one
+    notes TEXT NOT NULL DEFAULT '[]'        -- what the run said besides progress (JSON list of lines)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
 CREATE TABLE IF NOT EXISTS uploads (
@@ -129,6 +130,7 @@ class JobRow:
     parent: str | None = None
     attempts: int = 0
     resume: bool = False
+    notes: tuple[str, ...] = ()
 
     @property
     def ended(self) -> bool:
@@ -154,7 +156,7 @@ class UploadRow:
 
 
 _JOB_COLUMNS = ("id", "recipe", "settings", "inputs", "state", "created", "started", "finished", "fraction", "stage",
-                "loss", "error", "output", "parent", "attempts", "resume")
+                "loss", "error", "output", "parent", "attempts", "resume", "notes")
 _UPLOAD_COLUMNS = ("id", "kind", "name", "file", "width", "height", "frames", "still", "bytes", "created")
 
 
@@ -183,6 +185,8 @@ class Store:
 
                 raise DreamscopeError(f"{self.path} was written by a newer dreamscope (layout {found}); upgrade dreamscope "
                                       "or give another --data folder")
+            if found == 1:  # the first layout lacked jobs.notes
+                self._db.execute("ALTER TABLE jobs ADD COLUMN notes TEXT NOT NULL DEFAULT '[]'")
             self._db.executescript(SCHEMA)
             self._db.execute(f"PRAGMA user_version={VERSION}")
 
@@ -225,6 +229,7 @@ class Store:
         data["settings"] = json.loads(data["settings"])
         data["inputs"] = json.loads(data["inputs"])
         data["resume"] = bool(data["resume"])
+        data["notes"] = tuple(json.loads(data["notes"]))
         return JobRow(**data)
 
     # -- uploads -----------------------------------------------------------------------------------------------
@@ -269,13 +274,22 @@ class Store:
                 return None
             job = self._job(row)
             db.execute("UPDATE jobs SET state = 'running', started = ?, attempts = attempts + 1, fraction = 0, stage = '', "
-                       "loss = NULL, error = NULL WHERE id = ?", (time.time(), job.id))
+                       "loss = NULL, error = NULL, notes = '[]' WHERE id = ?", (time.time(), job.id))
         return self.job(job.id)
 
     def progress(self, job_id: str, fraction: float, stage: str, loss: float | None) -> bool:
         cursor = self._execute("UPDATE jobs SET fraction = ?, stage = ?, loss = ? WHERE id = ? AND state = 'running'",
                                (float(fraction), stage, _finite(loss), job_id))
         return cursor.rowcount == 1
+
+    def add_note(self, job_id: str, note: str) -> bool:
+        """Keep a line the running job's recipe said (a summary, a dropped sound track); False when it is not running."""
+        with self._transaction() as db:
+            row = db.execute("SELECT notes FROM jobs WHERE id = ? AND state = 'running'", (job_id,)).fetchone()
+            if row is None:
+                return False
+            db.execute("UPDATE jobs SET notes = ? WHERE id = ?", (json.dumps([*json.loads(row[0]), note]), job_id))
+        return True
 
     def finish(self, job_id: str, state: str, *, error: str | None = None, output: str | None = None) -> bool:
         """A running job ends; False when it is no longer running (cancelled or deleted meanwhile)."""

@@ -309,6 +309,8 @@ class Worker:
         count = 0
         try:
             for event in run:
+                if event.note:  # shown with the job, as the command line prints them
+                    self.store.add_note(job.id, event.note)
                 if event.done:  # the result is in place; a cancel that came meanwhile is seen by `finish`
                     return True
                 if self._stop_requested(job.id):

@@ -1235,7 +1235,9 @@ function renderCaption(job) {
   details.addEventListener("toggle", () => { if (details.open) loadRecord(job, details.querySelector(".record")); });
   box.dataset.shown = job.id + job.state;
   const error = job.state === "failed" ? el("p", { class: "caption-error", text: job.error || "failed" }) : null;
-  box.replaceChildren(...[el("div", { class: "caption-head" }, title, actions), error, details].filter(Boolean));
+  // What the recipe said besides progress (e.g. "24 frames, 192x144, 24 fps, with sound"), as the CLI prints it.
+  const notes = (job.notes || []).length ? el("p", { class: "caption-notes", text: job.notes.join(" · ") }) : null;
+  box.replaceChildren(...[el("div", { class: "caption-head" }, title, actions), error, notes, details].filter(Boolean));
 }
 
 function continueControl(job) {
