@@ -29,11 +29,16 @@ WHAT = {"input": "image", "guide": "guide image", "init": "init image"}
 
 @dataclass(frozen=True)
 class Job:
-    """What to make (settings), from which files (inputs by role: "input", "guide", "init") and where (output)."""
+    """What to make (settings), from which files (inputs by role: "input", "guide", "init") and where (output).
+
+    `names` gives, by role, the name to show for an input whose file is stored under another name (a studio's
+    upload, shown by the name it was uploaded under); names are shown only, never opened.
+    """
 
     settings: Settings
     output: str | None = None
     inputs: Mapping[str, str | None] = field(default_factory=dict)
+    names: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def recipe(self) -> str:
@@ -41,13 +46,14 @@ class Job:
 
     def to_json(self) -> dict[str, Any]:
         return {"settings": self.settings.to_json(), "output": self.output,
-                "inputs": {role: path for role, path in self.inputs.items() if path is not None}}
+                "inputs": {role: path for role, path in self.inputs.items() if path is not None}, "names": dict(self.names)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Job":
         if not isinstance(data, Mapping) or "settings" not in data:
             raise DreamscopeError("a job is a JSON object with settings, output and inputs")
-        return cls(Settings.from_json(data["settings"]), data.get("output"), dict(data.get("inputs") or {}))
+        return cls(Settings.from_json(data["settings"]), data.get("output"), dict(data.get("inputs") or {}),
+                   dict(data.get("names") or {}))
 
 
 class Interrupted(KeyboardInterrupt):
@@ -85,14 +91,11 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "picture"
 
 
-def run(job: Job, *, model=None, device: str | None = None, describe: Callable[[Job], str] | None = None,
-        names: Mapping[str, str] | None = None) -> Run:
+def run(job: Job, *, model=None, device: str | None = None, describe: Callable[[Job], str] | None = None) -> Run:
     """Check the job's inputs and output, settle its settings and model, and return the Run that makes the
     output as it is consumed; the last event's result is the output's path.
 
-    `describe(job)` gives a command line that makes the same job again, for a probe report's page. `names`
-    gives, by role, the name to show for an input whose file is stored under another name (a studio's upload):
-    a probe report names its photo so. They are shown only, never opened.
+    `describe(job)` gives a command line that makes the same job again, for a probe report's page.
     """
     recipe = job.recipe
     if recipe not in INPUTS:
@@ -104,11 +107,9 @@ def run(job: Job, *, model=None, device: str | None = None, describe: Callable[[
     if recipe in REQUIRED and inputs[REQUIRED[recipe]] is None:
         raise SettingsError(REQUIRED[recipe], "is required")
     output = job.output or default_output(job.settings, inputs)
-    job = Job(job.settings, output, {role: path for role, path in inputs.items() if path is not None})
-    if recipe == "probe":  # the one recipe that shows an input's name
-        return _probe(job, model, device, describe, (names or {}).get("input"))
-    return {"dream": _dream, "visualize": _visualize, "zoom": _zoom, "morph": _morph, "video": _video}[recipe](
-        job, model, device, describe)
+    job = Job(job.settings, output, {role: path for role, path in inputs.items() if path is not None}, job.names)
+    return {"dream": _dream, "visualize": _visualize, "zoom": _zoom, "morph": _morph, "video": _video,
+            "probe": _probe}[recipe](job, model, device, describe)
 
 
 def _picture(job: Job, role: str):
@@ -247,7 +248,7 @@ def _video(job: Job, model, device, describe) -> Run:
     return Run(_frames_to(writer, run, job, [note], sound=keep_audio), run.settings, run.record, run.model)
 
 
-def _probe(job: Job, model, device, describe, name: str | None = None) -> Run:
+def _probe(job: Job, model, device, describe) -> Run:
     from . import report
     from .recipes import probe
 
@@ -257,14 +258,14 @@ def _probe(job: Job, model, device, describe, name: str | None = None) -> Run:
                               "or give a .png name for just the contact sheet")
     sheet_only = output.suffix.lower() in images.OUTPUT_FORMATS
     if sheet_only and job.settings.channels != 0:
-        job = Job(job.settings.replace(channels=0), job.output, job.inputs)  # a sheet shows dreams only
+        job = Job(job.settings.replace(channels=0), job.output, job.inputs, job.names)  # a sheet shows dreams only
     photo = _picture(job, "input")
     if sheet_only:
         images.check_output_path(output)
     else:
         report.check_report_folder(output)  # fail before any work, never after it
     run = probe.probe_iter(photo, job.settings, model=model, device=device)
-    source = name or _shown_name(job.inputs["input"])
+    source = job.names.get("input") or _shown_name(job.inputs["input"])
 
     def write(result, metadata):
         if sheet_only:

@@ -13,7 +13,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import math
 import mimetypes
 import re
 import shutil
@@ -39,7 +38,7 @@ from .. import settings as S
 from ..errors import DreamscopeError, SettingsError, literal, suggest
 from . import info, uploads
 from .guard import Access, Guard
-from .store import ENDED, STATES, DataFolder, JobRow, Store, UploadRow, empty
+from .store import ENDED, STATES, DataFolder, JobRow, Store, UploadRow, empty, finite_number
 from .worker import RESULT_PREVIEW, Worker, gif_beside, result_preview
 
 log = logging.getLogger("dreamscope.studio")
@@ -132,7 +131,7 @@ class Studio:
             "id": job.id, "recipe": job.recipe, "settings": job.settings, "inputs": job.inputs, "state": job.state,
             "created": job.created, "started": job.started, "finished": job.finished,
             "fraction": live.fraction if live else job.fraction, "stage": live.stage if live else job.stage,
-            "loss": _finite(live.loss if live else job.loss), "eta_s": live.eta_s if live else None,
+            "loss": finite_number(live.loss if live else job.loss), "eta_s": live.eta_s if live else None,
             "preview": live.preview if live else None, "error": job.error, "output": job.output if job.state == "done" else None,
             "parent": job.parent, "continues": job.resume, "attempts": job.attempts, "notes": list(job.notes),
             "result": self.result_json(job),
@@ -389,10 +388,6 @@ class Studio:
         if row is None or not (self.data.uploads / row.file).is_file():
             raise not_found(f"no upload {upload_id!r}")
         return row
-
-
-def _finite(value):
-    return value if value is None or math.isfinite(value) else None
 
 
 # -- request bodies ----------------------------------------------------------------------------------------------

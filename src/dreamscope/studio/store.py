@@ -164,9 +164,14 @@ def new_job_id() -> str:
     return secrets.token_hex(6)
 
 
-def _finite(value: float | None) -> float | None:
-    """A loss for JSON: NaN and infinities (a diverging run) are not numbers JSON can carry."""
-    return float(value) if value is not None and math.isfinite(value) else None
+def finite_number(value) -> float | None:
+    """A loss as a plain finite float for JSON, or None: NaN and infinities (a diverging run) are not numbers JSON
+    can carry, and a tensor or NumPy scalar would not go into it either."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 class Store:
@@ -279,7 +284,7 @@ class Store:
 
     def progress(self, job_id: str, fraction: float, stage: str, loss: float | None) -> bool:
         cursor = self._execute("UPDATE jobs SET fraction = ?, stage = ?, loss = ? WHERE id = ? AND state = 'running'",
-                               (float(fraction), stage, _finite(loss), job_id))
+                               (float(fraction), stage, finite_number(loss), job_id))
         return cursor.rowcount == 1
 
     def add_note(self, job_id: str, note: str) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 from collections import OrderedDict
 import os
 import secrets
@@ -29,7 +28,7 @@ from .. import jobs, videos
 from ..errors import DreamscopeError
 from ..images import reason
 from ..settings import Settings
-from .store import DataFolder, JobRow, Store, empty
+from .store import DataFolder, JobRow, Store, empty, finite_number
 
 log = logging.getLogger("dreamscope.studio")
 
@@ -282,10 +281,10 @@ class Worker:
         def describe(made: jobs.Job) -> str:
             """The command that makes it again (a probe report shows it), in the user's names, not the server's
             paths: the uploads by the names they were uploaded under, the output as a folder of their choosing."""
-            return command_line(jobs.Job(made.settings, "report/", {role: names.get(role) or Path(path).name
+            return command_line(jobs.Job(made.settings, "report/", {role: made.names.get(role) or Path(path).name
                                                                      for role, path in made.inputs.items()}))
 
-        return jobs.run(jobs.Job(settings, str(output), inputs), model=self.model, describe=describe, names=names)
+        return jobs.run(jobs.Job(settings, str(output), inputs, names), model=self.model, describe=describe)
 
     def _copy_parent(self, job: JobRow, output: Path) -> Path:
         """A continued zoom grows a copy of its parent's video, so the parent stays as it was."""
@@ -316,7 +315,7 @@ class Worker:
                 if self._stop_requested(job.id):
                     return False
                 now = time.monotonic()
-                fraction, loss = event.fraction, _number(event.loss)
+                fraction, loss = event.fraction, finite_number(event.loss)
                 elapsed = now - started
                 eta = None
                 if fraction > 0 and (fraction >= 0.01 or elapsed >= 2):
@@ -366,14 +365,6 @@ def jpeg(picture: Image.Image) -> bytes:
     picture.convert("RGB").save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()
 
-
-def _number(value) -> float | None:
-    """A loss as a plain finite float, or None (a tensor or NumPy scalar would not go into JSON)."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def failure_message(exc: BaseException) -> str:
