@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # The CPU build of PyTorch, found locally; installing torch first keeps pip from pulling CUDA builds.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test browser install install-dev bench bench-video bench-studio quality clean
+.PHONY: demo test browser install install-dev bench bench-video bench-studio bench-atlas quality clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench-video: $(VENV)/.installed-dev
 
 bench-studio: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_studio.py
+
+bench-atlas: $(VENV)/.installed-dev
+	$(PY) benchmarks/bench_atlas.py --json docs/bench_atlas.json
 
 quality: $(VENV)/.installed-dev
 	$(PY) benchmarks/quality_visualize.py

@@ -121,7 +121,33 @@ def video_pictures() -> None:
          "video.jpg")
 
 
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"  # 1,000 photos, one per class
+ATLAS = Path(__file__).resolve().parents[1] / "build" / "atlas"  # the whole folders are large: kept out of git
+
+
+def atlas_pictures() -> None:
+    """The atlas of the 1,000 sample photos (about 12 minutes), a comparison made from its vectors, and the patch
+    experiment's examples; the folders go to build/atlas/, the README's pictures to docs/images/."""
+    import subprocess
+
+    if not SAMPLE.is_dir():
+        print(f"skipped the atlas pictures: {SAMPLE} is not here")
+        return
+    ATLAS.mkdir(parents=True, exist_ok=True)
+
+    def dreamscope(*args: str) -> None:
+        subprocess.run([sys.executable, "-m", "dreamscope", *args, "-q"], check=True)
+
+    whole, versus = ATLAS / "imagenet-sample", ATLAS / "snorkel-vs-scuba-diver"
+    dreamscope("atlas", str(SAMPLE), "-o", str(whole))
+    save(Image.open(whole / "atlas.png").resize((1200, 1200), Image.LANCZOS), "atlas.jpg")
+    dreamscope("atlas", str(whole / "collection.npz"), "-o", str(versus), "--compare", "snorkel,scuba diver", "--grid", "10")
+    comparison = Image.open(versus / "atlas.png")
+    save(comparison.resize((1200, round(1200 * comparison.height / comparison.width)), Image.LANCZOS), "atlas-compare.jpg")
+
+
 if __name__ == "__main__":
-    steps = {"dream": dream_pictures, "visualize": visualize_pictures, "zoom": zoom_pictures, "video": video_pictures}
+    steps = {"dream": dream_pictures, "visualize": visualize_pictures, "zoom": zoom_pictures, "video": video_pictures,
+             "atlas": atlas_pictures}
     for name in sys.argv[1:] or steps:  # e.g. `docs/make_pictures.py zoom video` for just those
         steps[name]()

@@ -25,13 +25,20 @@ TABLES = {
     "zoom": (S.ZoomSettings, None),
     "morph": (S.MorphSettings, ["classes", "size", "steps", "warmup", "learning_rate"]),
     "video": (S.VideoSettings, None),
-    "probe": (S.ProbeSettings, ["layers", "channels", "octaves", "steps", "max_size", "vis_size", "vis_steps"]),
+    "probe": (S.ProbeSettings, ["layers", "channels", "octaves", "steps", "max_size", "vis_size", "vis_steps", "exemplar_folder",
+                                "exemplar_count"]),
+    "atlas": (S.AtlasSettings, ["layer", "grid", "positions", "side", "min_count", "class_name", "compare", "keep", "icon_size",
+                                "icon_steps", "neighbours", "exemplars_per_cell", "seed", "model", "weights"]),
+    "patch": (S.PatchSettings, ["from_class", "to_class", "size", "place", "views", "side", "seed", "model", "weights"]),
+    "exemplars": (S.ExemplarsSettings, ["units", "count", "side", "vis_size", "vis_steps", "seed", "model", "weights"]),
 }
 
 
 # Defaults that mean "decided at run time", said in words.
 DEFAULT_WORDS = {"layer": "the model's", "channels": "all", "grid": "16", "every": "an equal share", "classes": "",
-                 ("probe", "layers"): "the last of each stage (6)"}
+                 ("probe", "layers"): "the last of each stage (6)", ("exemplars", "units"): "required",
+                 ("patch", "from_class"): "required", ("patch", "to_class"): "required", ("atlas", "layer"): "the model's default",
+                 ("atlas", "grid"): "20", ("probe", "channels"): "4", "side": "the model's"}
 
 
 def limits(check) -> str:

@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import pytest
 
+import dreamscope  # noqa: F401 - first, so its thread policy (a short OpenMP spin) is set before any test imports torch
+
 PHOTO_SIZE = (160, 120)  # (width, height) of the `photo` fixtures: small enough to dream in a second
 
 

@@ -54,8 +54,11 @@ BAD = {
     "vis-size-too-small": (("probe", "photo.png", "-o", "r/", "--vis-size", "16"), ["--vis-size must be", "from 64 to 2048"]),
     "steps-zero": (("probe", "photo.png", "-o", "r/", "--steps", "0"), ["--steps must be", "whole number from 1"]),
     "channels-for-a-sheet": (("probe", "photo.png", "-o", "s.png", "--channels", "2"), ["--channels does not apply to a contact sheet"]),
+    "exemplars-for-a-sheet": (("probe", "photo.png", "-o", "s.png", "--exemplars", "notes"), ["--exemplars does not apply to a contact sheet"]),
+    "exemplar-folder-missing": (("probe", "photo.png", "-o", "r/", "--layers", "stage3.1", "--exemplars", "nothere"), ["folder not found: nothere"]),
 }
-SETTINGS_MISTAKES = ("too-small-for-deep-layers", "too-many-channels", "vis-size-too-small", "steps-zero", "channels-for-a-sheet")
+SETTINGS_MISTAKES = ("too-small-for-deep-layers", "too-many-channels", "vis-size-too-small", "steps-zero", "channels-for-a-sheet",
+                     "exemplars-for-a-sheet")
 
 
 def _folder(root: Path, name: str) -> Path:
@@ -269,6 +272,42 @@ def _fake_result(tag: int = 0) -> probe_recipe.ProbeResult:
     settings = ds.ProbeSettings()
     record = ds.Record(settings, {"name": "net", "weights": "sha256:00"}, {}, "cpu", 2, "9.9", "2.0")
     return probe_recipe.ProbeResult(picture(96, 64, 99), "net", [Prediction(1, "goldfish & <friends>", 0.5)], layers, settings, record)
+
+
+def test_with_an_exemplar_folder_each_channel_card_shows_its_natural_exemplars(model, tmp_path):
+    from test_exemplars import DAMAGED, GOOD_PICTURES, picture_folder
+
+    from dreamscope.recipes import exemplars
+
+    pics = picture_folder(tmp_path)
+    settings = dict(model=model, layers="stage2.1,stage4.2", channels=2, octaves=1, steps=1, vis_size=64, vis_steps=2,
+                    exemplar_folder=str(pics), exemplar_count=3)
+    events = list(probe_recipe.probe_iter(chelsea((96, 64)), **settings))
+    result = events[-1].result
+    assert sorted(e.note.split(":")[0] for e in events if e.note) == sorted(f"skipped {name}" for name in DAMAGED)
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and [e for e in events if e.stages][-1].at("exemplars") is not None
+    units = [(layer.name, channel.index) for layer in result.layers for channel in layer.top]
+    alone = exemplars.exemplars(pics, units, model=model, count=3)  # one pass for all finds what a pass per channel would
+    for layer in result.layers:
+        for channel in layer.top:
+            assert [(e.file, e.row, e.col) for e in channel.exemplars] == [(e.file, e.row, e.col) for e in alone[(layer.name, channel.index)]]
+    folder = report.write_report(result, tmp_path / "report", source="cat.png")
+    page = parse(folder / "index.html")
+    assert all((folder / src).is_file() for src in page.images)  # every picture of the page is there
+    shown = [src for src in page.images if src.startswith("exemplars/")]
+    assert len(shown) == len(units) * 3 and len(set(shown)) == len(shown)
+    text = (folder / "index.html").read_text(encoding="utf-8")
+    assert f"{GOOD_PICTURES} pictures read, 2 skipped (broken.jpg, more/truncated.png)" in text
+    assert text.count("strongest in the folder&rsquo;s pictures") == len(units)
+    first = result.layers[0].top[0].exemplars[0]
+    assert f'alt="{first.file}, activation {first.activation:.3g}"' in text
+    with Image.open(folder / shown[0]) as img:
+        assert img.size == (report.EXEMPLAR_SIDE, report.EXEMPLAR_SIDE)
+
+
+def test_without_an_exemplar_folder_the_page_says_nothing_of_exemplars():
+    assert "exemplar" not in report.render_html(_fake_result()).lower()
 
 
 def test_report_replaces_an_earlier_report_but_nothing_else(tmp_path):

@@ -20,13 +20,15 @@ NON_DEFAULT = {
     "video": dict(blend=0.5, frame_steps=3, channels="strongest:5"),
     "probe": dict(layers="stage2.1,stage4.2", channels=0, max_size=None, vis_size=96, vis_steps=64),
     "classify": dict(top=10, model="efficientnet-lite2"),
+    "exemplars": dict(units="stage4.2:17,stage5.2:3", count=5, side=96, vis_size=64, vis_steps=16, seed=7),
 }
+REQUIRED = {"visualize": {"target": "banana"}, "morph": {"classes": "a,b"}, "exemplars": {"units": "stage4.2:17"}}
 
 
 @pytest.mark.parametrize("recipe", list(S.RECIPES))
 def test_every_recipes_settings_round_trip_through_json_exactly(recipe):
     cls = S.RECIPES[recipe]
-    for settings in (cls(**({"target": "banana"} if recipe == "visualize" else {"classes": "a,b"} if recipe == "morph" else {})),
+    for settings in (cls(**REQUIRED.get(recipe, {})),
                      cls(**NON_DEFAULT[recipe])):
         text = json.dumps(settings.to_json())
         again = S.Settings.from_json(json.loads(text))  # the recipe named inside picks the class

@@ -188,11 +188,18 @@ def test_a_bad_setting_is_422_naming_the_field(client, photo_id, settings, field
     ({"recipe": "dream", "settings": [1, 2]}, "settings"),
     ({"recipe": "dream", "inputs": {"input": 5}}, "input"),
     ({"settings": {}}, "recipe"),
+    ({"recipe": "probe", "settings": {"exemplar_folder": "/"}}, "exemplar_folder"),  # a folder on the server: CLI only
+    ({"recipe": "probe", "settings": {"exemplar_count": 8}}, "exemplar_count"),
 ])
 def test_a_bad_job_is_422_naming_what_to_fix(client, body, field):
     response = client.post("/api/jobs", json=body)
     assert response.status_code == 422, response.text
     assert detail(response)["field"] == field
+
+
+def test_the_forms_offer_no_folder_on_the_server(client):
+    probe = {f["name"] for f in client.get("/api/info").json()["recipes"]["probe"]["fields"]}
+    assert {"channels", "vis_steps"} <= probe and not probe & {"exemplar_folder", "exemplar_count"}
 
 
 def test_a_body_that_is_not_json_is_422(client):

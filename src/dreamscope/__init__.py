@@ -23,6 +23,7 @@ _EXPORTS = {
     "total_variation": "objectives",
     "Settings": "settings", "DreamSettings": "settings", "VisualizeSettings": "settings", "ZoomSettings": "settings",
     "MorphSettings": "settings", "VideoSettings": "settings", "ProbeSettings": "settings", "ClassifySettings": "settings",
+    "ExemplarsSettings": "settings",
     "Event": "events", "Stage": "events", "Run": "events",
     "Record": "provenance", "read_record": "provenance:read",
     "Job": "jobs", "run_job": "jobs:run", "redo": "jobs", "resume_zoom": "jobs",
@@ -31,6 +32,10 @@ _EXPORTS = {
     "visualize": "recipes.visualize", "visualize_iter": "recipes.visualize",
     "zoom_iter": "recipes.zoom", "morph_iter": "recipes.morph", "video_iter": "recipes.video",
     "probe": "recipes.probe", "probe_iter": "recipes.probe",
+    "AtlasSettings": "settings", "PatchSettings": "settings",
+    "atlas": "recipes.atlas", "atlas_iter": "recipes.atlas", "collect": "recipes.atlas", "collect_iter": "recipes.atlas",
+    "Collection": "recipes.atlas", "patch_experiment": "recipes.patch", "patch_iter": "recipes.patch",
+    "exemplars": "recipes.exemplars", "exemplars_iter": "recipes.exemplars", "Exemplar": "recipes.exemplars",
     "save": "provenance:save", "set_threads": "runtime:configure",
 }
 

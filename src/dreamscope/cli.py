@@ -90,12 +90,40 @@ FLAGS = {
     "vis_size": ("--vis-size", dict(type=_whole, metavar="PX")),
     "vis_steps": ("--vis-steps", dict(type=_whole, metavar="N")),
     "top": ("--top", dict(type=_whole, metavar="K")),
+    "exemplar_folder": ("--exemplars", dict(metavar="FOLDER")),
+    "exemplar_count": ("--exemplar-count", dict(type=_whole, metavar="K")),
+    "units": ("--channel", dict(action="append", metavar="LAYER:INDEX")),
+    "count": ("--count", dict(type=_whole, metavar="K")),
+    "side": ("--side", dict(type=_whole, metavar="PX")),
 }
+ATLAS_FLAGS = {
+    "class_name": ("--class", dict(metavar="NAME")),
+    "compare": ("--compare", dict(metavar="A,B")),
+    "positions": ("--positions", dict(type=_whole, metavar="K")),
+    "min_count": ("--min-count", dict(type=_whole, metavar="N")),
+    "keep": ("--keep", dict(type=_real, metavar="F")),
+    "icon_size": ("--icon-size", dict(type=_whole, metavar="PX")),
+    "icon_steps": ("--icon-steps", dict(type=_whole, metavar="N")),
+    "neighbours": ("--neighbours", dict(type=_whole, metavar="N")),
+    "exemplars_per_cell": ("--exemplars-per-cell", dict(type=_whole, metavar="N")),
+}
+PATCH_FLAGS = {
+    "from_class": ("--from", dict(metavar="CLASS")),
+    "to_class": ("--to", dict(metavar="CLASS")),
+    "place": ("--place", dict(choices=("random", "corner", "centre"))),
+    "views": ("--views", dict(type=_whole, metavar="N")),
+}
+FLAGS.update(ATLAS_FLAGS)
+FLAGS.update(PATCH_FLAGS)
 # A field typed differently by one recipe: probe's channels is a count, dream's a choice of channels.
-RECIPE_FLAGS = {("probe", "channels"): ("--channels", dict(type=_whole, metavar="N"))}
+RECIPE_FLAGS = {("probe", "channels"): ("--channels", dict(type=_whole, metavar="N")),
+                ("atlas", "layer"): ("--layer", dict(metavar="NAME")),
+                ("patch", "size"): ("--size", dict(type=_real, metavar="F"))}
 TARGET_FLAGS = {"class": "--class", "channel": "--channel", "neuron": "--neuron", "channels": "--channels"}
 EXTRA_HELP = {"tile": "process big pictures in tiles so memory stays bounded: auto uses 384 px tiles for octaves over a "
-                      "megapixel (a 4K photo dreams in about 2 GiB), PX tiles anything larger, off never tiles"}
+                      "megapixel (a 4K photo dreams in about 2 GiB), PX tiles anything larger, off never tiles",
+              "units": "a channel to find exemplars of, as LAYER:INDEX (e.g. stage4.2:17); repeat it, or comma-separate, "
+                       "for a row per channel"}
 
 
 def flag_of(field: str) -> str:
@@ -196,6 +224,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(pr, S.ProbeSettings)
     _add_run_options(pr)
     pr.set_defaults(run=_cmd_probe)
+
+    ex = commands.add_parser("exemplars", help="the pictures of a folder that excite a channel most, beside its feature visualization",
+                             description="Find the patches of a folder's pictures that excite a channel most (natural exemplars, "
+                                         "each from a different picture) and write them beside the channel's feature "
+                                         "visualization as one sheet; a row per --channel.")
+    ex.add_argument("folder", help="folder of pictures, searched recursively (PNG, JPEG, WebP, ...); files that cannot be read are skipped and named")
+    ex.add_argument("-o", "--output", help="the sheet to write, .png or another picture format "
+                                           "(default: LAYER_INDEX-exemplars.png in the current folder)")
+    _add_settings(ex, S.ExemplarsSettings)
+    _add_run_options(ex)
+    ex.set_defaults(run=_cmd_exemplars)
+
+    at = commands.add_parser("atlas", help="an activation atlas: a zoomable map of what a layer sees over a folder of pictures",
+                             description="Collect a layer's activations from every picture of a folder, lay them out with UMAP, "
+                                         "and draw each cell of the map by feature visualization, with the classes it pushes "
+                                         "toward and the real patches that fell there: a picture and a page to explore.")
+    at.add_argument("folder", help="folder of pictures, searched recursively (files that cannot be read are skipped and listed), "
+                                   "or the collection.npz of an earlier atlas, to lay it out again without reading the pictures")
+    at.add_argument("-o", "--output", help="folder to write (default: NAME-atlas/ in the current folder, NAME-atlas-CLASS/ for a class)")
+    _add_settings(at, S.AtlasSettings)
+    _add_run_options(at)
+    at.set_defaults(run=_cmd_atlas)
+
+    pa = commands.add_parser("patch", help="the patch experiment: does a feature pasted into photos of one class tip them into another?",
+                             description="Paste a feature's icon (a cell of an atlas comparison) or any picture into photos the "
+                                         "network calls --from, and count how often its top class becomes --to, against a "
+                                         "patch of noise of the same size and any --control pictures, at the same places.")
+    pa.add_argument("photos", nargs="+", help="photos of the --from class, or folders of them (searched recursively)")
+    pa.add_argument("--icon", required=True, metavar="CELL|IMAGE",
+                    help="what to paste: a cell of an atlas as ATLAS_FOLDER:rRR-cCC (or ATLAS_FOLDER:ROW,COL), or a picture file")
+    pa.add_argument("--control", action="append", default=[], metavar="CELL|IMAGE",
+                    help="another patch to compare with, besides noise (repeatable; default for a cell of a comparison: "
+                         "the cell that favours the --from class most)")
+    pa.add_argument("-o", "--output", help="a folder for result.json (every trial) and examples.png (one view with each patch)")
+    _add_settings(pa, S.PatchSettings)
+    _add_run_options(pa)
+    pa.set_defaults(run=_cmd_patch)
 
     z = commands.add_parser("zoom", help="endless zoom: dream, zoom in a little, dream again (MP4, GIF or PNG frames)",
                             description="Feed a dream back into itself, zooming and turning a little each frame; or, with "
@@ -393,9 +458,131 @@ def _cmd_probe(args) -> int:
 
     settings = ProbeSettings.build(None, _typed(args, ProbeSettings))
     if args.output and Path(args.output).suffix.lower() in OUTPUT_FORMATS:
-        shown = ("vis_size", "vis_steps") + (("channels",) if settings.channels and "channels" in vars(args) else ())
+        shown = ("vis_size", "vis_steps", "exemplar_folder", "exemplar_count") + (("channels",) if settings.channels and "channels" in vars(args) else ())
         _refuse(args, shown, "does not apply to a contact sheet, which shows the dreams only")
     return _job(args, settings, {"input": args.input}, "probing", describe=command_line)
+
+
+def _cmd_exemplars(args) -> int:
+    from . import jobs
+    from .settings import ExemplarsSettings
+
+    settings = ExemplarsSettings.build(None, _typed(args, ExemplarsSettings))
+    _prepare(args)
+    run = jobs.exemplar_sheet(args.folder, settings, args.output, device=args.device)
+    output, summary = _follow(run, args, "finding exemplars")
+    print(f"wrote {_shown(output)}{summary}", file=sys.stderr)
+    return 0
+
+
+def _cmd_atlas(args) -> int:
+    from . import atlas_report
+    from .recipes import atlas
+    from .settings import AtlasSettings
+
+    fields = _typed(args, AtlasSettings)
+    source = Path(args.folder)
+    collection = None
+    if source.suffix.lower() == ".npz" and source.is_file():
+        collection = atlas.Collection.load(source)
+        fields.setdefault("model", collection.model)
+        fields.setdefault("layer", collection.layer)
+    settings = AtlasSettings.build(None, fields)
+    output = args.output or _atlas_name(source, collection, settings)
+    atlas_report.check_atlas_folder(output)  # before the work, not after it
+    _prepare(args)
+    run = atlas.atlas_iter(None if collection else source, settings, collection=collection, device=args.device)
+    result, _ = _follow(run, args, "atlas")
+    words = ["dreamscope", "atlas", _argument_path(str(source)), "-o", _argument_path(output.rstrip("/") + "/")]
+    for name, value in settings.changed().items():
+        words += [flag_of(name), str(value)]
+    atlas_report.write_atlas(result, output, command=" ".join(words))
+    skipped = result.collection.skipped
+    if skipped:
+        names = ", ".join(_shown(name) for name, _ in skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        _say(f"note: skipped {len(skipped)} file(s) that could not be read: {names} (reasons in the page)")
+    print(f"wrote {_shown(os.path.join(output, 'index.html'))} ({result.kind} of {len(result.cells)} cells from "
+          f"{len(result.selected):,} vectors of {len(result.collection.files) - len(skipped):,} pictures)", file=sys.stderr)
+    return 0
+
+
+def _atlas_name(source: Path, collection, settings) -> str:
+    """NAME-atlas/ in the current folder; a class atlas or a comparison adds its classes."""
+    name = Path(collection.root).name if collection is not None else source.resolve().name
+    classes = settings.class_name or (settings.compare or "").replace(",", "-vs-")
+    suffix = "-" + "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in classes) if classes else ""
+    return f"{name or 'pictures'}-atlas{suffix}"
+
+
+def _patch_source(text: str):
+    """(name, picture, atlas folder or None) for --icon / --control: ATLAS:CELL or a picture file."""
+    from . import atlas_report, images
+
+    folder, _, cell = text.rpartition(":")
+    if folder and not os.path.exists(text) and os.path.isdir(folder):
+        found, icon = atlas_report.cell_icon(folder, cell)
+        return f"cell {found['name']}", icon, folder
+    return os.path.basename(text), images.load_image(text, "patch picture"), None
+
+
+def _cmd_patch(args) -> int:
+    from . import images
+    from .recipes import patch
+    from .settings import PatchSettings
+
+    settings = PatchSettings.build(None, _typed(args, PatchSettings))
+    name, icon, atlas_folder = _patch_source(args.icon)
+    controls = dict(_patch_source(text)[:2] for text in args.control)
+    if not args.control and atlas_folder is not None:
+        from . import atlas_report
+
+        other = atlas_report.favouring(atlas_folder, settings.from_class, settings.to_class)
+        if other is not None and f"cell {other}" != name:
+            controls[f"cell {other}"] = atlas_report.cell_icon(atlas_folder, other)[1]
+    if args.output:
+        out = Path(args.output)
+        if out.exists() and not out.is_dir():
+            from .errors import UsageError
+
+            raise UsageError(f"-o must be a folder (for result.json and examples.png), but {_shown(out)} is a file")
+        images.check_folder(out.parent if not out.exists() else out)
+    photos = []
+    for given in args.photos:
+        photos += images.picture_files(given) if os.path.isdir(given) else [Path(given)]
+    _prepare(args)
+    run = patch.patch_iter(photos, icon, settings, controls=controls, device=args.device)
+    result, _ = _follow(run, args, "patching")
+    labels = {"icon": f"{name} (the icon)", patch.NOISE: "noise (control)", **{c: f"{c} (control)" for c in controls}}
+    print(f"patch experiment: {result.from_label} -> {result.to_label}: {len(result.trials)} view(s) called {result.from_label} "
+          f"(of {result.views} tried), patch {settings.size:.0%} of the side, {settings.place} place")
+    width = max(len(text) for text in labels.values())
+    print(f"{'patch':<{width}}  {'flips to ' + result.to_label:>22}  {'mean p(' + result.to_label + ')':>16}  {'still ' + result.from_label:>16}")
+    for row in result.table():
+        flips = f"{row['flips']}/{row['trials']} ({row['flip_rate']:.0%})"
+        print(f"{labels[row['patch']]:<{width}}  {flips:>22}  {row['mean_probability']:>16.3f}  {row['still_from_class']:>16}")
+    if result.skipped:
+        _say(f"note: skipped {len(result.skipped)} file(s) that could not be read: " + ", ".join(n for n, _ in result.skipped[:10]))
+    if args.output:
+        _write_patch_result(result, labels, Path(args.output))
+        print(f"wrote {_shown(Path(args.output) / 'result.json')} and examples.png", file=sys.stderr)
+    return 0
+
+
+def _write_patch_result(result, labels: dict, folder: Path) -> None:
+    import json
+
+    from . import images
+    from .recipes.visualize import contact_sheet
+
+    folder.mkdir(exist_ok=True)
+    data = {"from": result.from_label, "to": result.to_label, "settings": result.settings.to_json(), "views_tried": result.views,
+            "rates": result.table(), "skipped": [{"file": f, "why": w} for f, w in result.skipped],
+            "trials": [{"file": t.file, "view": t.view, "box": list(t.box), "before": round(t.before, 4),
+                        "after": {k: {"top": top, "p_to": round(p, 4)} for k, (top, p) in t.after.items()}} for t in result.trials]}
+    images.write_file(folder / "result.json", lambda handle: handle.write(json.dumps(data, indent=1, ensure_ascii=False).encode()))
+    names = list(result.examples)
+    sheet = contact_sheet([result.examples[n] for n in names], columns=len(names), labels=[labels[n] for n in names])
+    images.save_image(sheet, folder / "examples.png")
 
 
 def _cmd_zoom(args) -> int:

@@ -252,6 +252,16 @@ def set_png_text(path: Path, pairs: Mapping[str, str] | None) -> Path:
     return _write_atomically(path, lambda handle: handle.write(b"".join(parts)))
 
 
+def write_file(path: str | os.PathLike, fill) -> Path:
+    """Write a data file atomically: `fill(handle)` writes into a temporary file beside `path`, renamed into
+    place when complete. A write error is one DreamscopeError naming the file."""
+    path = Path(path)
+    try:
+        return _write_atomically(path, fill)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+
+
 def _write_atomically(path: Path, fill) -> Path:
     fd, tmp = _create_temp(path)
     try:
@@ -441,6 +451,39 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         if img.format in ("JPEG", "MPO"):
             return _pairs_from_xmp(_jpeg_xmp_packets(img.applist))
         return _pairs_from_xmp([img.info.get("xmp")])
+
+
+# -- folders of pictures -----------------------------------------------------------------------------------------
+
+# What a folder scan reads: the formats dreamscope decodes. Other files (notes, videos, .DS_Store) are not
+# pictures and are passed over silently; a file with one of these names that fails to decode is "skipped".
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def picture_files(folder: str | os.PathLike) -> list[Path]:
+    """Every picture file under `folder`, recursively, in a fixed order (sorted by relative path), so a seed and
+    a shard number name the same pictures on every machine. Hidden files and folders are left out."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DreamscopeError(f"folder not found: {root} (give a folder of pictures)" if not root.exists()
+                              else f"{root} is a file, not a folder (give the folder that holds the pictures)")
+    found = []
+    for directory, subfolders, names in os.walk(root, onerror=None, followlinks=False):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        found += [Path(directory, name) for name in names
+                  if not name.startswith(".") and name.lower().endswith(PICTURE_SUFFIXES)]
+    return sorted(found, key=lambda path: path.relative_to(root).as_posix())
+
+
+def centre_square(img: Image.Image, side: int) -> Image.Image:
+    """The picture scaled so its shorter side is `side`, then the centre `side` x `side` square (the view
+    ImageNet classifiers are evaluated on)."""
+    width, height = img.size
+    scale = side / min(width, height)
+    size = (max(side, round(width * scale)), max(side, round(height * scale)))
+    img = img.resize(size, Image.BICUBIC, reducing_gap=3.0)
+    left, top = (size[0] - side) // 2, (size[1] - side) // 2
+    return img.crop((left, top, left + side, top + side))
 
 
 # -- tensors and sizes ------------------------------------------------------------------------------------------

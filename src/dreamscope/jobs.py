@@ -84,6 +84,8 @@ def default_output(settings: Settings, inputs: Mapping[str, str | None]) -> str:
         name = {"class": settings.target, "channel": settings.target, "neuron": f"neuron-{settings.target}",
                 "channels": f"{settings.target}-channels"}[settings.kind]
         return f"{_safe(name)}.png"
+    if recipe == "exemplars":
+        return f"{_safe(settings.units.replace(',', '_'))}-exemplars.png"
     return f"morph_{_safe(settings.classes.replace(',', '_'))}.mp4"
 
 
@@ -257,6 +259,9 @@ def _probe(job: Job, model, device, describe) -> Run:
         raise DreamscopeError(f"the report is a folder, not a file: name it {output.with_suffix('')}/ (it holds index.html), "
                               "or give a .png name for just the contact sheet")
     sheet_only = output.suffix.lower() in images.OUTPUT_FORMATS
+    if sheet_only and job.settings.exemplar_folder is not None:
+        raise SettingsError("exemplar_folder", "does not apply to a contact sheet, which shows the dreams only; "
+                                               "give a folder name for the report")
     if sheet_only and job.settings.channels != 0:
         job = Job(job.settings.replace(channels=0), job.output, job.inputs, job.names)  # a sheet shows dreams only
     photo = _picture(job, "input")
@@ -279,6 +284,55 @@ def _probe(job: Job, model, device, describe) -> Run:
 def _shown_name(path: str) -> str:
     """A file's name for a page or a message: bytes that are not UTF-8 shown as U+FFFD instead of failing."""
     return os.fsencode(Path(path).name).decode("utf-8", "replace")
+
+
+# -- natural exemplars: a sheet from a folder of pictures ---------------------------------------------------------
+
+MAX_SHEET_UNITS = 64  # rows of one exemplars sheet: the channels' pictures are one batched visualization
+
+
+def exemplar_sheet(folder: str | os.PathLike, settings: Settings, output: str | None = None, *, model=None,
+                   device: str | None = None) -> Run:
+    """Find the natural exemplars of `settings.units` (ExemplarsSettings) in the pictures under `folder` and write
+    one sheet: a row per channel, its feature visualization beside its exemplars, with the record inside.
+
+    Not a `Job`: its input is a folder, which neither a record nor the studio's uploads hold. Everything is
+    checked before any work. Each file that could not be read is a note; the last event's result is the output's
+    path, and its note says how many pictures were read and skipped.
+    """
+    from .events import Stage, nest
+    from .recipes import exemplars
+
+    if settings.units is not None and len(settings.units.split(",")) > MAX_SHEET_UNITS:
+        raise SettingsError("units", f"names {len(settings.units.split(','))} channels; one sheet shows at most {MAX_SHEET_UNITS}")
+    output = output or default_output(settings, {})
+    images.check_output_path(output)
+    run = exemplars.exemplars_iter(folder, settings=settings, model=model, device=device)
+    metadata = {provenance.KEY: run.record.to_text()}
+
+    def events() -> Iterator[Event]:
+        with _closing(run):
+            found = yield from nest(run, Stage("part", 1, 2, "exemplars"), 0.0, 0.5)
+        pictures = yield from nest(_unit_pictures(run, list(found.units)), Stage("part", 2, 2, "visualization"), 0.5, 0.5)
+        images.save_image(exemplars.sheet(found, pictures), output, metadata=metadata)
+        yield finish(output, note=f"{_count(found.read, 'picture')} read, {len(found.skipped)} skipped")
+
+    return Run(events(), run.settings, run.record, run.model)
+
+
+def _unit_pictures(run: Run, units) -> Run:
+    """The units' feature visualizations as one batched optimization: picture i maximizes unit i."""
+    from . import objectives
+    from .recipes import visualize
+
+    objective = sum((objectives.channel(layer, index, sample=i) for i, (layer, index) in enumerate(units)),
+                    objectives.Objective(terms=()))
+    return visualize.visualize_iter(objective, model=run.model, size=run.settings.vis_size, steps=run.settings.vis_steps,
+                                    seed=run.settings.seed, samples=len(units))
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 # -- continuing a zoom, and making an output again from its record -----------------------------------------------
@@ -384,6 +438,9 @@ def redo(path: str | os.PathLike, output: str | None = None, *, inputs: Mapping[
     model's weights must be the recorded ones: then, on the same machine, the result has the same bytes.
     """
     record = provenance.read(path)
+    if record.recipe not in INPUTS:
+        raise DreamscopeError(f"redo cannot make {path} again: dreamscope {record.recipe} reads a folder of pictures, which "
+                              "its record does not hold; run that command again (the record has its settings)")
     given = dict(inputs or {})
     files = {role: _recorded_input(record, role, str(path), given.pop(role, None)) for role in record.inputs}
     if given:

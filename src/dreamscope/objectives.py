@@ -220,21 +220,37 @@ def neuron(layer: str, index: int, sample: int | None = None) -> Objective:
     return Objective(fn, [layer], f"neuron({layer}:{index}){_on(sample)}", "whole", check=_unit_check(layer, index))
 
 
-def direction(layer: str, vector: torch.Tensor | Sequence[float], sample: int | None = None) -> Objective:
-    """Projection of each position's activation vector on a direction in the layer's channel space."""
+def direction(layer: str, vector: torch.Tensor | Sequence[float], sample: int | None = None, cossim_power: float = 0.0) -> Objective:
+    """Projection of each position's activation vector on a direction in the layer's channel space.
+
+    With `cossim_power` p > 0 each position's projection is weighted by its cosine similarity to the
+    direction, to the power p (Lucid's `direction_cossim`): the picture must point the right way, not merely
+    grow large, which is what lets an activation atlas's icon show its cell's mean activation.
+    """
     vector = torch.as_tensor(vector, dtype=torch.float32).flatten()
     vector = vector / vector.norm().clamp(min=1e-8)
 
     def fn(a: Activations) -> torch.Tensor:
         act = _pick(a[layer], sample)
-        return (act * vector.to(act).view(1, -1, 1, 1)).sum(1).mean()
+        dot = (act * vector.to(act).view(1, -1, 1, 1)).sum(1)
+        if cossim_power:
+            cosine = dot / act.norm(dim=1).clamp(min=1e-8)
+            dot = dot * cosine.clamp(min=1e-3) ** cossim_power
+        return dot.mean()
 
     def check(model):
         channels = model.layer(layer).channels
         if channels != vector.numel():
             raise DreamscopeError(f"direction has {vector.numel()} values but layer {layer} has {channels} channels")
 
-    return Objective(fn, [layer], f"direction({layer}){_on(sample)}", "mean", check=check)
+    label = f"direction({layer})" if not cossim_power else f"direction_cossim({layer}, {cossim_power:g})"
+    return Objective(fn, [layer], f"{label}{_on(sample)}", "mean", check=check)
+
+
+def direction_sheet(layer: str, vectors: torch.Tensor | Sequence[Sequence[float]], cossim_power: float = 1.0) -> Objective:
+    """One objective for a batch: picture i follows direction `vectors[i]` of `layer` (an atlas's icons)."""
+    return sum((direction(layer, vector, sample=i, cossim_power=cossim_power) for i, vector in enumerate(vectors)),
+               Objective(terms=()))
 
 
 def diversity(layer: str) -> Objective:

@@ -23,15 +23,18 @@ from .models.spec import IMAGE
 from .objectives import Objective
 
 
-def activations(model: LoadedModel, layers, x: torch.Tensor, image: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def activations(model: LoadedModel, layers, x: torch.Tensor, image: torch.Tensor | None = None,
+                replace: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
     """Activations of readable layers for pictures x (RGB in [0, 1]); the forward pass stops at the deepest.
 
     The pseudo-layer "image" is the picture itself: `image` when given (the untransformed picture of a
-    feature visualization), else x. "logits" is the model's class scores (`LoadedModel.layer`).
+    feature visualization), else x. "logits" is the model's class scores (`LoadedModel.layer`). `replace`
+    maps a layer to fn(activation): the layers after it see what fn returns (see `taps.capture`).
     """
     infos = [model.layer(name) for name in dict.fromkeys(layers)]
     wanted = [info for info in infos if info.name != IMAGE]
-    outputs = taps.capture(model.net, [info.module for info in wanted], model.to_input(x)) if wanted else {}
+    swaps = {model.layer(name).module: fn for name, fn in (replace or {}).items()}
+    outputs = taps.capture(model.net, [info.module for info in wanted], model.to_input(x), swaps) if wanted else {}
     acts = {info.name: outputs[info.module] for info in wanted}
     if len(wanted) < len(infos):
         acts[IMAGE] = x if image is None else image

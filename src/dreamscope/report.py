@@ -27,31 +27,34 @@ SHEET_TILE_WIDTH = 384
 SHEET_COLUMNS = 4
 CAPTION_HEIGHT = 44
 CAPTION_BACKGROUND = (24, 26, 32)
+EXEMPLAR_SIDE = 128  # px: every exemplar patch on the page, whatever its layer's patch size (32 px at stride 4)
 
 
-def check_report_folder(path: str | os.PathLike) -> Path:
-    """Refuse a report folder that cannot be written (or must not be replaced), before any work is done."""
+def check_report_folder(path: str | os.PathLike, generator: str = GENERATOR,
+                        alternative: str = ", or a .png name for just the contact sheet") -> Path:
+    """Refuse a report folder that cannot be written (or must not be replaced), before any work is done. Only a
+    folder holding a page made by `generator` (or an empty one) is replaced."""
     shown = os.fspath(path)
     path = Path(os.path.abspath(path))
     if path.exists() and not path.is_dir():
         raise DreamscopeError(
             f"output path is a file, but the report is a folder: {shown} "
-            "(give a new folder name, or a .png name for just the contact sheet)"
+            f"(give a new folder name{alternative})"
         )
     if path == Path.cwd() or path == path.parent:
         raise DreamscopeError(f"the report needs a folder of its own, not {shown}; give a new folder name such as report/")
-    if path.is_dir() and any(path.iterdir()) and not _is_report(path):
+    if path.is_dir() and any(path.iterdir()) and not _is_report(path, generator):
         raise DreamscopeError(f"output folder is not empty and holds no dreamscope report: {shown} (give a new or empty folder)")
     images.check_folder(path.parent)  # missing, a file, or not writable: said before any work
     return path
 
 
-def _is_report(folder: Path) -> bool:
+def _is_report(folder: Path, generator: str = GENERATOR) -> bool:
     try:
         head = (folder / "index.html").read_text(encoding="utf-8", errors="replace")[:2000]
     except OSError:
         return False
-    return f'<meta name="generator" content="{GENERATOR}' in head
+    return f'<meta name="generator" content="{generator}' in head
 
 
 def write_report(result: ProbeResult, folder: str | os.PathLike, *, source: str = "photo", command: str | None = None,
@@ -62,21 +65,21 @@ def write_report(result: ProbeResult, folder: str | os.PathLike, *, source: str 
     (the provenance record) goes into sheet.png, so `dreamscope redo FOLDER` can make the report again.
     """
     folder = check_report_folder(folder)
-    staging = _new_folder_beside(folder, "part")
+    staging = new_folder_beside(folder, "part")
     try:
         for relative, picture in _pictures(result).items():
             (staging / relative).parent.mkdir(exist_ok=True)
             images.save_image(picture, staging / relative)
         images.save_image(contact_sheet(result), staging / "sheet.png", metadata=_metadata(result, metadata))
         (staging / "index.html").write_text(render_html(result, source, command), encoding="utf-8")
-        _move_into_place(staging, folder)
+        move_into_place(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
 
 
-def _new_folder_beside(folder: Path, kind: str) -> Path:
+def new_folder_beside(folder: Path, kind: str) -> Path:
     """A new `.NAME.XXXX.KIND` folder beside `folder`. Unlike tempfile.mkdtemp (always private, mode 0700) it
     gets the permissions the umask gives any new folder, so the renamed report is readable like any other."""
     for _ in range(100):
@@ -89,13 +92,13 @@ def _new_folder_beside(folder: Path, kind: str) -> Path:
     raise DreamscopeError(f"cannot create a temporary folder beside {folder}")
 
 
-def _move_into_place(staging: Path, folder: Path) -> None:
+def move_into_place(staging: Path, folder: Path) -> None:
     """Rename the finished folder into place; an existing (empty, or earlier report) folder is set aside first
     and deleted only once the new one is in place."""
     if not folder.exists():
         os.rename(staging, folder)
         return
-    aside = _new_folder_beside(folder, "old")
+    aside = new_folder_beside(folder, "old")
     os.rename(folder, aside / "report")
     try:
         os.rename(staging, folder)
@@ -162,6 +165,8 @@ def _pictures(result: ProbeResult) -> dict[str, Image.Image]:
             pictures[_channel_path(number, layer, channel, "heatmap")] = channel.heatmap
             if channel.visualization is not None:
                 pictures[_channel_path(number, layer, channel, "visualization")] = channel.visualization
+            for rank, exemplar in enumerate(channel.exemplars, start=1):
+                pictures[_exemplar_path(number, layer, channel, rank)] = _patch(exemplar)
     return pictures
 
 
@@ -171,6 +176,15 @@ def _dream_path(number, layer) -> str:
 
 def _channel_path(number, layer, channel, kind) -> str:
     return f"channels/{number:02d}-{layer.name}-{channel.index}-{kind}.jpg"
+
+
+def _exemplar_path(number, layer, channel, rank) -> str:
+    return f"exemplars/{number:02d}-{layer.name}-{channel.index}-{rank}.jpg"
+
+
+def _patch(exemplar) -> Image.Image:
+    """An exemplar's patch at the page's size: patches of shallow layers are small."""
+    return exemplar.patch.resize((EXEMPLAR_SIDE, EXEMPLAR_SIDE), Image.LANCZOS)
 
 
 def _img(path: str, picture: Image.Image, alt: str) -> str:
@@ -203,7 +217,7 @@ def render_html(result: ProbeResult, source: str = "photo", command: str | None 
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="{GENERATOR} {e(version)}">
 <title>{e(title)}</title>
-<style>{STYLE}</style>
+<style>{STYLE}{EXEMPLAR_STYLE if result.exemplars is not None else ""}</style>
 </head>
 <body>
 <header>
@@ -221,7 +235,7 @@ each one looks for (a picture grown from noise to excite it) and where in the ph
 {classes}
 </ol>
 <p class="note">Contact sheet of the dreams: <a href="sheet.png">sheet.png</a></p>
-</div>
+{_exemplar_note(result)}</div>
 </section>
 <nav class="strip" aria-label="layers">
 {strip}
@@ -253,10 +267,12 @@ def _layer_section(number: int, layer, count: int) -> str:
         + (_img(_channel_path(number, layer, c, "visualization"), c.visualization, f"what channel {c.index} of {layer.name} looks for")
            if c.visualization is not None else "")
         + _img(_channel_path(number, layer, c, "heatmap"), c.heatmap, f"where channel {c.index} of {layer.name} fires in the photo")
-        + f'</div><figcaption>channel {c.index} <span>{c.strength:.1f}&times; average</span></figcaption></figure>'
+        + "</div>" + _exemplar_strip(number, layer, c)
+        + f'<figcaption>channel {c.index} <span>{c.strength:.1f}&times; average</span></figcaption></figure>'
         for c in layer.top
     )
-    channels = (f'<div class="channels"><h3>Strongest channels <span>what each looks for, where it fires, and how strongly it responds to this photo compared with the layer&rsquo;s average channel</span></h3>'
+    found = "; below them, the patches of the folder&rsquo;s pictures that excite it most" if any(c.exemplars for c in layer.top) else ""
+    channels = (f'<div class="channels"><h3>Strongest channels <span>what each looks for, where it fires, and how strongly it responds to this photo compared with the layer&rsquo;s average channel{found}</span></h3>'
                 f'<div class="cards">{cards}</div></div>') if layer.top else ""
     return f"""<section class="layer" id="{e(layer.name)}">
 <h2>{e(layer.name)} <span>layer {number} of {count} &middot; {layer.channels} channels &middot; stride {layer.stride}</span></h2>
@@ -265,6 +281,31 @@ def _layer_section(number: int, layer, count: int) -> str:
 {channels}
 </div>
 </section>"""
+
+
+def _exemplar_strip(number: int, layer, channel) -> str:
+    """A channel's natural exemplars, strongest first, each titled with its file and activation; '' without."""
+    if not channel.exemplars:
+        return ""
+    pictures = "".join(_img(_exemplar_path(number, layer, channel, rank), _patch(e), f"{e.file}, activation {e.activation:.3g}")
+                       for rank, e in enumerate(channel.exemplars, start=1))
+    columns = min(4, len(channel.exemplars))
+    return (f'<div class="exemplars" style="grid-template-columns: repeat({columns}, 1fr)">{pictures}</div>'
+            f'<p class="found">strongest in the folder&rsquo;s pictures</p>')
+
+
+def _exemplar_note(result: ProbeResult) -> str:
+    """Where the exemplars come from and what could not be read; '' without an exemplar folder."""
+    found = result.exemplars
+    if found is None:
+        return ""
+    e = html.escape
+    skipped = ""
+    if found.skipped:
+        names = ", ".join(e(name) for name, _ in found.skipped[:10]) + (f" and {len(found.skipped) - 10} more" if len(found.skipped) > 10 else "")
+        skipped = f", {len(found.skipped)} skipped ({names})"
+    return (f'<p class="note">Natural exemplars from <code>{e(result.settings.exemplar_folder)}</code>: '
+            f'{found.read} picture{"" if found.read == 1 else "s"} read{skipped}.</p>\n')
 
 
 def _setting(value) -> str:
@@ -316,4 +357,9 @@ th, td { text-align: left; padding: 3px 18px 3px 0; border-bottom: 1px solid var
 th { color: var(--muted); }
 footer { color: var(--muted); font-size: 13px; padding-bottom: 32px; }
 @media (max-width: 820px) { .overview, .layer .body { grid-template-columns: 1fr; } }
+"""
+# Only on a page with exemplars: without them the page is what it was before exemplars existed.
+EXEMPLAR_STYLE = """.channel .exemplars { display: grid; gap: 4px; margin-top: 4px; }
+.channel .exemplars img { border-radius: 3px; }
+.channel .found { color: var(--muted); font-size: 12px; margin: 4px 0 0; }
 """

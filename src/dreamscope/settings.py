@@ -205,6 +205,25 @@ def parse_unit(spec: str) -> tuple[str, int]:
     return layer.strip(), int(index)
 
 
+def _unit_list(name: str, value) -> str:
+    """'stage4.2:17, stage5.2:3' (or a list of such, or of (layer, index) pairs) -> 'stage4.2:17,stage5.2:3'."""
+    given = [value] if isinstance(value, str) or not isinstance(value, (list, tuple)) else list(value)
+    parts = [piece for part in given for piece in (part.split(",") if isinstance(part, str) else [part])
+             if not (isinstance(piece, str) and not piece.strip())]  # a repeated --channel may hold a list too
+    units = []
+    for part in parts:
+        try:
+            layer, index = (str(part[0]), part[1]) if isinstance(part, (list, tuple)) and len(part) == 2 else parse_unit(part)
+            if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+                raise DreamscopeError("bad index")
+        except DreamscopeError:
+            raise SettingsError(name, f"must be LAYER:INDEX, e.g. stage4.2:17 (several comma-separated); got {_shown(part)}") from None
+        units.append(f"{layer.strip()}:{index}")
+    if not units:
+        raise SettingsError(name, "is required: which channels, as LAYER:INDEX (e.g. stage4.2:17)")
+    return ",".join(dict.fromkeys(units))
+
+
 def _tile(name: str, value):
     if value is None:
         return None
@@ -429,6 +448,29 @@ class ProbeSettings(Settings):
     max_size: int | None = setting(512, Whole(32, 16_384, optional=True), "downscale the photo first so its longest side is at most this")
     vis_size: int = setting(128, Whole(64, 2048), "side of the channels' pictures")
     vis_steps: int = setting(128, Whole(1, 10_000), "optimization steps of the channels' pictures")
+    exemplar_folder: str | None = setting(None, Text(), "folder of pictures (searched recursively) in which to find each shown channel's natural exemplars")
+    exemplar_count: int = setting(4, Whole(1, 16), "natural exemplars per channel, each from a different picture of the folder")
+
+    def check(self) -> None:
+        if self.exemplar_folder is not None and not self.channels:
+            raise SettingsError("exemplar_folder", "finds pictures for the strongest channels, but {channels} is 0: show some channels")
+
+
+@dataclass(frozen=True)
+class ExemplarsSettings(Settings):
+    """The pictures of a folder that excite chosen channels most: natural exemplars, cut where each channel fires."""
+
+    recipe: ClassVar[str] = "exemplars"
+
+    units: str | None = setting(None, Text(parse=_unit_list), "channels as LAYER:INDEX, e.g. stage4.2:17; several comma-separated")
+    count: int = setting(8, Whole(1, 64), "exemplars per channel, each from a different picture")
+    side: int | None = setting(None, Whole(64, 2048, optional=True), "side the pictures are seen at: scaled, then their centre square (default: the model's resolution)")
+    vis_size: int = setting(128, Whole(64, 2048), "side of the channels' feature visualizations on the sheet")
+    vis_steps: int = setting(128, Whole(1, 10_000), "optimization steps of the channels' feature visualizations")
+
+    def check(self) -> None:
+        if self.units is None:
+            raise SettingsError("units", "is required: which channels, as LAYER:INDEX (e.g. stage4.2:17)")
 
 
 @dataclass(frozen=True)
@@ -440,9 +482,64 @@ class ClassifySettings(Settings):
     top: int = setting(5, Whole(1, 100_000), "how many classes")
 
 
+def _class_pair(name: str, value):
+    if value is None:
+        return None
+    names = [part.strip() for part in str(value).split(",") if part.strip()]
+    if len(names) != 2 or names[0] == names[1]:
+        raise SettingsError(name, f"must name two different classes as A,B, got {_shown(value)}")
+    return ",".join(names)
+
+
+@dataclass(frozen=True)
+class AtlasSettings(Settings):
+    """An activation atlas of a folder of pictures: a layer's activations laid out in 2-D, one icon per cell."""
+
+    recipe: ClassVar[str] = "atlas"
+
+    layer: str | None = setting(None, Text(), "layer to map (default: the model's default dream layer)")
+    grid: int = setting(20, Whole(2, 200), "cells across and down the atlas")
+    positions: int = setting(10, Whole(1, 4096), "activation vectors taken from each picture, at random positions (seeded)")
+    side: int | None = setting(None, Whole(32, 2048, optional=True), "side the pictures are seen at: scaled, then their centre square (default: the model's resolution)")
+    min_count: int = setting(3, Whole(1, 10_000_000), "a cell with fewer vectors than this stays empty")
+    class_name: str | None = setting(None, Text(), "a class atlas: only the vectors that push toward this class, drawn by strength")
+    compare: str | None = setting(None, Text(parse=_class_pair), "two classes A,B side by side, marking the features that separate them")
+    keep: float = setting(0.05, Number(0.0, 1.0, above=True), "share of all vectors a class atlas keeps: those that push hardest toward the class")
+    icon_size: int = setting(80, Whole(32, 512), "side of each cell's feature visualization, in px")
+    icon_steps: int = setting(160, Whole(1, 10_000), "optimization steps of the icons")
+    neighbours: int = setting(15, Whole(2, 200), "UMAP's n_neighbors: larger keeps more of the global structure")
+    exemplars_per_cell: int = setting(6, Whole(0, 50), "natural patches shown per cell")
+
+    def check(self) -> None:
+        if self.class_name is not None and self.compare is not None:
+            raise SettingsError("compare", "cannot be combined with a class atlas (class_name); give one of them")
+
+
+@dataclass(frozen=True)
+class PatchSettings(Settings):
+    """The patch experiment: paste a feature's icon into photos of one class; how often does the top class flip?"""
+
+    recipe: ClassVar[str] = "patch"
+
+    from_class: str | None = setting(None, Text(), "the class of the photos (only views the network calls this count)")
+    to_class: str | None = setting(None, Text(), "the class the patch should tip them into")
+    size: float = setting(0.3, Number(0.02, 1.0), "patch side, as a share of the picture's side")
+    place: str = setting("random", Choice(("random", "corner", "centre")), "where the patch goes: random (seeded, the same place for every patch of one trial), a corner or the centre")
+    views: int = setting(1, Whole(1, 1000), "views of each photo: 1 is the photo; more adds random crops and mirror images of it")
+    side: int | None = setting(None, Whole(32, 2048, optional=True), "side the pictures are seen at (default: the model's resolution)")
+
+    def check(self) -> None:
+        for name in ("from_class", "to_class"):
+            if getattr(self, name) is None:
+                raise SettingsError(name, "is required")
+        if self.from_class == self.to_class:
+            raise SettingsError("to_class", "must differ from from_class")
+
+
 RECIPES: dict[str, type[Settings]] = {
     cls.recipe: cls
-    for cls in (DreamSettings, VisualizeSettings, ZoomSettings, MorphSettings, VideoSettings, ProbeSettings, ClassifySettings)
+    for cls in (DreamSettings, VisualizeSettings, ZoomSettings, MorphSettings, VideoSettings, ProbeSettings, ClassifySettings,
+                ExemplarsSettings)
 }
 
 

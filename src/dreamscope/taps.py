@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import weakref
+from typing import Callable
 
 import torch
 from torch import nn
@@ -25,11 +26,12 @@ class _Enough(Exception):
 
 
 class _Capture:
-    __slots__ = ("paths", "outputs")
+    __slots__ = ("paths", "outputs", "replace")
 
-    def __init__(self, paths: dict[nn.Module, list[str]]):
+    def __init__(self, paths: dict[nn.Module, list[str]], replace: dict[nn.Module, Callable] | None = None):
         self.paths = paths  # module -> the dotted paths it was asked by (a module can have two names)
         self.outputs: dict[str, torch.Tensor] = {}
+        self.replace = replace or {}  # module -> fn(output) giving what the rest of the network sees instead
 
 
 _current: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar("dreamscope_capture", default=None)
@@ -37,10 +39,12 @@ _installed: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
 _install_lock = threading.Lock()
 
 
-def _dispatch(module: nn.Module, _inputs, output) -> None:
+def _dispatch(module: nn.Module, _inputs, output):
     capture = _current.get()
     if capture is None:
-        return
+        return None
+    if module in capture.replace:
+        return capture.replace[module](output)  # a forward hook's return value replaces the module's output
     paths = capture.paths.get(module)
     if not paths or paths[0] in capture.outputs:  # a module reused later in the graph counts at its first call
         return
@@ -58,19 +62,25 @@ def _install(modules) -> None:
                 _installed.add(module)
 
 
-def capture(net: nn.Module, modules: list[str] | tuple[str, ...], x: torch.Tensor) -> dict[str, torch.Tensor]:
+def capture(net: nn.Module, modules: list[str] | tuple[str, ...], x: torch.Tensor,
+            replace: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
     """Run `net(x)` until every module in `modules` (dotted paths; "" is the whole network) has produced its
-    output; return those outputs by path."""
+    output; return those outputs by path.
+
+    `replace` maps a module's path to fn(output): the rest of the network sees what it returns instead (a
+    batch of variations of one activation, a tangent for forward-mode derivatives).
+    """
     wanted = list(dict.fromkeys(modules))
     found = dict(net.named_modules())
-    missing = [m for m in wanted if m not in found]
+    missing = [m for m in [*wanted, *(replace or {})] if m not in found]
     if missing:
         raise KeyError(f"no module named {missing[0]!r} in {net.__class__.__name__}")
     paths: dict[nn.Module, list[str]] = {}
     for path in wanted:
         paths.setdefault(found[path], []).append(path)
-    _install(paths)
-    state = _Capture(paths)
+    replacing = {found[path]: fn for path, fn in (replace or {}).items()}
+    _install([*paths, *replacing])
+    state = _Capture(paths, replacing)
     token = _current.set(state)
     try:
         net(x)

@@ -8,6 +8,7 @@ top classes. `report.py` turns the result into an HTML page and a contact sheet.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Iterator
@@ -21,6 +22,8 @@ from ..models import LayerInfo, LoadedModel
 from ..settings import DreamSettings, ProbeSettings
 from . import base
 from . import dream as dream_recipe
+from . import exemplars as exemplars_recipe
+from . import folder
 from . import visualize as visualize_recipe
 from .classify import Prediction, classify
 
@@ -30,6 +33,9 @@ from .classify import Prediction, classify
 LAYER_COUNT = 6
 TOP_CLASSES = 5
 HEATMAP_SIZE = 256  # longest side: the page shows heat maps small, the dreams large
+# The folder pass's share of the progress bar: a default probe layer (a dream and its channels' pictures) takes
+# about as long as reading and evaluating 300 pictures at 224 px on 2 CPU cores.
+PICTURES_PER_LAYER = 300
 
 # Heat map colours from cold to hot (an "inferno"-like ramp): dark where the channel is silent.
 HEAT_COLOURS = torch.tensor([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]]) / 255.0
@@ -41,6 +47,7 @@ class ChannelProbe:
     strength: float  # mean squared activation on the photo (the ranking score), relative to the layer's average channel
     heatmap: Image.Image  # the photo, greyed, with the channel's activation overlaid
     visualization: Image.Image | None  # a picture grown from noise that maximizes the channel
+    exemplars: tuple[exemplars_recipe.Exemplar, ...] = ()  # the patches of the exemplar folder that excite it most
 
 
 @dataclass(frozen=True)
@@ -60,11 +67,14 @@ class ProbeResult:
     layers: list[LayerProbe]
     settings: ProbeSettings
     record: provenance.Record
+    exemplars: exemplars_recipe.ExemplarsResult | None = None  # with an exemplar folder: what was read and skipped
 
     @property
     def facts(self) -> dict:
-        """Every setting, the layers as probed and what ran them: the report's table."""
-        return {**{k: v for k, v in self.settings.to_json().items() if k != "recipe"}, "layers": [layer.name for layer in self.layers], "photo_size": list(self.photo.size),
+        """Every setting, the layers as probed and what ran them: the report's table. The exemplar settings only
+        with an exemplar folder: without one, the table is as it was before exemplars existed."""
+        unused = ("recipe",) + (("exemplar_folder", "exemplar_count") if self.settings.exemplar_folder is None else ())
+        return {**{k: v for k, v in self.settings.to_json().items() if k not in unused}, "layers": [layer.name for layer in self.layers], "photo_size": list(self.photo.size),
                 "device": self.record.device, "threads": self.record.threads, "dreamscope": self.record.dreamscope,
                 "torch": self.record.torch}
 
@@ -105,7 +115,9 @@ def probe_iter(image: Image.Image, settings: ProbeSettings | None = None, *, mod
 
     `channels` is how many of each layer's strongest channels to show (0: dreams and classes only, which is
     all a contact sheet needs). The dream settings are as for `dream_iter`; `vis_size` and `vis_steps` set the
-    channels' feature visualizations. Every setting is checked, for every layer, before any work starts.
+    channels' feature visualizations. With `exemplar_folder`, one pass over its pictures finds each shown
+    channel's `exemplar_count` natural exemplars (see `exemplars.py`). Every setting is checked, for every
+    layer, before any work starts.
     """
     settings, net = base.prepare(ProbeSettings, settings, fields, model, device)
     names = parse_layers(net, settings.layers)
@@ -118,27 +130,48 @@ def probe_iter(image: Image.Image, settings: ProbeSettings | None = None, *, mod
         objective = dream_recipe.build_objective(net, photo_x, name, None, None)
         plans.append((objective, dream_recipe.plan_octaves(net, objective, photo_x.shape[-2:], dream)))
     record = provenance.make(settings, net, {"input": image})
-    return Run(_probe(net, photo, photo_x, names, plans, settings, record), settings, record, net)
+    scan = None
+    if settings.exemplar_folder is not None:
+        scan = folder.scan(settings.exemplar_folder, net.spec.resolution)  # a missing or empty folder fails now
+    return Run(_probe(net, photo, photo_x, names, plans, settings, record, scan), settings, record, net)
 
 
-def _probe(net, photo, photo_x, names, plans, settings: ProbeSettings, record) -> Iterator[Event]:
+def _probe(net, photo, photo_x, names, plans, settings: ProbeSettings, record, scan) -> Iterator[Event]:
     per_dream = settings.octaves * settings.steps
     per_layer = per_dream + (settings.vis_steps if settings.channels else 0)
+    share = len(scan.files) / (len(scan.files) + PICTURES_PER_LAYER * len(names)) if scan is not None else 0.0
+    width = (1.0 - share) / len(names)  # of the progress bar, per layer
     predictions = classify(photo, model=net, top=TOP_CLASSES)
     probes = []
     for number, (name, (objective, plan)) in enumerate(zip(names, plans), start=1):
         stage = Stage("layer", number, len(names), name)
-        at = (number - 1) / len(names)
+        at = (number - 1) * width
         dreamed = dream_recipe.octave_dream(net, objective, photo_x, plan, steps=settings.steps, step_size=settings.step_size,
                                             jitter=settings.jitter, generator=base.generator(settings.seed))
-        dream_x = yield from nest(dreamed, stage, at, per_dream / per_layer / len(names))
+        dream_x = yield from nest(dreamed, stage, at, per_dream / per_layer * width)
         top = []
         if settings.channels:
-            top = yield from _channels(net, photo_x, name, settings, stage, at + per_dream / per_layer / len(names),
-                                       settings.vis_steps / per_layer / len(names))
+            top = yield from _channels(net, photo_x, name, settings, stage, at + per_dream / per_layer * width,
+                                       settings.vis_steps / per_layer * width)
         info = net.layer(name)
         probes.append(LayerProbe(name, info.channels, info.stride, images.to_pil(dream_x), top))
-    yield finish(ProbeResult(photo, net.name, predictions, probes, settings, record))
+    found = None
+    if scan is not None:
+        probes, found = yield from _exemplars(net, scan, probes, settings, 1.0 - share, share)
+    yield finish(ProbeResult(photo, net.name, predictions, probes, settings, record, found))
+
+
+def _exemplars(net, scan: folder.Scan, probes: list[LayerProbe], settings: ProbeSettings, at: float, span: float):
+    """One pass over the exemplar folder for every shown channel of every layer at once; the layers with each
+    channel's exemplars, and what was found (read, skipped)."""
+    units = [(layer.name, channel.index) for layer in probes for channel in layer.top]
+    searched = exemplars_recipe.search(net, scan, units, settings.exemplar_count)
+    found = yield from nest(searched, Stage("exemplars", 1, 1, scan.root.name), at, span)
+    for note in exemplars_recipe.skipped_notes(found.skipped):
+        yield Event(fraction=at + span, note=note)  # where the bar is: a note must not move it back
+    probes = [dataclasses.replace(layer, top=[dataclasses.replace(channel, exemplars=tuple(found.units[(layer.name, channel.index)]))
+                                              for channel in layer.top]) for layer in probes]
+    return probes, found
 
 
 def _channels(net, photo_x, name, settings: ProbeSettings, stage: Stage, at: float, span: float):

@@ -282,6 +282,9 @@ class Studio:
             if name in info.FIXED and value not in (None, "", self._fixed(name)):
                 raise SettingsError(name, literal(f"is the server's: it runs {self._fixed('model')}; start dreamscope studio "
                                                   f"with --{name} to use another"))
+            if name in info.SERVER_ONLY and value not in (None, "", known[name].default):
+                raise SettingsError(name, "is not offered by the studio: it names a folder on the server; use the command line "
+                                          "(dreamscope probe --exemplars FOLDER)")
             try:
                 known[name].metadata["check"](name, value)
             except DreamscopeError:

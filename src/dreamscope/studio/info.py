@@ -11,6 +11,9 @@ from .. import settings as S
 
 OUTPUT_KIND = {"dream": "picture", "visualize": "picture", "zoom": "video", "morph": "video", "video": "video", "probe": "report"}
 FIXED = ("model", "weights")  # the server's own model: not a field of any form
+# A folder on the server's disk (a probe's exemplar pictures) is not for a web page to name: the page could read
+# any folder the server can. Not a field of any form, and refused when a request sets it (app.Studio._settings).
+SERVER_ONLY = ("exemplar_folder", "exemplar_count")
 PROBE_PRESET = {"channels": 0, "max_size": 192, "octaves": 2, "steps": 15}  # "what each layer sees": a fast probe
 
 
@@ -47,7 +50,7 @@ def recipes_json() -> dict[str, Any]:
         cls = S.RECIPES[name]
         recipes[name] = {
             "help": (cls.__doc__ or "").strip().splitlines()[0],
-            "fields": [field_json(f) for f in dataclasses.fields(cls) if f.name not in FIXED],
+            "fields": [field_json(f) for f in dataclasses.fields(cls) if f.name not in FIXED + SERVER_ONLY],
             "inputs": list(jobs.INPUTS[name]),
             "required": jobs.REQUIRED.get(name),
             "output": OUTPUT_KIND[name],
