@@ -144,10 +144,32 @@ def atlas_pictures() -> None:
     dreamscope("atlas", str(whole / "collection.npz"), "-o", str(versus), "--compare", "snorkel,scuba diver", "--grid", "10")
     comparison = Image.open(versus / "atlas.png")
     save(comparison.resize((1200, round(1200 * comparison.height / comparison.width)), Image.LANCZOS), "atlas-compare.jpg")
+    patch_pictures()
+
+
+def patch_pictures() -> None:
+    """The patch experiment on the pair where the atlas found a feature that works: tricycle -> bicycle-built-for-two.
+    The comparison's cell that favours the tandem most is pasted into 20 views of the sample's tricycle photo."""
+    import json
+    import shutil
+    import subprocess
+
+    whole, versus = ATLAS / "imagenet-sample", ATLAS / "tricycle-vs-tandem"
+    photos = ATLAS / "tricycle-photos"
+    photos.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SAMPLE / "n04482393_tricycle.JPEG", photos)
+    a, b = "tricycle", "bicycle-built-for-two"
+    subprocess.run([sys.executable, "-m", "dreamscope", "atlas", str(whole / "collection.npz"), "-o", str(versus), "--compare",
+                    f"{a},{b}", "--grid", "10", "-q"], check=True)
+    cells = json.loads((versus / "atlas.json").read_text())["cells"]
+    best = max(cells, key=lambda c: c["strength"][b] - c["strength"][a])["name"]
+    subprocess.run([sys.executable, "-m", "dreamscope", "patch", str(photos), "--from", a, "--to", b, "--icon", f"{versus}:{best}",
+                    "--size", "0.4", "--views", "20", "-o", str(ATLAS / "patch-tricycle"), "-q"], check=True)
+    save(Image.open(ATLAS / "patch-tricycle" / "examples.png").convert("RGB"), "patch.jpg")
 
 
 if __name__ == "__main__":
     steps = {"dream": dream_pictures, "visualize": visualize_pictures, "zoom": zoom_pictures, "video": video_pictures,
-             "atlas": atlas_pictures}
+             "atlas": atlas_pictures, "patch": patch_pictures}
     for name in sys.argv[1:] or steps:  # e.g. `docs/make_pictures.py zoom video` for just those
         steps[name]()

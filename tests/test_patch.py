@@ -107,12 +107,13 @@ def test_the_command_prints_the_rates_and_writes_the_trials(photos, coffee, run_
 
 
 def test_a_cell_of_an_atlas_is_an_icon_and_brings_its_rival_as_control(photos, run_cli, tmp_path):
-    """ATLAS:CELL names a cell's icon; for a comparison, the cell that favours the other class most is the control."""
+    """ATLAS:CELL names a cell's icon; for a comparison, the cell that pushes least toward either class is the control."""
     atlas = tmp_path / "atlas"
     (atlas / "cells").mkdir(parents=True)
     cells = []
     for name, colour, strength in (("r00-c00", (200, 120, 60), {"Egyptian cat": 0.1, "espresso": 0.5}),
-                                   ("r00-c01", (60, 60, 200), {"Egyptian cat": 0.6, "espresso": 0.0})):
+                                   ("r00-c01", (60, 60, 200), {"Egyptian cat": 0.05, "espresso": 0.02}),
+                                   ("r01-c00", (60, 200, 60), {"Egyptian cat": 0.6, "espresso": 0.0})):
         Image.new("RGB", (32, 32), colour).save(atlas / "cells" / f"{name}.png")
         cells.append({"name": name, "icon": f"cells/{name}.png", "strength": strength})
     (atlas / "atlas.json").write_text(json.dumps({"cells": cells}))

@@ -21,8 +21,12 @@ NON_DEFAULT = {
     "probe": dict(layers="stage2.1,stage4.2", channels=0, max_size=None, vis_size=96, vis_steps=64),
     "classify": dict(top=10, model="efficientnet-lite2"),
     "exemplars": dict(units="stage4.2:17,stage5.2:3", count=5, side=96, vis_size=64, vis_steps=16, seed=7),
+    "atlas": dict(layer="stage4.2", grid=12, positions=4, side=96, min_count=2, compare="snorkel, scuba diver", keep=0.1,
+                  icon_size=64, icon_steps=50, neighbours=8, exemplars_per_cell=3),
+    "patch": dict(from_class="snorkel", to_class="scuba diver", size=0.25, place="corner", views=20, side=160),
 }
-REQUIRED = {"visualize": {"target": "banana"}, "morph": {"classes": "a,b"}, "exemplars": {"units": "stage4.2:17"}}
+REQUIRED = {"visualize": {"target": "banana"}, "morph": {"classes": "a,b"}, "exemplars": {"units": "stage4.2:17"},
+            "patch": {"from_class": "snorkel", "to_class": "scuba diver"}}
 
 
 @pytest.mark.parametrize("recipe", list(S.RECIPES))

@@ -372,10 +372,10 @@ def cell_icon(folder: str | os.PathLike, cell: str) -> tuple[dict, Image.Image]:
     return found, images.load_image(Path(folder) / found["icon"], "icon")
 
 
-def favouring(folder: str | os.PathLike, towards: str, over: str) -> str | None:
-    """The name of a comparison's cell that favours class `towards` over `over` most; None for other atlases."""
-    data = read_facts(folder)
-    cells = [c for c in data["cells"] if towards in c["strength"] and over in c["strength"]]
+def unrelated(folder: str | os.PathLike, *classes: str) -> str | None:
+    """The name of a class atlas's or comparison's cell that pushes least toward any of `classes` (a control for
+    the patch experiment: an icon like the others, of a feature the classes do not lean on); None for a plain atlas."""
+    cells = [c for c in read_facts(folder)["cells"] if all(name in c["strength"] for name in classes)]
     if not cells:
         return None
-    return max(cells, key=lambda c: c["strength"][towards] - c["strength"][over])["name"]
+    return min(cells, key=lambda c: max(c["strength"][name] for name in classes))["name"]

@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="what to paste: a cell of an atlas as ATLAS_FOLDER:rRR-cCC (or ATLAS_FOLDER:ROW,COL), or a picture file")
     pa.add_argument("--control", action="append", default=[], metavar="CELL|IMAGE",
                     help="another patch to compare with, besides noise (repeatable; default for a cell of a comparison: "
-                         "the cell that favours the --from class most)")
+                         "its cell that pushes least toward either class, an unrelated icon)")
     pa.add_argument("-o", "--output", help="a folder for result.json (every trial) and examples.png (one view with each patch)")
     _add_settings(pa, S.PatchSettings)
     _add_run_options(pa)
@@ -536,7 +536,7 @@ def _cmd_patch(args) -> int:
     if not args.control and atlas_folder is not None:
         from . import atlas_report
 
-        other = atlas_report.favouring(atlas_folder, settings.from_class, settings.to_class)
+        other = atlas_report.unrelated(atlas_folder, settings.from_class, settings.to_class)
         if other is not None and f"cell {other}" != name:
             controls[f"cell {other}"] = atlas_report.cell_icon(atlas_folder, other)[1]
     if args.output:
@@ -555,11 +555,12 @@ def _cmd_patch(args) -> int:
     labels = {"icon": f"{name} (the icon)", patch.NOISE: "noise (control)", **{c: f"{c} (control)" for c in controls}}
     print(f"patch experiment: {result.from_label} -> {result.to_label}: {len(result.trials)} view(s) called {result.from_label} "
           f"(of {result.views} tried), patch {settings.size:.0%} of the side, {settings.place} place")
-    width = max(len(text) for text in labels.values())
-    print(f"{'patch':<{width}}  {'flips to ' + result.to_label:>22}  {'mean p(' + result.to_label + ')':>16}  {'still ' + result.from_label:>16}")
-    for row in result.table():
-        flips = f"{row['flips']}/{row['trials']} ({row['flip_rate']:.0%})"
-        print(f"{labels[row['patch']]:<{width}}  {flips:>22}  {row['mean_probability']:>16.3f}  {row['still_from_class']:>16}")
+    header = ["patch", f"flips to {result.to_label}", f"mean p({result.to_label})", f"still {result.from_label}"]
+    rows = [[labels[row["patch"]], f"{row['flips']}/{row['trials']} ({row['flip_rate']:.0%})", f"{row['mean_probability']:.3f}",
+             str(row["still_from_class"])] for row in result.table()]
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(4)]
+    for line in [header, *rows]:
+        print("  ".join([line[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(line[1:], widths[1:])]))
     if result.skipped:
         _say(f"note: skipped {len(result.skipped)} file(s) that could not be read: " + ", ".join(n for n, _ in result.skipped[:10]))
     if args.output:

@@ -144,6 +144,8 @@ def _metadata(path: Path) -> dict[str, str]:
     if path.is_dir():
         if (path / "sheet.png").is_file() and (path / "index.html").is_file():  # a probe report
             return images.read_metadata(path / "sheet.png")
+        if (path / "atlas.png").is_file() and (path / "index.html").is_file():  # an activation atlas
+            return images.read_metadata(path / "atlas.png")
         return videos.read_metadata(path)
     if path.suffix.lower() in images.OUTPUT_FORMATS:
         return images.read_metadata(path)

@@ -539,7 +539,7 @@ class PatchSettings(Settings):
 RECIPES: dict[str, type[Settings]] = {
     cls.recipe: cls
     for cls in (DreamSettings, VisualizeSettings, ZoomSettings, MorphSettings, VideoSettings, ProbeSettings, ClassifySettings,
-                ExemplarsSettings)
+                ExemplarsSettings, AtlasSettings, PatchSettings)
 }
 
 
