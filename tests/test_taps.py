@@ -104,3 +104,12 @@ def test_real_model_forward_stops_at_the_layer():
     finally:
         handle.remove()
     assert calls == []  # the head never ran
+
+
+def test_a_replaced_output_is_what_the_later_modules_see_in_this_capture_only():
+    net = tiny()
+    out = taps.capture(net, ["0", "3"], torch.zeros(1), replace={"1": lambda output: output * 10})
+    assert float(out["0"]) == 1 and float(out["3"]) == 22  # (1 + 1) * 10, then + 1 twice
+    assert float(taps.capture(net, ["3"], torch.zeros(1))["3"]) == 4  # the next capture runs the network as it is
+    with pytest.raises(KeyError, match="no module named '9'"):
+        taps.capture(net, ["3"], torch.zeros(1), replace={"9": lambda output: output})
