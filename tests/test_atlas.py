@@ -267,6 +267,11 @@ MISTAKES = {
     "class and compare": (["{pictures}", "--class", "tabby", "--compare", "tabby,tiger cat"], "cannot be combined"),
     "grid too small": (["{pictures}", "--grid", "1"], "--grid"),
     "not an atlas folder": (["{pictures}", "-o", "mine"], "holds no dreamscope report"),
+    "shard out of range": (["{pictures}", "--shard", "2/2", "-o", "s.npz"], "--shard 2/2 does not exist"),
+    "shard not I/N": (["{pictures}", "--shard", "half", "-o", "s.npz"], "--shard must be I/N"),
+    "shard with a layout setting": (["{pictures}", "--shard", "0/2", "-o", "s.npz", "--class", "tabby"], "--class does not apply to --shard"),
+    "shard to a picture": (["{pictures}", "--shard", "0/2", "-o", "s.png"], "-o names the .npz file"),
+    "folder and collection": (["{pictures}", "c.npz"], "not both"),
 }
 
 
@@ -278,15 +283,41 @@ def test_bad_input_is_one_line_and_writes_nothing(pictures, tmp_path):
     (tmp_path / "empty" / "notes.txt").write_text("no pictures here")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "keep.txt").write_text("mine")
-    jobs = [[str(tmp_path), ["atlas", *SMALL, *(a.format(pictures=pictures) for a in args)] + (["-o", "out"] if "-o" not in args else [])]
+    jobs = [[str(tmp_path), ["atlas", *(SHARD if "--shard" in args else SMALL), *(a.format(pictures=pictures) for a in args)]
+             + (["-o", "out"] if "-o" not in args else [])]
             for args, _ in MISTAKES.values()]
     driver = run_python("-c", USAGE_DRIVER, json.dumps(jobs))
     assert driver.returncode == 0, driver.stderr
     for (name, (_, message)), result in zip(MISTAKES.items(), (CliResult(*r) for r in json.loads(driver.stdout))):
         lines = result.stderr.strip().splitlines()
         assert result.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (name, result)
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("s.*"))
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["keep.txt"]
+
+
+def test_shards_from_the_command_line_join_into_the_whole_folders_atlas(made, pictures, tmp_path):
+    """`--shard I/N -o part.npz` on separate runs (machines), then the parts together: the same vectors as the
+    atlas made from the folder in one go."""
+    import contextlib
+    import io
+
+    from dreamscope import cli
+
+    out, _ = made
+    parts = [tmp_path / f"part{i}.npz" for i in range(3)]
+    for i, part in enumerate(parts):
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            assert cli.main(["atlas", str(pictures), "--shard", f"{i}/3", "-o", str(part), *SHARD]) == 0
+        assert f"shard {i} of 3" in err.getvalue()
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert cli.main(["atlas", *map(str, parts), "-o", str(tmp_path / "joined"), *SMALL]) == 0
+    whole, joined = (atlas.Collection.load(folder / "collection.npz") for folder in (out, tmp_path / "joined"))
+    key = lambda c: sorted((c.files[p], tuple(pos)) for p, pos in zip(c.picture, c.position.tolist()))  # noqa: E731
+    assert key(joined) == key(whole) and len(joined.skipped) == 1
+    assert json.loads((tmp_path / "joined" / "atlas.json").read_text())["pictures"] == 16
+
+
+SHARD = ["--layer", LAYER, "--side", str(SIDE), "--positions", "4", "-q"]
 
 
 def test_positions_depend_only_on_the_seed_and_the_picture():

@@ -240,9 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Collect a layer's activations from every picture of a folder, lay them out with UMAP, "
                                          "and draw each cell of the map by feature visualization, with the classes it pushes "
                                          "toward and the real patches that fell there: a picture and a page to explore.")
-    at.add_argument("folder", help="folder of pictures, searched recursively (files that cannot be read are skipped and listed), "
-                                   "or the collection.npz of an earlier atlas, to lay it out again without reading the pictures")
-    at.add_argument("-o", "--output", help="folder to write (default: NAME-atlas/ in the current folder, NAME-atlas-CLASS/ for a class)")
+    at.add_argument("folder", nargs="+", metavar="FOLDER|COLLECTION",
+                    help="folder of pictures, searched recursively (files that cannot be read are skipped and listed); or the "
+                         "collection.npz of an earlier atlas, or the shards written with --shard, to lay them out without "
+                         "reading the pictures")
+    at.add_argument("-o", "--output", help="folder to write (default: NAME-atlas/ in the current folder, NAME-atlas-CLASS/ for a "
+                                           "class); with --shard, the .npz file to write")
+    at.add_argument("--shard", metavar="I/N", help="only collect, from every N-th picture starting at the I-th (0-based), and "
+                                                   "write the vectors to a .npz: N such jobs, on any machines, give the folder's "
+                                                   "whole collection")
     _add_settings(at, S.AtlasSettings)
     _add_run_options(at)
     at.set_defaults(run=_cmd_atlas)
@@ -477,33 +483,76 @@ def _cmd_exemplars(args) -> int:
 
 def _cmd_atlas(args) -> int:
     from . import atlas_report
+    from .errors import UsageError
     from .recipes import atlas
     from .settings import AtlasSettings
 
     fields = _typed(args, AtlasSettings)
-    source = Path(args.folder)
-    collection = None
-    if source.suffix.lower() == ".npz" and source.is_file():
-        collection = atlas.Collection.load(source)
+    sources = [Path(given) for given in args.folder]
+    saved = [p for p in sources if p.suffix.lower() == ".npz"]
+    if saved and len(saved) < len(sources) or len(sources) > 1 and not saved:
+        raise UsageError("give one folder of pictures, or one or more collections (.npz), not both")
+    if args.shard is not None:
+        return _atlas_shard(args, sources, fields)
+    collection = atlas.Collection.concatenate([atlas.Collection.load(p) for p in saved]) if saved else None
+    if collection is not None:
         fields.setdefault("model", collection.model)
         fields.setdefault("layer", collection.layer)
     settings = AtlasSettings.build(None, fields)
-    output = args.output or _atlas_name(source, collection, settings)
+    output = args.output or _atlas_name(sources[0], collection, settings)
     atlas_report.check_atlas_folder(output)  # before the work, not after it
     _prepare(args)
-    run = atlas.atlas_iter(None if collection else source, settings, collection=collection, device=args.device)
+    run = atlas.atlas_iter(None if collection else sources[0], settings, collection=collection, device=args.device)
     result, _ = _follow(run, args, "atlas")
-    words = ["dreamscope", "atlas", _argument_path(str(source)), "-o", _argument_path(output.rstrip("/") + "/")]
+    words = ["dreamscope", "atlas", *(_argument_path(str(p)) for p in sources), "-o", _argument_path(output.rstrip("/") + "/")]
     for name, value in settings.changed().items():
         words += [flag_of(name), str(value)]
     atlas_report.write_atlas(result, output, command=" ".join(words))
-    skipped = result.collection.skipped
+    _skipped_note(result.collection.skipped, "(reasons in the page)")
+    print(f"wrote {_shown(os.path.join(output, 'index.html'))} ({result.kind} of {len(result.cells)} cells from "
+          f"{len(result.selected):,} vectors of {len(result.collection.files) - len(result.collection.skipped):,} pictures)",
+          file=sys.stderr)
+    return 0
+
+
+def _atlas_shard(args, sources, fields) -> int:
+    """`atlas FOLDER --shard I/N -o shard.npz`: one shard's collection, nothing else."""
+    from . import images
+    from .errors import UsageError
+    from .recipes import atlas
+    from .settings import AtlasSettings
+
+    try:
+        number, count = (int(part) for part in args.shard.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard must be I/N, e.g. 0/8, got {args.shard!r}") from None
+    if not 0 <= number < count:
+        raise UsageError(f"--shard {args.shard} does not exist: I goes from 0 to N-1")
+    if len(sources) != 1 or sources[0].suffix.lower() == ".npz":
+        raise UsageError("--shard collects from one folder of pictures")
+    only_layout = [name for name in ("grid", "min_count", "class_name", "compare", "keep", "icon_size", "icon_steps", "neighbours",
+                                     "exemplars_per_cell") if name in fields]
+    if only_layout:
+        raise UsageError(f"{flag_of(only_layout[0])} does not apply to --shard, which only collects; give it when joining the shards")
+    output = Path(args.output or f"{sources[0].resolve().name}-shard-{number}-of-{count}.npz")
+    if output.suffix.lower() != ".npz":
+        raise UsageError(f"with --shard, -o names the .npz file to write, got {_shown(output)}")
+    images.check_folder(output.parent)
+    settings = AtlasSettings.build(None, fields)
+    _prepare(args)
+    collection, _ = _follow(atlas.collect_iter(sources[0], settings=settings, shard=(number, count), device=args.device), args,
+                            f"shard {number}/{count}")
+    collection.save(output)
+    _skipped_note(collection.skipped)
+    print(f"wrote {_shown(output)} ({len(collection):,} vectors of {len(collection.files) - len(collection.skipped):,} pictures, "
+          f"shard {number} of {count})", file=sys.stderr)
+    return 0
+
+
+def _skipped_note(skipped, where: str = "") -> None:
     if skipped:
         names = ", ".join(_shown(name) for name, _ in skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
-        _say(f"note: skipped {len(skipped)} file(s) that could not be read: {names} (reasons in the page)")
-    print(f"wrote {_shown(os.path.join(output, 'index.html'))} ({result.kind} of {len(result.cells)} cells from "
-          f"{len(result.selected):,} vectors of {len(result.collection.files) - len(skipped):,} pictures)", file=sys.stderr)
-    return 0
+        _say(f"note: skipped {len(skipped)} file(s) that could not be read: {names}" + (f" {where}" if where else ""))
 
 
 def _atlas_name(source: Path, collection, settings) -> str:
@@ -561,8 +610,7 @@ def _cmd_patch(args) -> int:
     widths = [max(len(line[i]) for line in [header, *rows]) for i in range(4)]
     for line in [header, *rows]:
         print("  ".join([line[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(line[1:], widths[1:])]))
-    if result.skipped:
-        _say(f"note: skipped {len(result.skipped)} file(s) that could not be read: " + ", ".join(n for n, _ in result.skipped[:10]))
+    _skipped_note(result.skipped)
     if args.output:
         _write_patch_result(result, labels, Path(args.output))
         print(f"wrote {_shown(Path(args.output) / 'result.json')} and examples.png", file=sys.stderr)

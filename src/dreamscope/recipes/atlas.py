@@ -116,16 +116,19 @@ class Collection:
                    np.concatenate([p.position for p in parts]), attributions, [s for p in parts for s in p.skipped])
 
 
-def collect_iter(folder, layer: str | None = None, *, positions: int = 10, seed: int = 0, side: int | None = None,
-                 shard: tuple[int, int] | None = None, model: str | LoadedModel | None = None, device: str | None = None) -> Run:
+def collect_iter(folder, layer: str | None = None, settings: AtlasSettings | None = None, *, shard: tuple[int, int] | None = None,
+                 model: str | LoadedModel | None = None, device: str | None = None, **fields) -> Run:
     """Collect `positions` activation vectors per picture of `folder` (a path, or a list of picture files) at
-    `layer` (default: the model's default layer). `shard` (i, n) reads only every n-th picture from the
-    i-th: n such jobs, joined with `Collection.concatenate`, give exactly the collection of the whole folder."""
-    settings, net = base.prepare(AtlasSettings, None, {"layer": layer, "positions": positions, "seed": seed, "side": side}, model, device)
+    `layer` (default: the model's default layer); the atlas settings give positions, seed, side, model and
+    weights. `shard` (i, n) reads only every n-th picture from the i-th: n such jobs, joined with
+    `Collection.concatenate`, give exactly the collection of the whole folder."""
+    if layer is not None:
+        fields["layer"] = layer
+    settings, net = base.prepare(AtlasSettings, settings, fields, model, device)
     layer = settings.layer or net.spec.default_layer
     net.layer(layer)
     scan = folders.scan(folder, settings.side or net.spec.resolution, shard)
-    return Run(_collect(net, layer, scan, positions, seed), settings, None, net)
+    return Run(_collect(net, layer, scan, settings.positions, settings.seed), settings, None, net)
 
 
 def _collect(net: LoadedModel, layer: str, scan: folders.Scan, positions: int, seed: int) -> Iterator[Event]:
