@@ -162,9 +162,9 @@ def render_html(result: AtlasResult, data: dict, picture_size: tuple[int, int], 
             "class atlas": f"the {len(result.selected):,} activation vectors of layer {e(result.layer)} that push hardest toward "
                            f"<em>{e(result.classes[0]) if result.classes else ''}</em>, faded where they push least",
             "comparison": f"the activation vectors of layer {e(result.layer)} that push hardest toward "
-                          + " or ".join(f"<em>{e(c)}</em>" for c in result.classes)
-                          + ", laid out together; each panel fades the cells that push little toward its class, and "
-                            "outlines those that favour it over the other"}[result.kind]
+                          + " or ".join(f"<em>{e(c)}</em>" for c in result.classes)}[result.kind]
+    panels_note = (" Each panel fades the cells that push little toward its class and outlines those that favour it over "
+                   "the other." if result.kind == "comparison" else "")
     skipped = data["skipped"]
     skipped_html = ""
     if skipped:
@@ -186,10 +186,10 @@ def render_html(result: AtlasResult, data: dict, picture_size: tuple[int, int], 
 <body>
 <header>
 <h1>{e(title)}</h1>
-<p class="lede">A map of {what}, from {data['pictures']:,} {e(source)} ({result.settings.positions} random positions each),
-laid out by UMAP so similar features sit together, then binned into a {grid}&times;{grid} grid. Each icon is a
-picture grown to point the layer's activations along its cell's mean. Scroll or use the buttons to zoom, drag to
-move; hover or click a cell for the classes it pushes toward and the real patches that fell there.</p>
+<p class="lede">A map of {what}, from {data['pictures']:,} {e(source)} ({result.settings.positions} random positions each).
+UMAP laid the vectors out so similar features sit together, and a {grid}&times;{grid} grid bins them; each icon is a
+picture grown to point the layer's activations along its cell's mean.{panels_note} Scroll or use the buttons to zoom,
+drag to move; hover or click a cell for the classes it pushes toward and the real patches that fell there.</p>
 </header>
 <main>
 <div class="viewer">
