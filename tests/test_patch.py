@@ -41,16 +41,17 @@ def coffee(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def result(photos, coffee, model) -> patch.PatchResult:
-    settings = PatchSettings(from_class="Egyptian cat", to_class="espresso", size=0.7, views=12, side=160)
+    settings = PatchSettings(from_class="Egyptian cat", to_class="espresso", size=0.7, views=24, side=160)
     grey = Image.new("RGB", (64, 64), (128, 128, 128))
     return patch.patch_experiment(photos, Image.open(coffee), settings, controls={"grey": grey}, model=model)
 
 
 def test_the_pasted_feature_flips_more_than_noise_or_grey(result):
     assert result.patches == ["icon", "noise", "grey"]
-    assert 4 <= len(result.trials) <= 12 and result.views == 12  # only views called Egyptian cat are trials
+    assert 8 <= len(result.trials) <= 24 and result.views == 24  # only views called Egyptian cat are trials
     assert all(t.before > 0 for t in result.trials)
-    # A close-up of a cat stays a cat under most patches: only a large one of espresso tips a few views
+    # A close-up of a cat stays a cat under most patches: only a large one of espresso tips a few views (seeds 0-4:
+    # 5 to 9 of 23-24 trials, none for noise or grey)
     assert result.flips("icon") >= 2 and result.flips("noise") == result.flips("grey") == 0
     assert result.mean_probability("icon") > 10 * max(result.mean_probability("noise"), result.mean_probability("grey"))
     rows = {row["patch"]: row for row in result.table()}

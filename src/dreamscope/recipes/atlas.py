@@ -20,7 +20,6 @@ diver" map that led the paper to its patch attack, `recipes/patch.py`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,8 +171,7 @@ def _positions(seed: int, name: str, grid: tuple[int, int], count: int) -> torch
     rows, cols = grid
     margin_y, margin_x = int(rows >= 5), int(cols >= 5)
     inner = torch.tensor([r * cols + c for r in range(margin_y, rows - margin_y) for c in range(margin_x, cols - margin_x)])
-    digest = hashlib.sha256(f"{seed}:{name}".encode("utf-8", "surrogateescape")).digest()
-    generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+    generator = base.generator_for(seed, name)
     return inner[torch.randperm(len(inner), generator=generator)[: min(count, len(inner))]]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Mapping
 
 import torch
@@ -31,3 +32,11 @@ def prepare(cls: type[Settings], settings: Settings | None, fields: Mapping[str,
 
 def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+def generator_for(seed: int, *names) -> torch.Generator:
+    """A generator seeded by the seed and names (a picture's path, a view): the same item draws the same numbers
+    in any batch, shard or order, and different items draw independently."""
+    text = ":".join(map(str, (seed, *names)))
+    digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))

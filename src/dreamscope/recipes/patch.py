@@ -9,7 +9,6 @@ side by side, say whether the feature itself does the work or any patch there wo
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
@@ -125,8 +124,7 @@ def patch_experiment(photos, icon: Image.Image, settings: PatchSettings | None =
 
 def _generator(seed: int, name: str, view: int) -> torch.Generator:
     """Seeded by the seed, the photo's path and the view only: the same trial gets the same crop and place in any run."""
-    digest = hashlib.sha256(f"{seed}:{name}:{view}".encode("utf-8", "surrogateescape")).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+    return base.generator_for(seed, name, view)
 
 
 def _view(photo: Image.Image, side: int, seed: int, name: str, view: int) -> Image.Image:
