@@ -131,6 +131,29 @@ def test_shards_and_lists_of_files_give_the_same_collection(collection, pictures
     assert len(listed) == 16 and len(listed.files) == 4
 
 
+def test_the_collection_runs_as_batch_work_in_shards_and_a_rerun_keeps_them(collection, pictures, tmp_path, monkeypatch):
+    from dreamscope import batch
+    from dreamscope.events import run as run_events
+    from dreamscope.settings import AtlasSettings
+
+    monkeypatch.setattr(atlas, "SHARD_PICTURES", 7)  # the folder's 18 files: 3 shards
+    settings = AtlasSettings(layer=LAYER, positions=4, side=SIDE)
+    items = atlas.collection_items(pictures, settings, tmp_path / "parts")
+    assert len(items) == 3
+    done = run_events(batch.run_batch(items, batch.InlineEngine()))
+    assert done.count("done") == 3
+    joined = atlas.join_parts(items)
+    def places(c):
+        return sorted((c.files[p], tuple(q)) for p, q in zip(c.picture.tolist(), c.position.tolist()))
+
+    assert places(joined) == places(collection) and sorted(joined.skipped) == sorted(collection.skipped)
+    assert np.allclose(np.sort(joined.vectors, axis=0), np.sort(collection.vectors, axis=0), atol=1e-4)
+    again = run_events(batch.run_batch(items, batch.InlineEngine()))
+    assert again.count("skipped") == 3
+    other = atlas.collection_items(pictures, settings.replace(seed=1), tmp_path / "parts")
+    assert run_events(batch.run_batch(other, batch.InlineEngine())).count("done") == 3  # other positions: collected again
+
+
 def test_a_collection_survives_saving(collection, tmp_path):
     again = atlas.Collection.load(collection.save(tmp_path / "c.npz"))
     assert again.files == collection.files and again.skipped == collection.skipped and again.grid == collection.grid

@@ -99,3 +99,18 @@ def test_an_objective_can_target_one_sample_of_a_batch():
     assert float(O.layer_l2("a", sample=1)(batch)) == 1.0
     sheet = O.channel_sheet("a", [0, 3])  # picture 0 maximizes channel 0, picture 1 channel 3
     assert float(sheet(batch)) == 0.0 + 1.0 and sheet.description == "channel(a:0)@0 + channel(a:3)@1"
+
+
+def test_grouped_diversity_compares_only_pictures_of_the_same_group():
+    """A batch of two channels' samples: each group's term is the plain diversity of its pictures, and no gradient
+    crosses from one group to the other."""
+    torch.manual_seed(1)
+    act = torch.randn(5, 4, 3, 3, requires_grad=True)
+    grouped = O.diversity("a", groups=[[1, 2], [3, 4]])
+    value = grouped({"a": act})
+    expected = O.diversity("a")({"a": act[1:3]}) + O.diversity("a")({"a": act[3:5]})
+    assert float(value) == pytest.approx(float(expected))
+    assert "2 groups" in repr(grouped)
+    first_group = O.diversity("a", groups=[[1, 2]])({"a": act})
+    (gradient,) = torch.autograd.grad(first_group, act)
+    assert gradient[[0, 3, 4]].abs().max() == 0 and gradient[[1, 2]].abs().max() > 0

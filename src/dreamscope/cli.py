@@ -95,6 +95,7 @@ FLAGS = {
     "units": ("--channel", dict(action="append", metavar="LAYER:INDEX")),
     "count": ("--count", dict(type=_whole, metavar="K")),
     "side": ("--side", dict(type=_whole, metavar="PX")),
+    "block": ("--block", dict(type=_whole, metavar="N")),
 }
 ATLAS_FLAGS = {
     "class_name": ("--class", dict(metavar="NAME")),
@@ -185,6 +186,26 @@ def _add_run_options(parser, device: bool = True, threads: bool = True) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
+def _add_engine_options(parser, run_options: bool = True) -> None:
+    """Where batch work runs: this machine's processes (the default) or a Ray cluster."""
+    engine = parser.add_mutually_exclusive_group()
+    engine.add_argument("--ray", metavar="auto|local|ADDRESS",
+                        help="run on a Ray cluster: auto (the one this machine joined with `ray start`), local (a Ray instance "
+                             "started here for this run) or the head's HOST:PORT; inputs and outputs must be on storage every "
+                             "node sees at the same path")
+    engine.add_argument("--workers", type=_whole_or_zero, metavar="N",
+                        help="worker processes on this machine (default: one per core; 0: in this process)")
+    if not run_options:
+        return
+    parser.add_argument("--threads", type=_whole, metavar="N", default=1,
+                        help="CPU threads per worker (default 1); the same on any engine, so outputs are identical")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _whole_or_zero(text: str) -> int:
+    return 0 if text.strip() == "0" else _whole(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import settings as S
 
@@ -251,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "whole collection")
     _add_settings(at, S.AtlasSettings)
     _add_run_options(at)
+    _add_engine_options(at, run_options=False)
     at.set_defaults(run=_cmd_atlas)
 
     pa = commands.add_parser("patch", help="the patch experiment: does a feature pasted into photos of one class tip them into another?",
@@ -267,6 +289,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(pa, S.PatchSettings)
     _add_run_options(pa)
     pa.set_defaults(run=_cmd_patch)
+
+    ba = commands.add_parser("batch", help="dream or probe every picture of a folder, on this machine's cores or a Ray cluster",
+                             description="Run one recipe with one set of settings over every picture of a folder (recursively). "
+                                         "Outputs are named after their inputs; a picture that fails is recorded and the batch goes "
+                                         "on; running it again skips what is complete (by the record inside each output).")
+    recipes = ba.add_subparsers(dest="recipe", metavar="RECIPE", parser_class=_Parser)
+    recipes.required = True
+    bd = recipes.add_parser("dream", help="DeepDream every picture: OUT/NAME.png for FOLDER/NAME.jpg")
+    bd.add_argument("folder", help="folder of pictures, searched recursively")
+    bd.add_argument("-o", "--output", required=True, help="folder for the dreams (created if missing; may hold an earlier run's)")
+    _add_settings(bd, S.DreamSettings)
+    _add_engine_options(bd)
+    bp = recipes.add_parser("probe", help="a probe report for every picture: OUT/NAME/index.html")
+    bp.add_argument("folder", help="folder of pictures, searched recursively")
+    bp.add_argument("-o", "--output", required=True, help="folder for the reports (created if missing; may hold an earlier run's)")
+    _add_settings(bp, S.ProbeSettings)
+    _add_engine_options(bp)
+    ba.set_defaults(run=_cmd_batch)
+
+    ms = commands.add_parser("microscope", help="every channel of a network drawn, as a website: a page per layer and per channel",
+                             description="Draw every channel of the model's layers by feature visualization, with diverse samples, "
+                                         "the classes each pushes toward and (with --exemplars) the real pictures that excite it "
+                                         "most; write a static website that opens from disk. Resumable: run it again to finish.")
+    ms.add_argument("-o", "--output", required=True, help="folder for the site (index.html); an earlier microscope there is continued")
+    _add_settings(ms, S.MicroscopeSettings)
+    _add_engine_options(ms)
+    ms.set_defaults(run=_cmd_microscope)
 
     z = commands.add_parser("zoom", help="endless zoom: dream, zoom in a little, dream again (MP4, GIF or PNG frames)",
                             description="Feed a dream back into itself, zooming and turning a little each frame; or, with "
@@ -492,6 +541,9 @@ def _cmd_atlas(args) -> int:
     saved = [p for p in sources if p.suffix.lower() == ".npz"]
     if saved and len(saved) < len(sources) or len(sources) > 1 and not saved:
         raise UsageError("give one folder of pictures, or one or more collections (.npz), not both")
+    if (args.ray is not None or args.workers is not None) and (args.shard is not None or saved):
+        raise UsageError(f"{'--ray' if args.ray is not None else '--workers'} runs the collection of a folder's pictures; "
+                         f"{'--shard collects one part itself' if args.shard is not None else 'these collections are already made'}")
     if args.shard is not None:
         return _atlas_shard(args, sources, fields)
     collection = atlas.Collection.concatenate([atlas.Collection.load(p) for p in saved]) if saved else None
@@ -502,17 +554,43 @@ def _cmd_atlas(args) -> int:
     output = args.output or _atlas_name(sources[0], collection, settings)
     atlas_report.check_atlas_folder(output)  # before the work, not after it
     _prepare(args)
+    parts = None
+    if collection is None and (args.ray is not None or args.workers is not None):
+        collection, parts = _atlas_collection(args, sources[0], settings, output)
     run = atlas.atlas_iter(None if collection else sources[0], settings, collection=collection, device=args.device)
     result, _ = _follow(run, args, "atlas")
     words = ["dreamscope", "atlas", *(_argument_path(str(p)) for p in sources), "-o", _argument_path(output.rstrip("/") + "/")]
     for name, value in settings.changed().items():
         words += [flag_of(name), str(value)]
     atlas_report.write_atlas(result, output, command=" ".join(words))
+    if parts is not None:
+        import shutil
+
+        shutil.rmtree(parts, ignore_errors=True)  # the collection is in the atlas now
     _skipped_note(result.collection.skipped, "(reasons in the page)")
     print(f"wrote {_shown(os.path.join(output, 'index.html'))} ({result.kind} of {len(result.cells)} cells from "
           f"{len(result.selected):,} vectors of {len(result.collection.files) - len(result.collection.skipped):,} pictures)",
           file=sys.stderr)
     return 0
+
+
+def _atlas_collection(args, folder: Path, settings, output: str):
+    """An atlas's collection as batch work, in shards kept beside the atlas until it is written (a rerun after
+    an interruption keeps the shards already made)."""
+    from . import batch
+    from .errors import DreamscopeError
+    from .recipes import atlas
+
+    parts = Path(output).resolve().parent / f".{Path(output).resolve().name}.collection"
+    items = atlas.collection_items(folder, settings, parts)
+    run = batch.run_batch(items, batch.engine_for(args.ray, args.workers), summary=parts / batch.SUMMARY,
+                          describe={"command": "atlas collection", "folder": str(folder.resolve()), "settings": settings.to_json()})
+    result = _follow_batch(run, args, "collecting")
+    if result.failures:
+        first = result.failures[0]
+        raise DreamscopeError(f"{len(result.failures)} of {len(items)} collection shards failed ({first.name}: {first.message}); "
+                              f"run the same command again to retry them (the others are kept in {_shown(parts)})")
+    return atlas.join_parts(items), parts
 
 
 def _atlas_shard(args, sources, fields) -> int:
@@ -632,6 +710,62 @@ def _write_patch_result(result, labels: dict, folder: Path) -> None:
     names = list(result.examples)
     sheet = contact_sheet([result.examples[n] for n in names], columns=len(names), labels=[labels[n] for n in names])
     images.save_image(sheet, folder / "examples.png")
+
+
+def _engine(args):
+    from . import batch
+
+    return batch.engine_for(args.ray, args.workers, args.threads)
+
+
+def _absolute(fields: dict, *names: str) -> dict:
+    """Paths in settings made absolute: a worker may run in another folder (or on another node)."""
+    return {name: os.path.abspath(value) if name in names and isinstance(value, str) else value for name, value in fields.items()}
+
+
+def _follow_batch(run, args, desc: str):
+    """A batch's events with one bar over all items; failures are printed as they come."""
+    from . import batch
+
+    try:
+        result, _ = _follow(run, args, desc)
+    except KeyboardInterrupt:
+        raise batch.Stopped() from None
+    return result
+
+
+def _batch_summary(result, output, what: str) -> int:
+    done, skipped, failed = result.count("done"), result.count("skipped"), result.failures
+    parts = [f"{done} made"] + ([f"{skipped} already done"] if skipped else []) + ([f"{len(failed)} failed"] if failed else [])
+    print(f"{what} in {_shown(output)}: {', '.join(parts)} ({result.engine}, {result.seconds:.0f} s); "
+          f"every item in {_shown(os.path.join(output, 'batch.json'))}", file=sys.stderr)
+    return 1 if failed else 0  # each failure was a note as it came; batch.json lists them all
+
+
+def _cmd_batch(args) -> int:
+    from . import batch
+    from .settings import DreamSettings, ProbeSettings
+
+    cls = {"dream": DreamSettings, "probe": ProbeSettings}[args.recipe]
+    settings = cls.build(None, _absolute(_typed(args, cls), "weights", "exemplar_folder"))
+    items = batch.folder_jobs(args.folder, settings, args.output)
+    _prepare(args)
+    run = batch.run_batch(items, _engine(args), threads=args.threads, summary=os.path.join(args.output, batch.SUMMARY),
+                          describe={"command": f"batch {args.recipe}", "folder": os.path.abspath(args.folder), "settings": settings.to_json()})
+    result = _follow_batch(run, args, f"batch {args.recipe}")
+    return _batch_summary(result, args.output, f"{len(items)} {'dreams' if args.recipe == 'dream' else 'probe reports'}")
+
+
+def _cmd_microscope(args) -> int:
+    from .recipes import microscope
+    from .settings import MicroscopeSettings
+
+    settings = MicroscopeSettings.build(None, _absolute(_typed(args, MicroscopeSettings), "weights", "exemplar_folder"))
+    run = microscope.microscope_iter(settings, args.output, engine=_engine(args), threads=args.threads)
+    result = _follow_batch(run, args, "microscope")
+    code = _batch_summary(result.batch, args.output, f"microscope of {result.channels:,} channels")
+    print(f"wrote {_shown(os.path.join(args.output, 'index.html'))}", file=sys.stderr)
+    return code
 
 
 def _cmd_zoom(args) -> int:
@@ -862,7 +996,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         from .jobs import Interrupted
 
-        if isinstance(exc, Interrupted):
+        from .batch import Stopped
+
+        if isinstance(exc, Stopped):
+            print("error: interrupted; the outputs finished so far are kept: run the same command again to do the rest",
+                  file=sys.stderr)
+        elif isinstance(exc, Interrupted):
             how = (f"finish it with: dreamscope zoom --resume {_argument_path(_shown(exc.output))}" if exc.resumable
                    else "a morph cannot be resumed")
             print(f"error: interrupted; wrote the {exc.frames} frames done to {_shown(exc.output)}; {how}", file=sys.stderr)

@@ -253,11 +253,13 @@ def direction_sheet(layer: str, vectors: torch.Tensor | Sequence[Sequence[float]
                Objective(terms=()))
 
 
-def diversity(layer: str) -> Objective:
-    """Minus the mean cosine similarity of the batch's Gram matrices at a layer: rewards different styles."""
+def diversity(layer: str, groups: Sequence[Sequence[int]] | None = None) -> Objective:
+    """Minus the mean cosine similarity of the batch's Gram matrices at a layer: rewards different styles.
 
-    def fn(a: Activations) -> torch.Tensor:
-        act = a[layer]
+    With `groups` (lists of sample indices), only pictures of the same group are compared (the samples of one
+    channel, when a batch holds several channels), and the groups' terms are summed."""
+
+    def spread(act: torch.Tensor) -> torch.Tensor:
         batch = act.shape[0]
         if batch < 2:
             return act.new_zeros(())
@@ -266,7 +268,14 @@ def diversity(layer: str) -> Objective:
         similarity = grams @ grams.T
         return -(similarity.sum() - similarity.diagonal().sum()) / (batch * (batch - 1))
 
-    return Objective(fn, [layer], f"diversity({layer})", "whole")
+    def fn(a: Activations) -> torch.Tensor:
+        act = a[layer]
+        if groups is None:
+            return spread(act)
+        return sum((spread(act[list(group)]) for group in groups), act.new_zeros(()))
+
+    shown = "" if groups is None else f", {len(groups)} groups"
+    return Objective(fn, [layer], f"diversity({layer}{shown})", "whole")
 
 
 def total_variation() -> Objective:

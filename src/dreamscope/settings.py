@@ -536,10 +536,29 @@ class PatchSettings(Settings):
             raise SettingsError("to_class", "must differ from from_class")
 
 
+@dataclass(frozen=True)
+class MicroscopeSettings(Settings):
+    """Every channel of a network's layers drawn by feature visualization, as a browsable website."""
+
+    recipe: ClassVar[str] = "microscope"
+
+    layers: str | None = setting(None, Text(parse=_name_list), "layers to draw, comma-separated (default: every dreamable layer)")
+    size: int = setting(128, Whole(64, 1024), "side of each channel's picture, in px")
+    steps: int = setting(128, Whole(1, 10_000), "optimization steps of every picture")
+    learning_rate: float = setting(0.05, Number(0.0, 10.0, above=True), "Adam's step")
+    samples: int = setting(3, Whole(0, 16), "diverse samples per channel, beside its main picture")
+    diversity: float = setting(1.0, Number(0.0, 100.0), "how hard the samples are pushed apart in style")
+    block: int = setting(16, Whole(1, 256), "channels drawn together in one batch (one work item); part of what makes a picture")
+    top: int = setting(5, Whole(0, 100), "classes listed per channel: those its increase pushes up most")
+    exemplar_folder: str | None = setting(None, Text(), "folder of pictures (searched recursively) in which to find each channel's natural exemplars")
+    exemplar_count: int = setting(6, Whole(1, 32), "natural exemplars per channel, each from a different picture")
+    side: int | None = setting(None, Whole(32, 2048, optional=True), "side the exemplar pictures are seen at (default: the model's resolution)")
+
+
 RECIPES: dict[str, type[Settings]] = {
     cls.recipe: cls
     for cls in (DreamSettings, VisualizeSettings, ZoomSettings, MorphSettings, VideoSettings, ProbeSettings, ClassifySettings,
-                ExemplarsSettings, AtlasSettings, PatchSettings)
+                ExemplarsSettings, AtlasSettings, PatchSettings, MicroscopeSettings)
 }
 
 

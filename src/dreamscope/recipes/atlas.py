@@ -398,6 +398,48 @@ class AtlasResult:
                               f"{self.settings.grid} grid)")
 
 
+# -- collection as batch work: shards of the folder on any engine (batch.py) ------------------------------------
+
+SHARD_PICTURES = 250  # pictures per shard: fixed by the folder's size alone, so a rerun finds the shards it made
+
+
+def collection_items(folder: str | os.PathLike, settings: AtlasSettings, parts: str | os.PathLike) -> list:
+    """The collection of `folder` as batch items: shard i of n writes `parts/part-I-of-N.npz`; joined with
+    `Collection.concatenate` (`join_parts`), they are the collection of the whole folder."""
+    from .. import batch
+
+    count = max(1, -(-len(images.picture_files(folder)) // SHARD_PICTURES))
+    payload = {"settings": settings.to_json(), "folder": os.path.abspath(folder)}
+    return [batch.Item(f"pictures, part {number + 1} of {count}", "dreamscope.recipes.atlas:collect_shard",
+                       {**payload, "shard": [number, count], "output": str(Path(parts, f"part-{number}-of-{count}.npz").resolve())},
+                       str(Path(parts, f"part-{number}-of-{count}.npz").resolve()), "dreamscope.recipes.atlas:shard_complete")
+            for number in range(count)]
+
+
+def collect_shard(arguments) -> str:
+    """A worker's task: one shard's collection, saved."""
+    settings = AtlasSettings.from_json(arguments["settings"])
+    found = collect_iter(arguments["folder"], settings=settings, shard=tuple(arguments["shard"])).result()
+    Path(arguments["output"]).parent.mkdir(parents=True, exist_ok=True)
+    found.save(arguments["output"])
+    return f"{len(found):,} vectors"
+
+
+def shard_complete(item) -> bool:
+    """A saved shard is complete when it holds the same pictures, seen the same way, by the same network and layer."""
+    part = Collection.load(item.output)
+    settings = AtlasSettings.from_json(item.arguments["settings"])
+    number, count = item.arguments["shard"]
+    files = [p.relative_to(item.arguments["folder"]).as_posix() for p in images.picture_files(item.arguments["folder"])]
+    return (part.files == files[number::count] and part.seed == settings.seed and settings.layer in (None, part.layer)
+            and settings.side in (None, part.side) and part.root == item.arguments["folder"])
+
+
+def join_parts(items) -> Collection:
+    """The shards' collections as one, in shard order (the same vectors as one pass over the folder)."""
+    return Collection.concatenate([Collection.load(item.output) for item in items])
+
+
 def atlas_iter(folder=None, settings: AtlasSettings | None = None, *, collection: Collection | None = None,
                model: str | LoadedModel | None = None, device: str | None = None, **fields) -> Run:
     """Make an activation atlas of a folder of pictures (or of a `collection` gathered before, e.g. in shards).

@@ -143,6 +143,20 @@ def search(model: LoadedModel, scan: folder.Scan, units: Sequence[Unit], count: 
            batch_size: int = folder.BATCH) -> Iterator[Event]:
     """One pass over the scan's pictures for all `units` at once, then their patches: events, the last with an
     ExemplarsResult (without settings or record). A folder without one readable picture is an error."""
+    tops, grids, read = yield from top_responses(model, scan, units, count, batch_size, span=0.9)
+    if not read:
+        first, why = scan.skipped[0]
+        which = "the only picture file" if len(scan.files) == 1 else f"none of the {len(scan.files)} picture files"
+        raise DreamscopeError(f"{which} in {scan.root} could{' not' if len(scan.files) == 1 else ''} be read ({first}: {why}); "
+                              "give a folder with readable pictures")
+    found = yield from _cut(model, scan, units, tops, grids)
+    yield finish(ExemplarsResult(scan.root, scan.side, found, read, list(scan.skipped)))
+
+
+def top_responses(model: LoadedModel, scan: folder.Scan, units: Sequence[Unit], count: int, batch_size: int = folder.BATCH,
+                  span: float = 1.0):
+    """The pass itself: yields progress (fractions up to `span`) and returns ({unit: _TopK over indices of
+    scan.files}, {layer: its grid (rows, cols)}, pictures read). A shard with no readable picture reads 0."""
     layers = list(dict.fromkeys(layer for layer, _ in units))
     tops = {unit: _TopK(count) for unit in units}
     grids: dict[str, tuple[int, int]] = {}
@@ -152,21 +166,16 @@ def search(model: LoadedModel, scan: folder.Scan, units: Sequence[Unit], count: 
         with torch.no_grad():
             acts = render.activations(model, layers, x)  # one forward pass, stopping at the deepest layer
         pictures = torch.tensor(indices)
+        for layer in layers:
+            grids[layer] = tuple(acts[layer].shape[-2:])
         for layer, index in units:
             channel = acts[layer][:, index].flatten(1).float().cpu()
-            grids[layer] = tuple(acts[layer].shape[-2:])
             positions = channel.argmax(dim=1)  # the first strongest position of each picture
             tops[(layer, index)].add(channel.gather(1, positions[:, None])[:, 0], pictures, positions)
         read += len(indices)
         number = indices[-1] // batch_size + 1
-        yield Event((Stage("batch", number, batches),), 0.9 * (indices[-1] + 1) / len(scan.files), picture=x[:1])
-    if not read:
-        first, why = scan.skipped[0]
-        which = "the only picture file" if len(scan.files) == 1 else f"none of the {len(scan.files)} picture files"
-        raise DreamscopeError(f"{which} in {scan.root} could{' not' if len(scan.files) == 1 else ''} be read ({first}: {why}); "
-                              "give a folder with readable pictures")
-    found = yield from _cut(model, scan, units, tops, grids)
-    yield finish(ExemplarsResult(scan.root, scan.side, found, read, list(scan.skipped)))
+        yield Event((Stage("batch", number, batches),), span * (indices[-1] + 1) / len(scan.files), picture=x[:1])
+    return tops, grids, read
 
 
 def _cut(model, scan, units, tops, grids) -> Iterator[Event]:
