@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # The CPU build of PyTorch, found locally; installing torch first keeps pip from pulling CUDA builds.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test browser install install-dev bench bench-video bench-studio bench-atlas quality clean
+.PHONY: demo test browser install install-dev bench bench-video bench-studio bench-atlas bench-batch quality clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench-studio: $(VENV)/.installed-dev
 
 bench-atlas: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_atlas.py --json docs/bench_atlas.json
+
+bench-batch: $(VENV)/.installed-dev
+	$(PY) benchmarks/bench_batch.py --json docs/bench_batch.json
 
 quality: $(VENV)/.installed-dev
 	$(PY) benchmarks/quality_visualize.py

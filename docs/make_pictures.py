@@ -168,8 +168,48 @@ def patch_pictures() -> None:
     save(Image.open(ATLAS / "patch-tricycle" / "examples.png").convert("RGB"), "patch.jpg")
 
 
+MICROSCOPE = ATLAS.parent / "microscope"
+MICROSCOPE_CHANNELS = (3, 17, 40, 61)  # rows of the README's picture: channels of stage4.2 chosen to show variety
+
+
+def microscope_pictures() -> None:
+    """The microscope of efficientnet-lite0's stage4.2 (80 channels, default settings but 2 samples) with exemplars
+    from the 1,000 sample photos (about 12 minutes on 2 workers); the site goes to build/microscope/, the README's
+    picture (a few channels: picture, samples, exemplars, top classes) to docs/images/microscope.jpg."""
+    import json
+    import subprocess
+
+    from dreamscope.recipes.visualize import font
+
+    if not SAMPLE.is_dir():
+        print(f"skipped the microscope picture: {SAMPLE} is not here")
+        return
+    subprocess.run([sys.executable, "-m", "dreamscope", "microscope", "-o", str(MICROSCOPE), "--layers", "stage4.2", "--samples", "2",
+                    "--exemplars", str(SAMPLE), "-q"], check=True)
+    facts = json.loads((MICROSCOPE / "microscope.json").read_text())["layers"]["stage4.2"]["channels"]
+    tile, gap, label = 128, 6, 300
+    rows = []
+    for channel in MICROSCOPE_CHANNELS:
+        fact = facts[str(channel)]
+        folder = MICROSCOPE / "stage4.2"
+        tiles = [Image.open(folder / f"{channel}.png"), *(Image.open(folder / f"{channel}-s{j}.png") for j in (1, 2))]
+        tiles += [Image.open(MICROSCOPE / e["picture"]) for e in fact["exemplars"][:4]]
+        line = Image.new("RGB", (label + len(tiles) * (tile + gap), tile), "white")
+        draw = ImageDraw.Draw(line)
+        draw.text((4, 8), f"stage4.2:{channel}", fill="black", font=font(16))
+        for n, (name, value) in enumerate(fact["classes"][:4]):
+            draw.text((4, 36 + 20 * n), f"{name[:30]} {value:+.2f}", fill=(60, 60, 60), font=font(13))
+        for n, picture in enumerate(tiles):
+            line.paste(picture.convert("RGB").resize((tile, tile), Image.LANCZOS), (label + n * (tile + gap) + (gap if n >= 3 else 0), 0))
+        rows.append(line)
+    sheet = Image.new("RGB", (rows[0].width, len(rows) * (tile + gap)), "white")
+    for n, line in enumerate(rows):
+        sheet.paste(line, (0, n * (tile + gap)))
+    save(sheet, "microscope.jpg")
+
+
 if __name__ == "__main__":
     steps = {"dream": dream_pictures, "visualize": visualize_pictures, "zoom": zoom_pictures, "video": video_pictures,
-             "atlas": atlas_pictures, "patch": patch_pictures}
+             "atlas": atlas_pictures, "patch": patch_pictures, "microscope": microscope_pictures}
     for name in sys.argv[1:] or steps:  # e.g. `docs/make_pictures.py zoom video` for just those
         steps[name]()

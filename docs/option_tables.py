@@ -31,13 +31,15 @@ TABLES = {
                                 "icon_steps", "neighbours", "exemplars_per_cell", "seed", "model", "weights"]),
     "patch": (S.PatchSettings, ["from_class", "to_class", "size", "place", "views", "side", "seed", "model", "weights"]),
     "exemplars": (S.ExemplarsSettings, ["units", "count", "side", "vis_size", "vis_steps", "seed", "model", "weights"]),
+    "microscope": (S.MicroscopeSettings, ["layers", "size", "steps", "learning_rate", "samples", "diversity", "block", "top",
+                                          "exemplar_folder", "exemplar_count", "side", "seed", "model", "weights"]),
 }
 
 
 # Defaults that mean "decided at run time", said in words.
 DEFAULT_WORDS = {"layer": "the model's", "channels": "all", "grid": "16", "every": "an equal share", "classes": "",
                  ("probe", "layers"): "the last of each stage (6)", ("exemplars", "units"): "required",
-                 ("patch", "from_class"): "required", ("patch", "to_class"): "required", ("atlas", "layer"): "the model's default",
+                 ("patch", "from_class"): "required", ("patch", "to_class"): "required", ("microscope", "layers"): "all", ("atlas", "layer"): "the model's default",
                  ("atlas", "grid"): "20", ("probe", "channels"): "4", "side": "the model's"}
 
 

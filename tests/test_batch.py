@@ -235,8 +235,9 @@ def test_an_interrupted_ray_batch_resumes_with_only_what_is_missing(ray_cluster,
     kept = {name: (out / name).stat().st_mtime_ns for name in outputs(out)}
     assert 2 <= len(kept) < 6
     summary = json.loads((out / "batch.json").read_text())
-    # Items that finished while the driver stopped are complete files, kept, though the summary did not see them.
-    assert summary["interrupted"] and 2 <= summary["done"] <= len(kept) and summary["not run"] == 6 - summary["done"]
+    # A file finishes a moment before its worker reports it, and items that finished while the driver stopped are
+    # complete files, kept, though the summary did not see them.
+    assert summary["interrupted"] and summary["done"] <= len(kept) and summary["not run"] == 6 - summary["done"]
     again = run_dreamscope(*argv[3:], env={"PYTHONPATH": TESTS})
     assert again.returncode == 0, again.stderr
     summary = json.loads((out / "batch.json").read_text())

@@ -149,6 +149,8 @@ def test_the_command_draws_a_site_and_refuses_mistakes_before_any_work(tmp_path,
                      "--steps", "2", "--samples", "0", "--workers", "0", "-q"])
     err = capsys.readouterr().err
     assert code == 0 and "microscope of 8 channels" in err and (tmp_path / "site" / "features.0" / "7.html").is_file()
+    assert cli.main(["redo", "site/features.0/3.png"]) == 1
+    assert "one channel of a microscope" in capsys.readouterr().err
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     for argv, needle in ((["--layers", "nope"], "--layers names nope"), (["-o", "other"], "not empty"),

@@ -24,6 +24,8 @@ NON_DEFAULT = {
     "atlas": dict(layer="stage4.2", grid=12, positions=4, side=96, min_count=2, compare="snorkel, scuba diver", keep=0.1,
                   icon_size=64, icon_steps=50, neighbours=8, exemplars_per_cell=3),
     "patch": dict(from_class="snorkel", to_class="scuba diver", size=0.25, place="corner", views=20, side=160),
+    "microscope": dict(layers="stage3.1, stage4.2", size=96, steps=64, learning_rate=0.1, samples=0, diversity=2.5, block=8,
+                       top=3, exemplar_folder="/photos", exemplar_count=4, side=160),
 }
 REQUIRED = {"visualize": {"target": "banana"}, "morph": {"classes": "a,b"}, "exemplars": {"units": "stage4.2:17"},
             "patch": {"from_class": "snorkel", "to_class": "scuba diver"}}

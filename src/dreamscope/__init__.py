@@ -37,6 +37,9 @@ _EXPORTS = {
     "Collection": "recipes.atlas", "patch_experiment": "recipes.patch", "patch_iter": "recipes.patch",
     "exemplars": "recipes.exemplars", "exemplars_iter": "recipes.exemplars", "Exemplar": "recipes.exemplars",
     "save": "provenance:save", "set_threads": "runtime:configure",
+    "MicroscopeSettings": "settings", "microscope": "recipes.microscope", "microscope_iter": "recipes.microscope",
+    "run_batch": "batch", "folder_jobs": "batch", "engine_for": "batch", "LocalEngine": "batch", "RayEngine": "batch",
+    "InlineEngine": "batch",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -19,6 +19,7 @@ import importlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import socket
@@ -123,18 +124,15 @@ def perform(item: Item, threads: int) -> dict:
 
 
 def remove_debris(output: str | os.PathLike) -> None:
-    """Remove what a killed writer left beside `output`: temporary files and folders (`.NAME.XXXX.part`) and a
-    set-aside earlier report (`.NAME.XXXX.old`). Only this output's own names are touched."""
+    """Remove what a killed writer left beside `output`: temporary files and folders (`.NAME.XXXXXXXX.part`) and a
+    set-aside earlier report (`.NAME.XXXXXXXX.old`). Only this output's own names are touched."""
     path = Path(output)
     if not path.parent.is_dir():
         return
-    for leftover in path.parent.glob(f".{_glob_escape(path.name)}.*"):
-        if leftover.suffix in (".part", ".old") and len(leftover.name) == len(path.name) + 15:  # "." + name + ".XXXXXXXX.part"
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[0-9a-f]{{8}}\.(part|old)")
+    for leftover in path.parent.iterdir():
+        if pattern.fullmatch(leftover.name):
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
-
-
-def _glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
 
 
 def _start_worker(threads: int) -> None:

@@ -438,6 +438,9 @@ def redo(path: str | os.PathLike, output: str | None = None, *, inputs: Mapping[
     model's weights must be the recorded ones: then, on the same machine, the result has the same bytes.
     """
     record = provenance.read(path)
+    if record.recipe == "microscope":
+        raise DreamscopeError(f"redo cannot make {path} again alone: it is one channel of a microscope, drawn with its block; "
+                              "run the microscope command again into the same folder (it redraws only what is missing)")
     if record.recipe not in INPUTS:
         raise DreamscopeError(f"redo cannot make {path} again: dreamscope {record.recipe} reads a folder of pictures, which "
                               "its record does not hold; run that command again (the record has its settings)")

@@ -547,7 +547,7 @@ class MicroscopeSettings(Settings):
     steps: int = setting(128, Whole(1, 10_000), "optimization steps of every picture")
     learning_rate: float = setting(0.05, Number(0.0, 10.0, above=True), "Adam's step")
     samples: int = setting(3, Whole(0, 16), "diverse samples per channel, beside its main picture")
-    diversity: float = setting(1.0, Number(0.0, 100.0), "how hard the samples are pushed apart in style")
+    diversity: float = setting(100.0, Number(0.0, 1000.0), "how hard a channel's samples are pushed apart in style (Lucid's 100; at 1 they come out alike)")
     block: int = setting(16, Whole(1, 256), "channels drawn together in one batch (one work item); part of what makes a picture")
     top: int = setting(5, Whole(0, 100), "classes listed per channel: those its increase pushes up most")
     exemplar_folder: str | None = setting(None, Text(), "folder of pictures (searched recursively) in which to find each channel's natural exemplars")

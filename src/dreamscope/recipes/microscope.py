@@ -135,6 +135,7 @@ def draw_block(arguments: Mapping[str, Any]) -> str:
     facts = {}
     for i, channel in enumerate(channels):
         for sample in range(per):
+            batch.remove_debris(folder / picture_name(channel, sample))  # a killed earlier try's temporary file
             images.save_image(images.to_pil(pictures[i * per + sample : i * per + sample + 1]), folder / picture_name(channel, sample),
                               metadata=metadata)
         top = []
@@ -335,3 +336,8 @@ def microscope_iter(settings: MicroscopeSettings | None = None, output: str | os
         yield finish(MicroscopeResult(work.root, work, done, drawn, facts))
 
     return Run(events(), settings, None, None)
+
+
+def microscope(settings: MicroscopeSettings | None = None, output: str | os.PathLike = "microscope", **options) -> MicroscopeResult:
+    """Like `microscope_iter`, but returns the finished MicroscopeResult."""
+    return microscope_iter(settings, output, **options).result()
