@@ -244,3 +244,14 @@ def test_an_interrupted_ray_batch_resumes_with_only_what_is_missing(ray_cluster,
     assert (summary["skipped"], summary["done"]) == (len(kept), 6 - len(kept))
     assert all((out / name).stat().st_mtime_ns == stamp for name, stamp in kept.items()) and len(outputs(out)) == 6
     assert not list(out.rglob(".*.part"))
+
+
+def test_probe_reports_are_folders_that_a_rerun_recognises(tmp_path):
+    folder = photos(tmp_path / "in", 2)
+    settings = ProbeSettings(model="toy_models:factory", layers="features.2", channels=1, octaves=1, steps=2, vis_size=64,
+                             vis_steps=2)
+    out = tmp_path / "reports"
+    first = run(batch.folder_jobs(folder, settings, out), batch.InlineEngine())
+    assert first.count("done") == 2 and (out / "cat0" / "index.html").is_file() and (out / "more" / "cat1" / "sheet.png").is_file()
+    again = run(batch.folder_jobs(folder, settings, out), batch.InlineEngine())
+    assert again.count("skipped") == 2
