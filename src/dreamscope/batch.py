@@ -261,7 +261,7 @@ class RayEngine(Engine):
 
     def __init__(self, address: str = "auto"):
         self.address = address
-        self._started = False
+        self._started = self._abandoned = False
         self._connect()
 
     def _connect(self) -> None:
@@ -310,18 +310,17 @@ class RayEngine(Engine):
                         yield asdict(Outcome(item.name, "failed", item.output, f"its worker died {MAX_ATTEMPTS} times "
                                              f"({type(exc).__name__})", attempts=MAX_ATTEMPTS))
         finally:
-            for ref in running:  # stopped early (Ctrl-C): stop what is still running
-                try:
-                    ray.cancel(ref, force=True)
-                except Exception:  # noqa: BLE001 - already finished
-                    pass
+            # Stopped early (Ctrl-C): the tasks still running end with this driver's job, when close() disconnects.
+            # (Cancelling them one by one instead, ray.cancel(force=True), can crash Ray 2.60's driver when a task
+            # finishes at that moment: "Tried to complete task that was not pending".)
+            self._abandoned = bool(running)
 
     def close(self) -> None:
         import ray
 
-        if self._started and ray.is_initialized():
+        if (self._started or self._abandoned) and ray.is_initialized():
             ray.shutdown()
-        self._started = False
+        self._started = self._abandoned = False
 
 
 def _token_present() -> bool:

@@ -204,10 +204,6 @@ def block_complete(item: batch.Item) -> bool:
 # -- exemplars: sharded search, merged by the driver -------------------------------------------------------------
 
 
-def _side(settings: MicroscopeSettings, net_resolution: int) -> int:
-    return settings.side or net_resolution
-
-
 def search_shard(arguments: Mapping[str, Any]) -> str:
     """A worker's task: one shard of the exemplar folder, every channel of the layers; writes their top responses."""
     from .exemplars import top_responses
