@@ -405,7 +405,9 @@ def test_the_servers_messages_appear_next_to_the_field_and_the_upload(studio, se
     assert box.is_hidden()
     with page.expect_response(lambda r: r.url.endswith("/api/jobs") and r.request.method == "POST") as posted:
         page.click("#form-dream button[type=submit]")
-    assert posted.value.status == 422 and box.inner_text() == posted.value.json()["detail"]["message"]
+    assert posted.value.status == 422
+    box.wait_for()  # the page shows the message once it has read the response, a moment after it arrived
+    assert box.inner_text() == posted.value.json()["detail"]["message"]
 
     # a file that is not a picture: the server's message beside the upload
     text = tmp_path / "notes.jpg"
