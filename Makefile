@@ -27,7 +27,7 @@ demo: $(VENV)/.installed
 	@echo "wrote dream.png (dreamed from coffee.png)"
 
 # Two pytest workers, a test module each at a time: the suite waits a lot on subprocesses, imports and browsers,
-# which a second worker fills (7.9 minutes instead of 10-11 on the 2-core machine).
+# which a second worker fills (8-9 minutes instead of 10-11 on the 2-core machine).
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev browser
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile

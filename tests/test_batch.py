@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -169,12 +168,6 @@ def test_a_local_worker_killed_mid_item_is_replaced_and_its_item_retried(tmp_pat
 
 
 # -- a real Ray cluster on 127.0.0.1 -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
