@@ -47,6 +47,7 @@ def free_port() -> int:
 def ray_cluster(nodes: int) -> str:
     """A cluster of `nodes` raylets with 1 CPU each, all on this machine; returns the head's address."""
     port = free_port()
+    subprocess.run([RAY, "get-auth-token", "--generate"], env=ENV, check=True, capture_output=True, timeout=120)  # if none yet
     subprocess.run([RAY, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats"],
                    env=ENV, check=True, capture_output=True, timeout=180)
     for _ in range(nodes - 1):
