@@ -296,16 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
                                          "on; running it again skips what is complete (by the record inside each output).")
     recipes = ba.add_subparsers(dest="recipe", metavar="RECIPE", parser_class=_Parser)
     recipes.required = True
-    bd = recipes.add_parser("dream", help="DeepDream every picture: OUT/NAME.png for FOLDER/NAME.jpg")
-    bd.add_argument("folder", help="folder of pictures, searched recursively")
-    bd.add_argument("-o", "--output", required=True, help="folder for the dreams (created if missing; may hold an earlier run's)")
-    _add_settings(bd, S.DreamSettings)
-    _add_engine_options(bd)
-    bp = recipes.add_parser("probe", help="a probe report for every picture: OUT/NAME/index.html")
-    bp.add_argument("folder", help="folder of pictures, searched recursively")
-    bp.add_argument("-o", "--output", required=True, help="folder for the reports (created if missing; may hold an earlier run's)")
-    _add_settings(bp, S.ProbeSettings)
-    _add_engine_options(bp)
+    for recipe, cls, made in (("dream", S.DreamSettings, "DeepDream every picture: OUT/NAME.png for FOLDER/NAME.jpg"),
+                              ("probe", S.ProbeSettings, "a probe report for every picture: OUT/NAME/index.html")):
+        each = recipes.add_parser(recipe, help=made)
+        each.add_argument("folder", help="folder of pictures, searched recursively")
+        each.add_argument("-o", "--output", required=True, help="folder for the outputs (created if missing; may hold an earlier run's)")
+        _add_settings(each, cls)
+        _add_engine_options(each)
     ba.set_defaults(run=_cmd_batch)
 
     ms = commands.add_parser("microscope", help="every channel of a network drawn, as a website: a page per layer and per channel",

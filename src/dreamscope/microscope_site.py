@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import images
 from .batch import BatchResult
-from .recipes.microscope import Plan, layer_folder, picture_name
+from .recipes.microscope import Plan, block_name, layer_folder, picture_name
 
 GENERATOR = "dreamscope microscope"
 THUMB = 96  # px: a channel in a layer's grid
@@ -56,7 +56,7 @@ def write_site(plan: Plan, done: BatchResult, exemplars: dict, facts: dict) -> i
                 if data is not None and str(channel) in data["facts"]:
                     channels[channel] = dict(data["facts"][str(channel)])
                 else:
-                    why = failures.get(f"{layer}:{start}-{stop - 1}", "not drawn yet (the run was stopped; run it again)")
+                    why = failures.get(block_name(layer, start, stop), "not drawn yet (the run was stopped; run it again)")
                     channels[channel] = {"missing": why}
                 channels[channel]["exemplars"] = exemplars.get(f"{layer}:{channel}", [])
         layers[layer] = channels

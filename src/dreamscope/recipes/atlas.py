@@ -410,10 +410,10 @@ def collection_items(folder: str | os.PathLike, settings: AtlasSettings, parts: 
 
     count = max(1, -(-len(images.picture_files(folder)) // SHARD_PICTURES))
     payload = {"settings": settings.to_json(), "folder": os.path.abspath(folder)}
+    outputs = [str(Path(parts, f"part-{number}-of-{count}.npz").resolve()) for number in range(count)]
     return [batch.Item(f"pictures, part {number + 1} of {count}", "dreamscope.recipes.atlas:collect_shard",
-                       {**payload, "shard": [number, count], "output": str(Path(parts, f"part-{number}-of-{count}.npz").resolve())},
-                       str(Path(parts, f"part-{number}-of-{count}.npz").resolve()), "dreamscope.recipes.atlas:shard_complete")
-            for number in range(count)]
+                       {**payload, "shard": [number, count], "output": output}, output, "dreamscope.recipes.atlas:shard_complete")
+            for number, output in enumerate(outputs)]
 
 
 def collect_shard(arguments) -> str:

@@ -44,6 +44,16 @@ def layer_folder(layer: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in layer)
 
 
+def block_name(layer: str, start: int, stop: int) -> str:
+    """A block's item name, as the summary and the pages show it: LAYER:FIRST-LAST."""
+    return f"{layer}:{start}-{stop - 1}"
+
+
+def shard_path(root: Path, number: int, count: int) -> Path:
+    """Where exemplar shard `number` of `count` keeps its responses."""
+    return root / WORK / f"exemplars-{number}-of-{count}.json"
+
+
 def picture_name(channel: int, sample: int = 0) -> str:
     return f"{channel}.png" if sample == 0 else f"{channel}-s{sample}.png"
 
@@ -91,9 +101,8 @@ def plan(settings: MicroscopeSettings, output: str | os.PathLike) -> Plan:
     for layer, channels in layers.items():
         for start in range(0, channels, settings.block):
             stop = min(channels, start + settings.block)
-            name = f"{layer}:{start}-{stop - 1}"
             output_file = root / layer_folder(layer) / f"block-{start}.json"
-            items.append(batch.Item(name, "dreamscope.recipes.microscope:draw_block",
+            items.append(batch.Item(block_name(layer, start, stop), "dreamscope.recipes.microscope:draw_block",
                                     {"settings": payload, "layer": layer, "channels": [start, stop], "site": str(root)},
                                     str(output_file), "dreamscope.recipes.microscope:block_complete"))
     shards = 0
@@ -103,7 +112,7 @@ def plan(settings: MicroscopeSettings, output: str | os.PathLike) -> Plan:
             raise SettingsError("exemplar_folder", f"holds no pictures ({', '.join(images.PICTURE_SUFFIXES)}, searched recursively)")
         shards = max(1, math.ceil(len(files) / SHARD_PICTURES))
         for number in range(shards):
-            output_file = root / WORK / f"exemplars-{number}-of-{shards}.json"
+            output_file = shard_path(root, number, shards)
             items.append(batch.Item(f"exemplars {number + 1}/{shards}", "dreamscope.recipes.microscope:search_shard",
                                     {"settings": payload, "shard": [number, shards], "layers": list(layers), "output": str(output_file)},
                                     str(output_file), "dreamscope.recipes.microscope:shard_complete"))
@@ -258,7 +267,7 @@ def merge_exemplars(plan: Plan) -> tuple[dict[str, list], dict]:
     joined: dict[str, list] = {}
     grids, side, read, skipped = {}, None, 0, []
     for number in range(plan.shards):
-        path = plan.root / WORK / f"exemplars-{number}-of-{plan.shards}.json"
+        path = shard_path(plan.root, number, plan.shards)
         if not path.is_file():
             continue  # a failed shard: its pictures are missing from the exemplars (the summary says why)
         data = json.loads(path.read_text())
