@@ -1,25 +1,22 @@
-"""Quality check of `visualize`: are its class pictures recognized by a network that did not make them?
+"""Quality of `visualize`'s class pictures: recognized by a network that did not make them, and coloured like photos?
 
-Run from the repository root: `.venv/bin/python benchmarks/quality_visualize.py` (about 7 minutes on 2 cores).
+Run from the repository root: `.venv/bin/python benchmarks/quality_visualize.py` (dreamscope only), or with the
+peers installed (see benchmarks/peers.py) `.venv-peers/bin/python benchmarks/quality_visualize.py --makers all`.
 
-For each class of a fixed list (chosen before any result was seen; `--classes` overrides it) it grows one
-picture with `visualize(cls)` at default settings with the default model (efficientnet-lite0), timed with
-`time.perf_counter`, and judges it with a different network, efficientnet-lite2, via
-`class_probabilities(judge, x)` (x: the picture as an NCHW tensor in [0, 1]; it resizes to the judge's
-resolution) on three views:
+For each class of fixed lists (CLASSES: the 24 of the first benchmark; NEW_CLASSES: 24 more, fixed on
+2026-12-02 before any picture of them was made) each maker grows one picture of the class on the same model
+(efficientnet-lite0) with the same number of steps, timed with `time.perf_counter` after one untimed warm-up.
+Makers: `maco`, `fft` (dreamscope's parameterizations, `--param`), `pixels` (no priors: plain pixels, no
+transforms, the contrast case), and the peers `torch-lucent`, `horama`, `faccent` when installed.
 
-- picture: the picture as made;
-- mirror:  the picture flipped left-right;
-- crop:    the middle 75% of each side, resized back to the picture size (bilinear).
+`dreamscope.quality.score` judges each picture with efficientnet-lite2 on three views (as made, mirrored
+left-right, centre 75% crop scaled back) and measures Hasler and Suesstrunk's colourfulness. Summary per maker:
+per view the judge's top-1 rate and mean probability of the class, the classes recognized on all three views,
+median and minimum colourfulness, median seconds. `--photos FOLDER` adds the colourfulness of real photos (the
+first 300 of ../shared/data/imagenet-sample by name): the target for the pictures' median.
 
-Per class: the judge's top-1 correct (y/n) and the target class's probability per view, the seconds the
-picture took (after one untimed warm-up step) and, for contrast, the maker's own probability of the target on
-the picture as made. Summary: per view and overall, top-1 rate and mean probability; median and max seconds.
-
-`--no-priors` grows the pictures with plain pixels and no transformation robustness (`param="pixels",
-robust=False`): the contrast case, adversarial noise that excites the maker but that the judge should not
-recognize. `--sheet PATH` writes a contact sheet of all pictures, labelled with their classes (JPEG at
-quality 85 if PATH ends in .jpg/.jpeg, else PNG). `--json PATH` writes every figure.
+`--sheet PATH` writes the pictures side by side, a row per class and a column per maker (JPEG at quality 85
+for .jpg). `--json PATH` writes every figure.
 """
 
 from __future__ import annotations
@@ -35,15 +32,16 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 import dreamscope
-from dreamscope import images
-from dreamscope.models import DEFAULT_MODEL, imagenet_labels, load_model
+from dreamscope import colour, images, quality
+from dreamscope.models import DEFAULT_MODEL, load_model
 from dreamscope.models.classes import resolve_class
-from dreamscope.recipes.classify import class_probabilities
 from dreamscope.recipes.visualize import contact_sheet, visualize
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402 - beside this script
 
 # Fixed before any run: animals, food, objects, buildings, plants and scenes, easy and hard alike.
 CLASSES = [
@@ -51,37 +49,25 @@ CLASSES = [
     "lemon", "flamingo", "ladybug", "zebra", "jellyfish", "pizza", "broccoli", "hourglass",
     "lighthouse", "castle", "daisy", "mushroom", "king penguin", "tarantula", "hummingbird", "school bus",
 ]  # fmt: skip
-JUDGE = "efficientnet-lite2"
-VIEWS = ("picture", "mirror", "crop")
-CROP = 0.75
+# Fixed on 2026-12-02, before any picture of them was made (issue 14), the same mix.
+NEW_CLASSES = [
+    "peacock", "monarch", "tree frog", "koala", "snail", "bald eagle", "sea anemone", "golden retriever",
+    "orange", "cauliflower", "bagel", "ice cream", "violin", "teapot", "umbrella", "tennis ball",
+    "acoustic guitar", "church", "barn", "valley", "coral reef", "acorn", "red wine", "fire engine",
+]  # fmt: skip
+SETS = {"current": CLASSES, "new": NEW_CLASSES, "both": CLASSES + NEW_CLASSES}
+OURS = {"maco": dict(param="maco"), "fft": dict(param="fft"), "pixels": dict(param="pixels", robust=False)}
 TILE = 160
+PHOTOS = 300
 
 
-def views(x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The three views of an NCHW picture: as is, mirrored left-right, centre crop resized back (bilinear)."""
-    height, width = x.shape[-2:]
-    crop_h, crop_w = round(height * CROP), round(width * CROP)
-    top, left = (height - crop_h) // 2, (width - crop_w) // 2
-    crop = x[..., top : top + crop_h, left : left + crop_w]
-    crop = F.interpolate(crop, size=(height, width), mode="bilinear", align_corners=False)
-    return {"picture": x, "mirror": x.flip(-1), "crop": crop}
-
-
-def judge_picture(judge, picture: Image.Image, index: int) -> dict[str, dict]:
-    labels = imagenet_labels()
-    x = images.to_tensor(picture, judge.device)
-    result = {}
-    with torch.no_grad():
-        for name, view in views(x).items():
-            probabilities = class_probabilities(judge, view)[0]
-            top = int(probabilities.argmax())
-            result[name] = {
-                "top1": top == index,
-                "probability": float(probabilities[index]),
-                "judge_top1": labels[top],
-                "judge_top1_probability": float(probabilities[top]),
-            }
-    return result
+def make(maker: str, model, index: int, steps: int | None, size: int, settings: dict) -> Image.Image:
+    if maker in OURS:
+        fields = {**OURS[maker], **settings, "size": size}
+        if steps is not None:
+            fields["steps"] = steps
+        return visualize(index, model=model, **fields)[0]
+    return peers.PEERS[maker](model, index, steps or 300, size=size, seed=0)
 
 
 def label(picture: Image.Image, text: str, size: int = TILE) -> Image.Image:
@@ -95,107 +81,113 @@ def label(picture: Image.Image, text: str, size: int = TILE) -> Image.Image:
 def save_sheet(sheet: Image.Image, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in (".jpg", ".jpeg"):
-        sheet.save(path, quality=85, optimize=True, progressive=True)  # progressive: about 8% smaller
+        sheet.save(path, quality=85, optimize=True, progressive=True)
     else:
         sheet.save(path)
 
 
 def summarize(rows: list[dict]) -> dict:
     summary = {}
-    for name in VIEWS:
-        summary[name] = {
-            "top1_rate": sum(r["views"][name]["top1"] for r in rows) / len(rows),
-            "mean_probability": statistics.fmean(r["views"][name]["probability"] for r in rows),
-        }
-    summary["overall"] = {
-        "top1_rate": sum(r["views"][v]["top1"] for r in rows for v in VIEWS) / (len(rows) * len(VIEWS)),
-        "mean_probability": statistics.fmean(r["views"][v]["probability"] for r in rows for v in VIEWS),
-    }
-    summary["maker_mean_probability"] = statistics.fmean(r["maker_probability"] for r in rows)
+    for name in quality.VIEWS:
+        summary[name] = {"top1_rate": sum(r["views"][name]["top1"] for r in rows) / len(rows),
+                         "mean_probability": statistics.fmean(r["views"][name]["probability"] for r in rows)}
+    summary["all_views"] = sum(all(r["views"][v]["top1"] for v in quality.VIEWS) for r in rows)
+    summary["classes"] = len(rows)
+    summary["overall_mean_probability"] = statistics.fmean(r["views"][v]["probability"] for r in rows for v in quality.VIEWS)
+    values = [r["colourfulness"] for r in rows]
+    summary["colourfulness"] = {"median": statistics.median(values), "min": min(values)}
+    summary["saturation_median"] = statistics.median(r["saturation"] for r in rows)
     seconds = [r["seconds"] for r in rows]
     summary["seconds"] = {"median": statistics.median(seconds), "max": max(seconds), "total": sum(seconds)}
     return summary
 
 
+def photo_colours(folder: Path, count: int = PHOTOS) -> dict:
+    files = images.picture_files(folder)[:count]
+    values = sorted(colour.colourfulness(images.load_image(path)) for path in files)
+    return {"photos": len(values), "median": statistics.median(values), "p10": values[len(values) // 10]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--classes", help="comma-separated class names or indices (default: the fixed list of 24)")
-    parser.add_argument("--steps", type=int, help="optimization steps (default: visualize's default)")
-    parser.add_argument("--size", type=int, help="picture side in px (default: visualize's default)")
-    parser.add_argument("--no-priors", action="store_true", help='param="pixels", robust=False (the contrast case)')
+    parser.add_argument("--set", choices=SETS, default="current", help="which fixed classes (default: current)")
+    parser.add_argument("--classes", help="comma-separated class names or indices instead of a set")
+    parser.add_argument("--makers", default="maco,fft",
+                        help="comma-separated: maco, fft, pixels, torch-lucent, horama, faccent; 'all': ours and every peer installed")
+    parser.add_argument("--steps", type=int, help="optimization steps for every maker (default: visualize's default)")
+    parser.add_argument("--size", type=int, default=224, help="picture side in px (default 224)")
+    parser.add_argument("--learning-rate", type=float, help="dreamscope's learning rate (default: visualize's)")
+    parser.add_argument("--photos", type=Path, help="a folder of photos: their colourfulness, for reference")
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write every figure as JSON")
-    parser.add_argument("--sheet", type=Path, help="write a contact sheet of all pictures (PNG, or JPEG for .jpg)")
+    parser.add_argument("--sheet", type=Path, help="write the pictures side by side (PNG, or JPEG for .jpg)")
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(2)
-    names = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else list(CLASSES)
+    torch.set_num_threads(args.threads)
+    names = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else list(SETS[args.set])
     indices = [resolve_class(name) for name in names]  # unknown names fail before any work
-    labels = imagenet_labels()
-    settings: dict = {}
-    if args.steps is not None:
-        settings["steps"] = args.steps
-    if args.size is not None:
-        settings["size"] = args.size
-    if args.no_priors:
-        settings.update(param="pixels", robust=False)
+    installed = {name: version for name, version in peers.available().items() if version}
+    makers = [*OURS.keys() - {"pixels"}, *installed] if args.makers == "all" else args.makers.split(",")
+    makers = sorted(makers, key=lambda m: list(OURS).index(m) if m in OURS else 10)
+    for maker in makers:
+        if maker not in OURS and maker not in installed:
+            parser.error(f"maker {maker!r} is not available here ({', '.join([*OURS, *installed])}); {peers.install_hint()}")
+    settings = {} if args.learning_rate is None else {"learning_rate": args.learning_rate}
 
-    maker = load_model(DEFAULT_MODEL)
-    judge = load_model(JUDGE)
+    model = load_model(DEFAULT_MODEL)
+    judge = quality.judge_for(model)
     load = os.getloadavg()
-    print(f"dreamscope {getattr(dreamscope, '__version__', '?')}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, python {platform.python_version()}")
-    print(f"maker {DEFAULT_MODEL}, judge {JUDGE}; settings: {settings or 'defaults'}; "
-          f"{len(names)} classes; load average {load[0]:.2f}")
-    print(f"{'class':<22} {'s':>6} {'maker p':>7}  " + "  ".join(f"{v:>13}" for v in VIEWS)
-          + "  judge's top-1 on the picture")
+    print(f"dreamscope {dreamscope.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"python {platform.python_version()}; peers: {installed or 'none installed'}")
+    print(f"model {DEFAULT_MODEL}, judge {judge.name}; makers {makers}; steps {args.steps or 'default'}; "
+          f"{args.size} px; {len(names)} classes; load average {load[0]:.2f}")
+    photos = photo_colours(args.photos) if args.photos else None
+    if photos:
+        print(f"photos: colourfulness median {photos['median']:.1f}, 10th percentile {photos['p10']:.1f} "
+              f"({photos['photos']} photos)")
     sys.stdout.flush()
 
-    # Untimed warm-up (one step): the first call pays one-off costs (about 4 s) that are not the picture's.
-    visualize(indices[0], model=maker, **{**settings, "steps": 1})
-    rows, tiles = [], []
+    rows = {maker: [] for maker in makers}
+    tiles = []
+    for maker in makers:  # untimed warm-up: the first call pays one-off costs that are not the picture's
+        make(maker, model, indices[0], 2, args.size, settings)
+    print(f"{'maker':<13} {'class':<18} {'s':>6}  " + "  ".join(f"{v:>9}" for v in quality.VIEWS) + "  colour  judge's top-1")
     for name, index in zip(names, indices):
-        start = time.perf_counter()
-        picture = visualize(name, model=maker, **settings)[0]
-        seconds = time.perf_counter() - start
-        judged = judge_picture(judge, picture, index)
-        with torch.no_grad():  # the maker's own view, for contrast: does the picture excite the network that made it?
-            maker_p = float(class_probabilities(maker, images.to_tensor(picture, maker.device))[0, index])
-        rows.append({"class": name, "index": index, "label": labels[index], "seconds": seconds,
-                     "maker_probability": maker_p, "views": judged})
-        cells = "  ".join(f"{'y' if judged[v]['top1'] else 'n'} {judged[v]['probability']:11.3f}" for v in VIEWS)
-        top = f"{judged['picture']['judge_top1']} ({judged['picture']['judge_top1_probability']:.2f})"
-        print(f"{name:<22} {seconds:6.1f} {maker_p:7.3f}  {cells}  {top}")
-        sys.stdout.flush()
-        if args.sheet:
-            tiles.append(label(picture, name))
+        for maker in makers:
+            start = time.perf_counter()
+            picture = make(maker, model, index, args.steps, args.size, settings)
+            seconds = time.perf_counter() - start
+            result = quality.score(picture, index, judge)
+            views = {v: {"top1": s.top1, "probability": s.probability, "judge_top1": s.judge_top1} for v, s in result.views.items()}
+            rows[maker].append({"class": name, "index": index, "seconds": seconds, "views": views,
+                                "colourfulness": result.colourfulness, "saturation": result.saturation})
+            cells = "  ".join(f"{'y' if s.top1 else 'n'} {s.probability:7.3f}" for s in result.views.values())
+            print(f"{maker:<13} {name:<18} {seconds:6.1f}  {cells}  {result.colourfulness:6.1f}  "
+                  f"{result.views['picture'].judge_top1}")
+            sys.stdout.flush()
+            if args.sheet:
+                tiles.append(label(picture, f"{name} ({maker})"))
 
-    summary = summarize(rows)
+    summaries = {maker: summarize(rows[maker]) for maker in makers}
     print()
-    print(f"{'view':<10} {'top-1':>8} {'mean p':>8}")
-    for name in (*VIEWS, "overall"):
-        s = summary[name]
-        print(f"{name:<10} {s['top1_rate']:8.0%} {s['mean_probability']:8.3f}")
-    print(f"maker's own mean probability of the target (picture as made): {summary['maker_mean_probability']:.3f}")
-    sec = summary["seconds"]
-    print(f"seconds per picture: median {sec['median']:.1f}, max {sec['max']:.1f}, total {sec['total']:.0f}")
+    print(f"{'maker':<13} " + " ".join(f"{v + ' top-1':>13}" for v in quality.VIEWS)
+          + f" {'all views':>10} {'mean p':>7} {'colour med':>10} {'min':>5} {'s med':>6}")
+    for maker, s in summaries.items():
+        print(f"{maker:<13} " + " ".join(f"{s[v]['top1_rate']:7.0%} {s[v]['mean_probability']:5.2f}" for v in quality.VIEWS)
+              + f" {s['all_views']:>4} of {s['classes']:<3} {s['overall_mean_probability']:7.3f}"
+              + f" {s['colourfulness']['median']:10.1f} {s['colourfulness']['min']:5.1f} {s['seconds']['median']:6.1f}")
     load_end = os.getloadavg()
     print(f"load average at the end {load_end[0]:.2f}")
 
     if args.sheet:
-        save_sheet(contact_sheet(tiles, columns=min(6, len(tiles))), args.sheet)
+        save_sheet(contact_sheet(tiles, columns=len(makers)), args.sheet)
         print("wrote", args.sheet)
     if args.json:
-        record = {
-            "date": _dt.datetime.now().isoformat(timespec="seconds"),
-            "maker": DEFAULT_MODEL,
-            "judge": JUDGE,
-            "settings": settings,
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "load_average": {"start": load[0], "end": load_end[0]},
-            "classes": rows,
-            "summary": summary,
-        }
+        record = {"date": _dt.datetime.now().isoformat(timespec="seconds"), "model": DEFAULT_MODEL, "judge": judge.name,
+                  "steps": args.steps, "size": args.size, "settings": settings, "threads": torch.get_num_threads(),
+                  "torch": torch.__version__, "peers": installed, "photos": photos,
+                  "load_average": {"start": load[0], "end": load_end[0]},
+                  "makers": {maker: {"summary": summaries[maker], "classes": rows[maker]} for maker in makers}}
         args.json.write_text(json.dumps(record, indent=2) + "\n")
         print("wrote", args.json)
     return 0

@@ -21,7 +21,8 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 TABLES = {
     "dream": (S.DreamSettings, ["layer", "channels", "octaves", "octave_scale", "steps", "step_size", "jitter", "max_size",
                                 "tile", "seed", "model", "weights"]),
-    "visualize": (S.VisualizeSettings, ["samples", "diversity", "grid", "size", "steps", "learning_rate", "seed"]),
+    "visualize": (S.VisualizeSettings, ["param", "samples", "diversity", "grid", "size", "steps", "learning_rate", "transparency",
+                                        "accentuate", "closeness", "closeness_layer", "seed"]),
     "zoom": (S.ZoomSettings, None),
     "morph": (S.MorphSettings, ["classes", "size", "steps", "warmup", "learning_rate"]),
     "video": (S.VideoSettings, None),
@@ -40,7 +41,8 @@ TABLES = {
 DEFAULT_WORDS = {"layer": "the model's", "channels": "all", "grid": "16", "every": "an equal share", "classes": "",
                  ("probe", "layers"): "the last of each stage (6)", ("exemplars", "units"): "required",
                  ("patch", "from_class"): "required", ("patch", "to_class"): "required", ("microscope", "layers"): "all", ("atlas", "layer"): "the model's default",
-                 ("atlas", "grid"): "20", ("probe", "channels"): "4", "side": "the model's"}
+                 ("atlas", "grid"): "20", ("probe", "channels"): "4", "side": "the model's",
+                 ("visualize", "learning_rate"): "0.1 (maco), 0.05", ("visualize", "closeness_layer"): "stage3.1 (stride 8)"}
 
 
 def limits(check) -> str:
@@ -62,6 +64,8 @@ def limits(check) -> str:
 def shown(value) -> str:
     if value is None:
         return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, float):
         return f"{value:g}"
     return f"`{value}`" if isinstance(value, str) else str(value)
@@ -81,7 +85,8 @@ def table(name: str) -> str:
         words = DEFAULT_WORDS.get((cls.recipe, field_name), DEFAULT_WORDS.get(field_name))
         default = words if words is not None else shown(f.default)
         text = EXTRA_HELP.get(field_name, f.metadata["help"]).replace("|", "\\|")
-        rows.append(f"| `{flag} {metavar}` | {default} | {limits(f.metadata['check'])} | {text} |".replace("|  |", "| |"))
+        usage = f"{flag} {metavar}" if metavar else flag
+        rows.append(f"| `{usage}` | {default} | {limits(f.metadata['check'])} | {text} |".replace("|  |", "| |"))
     return "\n".join(rows)
 
 

@@ -99,6 +99,11 @@ BAD.update({
     "visualize-bad-layer": bad("visualize", "--channels", "stage9", "-o", "v.png", says=["no layer 'stage9'", "did you mean"]),
     "visualize-bad-unit": bad("visualize", "--neuron", "stage5.2", "-o", "v.png", says=["--neuron must be LAYER:INDEX", "got 'stage5.2'"], code=2),
     "visualize-no-target": bad("visualize", "-o", "v.png", says=["one of the arguments --class --channel --neuron --channels is required"], code=2),
+    "visualize-score-channel": bad("visualize", "--channel", "stage5.2:1", "--score", "-o", "v.png", says=["--score judges class pictures"], code=2),
+    "visualize-accentuate-no-init": bad("visualize", "--class", "banana", "--accentuate", "-o", "v.png",
+                                        says=["--accentuate needs a photo to start from: give --init PHOTO"], code=2),
+    "visualize-param-no-priors": bad("visualize", "--class", "banana", "--param", "maco", "--no-priors", "-o", "v.png",
+                                     says=["--param cannot be combined with --no-priors"], code=2),
     "visualize-init-missing": bad("visualize", "--class", "banana", "--init", "nothere.png", "-o", "v.png", says=["init image file not found"]),
 })
 if not torch.cuda.is_available():
@@ -113,6 +118,9 @@ GOOD = {
     "version": ("--version",),
     "visualize-sheet": ("visualize", "--channels", "stage3.1", "--grid", "4", "--size", "64", "--steps", "5", "-o", "sheet.png"),
     "visualize-default-name": ("visualize", "--class", "banana", "--size", "64", "--steps", "2"),
+    "visualize-score": ("visualize", "--class", "banana", "--size", "64", "--steps", "2", "--score", "-o", "s.png"),
+    "visualize-accentuate": ("visualize", "--class", "banana", "--init", "photo.png", "--accentuate", "--closeness", "3",
+                             "--size", "64", "--steps", "3", "-o", "a.png"),
     "sample": ("sample", "coffee", "x.png"),
 }
 
@@ -306,3 +314,25 @@ def test_visualize_names_its_output_after_the_target(runs):
     assert run.stderr.splitlines() == ["wrote banana.png"]
     with Image.open(run.folder / "banana.png") as img:
         assert img.size == (64, 64)
+
+
+def test_visualize_scores_its_class_picture(runs):
+    run = ok(runs["visualize-score"])
+    lines = run.stderr.splitlines()
+    assert lines[0] == "wrote s.png" and len(lines) == 2, lines
+    assert re.fullmatch(r"score: efficientnet-lite2 names banana on [0-3] of 3 views: picture [0-9.]+.*; "
+                        r"colourfulness [0-9.]+, saturation [0-9.]+", lines[1]), lines[1]
+
+
+def test_visualize_accentuates_a_photo_and_says_how_far_it_moved(runs):
+    from dreamscope.cli import command_line
+
+    run = ok(runs["visualize-accentuate"])
+    (line,) = run.stderr.splitlines()
+    assert re.fullmatch(r"wrote a\.png \(accentuated banana -?[0-9.]+ -> -?[0-9.]+ \(probability [0-9.]+ -> [0-9.]+\); "
+                        r"the picture moved [0-9.]+/255 a pixel, feature distance [0-9.]+ at stage3\.1\)", line), line
+    record = dreamscope.read_record(run.folder / "a.png")
+    assert record.settings.accentuate and record.settings.closeness == 3.0
+    again = command_line(dreamscope.Job(record.settings, "a.png", {"init": "photo.png"}))
+    assert again == ("dreamscope visualize -o a.png --init photo.png --class banana --steps 3 --size 64 --accentuate "
+                     "--closeness 3.0")

@@ -1,3 +1,4 @@
+import json
 import numpy as np
 import pytest
 import torch
@@ -142,3 +143,46 @@ def test_unknown_names_suggest():
         ds.visualize("bananna")
     with pytest.raises(DreamscopeError, match="did you mean"):
         ds.visualize(ds.channel("stage5.9", 1))
+
+
+ACCENT = dict(size=128, steps=40, seed=0)
+
+
+def test_accentuation_raises_the_target_and_stays_near_the_photo():
+    photo = Image.fromarray(data.coffee())
+    (held,) = ds.visualize("banana", init=photo, accentuate=True, closeness=4.0, **ACCENT)
+    (free,) = ds.visualize("banana", init=photo, accentuate=True, closeness=0.0, **ACCENT)
+    held_report = json.loads(held.info["accentuation"])
+    free_report = json.loads(free.info["accentuation"])
+    assert held_report["layer"] == "stage3.1"  # the default: the deepest layer at stride 8
+    for report in (held_report, free_report):
+        assert report["probability_before"] < 0.01 and report["probability_after"] > 0.5, report
+        assert report["target_after"] > report["target_before"] + 5
+    # The leash works: held to the photo, the picture moved less, in features and in pixels.
+    assert held_report["feature_distance"] < 0.7 * free_report["feature_distance"]
+    assert held_report["pixel_change"] < free_report["pixel_change"]
+    # and it is still the photo: closer to it than to another photo of the same size
+    start = images.to_tensor(photo.resize((128, 128), Image.LANCZOS))
+    other = images.to_tensor(Image.fromarray(data.chelsea()).resize((128, 128), Image.LANCZOS))
+    picture = images.to_tensor(held)
+    assert float((picture - start).abs().mean()) < 0.5 * float((picture - other).abs().mean())
+
+
+def test_accentuation_of_a_channel_reports_its_mean():
+    photo = Image.fromarray(data.chelsea())
+    (picture,) = ds.visualize(kind="channel", target="stage4.2:3", init=photo, accentuate=True, **ACCENT)
+    report = json.loads(picture.info["accentuation"])
+    assert report["probability_before"] is None and report["target_after"] > report["target_before"]
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(), "accentuate needs a photo"),
+    (dict(samples=2), "samples must be 1 with accentuate"),
+    (dict(kind="channels", target="stage4.2"), "accentuate applies to a class, channel or neuron"),
+    (dict(closeness_layer="stage9"), "did you mean"),
+])
+def test_accentuation_refuses_what_it_cannot_do(fields, message):
+    init = None if not fields else Image.new("RGB", (64, 64), "grey")
+    fields = {"target": "banana", **fields}
+    with pytest.raises(DreamscopeError, match=message):
+        ds.visualize(accentuate=True, init=init, steps=1, size=64, **fields)

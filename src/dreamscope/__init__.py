@@ -40,6 +40,8 @@ _EXPORTS = {
     "MicroscopeSettings": "settings", "microscope": "recipes.microscope", "microscope_iter": "recipes.microscope",
     "run_batch": "batch", "folder_jobs": "batch", "engine_for": "batch", "LocalEngine": "batch", "RayEngine": "batch",
     "InlineEngine": "batch",
+    "feature_distance": "objectives", "score": "quality", "judge_for": "quality", "Score": "quality",
+    "colourfulness": "colour", "saturation": "colour", "Accentuation": "recipes.accentuate",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -96,6 +96,11 @@ FLAGS = {
     "count": ("--count", dict(type=_whole, metavar="K")),
     "side": ("--side", dict(type=_whole, metavar="PX")),
     "block": ("--block", dict(type=_whole, metavar="N")),
+    "param": ("--param", dict(choices=("fft", "maco", "pixels"))),
+    "accentuate": ("--accentuate", dict(action="store_true")),
+    "transparency": ("--transparency", dict(action="store_true")),
+    "closeness": ("--closeness", dict(type=_real, metavar="F")),
+    "closeness_layer": ("--closeness-layer", dict(metavar="NAME")),
 }
 ATLAS_FLAGS = {
     "class_name": ("--class", dict(metavar="NAME")),
@@ -232,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-o", "--output", help="where to write the picture, a sheet when there are several (default: named after the target)")
     v.add_argument("--init", metavar="IMAGE", help="start from this photo instead of noise")
     v.add_argument("--no-priors", action="store_true", help="plain pixels and no transforms: shows the adversarial noise the priors prevent")
+    v.add_argument("--score", action="store_true", help="judge each class picture with a held-out network (its probability "
+                                                        "of the class on the picture, its mirror and a centre crop) and "
+                                                        "measure its colourfulness")
     _add_settings(v, S.VisualizeSettings)
     _add_run_options(v)
     v.set_defaults(run=_cmd_visualize)
@@ -437,15 +445,25 @@ def _prepare(args) -> None:
     runtime.configure(getattr(args, "threads", None))
 
 
-def _job(args, settings, inputs: dict, desc: str, describe=None) -> int:
+def _job(args, settings, inputs: dict, desc: str, describe=None, on_done=None) -> int:
+    """Run a recipe's job with a progress bar and say what it wrote; `on_done(last event)` after it is written."""
     from . import jobs
 
     _prepare(args)
     job = jobs.Job(settings, args.output, {role: path for role, path in inputs.items() if path is not None})
     run = jobs.run(job, device=getattr(args, "device", None), describe=describe)
-    output, summary = _follow(run, args, desc)
+    last = []  # the last event, for on_done
+
+    def kept(events):
+        for event in events:
+            last[:] = [event]
+            yield event
+
+    output, summary = _follow(kept(run), args, desc)
     page = os.path.join(output, "index.html")
     print(f"wrote {_shown(page if os.path.isfile(page) else output)}{summary}", file=sys.stderr)
+    if on_done is not None:
+        on_done(last[0])
     return 0
 
 
@@ -468,9 +486,14 @@ def command_line(job) -> str:
         words += [TARGET_FLAGS[kind], target]
         changed.pop("kind", None), changed.pop("target", None)
         param, robust = changed.pop("param", None), changed.pop("robust", True)
-        if param == "pixels" or robust is False:  # the CLI has these two only together
+        if robust is False:  # the CLI turns the transforms off only with --no-priors, which also means pixels
             words.append("--no-priors")
+        elif param is not None:
+            words += ["--param", param]
     for name, value in changed.items():
+        if value is True:
+            words.append(flag_of(name))
+            continue
         if isinstance(value, list):
             value = ",".join(map(str, value))
         words += [flag_of(name), "off" if value is None else str(value)]
@@ -500,8 +523,25 @@ def _cmd_visualize(args) -> int:
     else:
         fields.update(kind="neuron" if args.neuron else "channel", target=args.neuron or args.unit_channel)
     if args.no_priors:
+        _refuse(args, ("param",), "cannot be combined with --no-priors, which means plain pixels")
         fields.update(param="pixels", robust=False)
-    return _job(args, VisualizeSettings.build(None, fields), {"init": args.init}, "visualizing")
+    settings = VisualizeSettings.build(None, fields)
+    on_done = _scores(args, settings) if args.score else None
+    return _job(args, settings, {"init": args.init}, "visualizing", on_done=on_done)
+
+
+def _scores(args, settings):
+    """--score: the judge is loaded before the work (a missing one fails at once); after it, one line a picture."""
+    from .quality import scorer
+
+    _prepare(args)
+    judge = scorer(settings, device=getattr(args, "device", None))
+
+    def say(event):
+        for number, result in enumerate(judge(event.picture), start=1):
+            print(f"score{f' {number}' if event.picture.shape[0] > 1 else ''}: {result.summary()}", file=sys.stderr)
+
+    return say
 
 
 def _cmd_probe(args) -> int:

@@ -140,7 +140,7 @@ def _written(run: Run, job: Job, write: Callable[[Any, dict], None], notes=()) -
             for event in run:
                 if event.done:
                     write(event.result, metadata)
-                    yield finish(job.output, picture=event.picture, loss=event.loss)
+                    yield finish(job.output, picture=event.picture, loss=event.loss, note=event.note)
                 else:
                     yield event
 

@@ -278,6 +278,19 @@ def diversity(layer: str, groups: Sequence[Sequence[int]] | None = None) -> Obje
     return Objective(fn, [layer], f"diversity({layer}{shown})", "whole")
 
 
+def feature_distance(layer: str, sample: int = 0, reference: int = 1) -> Objective:
+    """How far one sample's activation at `layer` is from a reference sample's: the mean squared difference over
+    the reference's mean square (0: the same features; 1: as far as from nothing). Subtracted, it holds a picture
+    close to a photo in the batch (feature accentuation's regularizer, Hamblin et al. 2024)."""
+
+    def fn(a: Activations) -> torch.Tensor:
+        x, ref = a[layer][sample], a[layer][reference].detach()
+        return (x - ref).pow(2).mean() / ref.pow(2).mean().clamp(min=1e-12)
+
+    return Objective(fn, [layer], f"feature_distance({layer}, {sample} from {reference})", "whole",
+                     check=_channels_in_range(layer, None))
+
+
 def total_variation() -> Objective:
     """Mean absolute difference between neighbouring pixels of the picture (subtract it to smooth)."""
 

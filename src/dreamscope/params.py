@@ -4,20 +4,30 @@
 scaled like natural images' 1/f amplitude, with its colour in a decorrelated space (the square root of the
 colour covariance of ImageNet photos), squashed by a sigmoid. Gradient steps on it change all frequencies
 evenly, so low frequencies (shapes) emerge instead of the high-frequency noise that plain pixels produce.
-`PixelImage` is the plain-pixel parameterization, kept for comparison.
+`MacoImage` (MaCo: Fel et al., NeurIPS 2023) goes further: the magnitude of every frequency is fixed to that of
+natural photos (measured by docs/make_spectrum.py, shipped as package data) and only the phases are learned, so the
+picture keeps a photograph's contrast at every scale and in every colour channel, which is what makes it look
+natural. `PixelImage` is the plain-pixel parameterization, kept for comparison.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from importlib import resources
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # Square root of the RGB covariance of ImageNet photos (its SVD's U * sqrt(S)), a widely used constant.
 COLOR_CORRELATION_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 COLOR_MATRIX = COLOR_CORRELATION_SQRT / COLOR_CORRELATION_SQRT.norm(dim=0).max()
 SPECTRUM_DAMPING = 4.0  # keeps the initial picture's contrast moderate after the sigmoid
+SPECTRUM_SIDE = 224  # the natural spectrum is measured on photos' centre squares of this side
+# Adam's default step per parameterization: MaCo's parameters are phases (radians), the others amplitudes.
+LEARNING_RATES = {"maco": 0.1, "fft": 0.05, "pixels": 0.05}
 
 
 class ImageParam(nn.Module):
@@ -27,9 +37,20 @@ class ImageParam(nn.Module):
         raise NotImplementedError
 
 
-def _logit(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(1e-3, 1 - 1e-3)
+def _logit(x: torch.Tensor, margin: float = 1e-3) -> torch.Tensor:
+    x = x.clamp(margin, 1 - margin)
     return torch.log(x / (1 - x))
+
+
+def colour(x: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+    """Decorrelated colour to RGB (or back, `inverse`): the photos' colour covariance, applied per pixel."""
+    matrix = torch.linalg.inv(COLOR_MATRIX) if inverse else COLOR_MATRIX
+    return torch.einsum("bchw,dc->bdhw", x, matrix.to(x))
+
+
+def signal_of(picture: torch.Tensor, margin: float = 1e-3) -> torch.Tensor:
+    """The decorrelated signal that renders to `picture` through `sigmoid(colour(signal))`."""
+    return colour(_logit(picture, margin), inverse=True)
 
 
 class PixelImage(ImageParam):
@@ -60,10 +81,7 @@ class FourierImage(ImageParam):
         self.spectrum = nn.Parameter(spectrum)
 
     def _colour(self, x: torch.Tensor, inverse: bool = False) -> torch.Tensor:
-        if not self.decorrelate:
-            return x
-        matrix = torch.linalg.inv(COLOR_MATRIX) if inverse else COLOR_MATRIX
-        return torch.einsum("bchw,dc->bdhw", x, matrix.to(x))
+        return colour(x, inverse) if self.decorrelate else x
 
     def _spectrum_of(self, picture: torch.Tensor) -> torch.Tensor:
         """The spectrum that renders to `picture` (inverts sigmoid, colour and scaling): start from a photo."""
@@ -75,9 +93,84 @@ class FourierImage(ImageParam):
         return torch.sigmoid(self._colour(signal))
 
 
+@functools.lru_cache(maxsize=1)
+def natural_spectrum() -> torch.Tensor:
+    """The root-mean-square Fourier magnitude of natural photos in the decorrelated signal space, shape
+    (3, SPECTRUM_SIDE, SPECTRUM_SIDE // 2 + 1) (orthonormal FFT of a centre square; docs/make_spectrum.py)."""
+    with resources.files("dreamscope").joinpath("data/spectrum.npy").open("rb") as file:
+        return torch.from_numpy(np.load(file, allow_pickle=False)).float()
+
+
+def spectrum_for(height: int, width: int) -> torch.Tensor:
+    """The natural magnitude at each frequency of a height x width picture's rfft2, shape (3, height, width//2+1).
+
+    The table is a density over frequency in cycles per pixel (orthonormal FFT), so other sizes read it at their
+    own frequencies (bilinear); frequencies below the table's lowest take its lowest. A picture of any size then
+    has, on average, the photos' per-pixel contrast.
+    """
+    table = natural_spectrum()
+    side = table.shape[-2]
+    # Rows of an FFT run 0, 1, ..., then the negative frequencies: shift them into order for interpolation.
+    ordered = torch.fft.fftshift(table, dim=-2)[None]
+    fy = torch.fft.fftfreq(height)[:, None].expand(height, width // 2 + 1)
+    fx = torch.fft.rfftfreq(width)[None, :].expand(height, width // 2 + 1)
+    # grid_sample's coordinates: -1 .. 1 across the table's cells (align_corners=True).
+    row = (fy * side + side // 2) / (side - 1) * 2 - 1
+    column = fx * side / (side // 2) * 2 - 1
+    grid = torch.stack([column, row], dim=-1)[None].clamp(-1, 1)
+    magnitude = F.grid_sample(ordered, grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
+    if (height, width) == (side, side):
+        return table.clone()
+    return magnitude
+
+
+class MacoImage(ImageParam):
+    """MaCo: the natural magnitude spectrum fixed, the phase learned, colour decorrelated, squashed by a sigmoid.
+
+    `init` starts from a photo: its own magnitude, fixed, and its phases, so the picture starts as the photo and
+    keeps its contrast and colour statistics while its phases move. `attribution` accumulates
+    the absolute gradient reaching the picture over the optimization, per pixel: where the objective looked, which
+    MaCo shows as the picture's transparency (`transparency()`).
+    """
+
+    def __init__(self, batch: int, height: int, width: int, generator: torch.Generator, init: torch.Tensor | None = None):
+        super().__init__()
+        self.size = (height, width)
+        if init is None:
+            magnitude = spectrum_for(height, width)
+            phase = (torch.rand(batch, 3, height, width // 2 + 1, generator=generator) * 2 - 1) * math.pi
+        else:
+            spectrum = torch.fft.rfft2(signal_of(init.expand(batch, -1, -1, -1)), norm="ortho")
+            magnitude, phase = spectrum.abs(), spectrum.angle()
+        self.register_buffer("magnitude", magnitude)
+        self.phase = nn.Parameter(phase)
+        self.register_buffer("attribution", torch.zeros(batch, 1, height, width))
+
+    def _accumulate(self, grad: torch.Tensor) -> None:
+        self.attribution += grad.detach().abs().sum(dim=1, keepdim=True)
+
+    def forward(self) -> torch.Tensor:
+        signal = torch.fft.irfft2(torch.polar(self.magnitude.expand_as(self.phase), self.phase), s=self.size, norm="ortho")
+        picture = torch.sigmoid(colour(signal))
+        if picture.requires_grad:
+            picture.register_hook(self._accumulate)
+        return picture
+
+    def transparency(self, high: float = 0.9) -> torch.Tensor:
+        """Opacity per pixel from the attribution, shape (batch, 1, H, W) in [0, 1]: the square root of the blurred
+        attribution as a fraction of its `high` quantile's (opaque at and above it, transparent where no gradient
+        arrived). The root keeps the long tail of a few strong pixels from fading everything else."""
+        blurred = F.avg_pool2d(self.attribution, 9, stride=1, padding=4, count_include_pad=False)
+        top = blurred.flatten(1).quantile(high, dim=1)[:, None, None, None]
+        return (blurred / top.clamp(min=1e-12)).sqrt().clamp(0, 1)
+
+
 def make_param(kind: str, batch: int, height: int, width: int, generator: torch.Generator,
                init: torch.Tensor | None = None) -> ImageParam:
-    """'fft' (natural-image prior, the default) or 'pixels' (plain, for comparison)."""
+    """'fft' (1/f prior, all coefficients learned: the default), 'maco' (natural magnitude, learned phase) or
+    'pixels' (plain, for comparison)."""
+    if kind == "maco":
+        return MacoImage(batch, height, width, generator, init)
     if kind == "fft":
         return FourierImage(batch, height, width, generator, init)
     if kind == "pixels":

@@ -1,8 +1,10 @@
 """Visualize what a network has learned: pictures, grown from noise, that maximize a class, channel or neuron.
 
-Natural-image priors make the result readable: a 1/f spectrum with decorrelated colour (`params.FourierImage`)
-and transformation robustness (`transforms.robustness`). Without them (`param="pixels", robust=False`) the
-optimization finds adversarial noise that excites the network but shows nothing.
+Natural-image priors make the result readable: by default Lucid's 1/f spectrum with decorrelated colour
+(`params.FourierImage`), or MaCo (`param="maco"`, `params.MacoImage`: the Fourier magnitude of natural photos
+fixed, only the phases learned), and transformation robustness (`transforms.robustness`). Without them (`param="pixels", robust=False`) the
+optimization finds adversarial noise that excites the network but shows nothing. With `init` and `accentuate`
+it strengthens the target in a photo instead (`recipes.accentuate`).
 """
 
 from __future__ import annotations
@@ -14,23 +16,25 @@ from PIL import Image, ImageDraw
 from .. import images, objectives, params, provenance, render, transforms
 from ..events import Event, Run, finish
 from ..models import LoadedModel
+from ..errors import SettingsError
 from ..settings import VisualizeSettings, parse_unit
-from . import base
+from . import accentuate, base
 
 DEFAULT_GRID = 16  # channels in a layer's sheet when `grid` is not given
 
 
-def objective_for(model: LoadedModel, settings: VisualizeSettings) -> tuple[objectives.Objective, list[str]]:
-    """The objective the settings name, checked against the model, and a label per picture."""
+def objective_for(model: LoadedModel, settings: VisualizeSettings, sample: int | None = None) -> tuple[objectives.Objective, list[str]]:
+    """The objective the settings name, checked against the model, and a label per picture. `sample`: a class,
+    channel or neuron read on that sample of the batch only."""
     if settings.kind == "class":
         index = model.resolve_class(settings.target)
         label = model.class_label(index)
-        objective = objectives.class_logit(index, label=label)
+        objective = objectives.class_logit(index, sample=sample, label=label)
         labels = [label] * settings.samples
     elif settings.kind in ("channel", "neuron"):
         layer, index = parse_unit(settings.target)
         make = objectives.neuron if settings.kind == "neuron" else objectives.channel
-        objective = make(layer, index)
+        objective = make(layer, index, sample=sample)
         labels = [f"{layer}:{index}"] * settings.samples
     else:  # "channels": a layer's sheet, picture i maximizes channel i
         layer = settings.target
@@ -66,29 +70,52 @@ def visualize_iter(target: str | int | objectives.Objective | None = None, setti
         labels = [custom.description] * settings.samples
         record = None  # a Python objective is not data: nothing could make it again from a record
     else:
-        objective, labels = objective_for(net, settings)
+        objective, labels = objective_for(net, settings, sample=0 if settings.accentuate else None)
         record = provenance.make(settings, net, {"init": init})
+    if settings.accentuate and custom is not None:
+        raise SettingsError("accentuate", "takes a class, channel or neuron named in the settings, not a Python objective")
+    if settings.accentuate and init is None:
+        raise SettingsError("accentuate", "needs a photo to start from: give --init PHOTO")
     height, width = (settings.size, settings.size) if isinstance(settings.size, int) else settings.size
     generator = base.generator(settings.seed)
     start = None
     if init is not None:
-        start = images.to_tensor(init.convert("RGB").resize((width, height), Image.LANCZOS))
+        start = images.to_tensor(init.convert("RGB").resize((width, height), Image.LANCZOS), net.device)
     picture = params.make_param(settings.param, len(labels), height, width, generator, start).to(net.device)
-    events = render.optimize(net, objective, picture, steps=settings.steps, learning_rate=settings.learning_rate,
-                             generator=generator, transform=transforms.robustness if settings.robust else None)
-    return Run(_pictures(events, labels, record), settings, record, net)
+    transform = transforms.robustness if settings.robust else None
+    finished = None
+    if settings.accentuate:
+        target, layer = objective, settings.closeness_layer or accentuate.default_layer(net)
+        objective = objective - settings.closeness * objectives.feature_distance(layer)
+        objective.check(net)
+        transform = accentuate.beside(start, transform)
+        index = net.resolve_class(settings.target) if settings.kind == "class" else None
+        finished = lambda final: accentuate.measure(net, target, layer, start, final, index)  # noqa: E731
+    learning_rate = settings.learning_rate or params.LEARNING_RATES[settings.param]
+    events = render.optimize(net, objective, picture, steps=settings.steps, learning_rate=learning_rate,
+                             generator=generator, transform=transform)
+    faded = picture.transparency if settings.transparency else None
+    return Run(_pictures(events, labels, record, finished, faded), settings, record, net)
 
 
-def _pictures(events: Iterator[Event], labels: list[str], record) -> Iterator[Event]:
+def _pictures(events: Iterator[Event], labels: list[str], record, finished=None, opacity=None) -> Iterator[Event]:
     last = None
     for last in events:
         yield last
+    if opacity is not None:  # MaCo's attribution as transparency, shown over white
+        alpha = opacity()
+        last = Event(last.stages, last.fraction, last.loss, alpha * last.picture + (1 - alpha))
     pictures = last.images
+    note = None
     for picture, label in zip(pictures, labels):
         picture.info["label"] = label
         if record is not None:
             picture.info[provenance.KEY] = record.to_text()
-    yield finish(pictures, picture=last.picture, loss=last.loss)
+    if finished is not None:  # accentuation: how far the picture moved, how much the target rose
+        report = finished(last.picture)
+        pictures[0].info["accentuation"] = report.to_text()
+        note = report.summary(labels[0])
+    yield finish(pictures, picture=last.picture, loss=last.loss, note=note)
 
 
 def visualize(target=None, settings: VisualizeSettings | None = None, **options) -> list[Image.Image]:

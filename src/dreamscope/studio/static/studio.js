@@ -31,9 +31,10 @@ const REQUIRED = { dream: "input", zoom: "input", video: "input", probe: "input"
 const LABELS = { step_size: "Strength", octave_scale: "Octave scale", max_size: "Max size", frame_steps: "Later steps",
                  learning_rate: "Learning rate", diversity_layer: "Diversity layer", vis_size: "Channel picture size",
                  vis_steps: "Channel picture steps", fps: "Frames a second", kind: "Maximize", layers: "Layers",
-                 every: "Frames per layer", zoom: "Zoom", rotate: "Turn (°)" };
+                 every: "Frames per layer", zoom: "Zoom", rotate: "Turn (°)", param: "Picture prior",
+                 accentuate: "Accentuate the picture", closeness: "Closeness", closeness_layer: "Closeness layer" };
 const ROLE_LABELS = { input: "Photo", guide: "Guide picture", init: "Start from a picture" };
-const KIND_OPTIONS = { kind: ["class", "channel", "neuron", "channels"], param: ["fft", "pixels"] };
+const KIND_OPTIONS = { kind: ["class", "channel", "neuron", "channels"], param: ["fft", "maco", "pixels"] };
 
 const state = {
   info: null,
