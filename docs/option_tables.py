@@ -42,7 +42,8 @@ DEFAULT_WORDS = {"layer": "the model's", "channels": "all", "grid": "16", "every
                  ("probe", "layers"): "the last of each stage (6)", ("exemplars", "units"): "required",
                  ("patch", "from_class"): "required", ("patch", "to_class"): "required", ("microscope", "layers"): "all", ("atlas", "layer"): "the model's default",
                  ("atlas", "grid"): "20", ("probe", "channels"): "4", "side": "the model's",
-                 ("visualize", "learning_rate"): "0.1 (maco), 0.05", ("visualize", "closeness_layer"): "stage3.1 (stride 8)"}
+                 ("visualize", "learning_rate"): "0.1 (0.05 for pixels)", ("visualize", "closeness_layer"): "stage3.1 (stride 8)",
+                 ("visualize", "param"): "fft (maco with --accentuate)"}
 
 
 def limits(check) -> str:

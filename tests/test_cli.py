@@ -334,5 +334,5 @@ def test_visualize_accentuates_a_photo_and_says_how_far_it_moved(runs):
     record = dreamscope.read_record(run.folder / "a.png")
     assert record.settings.accentuate and record.settings.closeness == 3.0
     again = command_line(dreamscope.Job(record.settings, "a.png", {"init": "photo.png"}))
-    assert again == ("dreamscope visualize -o a.png --init photo.png --class banana --steps 3 --size 64 --accentuate "
+    assert again == ("dreamscope visualize -o a.png --init photo.png --class banana --size 64 --steps 3 --accentuate "
                      "--closeness 3.0")

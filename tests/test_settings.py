@@ -70,7 +70,7 @@ def test_canonical_forms():
     (S.VisualizeSettings, dict(target="stage4.2", kind="channel"), "target", "LAYER:INDEX"),
     (S.VisualizeSettings, dict(), "target", "is required"),
     (S.VisualizeSettings, dict(target="banana", size=10), "size", "from 64 to 2048"),
-    (S.VisualizeSettings, dict(target="banana", param="wavelet"), "param", "fft, pixels"),
+    (S.VisualizeSettings, dict(target="banana", param="wavelet"), "param", "fft, maco, pixels"),
     (S.MorphSettings, dict(classes="banana"), "classes", "at least two classes"),
     (S.VideoSettings, dict(blend=1.0), "blend", "below 1"),
     (S.ProbeSettings, dict(channels=65), "channels", "from 0 to 64"),

@@ -150,20 +150,22 @@ ACCENT = dict(size=128, steps=40, seed=0)
 
 def test_accentuation_raises_the_target_and_stays_near_the_photo():
     photo = Image.fromarray(data.coffee())
-    (held,) = ds.visualize("banana", init=photo, accentuate=True, closeness=4.0, **ACCENT)
+    (held,) = ds.visualize("banana", init=photo, accentuate=True, **ACCENT)  # closeness 20, MaCo: the defaults
     (free,) = ds.visualize("banana", init=photo, accentuate=True, closeness=0.0, **ACCENT)
     held_report = json.loads(held.info["accentuation"])
     free_report = json.loads(free.info["accentuation"])
+    assert held.size == (128, 85)  # coffee's shape (600 x 400), its longer side the size
     assert held_report["layer"] == "stage3.1"  # the default: the deepest layer at stride 8
     for report in (held_report, free_report):
-        assert report["probability_before"] < 0.01 and report["probability_after"] > 0.5, report
-        assert report["target_after"] > report["target_before"] + 5
-    # The leash works: held to the photo, the picture moved less, in features and in pixels.
-    assert held_report["feature_distance"] < 0.7 * free_report["feature_distance"]
-    assert held_report["pixel_change"] < free_report["pixel_change"]
+        # banana's logit climbs from about -5.6 to about 30 (seeds 0-2); its probability from 6e-5 to 0.09-0.57
+        assert report["target_after"] > report["target_before"] + 20, report
+        assert report["probability_before"] < 1e-3 and report["probability_after"] > 0.02, report
+    # The leash works: held to the photo, the picture moved less, in features and in pixels (seeds 0-2: 0.72-0.82).
+    assert held_report["feature_distance"] < 0.9 * free_report["feature_distance"]
+    assert held_report["pixel_change"] < 0.9 * free_report["pixel_change"]
     # and it is still the photo: closer to it than to another photo of the same size
-    start = images.to_tensor(photo.resize((128, 128), Image.LANCZOS))
-    other = images.to_tensor(Image.fromarray(data.chelsea()).resize((128, 128), Image.LANCZOS))
+    start = images.to_tensor(photo.resize(held.size, Image.LANCZOS))
+    other = images.to_tensor(Image.fromarray(data.chelsea()).resize(held.size, Image.LANCZOS))
     picture = images.to_tensor(held)
     assert float((picture - start).abs().mean()) < 0.5 * float((picture - other).abs().mean())
 

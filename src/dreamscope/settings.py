@@ -75,8 +75,11 @@ class Flag:
 @dataclass(frozen=True)
 class Choice:
     options: tuple
+    optional: bool = False  # None means "decided at run time" (visualize's param)
 
     def __call__(self, name: str, value):
+        if value is None and self.optional:
+            return None
         if value not in self.options:
             raise SettingsError(name, f"must be one of {', '.join(map(str, self.options))}, got {_shown(value)}")
         return value
@@ -352,17 +355,19 @@ class VisualizeSettings(Settings):
     diversity: float = setting(0.0, Number(0.0, 100.0), "reward the samples for differing in style (try 1)")
     diversity_layer: str | None = setting(None, Text(), "layer whose style diversity compares (default: the model's)")
     size: int | tuple = setting(224, _size, "picture side in px; other sizes (512, ...) work")
-    steps: int = setting(300, Whole(1, 10_000), "optimization steps")
+    steps: int = setting(150, Whole(1, 10_000), "optimization steps")
     learning_rate: float | None = setting(None, Number(0.0, 10.0, above=True, optional=True),
-                                          "Adam's step (default: 0.1 for maco, whose steps turn phases; 0.05 otherwise)")
-    param: str = setting("fft", Choice(("fft", "maco", "pixels")),
-                         "fft: 1/f spectrum, all learned; maco: photos' magnitude spectrum, learned phase; pixels: plain")
+                                          "Adam's step (default: 0.1, 0.05 for plain pixels)")
+    param: str | None = setting(None, Choice(("fft", "maco", "pixels"), optional=True),
+                                "fft: 1/f spectrum, all learned; maco: photos' magnitude spectrum, learned phase; pixels: "
+                                "plain (default: fft, or maco with --accentuate, which then keeps the photo's spectrum)")
     robust: bool = setting(True, Flag(), "random pad, shift, zoom and rotate every step")
     transparency: bool = setting(False, Flag(), "fade to white where the objective's gradient was weakest (MaCo's "
                                                "attribution map; with --param maco)")
     accentuate: bool = setting(False, Flag(), "strengthen the target in the --init photo while holding the picture close "
-                                             "to it in an early layer (feature accentuation)")
-    closeness: float = setting(2.0, Number(0.0, 10_000.0), "how strongly --accentuate holds the picture to the photo")
+                                             "to it in an early layer (feature accentuation); --size is then the longer "
+                                             "side, the photo keeps its shape")
+    closeness: float = setting(20.0, Number(0.0, 10_000.0), "how strongly --accentuate holds the picture to the photo")
     closeness_layer: str | None = setting(None, Text(), "the layer where --accentuate compares picture and photo "
                                                         "(default: the deepest at stride 8 or less)")
 
@@ -381,12 +386,18 @@ class VisualizeSettings(Settings):
                 raise SettingsError("diversity", "does not apply to a layer's channel sheet")
         elif self.grid is not None:
             raise SettingsError("grid", "applies only to a layer's channel sheet")
-        if self.transparency and self.param != "maco":
+        if self.transparency and self.parameterization != "maco":
             raise SettingsError("transparency", "needs the maco parameterization, which records where the gradient went")
         if self.accentuate and self.samples != 1:
             raise SettingsError("samples", "must be 1 with accentuate: one photo gives one accentuated picture")
         if self.accentuate and self.kind == "channels":
             raise SettingsError("accentuate", "applies to a class, channel or neuron, not a layer's channel sheet")
+
+    @property
+    def parameterization(self) -> str:
+        """The image parameterization that runs: `param`, or by default fft (maco when accentuating a photo: its
+        own magnitude spectrum kept, only the phases move, so the picture keeps the photo's colour and contrast)."""
+        return self.param or ("maco" if self.accentuate else "fft")
 
     @property
     def count(self) -> int:

@@ -77,11 +77,14 @@ def visualize_iter(target: str | int | objectives.Objective | None = None, setti
     if settings.accentuate and init is None:
         raise SettingsError("accentuate", "needs a photo to start from: give --init PHOTO")
     height, width = (settings.size, settings.size) if isinstance(settings.size, int) else settings.size
+    if settings.accentuate and isinstance(settings.size, int):  # the photo keeps its shape: its longer side is `size`
+        scale = settings.size / max(init.size)
+        width, height = max(32, round(init.size[0] * scale)), max(32, round(init.size[1] * scale))
     generator = base.generator(settings.seed)
     start = None
     if init is not None:
         start = images.to_tensor(init.convert("RGB").resize((width, height), Image.LANCZOS), net.device)
-    picture = params.make_param(settings.param, len(labels), height, width, generator, start).to(net.device)
+    picture = params.make_param(settings.parameterization, len(labels), height, width, generator, start).to(net.device)
     transform = transforms.robustness if settings.robust else None
     finished = None
     if settings.accentuate:
@@ -91,7 +94,7 @@ def visualize_iter(target: str | int | objectives.Objective | None = None, setti
         transform = accentuate.beside(start, transform)
         index = net.resolve_class(settings.target) if settings.kind == "class" else None
         finished = lambda final: accentuate.measure(net, target, layer, start, final, index)  # noqa: E731
-    learning_rate = settings.learning_rate or params.LEARNING_RATES[settings.param]
+    learning_rate = settings.learning_rate or params.LEARNING_RATES[settings.parameterization]
     events = render.optimize(net, objective, picture, steps=settings.steps, learning_rate=learning_rate,
                              generator=generator, transform=transform)
     faded = picture.transparency if settings.transparency else None

@@ -280,11 +280,12 @@ function buildField(recipe, field) {
   } else {
     if (kind === "choice") {
       entry.options = field.options || field.choices || KIND_OPTIONS[field.name] || [field.default];
+      if (field.default === null) entry.options = [null, ...entry.options];  // decided at run time: "auto"
       entry.segmented = entry.options.length <= 4 && entry.options.every((o) => shown(o).length <= 10);
       if (entry.segmented) {  // a few short options: one click each
         input = el("div", { class: "segmented", role: "radiogroup", id, "aria-label": label(field.name) },
           entry.options.map((option, i) => el("label", { class: "segment" },
-            el("input", { type: "radio", name: field.name, value: String(i) }), el("span", { text: shown(option) }))));
+            el("input", { type: "radio", name: field.name, value: String(i) }), el("span", { text: option === null ? "auto" : shown(option) }))));
         wrap.classList.add("wide");
       } else {
         input = el("select", { id, name: field.name },
