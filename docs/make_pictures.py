@@ -85,10 +85,25 @@ def dream_pictures() -> None:
 def visualize_pictures() -> None:
     banana = ds.VisualizeSettings(target="banana")
     with_priors = made(banana, "banana")
+    maco = made(banana.replace(param="maco"), "banana-maco")
+    faded = made(banana.replace(param="maco", transparency=True), "banana-maco-transparency")
     without = made(banana.replace(param="pixels", robust=False), "banana-no-priors")
-    save(row([labelled(with_priors, "--class banana"), labelled(without, "--class banana --no-priors")]), "priors.jpg")
+    save(row([labelled(with_priors, "--class banana"), labelled(maco, "--param maco"),
+              labelled(faded, "--param maco --transparency"), labelled(without, "--no-priors")]), "priors.jpg")
     sheet = made(ds.VisualizeSettings(kind="channels", target="stage4.2", grid=8, size=128), "stage4.2-channels")
     save(sheet, "channels.jpg")
+    accentuate_pictures()
+
+
+def accentuate_pictures() -> None:
+    """Feature accentuation of the cat photo toward two classes, at the photo's aspect ratio."""
+    cat = inputs()["chelsea"]
+    accent = ds.VisualizeSettings(target="lion", size=336, accentuate=True)  # 336 x 224, the photo's shape
+    panels = [labelled(Image.open(cat), "chelsea.jpg")]
+    for target in ("lion", "tiger"):
+        picture = made(accent.replace(target=target), f"chelsea-accentuated-{target}", init=cat)
+        panels.append(labelled(picture, f"--class {target} --accentuate"))
+    save(row(panels), "accentuate.jpg")
 
 
 def frames(run) -> list:
