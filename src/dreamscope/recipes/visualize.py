@@ -2,9 +2,9 @@
 
 Natural-image priors make the result readable: by default Lucid's 1/f spectrum with decorrelated colour
 (`params.FourierImage`), or MaCo (`param="maco"`, `params.MacoImage`: the Fourier magnitude of natural photos
-fixed, only the phases learned), and transformation robustness (`transforms.robustness`). Without them (`param="pixels", robust=False`) the
-optimization finds adversarial noise that excites the network but shows nothing. With `init` and `accentuate`
-it strengthens the target in a photo instead (`recipes.accentuate`).
+fixed, only the phases learned), and transformation robustness (`transforms.robustness`). Without them
+(`param="pixels", robust=False`) the optimization finds adversarial noise that excites the network but shows
+nothing. With `init` and `accentuate` it strengthens the target in a photo instead (`recipes.accentuate`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Iterator, Sequence
 from PIL import Image, ImageDraw
 
 from .. import images, objectives, params, provenance, render, transforms
+from ..errors import SettingsError
 from ..events import Event, Run, finish
 from ..models import LoadedModel
-from ..errors import SettingsError
 from ..settings import VisualizeSettings, parse_unit
 from . import accentuate, base
 
