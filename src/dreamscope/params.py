@@ -111,6 +111,8 @@ def spectrum_for(height: int, width: int) -> torch.Tensor:
     """
     table = natural_spectrum()
     side = table.shape[-2]
+    if (height, width) == (side, side):
+        return table.clone()
     # Rows of an FFT run 0, 1, ..., then the negative frequencies: shift them into order for interpolation.
     ordered = torch.fft.fftshift(table, dim=-2)[None]
     fy = torch.fft.fftfreq(height)[:, None].expand(height, width // 2 + 1)
@@ -119,10 +121,7 @@ def spectrum_for(height: int, width: int) -> torch.Tensor:
     row = (fy * side + side // 2) / (side - 1) * 2 - 1
     column = fx * side / (side // 2) * 2 - 1
     grid = torch.stack([column, row], dim=-1)[None].clamp(-1, 1)
-    magnitude = F.grid_sample(ordered, grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
-    if (height, width) == (side, side):
-        return table.clone()
-    return magnitude
+    return F.grid_sample(ordered, grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
 
 
 class MacoImage(ImageParam):

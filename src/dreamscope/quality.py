@@ -8,7 +8,7 @@ and when its colours look like a photograph's (`colour.colourfulness`; photos' m
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -70,18 +70,11 @@ class Score:
         """On how many of the views the judge's best class is the target."""
         return sum(view.top1 for view in self.views.values())
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     def summary(self) -> str:
         shown = ", ".join(f"{name} {view.probability:.3f}{'' if view.top1 else ' (judge: ' + view.judge_top1 + ')'}"
                           for name, view in self.views.items())
         return (f"{self.judge} names {self.target} on {self.recognized} of {len(self.views)} views: {shown}; "
                 f"colourfulness {self.colourfulness:.1f}, saturation {self.saturation:.2f}")
-
-
-def colour_score(picture: Image.Image) -> dict:
-    return {"colourfulness": colour.colourfulness(picture), "saturation": colour.saturation(picture)}
 
 
 def score(picture: Image.Image, target: int, judge: LoadedModel) -> Score:
@@ -97,7 +90,7 @@ def score(picture: Image.Image, target: int, judge: LoadedModel) -> Score:
             top = int(probabilities.argmax())
             judged[name] = ViewScore(top == target, float(probabilities[target]), judge.class_label(top),
                                      float(probabilities[top]))
-    return Score(judge.name, judge.class_label(target), judged, **colour_score(picture))
+    return Score(judge.name, judge.class_label(target), judged, colour.colourfulness(picture), colour.saturation(picture))
 
 
 def scorer(settings, device=None):
