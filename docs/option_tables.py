@@ -20,14 +20,14 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 # dream's, so a table only lists what differs).
 TABLES = {
     "dream": (S.DreamSettings, ["layer", "channels", "octaves", "octave_scale", "steps", "step_size", "jitter", "max_size",
-                                "tile", "seed", "model", "weights"]),
+                                "tile", "precision", "seed", "model", "weights"]),
     "visualize": (S.VisualizeSettings, ["param", "samples", "diversity", "grid", "size", "steps", "learning_rate", "transparency",
                                         "accentuate", "closeness", "closeness_layer", "seed"]),
     "zoom": (S.ZoomSettings, None),
     "morph": (S.MorphSettings, ["classes", "size", "steps", "warmup", "learning_rate"]),
     "video": (S.VideoSettings, None),
-    "probe": (S.ProbeSettings, ["layers", "channels", "octaves", "steps", "max_size", "vis_size", "vis_steps", "exemplar_folder",
-                                "exemplar_count"]),
+    "probe": (S.ProbeSettings, ["layers", "channels", "octaves", "steps", "max_size", "precision", "vis_size", "vis_steps",
+                                "exemplar_folder", "exemplar_count"]),
     "atlas": (S.AtlasSettings, ["layer", "grid", "positions", "side", "min_count", "class_name", "compare", "keep", "icon_size",
                                 "icon_steps", "neighbours", "exemplars_per_cell", "seed", "model", "weights"]),
     "patch": (S.PatchSettings, ["from_class", "to_class", "size", "place", "views", "side", "seed", "model", "weights"]),

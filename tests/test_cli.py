@@ -72,6 +72,7 @@ USAGE = {
     "jitter-negative": bad("dream", "photo.png", "--jitter", "-1", says=["--jitter must be a whole number from 0"], code=2),
     "octave-scale-below-1": bad("dream", "photo.png", "--octave-scale", "0.5", says=["--octave-scale must be a number from 1"], code=2),
     "tile-tiny": bad("dream", "photo.png", "--tile", "10", says=["--tile must be", "from 64 to 8192"], code=2),
+    "precision-unknown": bad("dream", "photo.png", "--precision", "fp16", says=["--precision", "invalid choice: 'fp16'", "'bf16'"], code=2),
     "classify-top-0": bad("classify", "photo.png", "--top", "0", says=["--top must be a whole number from 1"], code=2),
     "grid-too-big": bad("visualize", "--channels", "stage3.1", "--grid", "100", says=["--grid must be a whole number from 1 to 64, got 100"], code=2),
     "grid-without-channels": bad("visualize", "--class", "banana", "--grid", "4", says=["--grid applies only to a layer's channel sheet"], code=2),
@@ -111,7 +112,7 @@ if not torch.cuda.is_available():
 
 GOOD = {
     "dream-png": ("dream", "photo.png", *QUICK),
-    "dream-jpg": ("dream", "photo.png", "-o", "outdir/dream.jpg", *QUICK, "--quiet"),
+    "dream-jpg": ("dream", "photo.png", "-o", "outdir/dream.jpg", *QUICK, "--quiet", "--precision", "bf16"),
     "layers-json": ("layers", "--json"),
     "models-json": ("models", "--json"),
     "classify-json": ("classify", "chelsea.png", "--json"),
@@ -242,6 +243,7 @@ def test_dream_writes_jpeg_when_asked(runs):
     assert snapshot(run.folder) == run.before | {("outdir/dream.jpg", out.stat().st_size, out.stat().st_mtime_ns)}
     with Image.open(out) as img:
         assert img.format == "JPEG" and img.size == PHOTO_SIZE
+    assert dreamscope.read_record(out).precision == "bf16" and dreamscope.read_record(out).settings.precision == "bf16"
 
 
 def test_layers_json(runs):

@@ -120,6 +120,7 @@ def perform(item: Item, threads: int) -> dict:
         status, message = "failed", f"{type(exc).__name__}: {exc}"
     finally:
         _busy = False
+        runtime.release_memory()
     return asdict(Outcome(item.name, status, item.output, message, time.perf_counter() - start, worker))
 
 

@@ -72,6 +72,7 @@ FLAGS = {
     "jitter": ("--jitter", dict(type=_whole, metavar="PX")),
     "max_size": ("--max-size", dict(type=_whole, metavar="PX")),
     "tile": ("--tile", dict(type=_tile, metavar="auto|off|PX")),
+    "precision": ("--precision", dict(choices=("auto", "fp32", "bf16"), metavar="auto|fp32|bf16")),
     "grid": ("--grid", dict(type=_whole, metavar="N")),
     "samples": ("--samples", dict(type=_whole, metavar="N")),
     "diversity": ("--diversity", dict(type=_real, metavar="F")),

@@ -342,6 +342,7 @@ def resume_zoom(path: str | os.PathLike, frames: int | None = None, *, model=Non
     """Continue the zoom in `path` (a video or a PNG frames folder dreamscope wrote) to `frames` in total (default:
     as many as it was asked for), in place, with the settings recorded in it. The frame after the last one in the
     file is the one the uninterrupted run would have made, up to the file's compression."""
+    from .models import precision
     from .recipes import zoom
 
     path = str(path)
@@ -358,11 +359,12 @@ def resume_zoom(path: str | os.PathLike, frames: int | None = None, *, model=Non
         raise SettingsError("frames", f"must be more than the {count} frames {path} already has")
     guide = _recorded_input(record, "guide", path)
     job = Job(settings, path, {role: entry.get("path") for role, entry in record.inputs.items()})
-    run = zoom.zoom_iter(last, settings, guide=guide and images.load_image(guide, what="guide image"), model=model,
-                         device=device, start=count, first=first)
+    with precision.auto_means(record.precision):
+        run = zoom.zoom_iter(last, settings, guide=guide and images.load_image(guide, what="guide image"), model=model,
+                             device=device, start=count, first=first)
     _same_weights(run.model, record)
     metadata = {provenance.KEY: provenance.Record(settings, record.model, record.inputs, record.device, record.threads,
-                                                   provenance.version(), record.torch).to_text()}
+                                                   provenance.version(), record.torch, record.precision).to_text()}
     writer = videos.FrameWriter(path, settings.fps, keep_partial=True, resume=True, metadata=metadata)
     return Run(_frames_to(writer, run, job), settings, record, run.model)
 
@@ -449,7 +451,10 @@ def redo(path: str | os.PathLike, output: str | None = None, *, inputs: Mapping[
     if given:
         raise DreamscopeError(f"the record has no {next(iter(given))}; it has {', '.join(record.inputs) or 'no inputs'}")
     job = Job(record.settings, output or redo_output(path), files)
-    made = run(job, model=model, device=device or _recorded_device(record), describe=describe)
+    from .models import precision
+
+    with precision.auto_means(record.precision):  # "auto" chose for the CPU the original ran on: choose the same
+        made = run(job, model=model, device=device or _recorded_device(record), describe=describe)
     _same_weights(made.model, record)
     notes = []
     if made.record is not None and (made.record.threads, made.record.device) != (record.threads, record.device):

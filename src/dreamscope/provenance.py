@@ -60,6 +60,7 @@ class Record:
     threads: int | None = None
     dreamscope: str = ""
     torch: str = ""
+    precision: str | None = None  # what the network computed in ("fp32", "bf16"), where the recipe has a choice
 
     @property
     def recipe(self) -> str:
@@ -69,7 +70,7 @@ class Record:
         return {
             "format": FORMAT, "dreamscope": self.dreamscope, "recipe": self.recipe, "settings": self.settings.to_json(),
             "seed": self.settings.seed, "model": dict(self.model), "inputs": {k: dict(v) for k, v in self.inputs.items()},
-            "device": self.device, "threads": self.threads, "torch": self.torch,
+            "device": self.device, "threads": self.threads, "torch": self.torch, "precision": self.precision,
         }
 
     def to_text(self) -> str:
@@ -81,7 +82,8 @@ class Record:
         try:
             settings = Settings.from_json(data["settings"])
             return cls(settings, dict(data["model"]), {k: dict(v) for k, v in (data.get("inputs") or {}).items()},
-                       str(data.get("device", "cpu")), data.get("threads"), str(data.get("dreamscope", "")), str(data.get("torch", "")))
+                       str(data.get("device", "cpu")), data.get("threads"), str(data.get("dreamscope", "")), str(data.get("torch", "")),
+                       data.get("precision"))
         except (KeyError, TypeError, AttributeError) as exc:
             raise DreamscopeError(f"the dreamscope record is incomplete or damaged ({exc.__class__.__name__}: {exc})") from None
 
@@ -116,14 +118,16 @@ def lasting_file(path) -> bool:
     return os.path.isfile(absolute) and not absolute.startswith(("/dev/", "/proc/"))
 
 
-def make(settings: Settings, model, inputs: Mapping[str, Any] | None = None) -> Record:
-    """The record of a run about to start: `inputs` maps roles to PIL images (or None)."""
+def make(settings: Settings, model, inputs: Mapping[str, Any] | None = None, precision=None) -> Record:
+    """The record of a run about to start: `inputs` maps roles to PIL images (or None); `precision` is the model
+    that will compute (`models.precision.at`), whose number format the record names."""
     import torch
 
     described = {role: {"pixels": pixels_digest(image), "size": list(image.size)}
                  for role, image in (inputs or {}).items() if image is not None}
+    computes = None if precision is None else ("bf16" if precision.dtype == torch.bfloat16 else "fp32")
     return Record(settings, {"name": model.source, "weights": model.weights_digest}, described, str(model.device),
-                  torch.get_num_threads(), version(), torch.__version__)
+                  torch.get_num_threads(), version(), torch.__version__, computes)
 
 
 def read(path: str | os.PathLike) -> Record:

@@ -7,15 +7,13 @@ that can fail (layers, channels, tiling) runs before the first step.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import math
-import sys
 from typing import Callable, Iterator
 
 import torch
 
-from . import taps, transforms
+from . import runtime, taps, transforms
 from .errors import DreamscopeError
 from .events import Event, Stage
 from .models import LoadedModel
@@ -35,7 +33,7 @@ def activations(model: LoadedModel, layers, x: torch.Tensor, image: torch.Tensor
     wanted = [info for info in infos if info.name != IMAGE]
     swaps = {model.layer(name).module: fn for name, fn in (replace or {}).items()}
     outputs = taps.capture(model.net, [info.module for info in wanted], model.to_input(x), swaps) if wanted else {}
-    acts = {info.name: outputs[info.module] for info in wanted}
+    acts = {info.name: outputs[info.module].float() for info in wanted}  # float32 even from a bfloat16 network
     if len(wanted) < len(infos):
         acts[IMAGE] = x if image is None else image
     return acts
@@ -176,49 +174,35 @@ def ascend(
 def _ascend(model, objective, x, steps, step_size, jitter, generator, tile, soft_bounds) -> Iterator[Event]:
     big = x.numel() > _TRIM_ABOVE
     for step in range(1, steps + 1):
-        shift = transforms.random_shift(generator, jitter)
-        loss, grad = objective_gradient(model, objective, transforms.roll(x, shift), tile)
-        grad = transforms.roll(grad, (-shift[0], -shift[1]))
+        dy, dx = transforms.random_shift(generator, jitter)
+        rolled = transforms.roll(x, (dy, dx))
+        loss, grad = objective_gradient(model, objective, rolled, tile)
         mean_size = float(grad.norm(p=1)) / grad.numel()
         _finite(loss, step, "objective")
         _finite(mean_size, step, "gradient")
+        # The step is taken in the rolled frame and the result rolled back: one copy fewer than rolling the
+        # gradient back first. In place wherever the tensor is this step's own (at 4K a full-frame copy is 95 MiB);
+        # the pictures already yielded stay as they were.
         if soft_bounds:
-            x = x.clamp(_SOFT_EPS, 1.0 - _SOFT_EPS)
-            grad.mul_(x * (1.0 - x))  # d(sigmoid)/dz: the gradient with respect to the logit
+            rolled = rolled.clamp(_SOFT_EPS, 1.0 - _SOFT_EPS)
+            grad.mul_(rolled * (1.0 - rolled))  # d(sigmoid)/dz: the gradient with respect to the logit
             # 4 x step_size in logit space moves a mid-grey pixel by step_size, as in the clamped rule.
             grad.mul_(4.0 * step_size / (float(grad.norm(p=1)) / grad.numel() + 1e-12))
-            x = torch.sigmoid(torch.logit(x).add_(grad))
+            moved = torch.sigmoid(torch.logit(rolled).add_(grad))
         else:
             # Dividing by the mean absolute gradient makes step_size a fraction of the [0, 1] range per step,
-            # whatever the layer's scale. In place, since at 4K every full-frame copy is 95 MiB.
-            grad.mul_(step_size / (mean_size + 1e-8))
-            x = x.add(grad).clamp_(0.0, 1.0)  # new: yielded ones stay valid
+            # whatever the layer's scale.
+            scale = step_size / (mean_size + 1e-8)
+            moved = (rolled.add_(grad, alpha=scale) if rolled is not x else x.add(grad, alpha=scale)).clamp_(0.0, 1.0)
         del grad
+        x = transforms.roll(moved, (-dy, -dx))
         if big:
-            _release_freed_memory()
+            runtime.release_memory()
         yield Event((Stage("step", step, steps),), step / steps, loss, x)
 
 
 _SOFT_EPS = 1e-4  # keeps logits finite for pixels that arrive exactly at 0 or 1
 _TRIM_ABOVE = 3 * 1024 * 1024  # values (a megapixel of RGB): below it, what glibc keeps is too little to matter
-
-
-def _release_freed_memory() -> None:
-    """Hand memory freed by the last step back to the OS (glibc keeps it otherwise: ~250 MiB at 4K)."""
-    if _malloc_trim is not None:
-        _malloc_trim(0)
-
-
-def _find_malloc_trim():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None).malloc_trim  # glibc only; musl and others have no such function
-    except (OSError, AttributeError):
-        return None
-
-
-_malloc_trim = _find_malloc_trim()
 
 
 StopRule = Callable[[int, float, torch.Tensor], bool]

@@ -19,6 +19,7 @@ from .errors import DreamscopeError, SettingsError, literal, suggest
 
 DEFAULT_MODEL = "efficientnet-lite0"
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
+PRECISIONS = ("auto", "fp32", "bf16")  # see models/precision.py
 
 
 # -- checks: each takes the field's name and value and returns the value in its canonical form -----------------
@@ -339,6 +340,9 @@ class DreamSettings(Settings):
     jitter: int = setting(32, Whole(0, 1024), "random shift each step, in px (prevents grid artefacts)")
     max_size: int | None = setting(None, Whole(32, 16_384, optional=True), "downscale the input first so its longest side is at most this")
     tile: int | str | None = setting("auto", _tile, "auto, none, or a tile size in px: process big pictures in tiles to bound memory")
+    precision: str = setting("auto", Choice(PRECISIONS), "the network's number format: fp32; bf16, faster on CPUs with AMX "
+                                                          "(other rounding: another dream, as strong); auto: bf16 for the "
+                                                          "EfficientNet-Lite models on such CPUs, else fp32")
 
 
 @dataclass(frozen=True)
@@ -472,6 +476,9 @@ class ProbeSettings(Settings):
     step_size: float = setting(0.015, Number(0.0, 1.0, above=True), "step, as a fraction of the colour range, after normalizing the gradient by its mean magnitude")
     jitter: int = setting(32, Whole(0, 1024), "random shift each step, in px (prevents grid artefacts)")
     max_size: int | None = setting(512, Whole(32, 16_384, optional=True), "downscale the photo first so its longest side is at most this")
+    precision: str = setting("auto", Choice(PRECISIONS), "the network's number format: fp32; bf16, faster on CPUs with AMX "
+                                                          "(other rounding: another dream, as strong); auto: bf16 for the "
+                                                          "EfficientNet-Lite models on such CPUs, else fp32")
     vis_size: int = setting(128, Whole(64, 2048), "side of the channels' pictures")
     vis_steps: int = setting(128, Whole(1, 10_000), "optimization steps of the channels' pictures")
     exemplar_folder: str | None = setting(None, Text(), "folder of pictures (searched recursively) in which to find each shown channel's natural exemplars")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextvars
 import threading
-import weakref
 from typing import Callable
 
 import torch
@@ -35,7 +34,6 @@ class _Capture:
 
 
 _current: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar("dreamscope_capture", default=None)
-_installed: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
 _install_lock = threading.Lock()
 
 
@@ -57,9 +55,9 @@ def _dispatch(module: nn.Module, _inputs, output):
 def _install(modules) -> None:
     with _install_lock:
         for module in modules:
-            if module not in _installed:
+            # Looked up on the module itself: a copy of a network (a bfloat16 twin) carries its original's hook.
+            if _dispatch not in module._forward_hooks.values():
                 module.register_forward_hook(_dispatch)
-                _installed.add(module)
 
 
 def capture(net: nn.Module, modules: list[str] | tuple[str, ...], x: torch.Tensor,

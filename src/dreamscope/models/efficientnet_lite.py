@@ -71,8 +71,9 @@ class SameConv2d(nn.Conv2d):
         for size, k, s, d in zip((in_w, in_h), self.kernel_size[::-1], self.stride[::-1], self.dilation[::-1]):
             total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
             pads += [total // 2, total - total // 2]
-        if any(pads):
-            x = F.pad(x, pads)
+        if pads[0] == pads[1] and pads[2] == pads[3]:  # the convolution pads by itself: no padded copy (~20% of a step)
+            return F.conv2d(x, self.weight, self.bias, self.stride, (pads[2], pads[0]), self.dilation, self.groups)
+        x = F.pad(x, pads)
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 

@@ -89,6 +89,8 @@ def _load(name: str, device: torch.device, weights: Path | None) -> LoadedModel:
     if hasattr(net, "fold_batchnorm"):
         net.fold_batchnorm()
     net.to(device)
+    if spec.channels_last:
+        net.to(memory_format=torch.channels_last)
     return LoadedModel(spec=spec, net=net, layers=_layer_infos(net), device=device,
                        not_dreamable=dict(getattr(net, "not_dreamable", {})), weights_path=path)
 

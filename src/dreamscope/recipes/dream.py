@@ -12,7 +12,7 @@ from PIL import Image
 from .. import images, objectives, provenance, render
 from ..errors import SettingsError
 from ..events import Event, Run, Stage, finish
-from ..models import LoadedModel
+from ..models import LoadedModel, precision
 from ..settings import ChannelRanking, DreamSettings, parse_channels, parse_layer_weights
 from . import base
 
@@ -140,8 +140,9 @@ def dream_iter(image: Image.Image, settings: DreamSettings | None = None, *, gui
     x = images.to_tensor(photo, net.device)
     objective = build_objective(net, x, settings.layer, settings.channels, guide)
     plan = plan_octaves(net, objective, x.shape[-2:], settings)
-    record = provenance.make(settings, net, {"input": image, "guide": guide})
-    events = octave_dream(net, objective, x, plan, steps=settings.steps, step_size=settings.step_size,
+    dreamer = precision.at(net, settings.precision)
+    record = provenance.make(settings, net, {"input": image, "guide": guide}, precision=dreamer)
+    events = octave_dream(dreamer, objective, x, plan, steps=settings.steps, step_size=settings.step_size,
                           jitter=settings.jitter, generator=base.generator(settings.seed))
     return Run(_dreamed(events, record), settings, record, net)
 

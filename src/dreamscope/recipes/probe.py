@@ -18,7 +18,7 @@ from PIL import Image
 
 from .. import images, objectives, provenance, render
 from ..events import Event, Run, Stage, finish, nest
-from ..models import LayerInfo, LoadedModel
+from ..models import LayerInfo, LoadedModel, precision
 from ..settings import DreamSettings, ProbeSettings
 from . import base
 from . import dream as dream_recipe
@@ -129,14 +129,15 @@ def probe_iter(image: Image.Image, settings: ProbeSettings | None = None, *, mod
     for name in names:  # a deep layer that needs a larger picture fails now, not after the shallow ones ran
         objective = dream_recipe.build_objective(net, photo_x, name, None, None)
         plans.append((objective, dream_recipe.plan_octaves(net, objective, photo_x.shape[-2:], dream)))
-    record = provenance.make(settings, net, {"input": image})
+    dreamer = precision.at(net, settings.precision)
+    record = provenance.make(settings, net, {"input": image}, precision=dreamer)
     scan = None
     if settings.exemplar_folder is not None:
         scan = folder.scan(settings.exemplar_folder, net.spec.resolution)  # a missing or empty folder fails now
-    return Run(_probe(net, photo, photo_x, names, plans, settings, record, scan), settings, record, net)
+    return Run(_probe(net, dreamer, photo, photo_x, names, plans, settings, record, scan), settings, record, net)
 
 
-def _probe(net, photo, photo_x, names, plans, settings: ProbeSettings, record, scan) -> Iterator[Event]:
+def _probe(net, dreamer, photo, photo_x, names, plans, settings: ProbeSettings, record, scan) -> Iterator[Event]:
     per_dream = settings.octaves * settings.steps
     per_layer = per_dream + (settings.vis_steps if settings.channels else 0)
     share = len(scan.files) / (len(scan.files) + PICTURES_PER_LAYER * len(names)) if scan is not None else 0.0
@@ -146,7 +147,7 @@ def _probe(net, photo, photo_x, names, plans, settings: ProbeSettings, record, s
     for number, (name, (objective, plan)) in enumerate(zip(names, plans), start=1):
         stage = Stage("layer", number, len(names), name)
         at = (number - 1) * width
-        dreamed = dream_recipe.octave_dream(net, objective, photo_x, plan, steps=settings.steps, step_size=settings.step_size,
+        dreamed = dream_recipe.octave_dream(dreamer, objective, photo_x, plan, steps=settings.steps, step_size=settings.step_size,
                                             jitter=settings.jitter, generator=base.generator(settings.seed))
         dream_x = yield from nest(dreamed, stage, at, per_dream / per_layer * width)
         top = []

@@ -19,7 +19,7 @@ from .. import flow as optical_flow
 from .. import images, provenance
 from ..errors import DreamscopeError
 from ..events import Event, Run, Stage, finish, nest
-from ..models import LoadedModel
+from ..models import LoadedModel, precision
 from ..settings import VideoSettings
 from . import base
 from . import dream as dream_recipe
@@ -50,8 +50,9 @@ def video_iter(frames: Iterable[Image.Image], settings: VideoSettings | None = N
     x = images.to_tensor(first, net.device)
     objective = dream_recipe.build_objective(net, x, settings.layer, settings.channels, guide)
     plan = dream_recipe.plan_octaves(net, objective, x.shape[-2:], settings)
-    record = provenance.make(settings, net, {"guide": guide})
-    events = _frames(net, objective, plan, settings, itertools.chain([first], frames), count, ",".join(objective.layers))
+    dreamer = precision.at(net, settings.precision)
+    record = provenance.make(settings, net, {"guide": guide}, precision=dreamer)
+    events = _frames(dreamer, objective, plan, settings, itertools.chain([first], frames), count, ",".join(objective.layers))
     return Run(events, settings, record, net)
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 from .. import images, provenance
 from ..errors import DreamscopeError, SettingsError
 from ..events import Event, Run, Stage, finish, nest
-from ..models import LoadedModel
+from ..models import LoadedModel, precision
 from ..settings import ZoomSettings
 from . import base
 from . import dream as dream_recipe
@@ -96,8 +96,9 @@ def zoom_iter(image: Image.Image, settings: ZoomSettings | None = None, *, guide
             raise DreamscopeError(f"the first frame is {first.width}x{first.height} but the last is {x.shape[-1]}x{x.shape[-2]}; "
                                   "they are not from the same zoom")
         reference = colour_distribution(first_x)
-    record = provenance.make(settings, net, {"input": image, "guide": guide})
-    return Run(_frames(net, x, plans, settings, start, reference), settings, record, net)
+    dreamer = precision.at(net, settings.precision)
+    record = provenance.make(settings, net, {"input": image, "guide": guide}, precision=dreamer)
+    return Run(_frames(dreamer, x, plans, settings, start, reference), settings, record, net)
 
 
 def _frames(net, x, plans, settings: ZoomSettings, start: int, reference) -> Iterator[Event]:

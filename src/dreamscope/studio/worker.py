@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
-from .. import jobs, videos
+from .. import jobs, runtime, videos
 from ..errors import DreamscopeError
 from ..images import reason
 from ..settings import Settings
@@ -196,6 +196,7 @@ class Worker:
                         self._keep_ended(job.id, (latest, kept[latest]))
                     self._cancelled.discard(job.id)
                     self._released.notify_all()
+                runtime.release_memory()  # an idle studio gives back what the job used
 
     def _stop_requested(self, job_id: str) -> bool:
         with self._lock:

@@ -32,7 +32,8 @@ const LABELS = { step_size: "Strength", octave_scale: "Octave scale", max_size: 
                  learning_rate: "Learning rate", diversity_layer: "Diversity layer", vis_size: "Channel picture size",
                  vis_steps: "Channel picture steps", fps: "Frames a second", kind: "Maximize", layers: "Layers",
                  every: "Frames per layer", zoom: "Zoom", rotate: "Turn (°)", param: "Picture prior",
-                 accentuate: "Accentuate the picture", closeness: "Closeness", closeness_layer: "Closeness layer" };
+                 accentuate: "Accentuate the picture", closeness: "Closeness", closeness_layer: "Closeness layer",
+                 precision: "Precision" };
 const ROLE_LABELS = { input: "Photo", guide: "Guide picture", init: "Start from a picture" };
 const KIND_OPTIONS = { kind: ["class", "channel", "neuron", "channels"], param: ["fft", "maco", "pixels"] };
 
