@@ -1,18 +1,24 @@
-"""Benchmark a dream step and a 4K dream: dreamscope against a plain reference loop.
+"""Benchmark a dream step, a 4K dream, and this dreamscope against an earlier one.
 
-Run from the repository root (`make bench`, or `.venv/bin/python benchmarks/bench_dream.py`):
+Run from the repository root (`make bench`, or `.venv/bin/python benchmarks/bench_dream.py`), alone on the machine:
 
-1. Seconds per dream step, GFLOP/s and FLOPs at SIZExSIZE px, at the model's default dream layer and at the
-   deepest layer (`head`), for
-     (a) dreamscope's step: `render.objective_gradient` + the normalized update, as `render.ascend` does it
-         (the forward pass stops after the layer via taps; the loaded model's parameters are frozen), and
-     (b) a plain reference loop: a fresh copy of the network (`spec.build()` + `load_state_dict`) with
-         parameters left trainable, a full forward pass to the logits with a forward hook grabbing the layer,
-         loss = mean square of the activation, `loss.backward()`, the same normalized step.
-   Both use the same jitter shifts (same seed). FLOPs (forward + backward) come from
-   `torch.utils.flop_counter.FlopCounterMode`, which counts convolutions and matrix products only.
+1. Seconds per dream step (median and minimum of steps interleaved across the variants), GFLOP/step and GFLOP/s,
+   at SIZExSIZE px, at the model's default dream layer and at the deepest layer (`head`), for
+     - dreamscope: `render.ascend` taking its steps (float32, and the bfloat16 twin of `models.precision`);
+     - the lean reference: the same network built plainly (`spec.build()` + `load_state_dict`, BatchNorm as
+       trained, NCHW), parameters frozen, a forward hook on the layer, the pass run on to the logits,
+       `torch.autograd.grad` of the activation's mean square with respect to the picture, the same update;
+     - the textbook reference: the same with trainable parameters and `loss.backward()`;
+     - with --peers, dreamlens (its `amplify`) and torch-dreams (`Dreamer.render`), one step of each package's own
+       on the same loaded network, from benchmarks/peers.py (run this script with .venv-peers/bin/python).
+   Times are also given over the lean reference, and at equal pixels (torch-dreams shows the network ~0.72 of
+   the picture). The step's overhead: the share of dreamscope's float32 steps spent outside
+   `render.objective_gradient`, timed inside the same steps. FLOPs come from `torch.utils.flop_counter.FlopCounterMode` (convolutions and matrix products).
 2. Peak memory (the child's peak RSS) and wall time of `python -m dreamscope dream` on a 3840x2160 photo with
    default settings except `--steps`, tiled (default `--tile auto`) and untiled (`--tile off`).
+3. With --before SRC (an earlier checkout's src folder, e.g. `git worktree add /tmp/before <commit>`): a dream
+   step, a zoom frame (512x341), a video frame (448x300) and a default class picture, each code tree in its own
+   process as the command line runs it, alternating, medians of --rounds.
 
 `--quick` shrinks everything for a smoke run. `--json PATH` writes the figures.
 """
@@ -35,12 +41,14 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
-from dreamscope import render, transforms
-from dreamscope.models import load_model
+from dreamscope import render, runtime, transforms
+from dreamscope.models import load_model, precision
 from dreamscope.models.weights import load_state_dict_file
 from dreamscope.objectives import layer_l2
 from dreamscope.recipes import dream as dream_recipe
 from dreamscope.settings import DreamSettings
+
+import peers as peer_adapters  # beside this script
 
 DEFAULTS = DreamSettings()
 
@@ -68,41 +76,83 @@ def cpu_count() -> int:
 # 1. one dream step
 
 
-def dreamscope_step(model, objective, x, generator, step_size, jitter, tile_size):
-    """One step exactly as `render.ascend` takes it (tiled only if the picture is larger than `tile_size`)."""
-    shift = transforms.random_shift(generator, jitter)
-    loss, grad = render.objective_gradient(model, objective, transforms.roll(x, shift), tile_size)
-    grad = transforms.roll(grad, (-shift[0], -shift[1]))
-    return (x + step_size * grad / (grad.abs().mean() + 1e-8)).clamp_(0.0, 1.0), grad
+class Dreamscope:
+    """dreamscope's own step: `render.ascend` taking one step at a time, at a precision ("fp32" or "bf16")."""
+
+    def __init__(self, model, objective, x, seed, chosen, tile):
+        self.events = render.ascend(precision.at(model, chosen), objective, x.clone(), steps=1_000_000,
+                                    step_size=DEFAULTS.step_size, jitter=DEFAULTS.jitter,
+                                    generator=torch.Generator().manual_seed(seed), tile=tile)
+
+    def step(self):
+        next(self.events)
 
 
-class ReferenceLoop:
-    """The textbook DeepDream step: whole network, trainable parameters, a forward hook, loss.backward()."""
+def step_overhead(model, objective, x, seed, tile, steps: int) -> float:
+    """The share of `render.ascend`'s step spent outside `render.objective_gradient`, timed inside the same steps
+    (timing the two apart, interleaved with the other variants, leaves the difference in the noise)."""
+    inner = []
+    gradient = render.objective_gradient
 
-    def __init__(self, spec, module_path: str):
-        self.spec = spec
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return gradient(*args, **kwargs)
+        finally:
+            inner.append(time.perf_counter() - start)
+
+    events = render.ascend(model, objective, x, steps=steps + 2, step_size=DEFAULTS.step_size, jitter=DEFAULTS.jitter,
+                           generator=torch.Generator().manual_seed(seed), tile=tile)
+    next(events), next(events)  # warm-up
+    render.objective_gradient = timed
+    try:
+        inner.clear()
+        start = time.perf_counter()
+        for _ in events:
+            pass
+        outer = time.perf_counter() - start
+    finally:
+        render.objective_gradient = gradient
+    return 1 - sum(inner) / outer
+
+
+class Reference:
+    """A DeepDream step written the plain way on the same network (`spec.build()` + `load_state_dict`, eval mode,
+    BatchNorm as trained, NCHW): a forward hook grabs the layer, the pass runs on to the logits, the gradient of
+    the activation's mean square with respect to the shifted picture, the same normalized, clamped update.
+
+    `lean`: parameters frozen and `torch.autograd.grad` for the picture only (what a careful user writes).
+    Not lean: the textbook loop, parameters left trainable and `loss.backward()`, which also computes every
+    weight gradient.
+    """
+
+    def __init__(self, spec, module_path: str, x, seed, lean: bool):
+        self.spec, self.lean = spec, lean
         self.net = spec.build()
         self.net.load_state_dict(load_state_dict_file(spec.weights.path()))
-        self.net.eval()  # BatchNorm uses its running statistics, as a dream must; parameters stay requires_grad=True
+        self.net.eval().requires_grad_(not lean)
         self.activation = None
-        module = dict(self.net.named_modules())[module_path]
-        module.register_forward_hook(self._grab)
+        dict(self.net.named_modules())[module_path].register_forward_hook(self._grab)
+        self.x, self.generator = x.clone(), torch.Generator().manual_seed(seed)
 
     def _grab(self, _module, _inputs, output):
         self.activation = output
 
-    def step(self, x, generator, step_size, jitter):
-        if jitter > 0:
-            dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=generator).tolist()
-        else:
-            dy, dx = 0, 0
-        rolled = torch.roll(x, shifts=(dy, dx), dims=(-2, -1)).detach().requires_grad_(True)
-        self.net.zero_grad()
-        self.net(self.spec.to_input(rolled))  # all the way to the logits
+    def gradient(self, x):
+        x = x.detach().requires_grad_(True)
+        self.net(self.spec.to_input(x))  # all the way to the logits
         loss = self.activation.pow(2).mean()
+        if self.lean:
+            return torch.autograd.grad(loss, x)[0]
+        self.net.zero_grad()
         loss.backward()
-        grad = torch.roll(rolled.grad, shifts=(-dy, -dx), dims=(-2, -1))
-        return (x + step_size * grad / (grad.abs().mean() + 1e-8)).clamp(0.0, 1.0), grad
+        return x.grad
+
+    def step(self):
+        dy, dx = transforms.random_shift(self.generator, DEFAULTS.jitter)
+        grad = self.gradient(torch.roll(self.x, (dy, dx), (-2, -1)))
+        grad = torch.roll(grad, (-dy, -dx), (-2, -1))
+        self.x = (self.x + DEFAULTS.step_size * grad / (grad.abs().mean() + 1e-8)).clamp(0.0, 1.0)
 
 
 def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
@@ -123,57 +173,58 @@ def count_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
-def bench_steps(model, layer: str, size: int, warmup: int, repeats: int, seed: int) -> dict:
-    step_size, jitter = DEFAULTS.step_size, DEFAULTS.jitter
+def _relative(a, b) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def bench_steps(model, layer: str, size: int, warmup: int, repeats: int, seed: int, peers: bool, log) -> dict:
     # The default tiling policy ("auto"): untiled up to a megapixel, as a dream would run at this size.
     tile = dream_recipe.AUTO_TILE_SIZE if size * size > dream_recipe.AUTO_TILE_ABOVE else None
     info = model.layer(layer)
     objective = layer_l2(layer)
-    reference = ReferenceLoop(model.spec, info.module)
     photo = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
-
-    # Same picture and same shift: both must produce the same gradient (the reference's is the textbook one).
-    _, g_ds = dreamscope_step(model, objective, photo, torch.Generator().manual_seed(seed), step_size, jitter, tile)
-    _, g_ref = reference.step(photo, torch.Generator().manual_seed(seed), step_size, jitter)
-    grad_rel_diff = float((g_ds - g_ref).abs().max() / g_ref.abs().max().clamp_min(1e-30))
-
-    flops_ds = count_flops(lambda: dreamscope_step(model, objective, photo, torch.Generator().manual_seed(seed), step_size, jitter, tile))
-    flops_ref = count_flops(lambda: reference.step(photo, torch.Generator().manual_seed(seed), step_size, jitter))
-
-    # Each variant iterates on its own picture with its own seeded generator; the two are interleaved step by
-    # step so that any drift of the machine's speed hits both alike.
-    x_ds, x_ref = photo.clone(), photo.clone()
-    gen_ds, gen_ref = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
-    times_ds, times_ref = [], []
+    variants = {
+        "dreamscope": Dreamscope(model, objective, photo, seed, "fp32", tile),
+        "dreamscope bf16": Dreamscope(model, objective, photo, seed, "bf16", tile),
+        "lean reference": Reference(model.spec, info.module, photo, seed, lean=True),
+        "textbook reference": Reference(model.spec, info.module, photo, seed, lean=False),
+    }
+    pixels = {name: 1.0 for name in variants}
+    if peers:  # each with its own entry point and defaults (dreamlens: `amplify` itself, its real per-step cost)
+        versions = peer_adapters.available("dream")
+        for name, make in peer_adapters.DREAM_PEERS.items():
+            if versions.get(name):
+                peer = make(model, info.module, size, seed=seed, **({"mode": "amplify"} if name == "dreamlens" else {}))
+                label = f"{name} {versions[name]}"
+                variants[label], pixels[label] = peer, peer.pixels / (size * size)
+            else:
+                log(f"  {name}: not installed (see benchmarks/peers.py), left out")
+    # The same picture through each: the gradients must agree (dreamscope's folds BatchNorm and changes the layout).
+    reference_grad = variants["lean reference"].gradient(photo)
+    grad_fp32 = render.objective_gradient(model, objective, photo)[1]
+    grad_bf16 = render.objective_gradient(precision.at(model, "bf16"), objective, photo)[1]
+    flops = {name: count_flops(variant.step) for name, variant in variants.items()}
+    # Interleaved step by step, so any drift of the machine's speed hits all alike.
+    times = {name: [] for name in variants}
     for i in range(warmup + repeats):
-        t0 = time.perf_counter()
-        x_ds, _ = dreamscope_step(model, objective, x_ds, gen_ds, step_size, jitter, tile)
-        t1 = time.perf_counter()
-        x_ref, _ = reference.step(x_ref, gen_ref, step_size, jitter)
-        t2 = time.perf_counter()
-        if i >= warmup:
-            times_ds.append(t1 - t0)
-            times_ref.append(t2 - t1)
-    s_ds, s_ref = statistics.median(times_ds), statistics.median(times_ref)
+        for name, variant in variants.items():
+            start = time.perf_counter()
+            variant.step()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    lean = statistics.median(times["lean reference"])
+    rows = {}
+    for name in variants:
+        median = statistics.median(times[name])
+        rows[name] = {"s": median, "min_s": min(times[name]), "gflop": flops[name] / 1e9, "gflops": flops[name] / 1e9 / median,
+                      "pixels_seen": pixels[name], "ratio_to_lean_reference": median / lean,
+                      # at equal pixels: a variant that sees a fraction of the picture would take 1/fraction as long
+                      "ratio_at_equal_pixels": median / pixels[name] / lean, "times_s": times[name]}
     return {
-        "layer": layer,
-        "stride": info.stride,
-        "channels": info.channels,
-        "size": size,
-        "dreamscope_s": s_ds,
-        "reference_s": s_ref,
-        "speedup": s_ref / s_ds,
-        "dreamscope_gflop": flops_ds / 1e9,
-        "reference_gflop": flops_ref / 1e9,
-        "flop_ratio": flops_ref / flops_ds,
-        "dreamscope_gflops": flops_ds / 1e9 / s_ds,
-        "reference_gflops": flops_ref / 1e9 / s_ref,
-        "dreamscope_min_s": min(times_ds),
-        "reference_min_s": min(times_ref),
-        "speedup_min": min(times_ref) / min(times_ds),
-        "dreamscope_times_s": times_ds,
-        "reference_times_s": times_ref,
-        "grad_max_rel_diff": grad_rel_diff,
+        "layer": layer, "stride": info.stride, "channels": info.channels, "size": size, "variants": rows,
+        "step_overhead": step_overhead(model, objective, photo, seed, tile, repeats),
+        "grad_relative_diff_fp32_vs_reference": _relative(grad_fp32, reference_grad),
+        "grad_relative_diff_bf16_vs_fp32": _relative(grad_bf16, grad_fp32),
     }
 
 
@@ -245,6 +296,77 @@ def bench_memory(width: int, height: int, steps: int, octaves: int | None, log) 
 
 
 # --------------------------------------------------------------------------------------------------------------
+# 3. dreamscope against an earlier dreamscope: a dream step, a zoom frame and a video frame, each code tree in
+# its own process (as the command line runs it: `runtime.configure` first), alternating A B A B
+
+_TREE = textwrap.dedent(
+    """
+    import json, sys, time
+    sys.path.insert(0, sys.argv[1])
+    import dreamscope, torch
+    from PIL import Image
+    from skimage import data
+    from dreamscope import render, runtime
+    from dreamscope.models import load_model
+    from dreamscope.objectives import layer_l2
+    from dreamscope.settings import ZoomSettings
+    side, frames, chosen = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    runtime.configure()
+    model = load_model("efficientnet-lite0", "cpu")
+    extra = {"precision": chosen} if "precision" in ZoomSettings.__dataclass_fields__ else {}
+    stepper = model
+    if extra:
+        from dreamscope.models import precision
+        stepper = precision.at(model, chosen)
+    x = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0))
+    events = render.ascend(stepper, layer_l2(model.spec.default_layer), x, steps=10, step_size=0.015, jitter=32,
+                           generator=torch.Generator().manual_seed(0))
+    times = []
+    for i in range(10):
+        start = time.perf_counter()
+        next(events)
+        times.append(time.perf_counter() - start)
+    photo = Image.fromarray(data.coffee()).resize((512, 341), Image.LANCZOS)
+
+    def per_frame(events):
+        stamps = [time.perf_counter() for event in events if event.frame is not None]
+        gaps = [b - a for a, b in zip(stamps, stamps[1:])]  # the first frame (more steps, set-up) is left out
+        return sorted(gaps)[len(gaps) // 2]
+
+    zoom = per_frame(dreamscope.zoom_iter(photo, model=model, frames=frames + 1, **extra))
+    clip = [photo.crop((3 * i, i, 3 * i + 448, i + 300)) for i in range(frames + 1)]
+    video = per_frame(dreamscope.video_iter(clip, model=model, **extra))
+    start = time.perf_counter()
+    dreamscope.visualize("banana", model=model)  # default settings: a 224 px class picture
+    print(json.dumps({"step_s": sorted(times[2:])[4], "zoom_frame_s": zoom, "video_frame_s": video,
+                      "visualize_s": time.perf_counter() - start}))
+    """
+)
+
+
+def bench_trees(trees: dict[str, tuple[str, str]], side: int, frames: int, rounds: int, log) -> dict:
+    """`trees` maps a label to (a checkout's src folder, precision)."""
+    results = {label: [] for label in trees}
+    for round_ in range(rounds):
+        for label, (src, chosen) in trees.items():
+            log(f"  round {round_ + 1}/{rounds}: {label}")
+            done = subprocess.run([sys.executable, "-c", _TREE, src, str(side), str(frames), chosen], capture_output=True,
+                                  text=True, check=True)
+            results[label].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {label: {key: statistics.median(r[key] for r in runs) for key in runs[0]} | {"runs": runs}
+            for label, runs in results.items()}
+
+
+def trees_table(figures: dict, first: str) -> str:
+    rows = []
+    for label, f in figures.items():
+        base = figures[first]
+        rows.append([label] + [f"{f[key]:.3f} ({f[key] / base[key]:.2f})" for key in ("step_s", "zoom_frame_s", "video_frame_s",
+                                                                                      "visualize_s")])
+    return table(["code", "dream step s (ratio)", "zoom frame s", "video frame s", "class picture s"], rows)
+
+
+# --------------------------------------------------------------------------------------------------------------
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -255,14 +377,14 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def step_table(rows: list[dict]) -> str:
-    headers = ["layer (stride)", "variant", "s/step (median)", "s/step (min)", "GFLOP/step", "GFLOP/s", "speed-up", "FLOP ratio"]
+    headers = ["layer (stride)", "variant", "s/step (median)", "s/step (min)", "GFLOP/step", "GFLOP/s", "pixels seen",
+               "time / lean reference", "at equal pixels"]
     out = []
     for r in rows:
         name = f"{r['layer']} (/{r['stride']})"
-        out.append([name, "dreamscope", f"{r['dreamscope_s']:.3f}", f"{r['dreamscope_min_s']:.3f}", f"{r['dreamscope_gflop']:.2f}",
-                    f"{r['dreamscope_gflops']:.1f}", "", ""])
-        out.append([name, "reference", f"{r['reference_s']:.3f}", f"{r['reference_min_s']:.3f}", f"{r['reference_gflop']:.2f}",
-                    f"{r['reference_gflops']:.1f}", f"{r['speedup']:.2f}x", f"{r['flop_ratio']:.2f}x"])
+        for variant, v in r["variants"].items():
+            out.append([name, variant, f"{v['s']:.3f}", f"{v['min_s']:.3f}", f"{v['gflop']:.2f}", f"{v['gflops']:.1f}",
+                        f"{v['pixels_seen']:.2f}", f"{v['ratio_to_lean_reference']:.2f}", f"{v['ratio_at_equal_pixels']:.2f}"])
     return table(headers, out)
 
 
@@ -285,6 +407,12 @@ def main(argv=None) -> int:
     parser.add_argument("--steps-4k", type=int, default=2, help="--steps per octave for the memory dreams (default 2)")
     parser.add_argument("--octaves-4k", type=int, help="--octaves for the memory dreams (default: dreamscope's default)")
     parser.add_argument("--no-memory", action="store_true", help="skip the whole-dream memory benchmark")
+    parser.add_argument("--peers", action="store_true", help="also time dreamlens and torch-dreams (installed in .venv-peers: "
+                                                             "run this script with .venv-peers/bin/python)")
+    parser.add_argument("--before", metavar="SRC", help="an earlier dreamscope's src folder (e.g. from `git worktree add`) "
+                                                        "to compare a dream step, a zoom frame and a video frame with")
+    parser.add_argument("--frames", type=int, default=6, help="frames timed per zoom and video in that comparison (default 6)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of that comparison (default 3)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument("--threads", type=int, help="torch threads for the step benchmark (default: the CPU cores this process may use)")
     parser.add_argument("--seed", type=int, default=0)
@@ -294,8 +422,7 @@ def main(argv=None) -> int:
     repeats = args.repeats or (3 if args.quick else 9)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     cores = cpu_count()
-    threads = args.threads or cores
-    torch.set_num_threads(threads)
+    threads = runtime.configure(args.threads)  # as the command line does: threads and the allocator's policy
     torch.manual_seed(args.seed)
 
     def log(msg):
@@ -328,7 +455,7 @@ def main(argv=None) -> int:
     steps = []
     for layer in layers:
         log(f"step benchmark at {layer} ...")
-        steps.append(bench_steps(model, layer, size, warmup, repeats, args.seed))
+        steps.append(bench_steps(model, layer, size, warmup, repeats, args.seed, args.peers, log))
 
     memory = None
     if not args.no_memory:
@@ -338,13 +465,28 @@ def main(argv=None) -> int:
         log(f"memory benchmark: {width}x{height} dream, {steps_per_octave} steps per octave ...")
         memory = bench_memory(width, height, steps_per_octave, octaves, log)
 
+    trees = None
+    if args.before:
+        here = str(Path(__file__).resolve().parents[1] / "src")
+        log(f"this dreamscope against the one in {args.before} ...")
+        trees = bench_trees({"before": (args.before, "fp32"), "now, fp32": (here, "fp32"), "now, bf16": (here, "bf16")},
+                            size, args.frames, args.rounds, log)
+
     info["load_average_after"] = os.getloadavg()
     print()
     print(f"{args.model}, {size}x{size} px, median s/step of {repeats} (after {warmup} warm-up), torch {torch.__version__}, "
           f"{info['processor']}, {cores} cores, {threads} threads; speed-up and FLOP ratio = reference / dreamscope")
     print(step_table(steps))
-    worst = max(r["grad_max_rel_diff"] for r in steps)
-    print(f"(gradients of the two variants agree to {worst:.1e} of their largest entry)")
+    for r in steps:
+        print(f"{r['layer']}: dreamscope's step spends {r['step_overhead']:.1%} outside the gradient; its gradient differs from "
+              f"the lean reference's by {r['grad_relative_diff_fp32_vs_reference']:.1e} (relative L2), bf16's from fp32's by "
+              f"{r['grad_relative_diff_bf16_vs_fp32']:.2f}")
+    if trees:
+        print()
+        print(f"dreamscope now against {args.before} (each in its own process, medians of {args.rounds} alternating rounds; "
+              f"dream step at {size}x{size} px, zoom and video frames at 512x341 and 448x300, a default class picture; "
+              "visualize has no precision setting: it computes in float32 in both 'now' rows)")
+        print(trees_table(trees, "before"))
     if memory:
         print()
         print(f"{memory['width']}x{memory['height']} dream, default settings except --steps {memory['steps_per_octave']} "
@@ -358,7 +500,7 @@ def main(argv=None) -> int:
     print("load average (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}; after: {:.2f} {:.2f} {:.2f}".format(
         *info["load_average_before"], *info["load_average_after"]))
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": info, "steps": steps, "memory": memory}, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"machine": info, "steps": steps, "memory": memory, "before": trees}, indent=2) + "\n")
         log(f"wrote {args.json}")
     return 0
 

@@ -1,10 +1,10 @@
 """How a dream step shares the CPU: thread count and OpenMP wait policy, alone and beside busy processes.
 
 Each configuration runs in a fresh process (the wait policy is read when torch loads its OpenMP runtime): the
-unit is one EfficientNet-Lite0 forward pass to the class scores and the gradient with respect to a 224 px
-picture, timed as a median over repeats. "busy" runs it beside processes that keep every core busy (pure
-Python loops); "pair" runs two such processes side by side. Ratios are to the same step alone with
-dreamscope's policy and all cores, measured in the same run. Policies: dreamscope's (a short spin, see
+unit is one dream step as the command line takes it (`render.ascend` on EfficientNet-Lite0 at its default layer,
+precision auto) on a 224 or 512 px picture, timed as a median over repeats. "busy" runs it beside processes
+that keep every core busy (pure Python loops); "pair" runs two such processes side by side. Ratios are to the
+same step alone with dreamscope's policy and all cores, measured in the same run. Policies: dreamscope's (a short spin, see
 runtime.py), GNU OpenMP's own default (spin 300,000 turns) and passive (sleep at once). With --probe it also
 times whole default `dreamscope probe` runs, alone and two side by side. Run it alone on an idle machine:
 
@@ -30,19 +30,20 @@ STEP = r"""
 import os, sys, time, json
 import dreamscope  # sets the wait policy unless the environment chose one
 import torch
-torch.set_num_threads(int(sys.argv[1]))
-from dreamscope.models import load_model
+from dreamscope import render, runtime
+from dreamscope.models import load_model, precision
+from dreamscope.objectives import layer_l2
+runtime.configure(int(sys.argv[1]))  # as the command line does: threads and the allocator's policy
 model = load_model("efficientnet-lite0", "cpu")
-side = int(sys.argv[3])
+side, repeats = int(sys.argv[3]), int(sys.argv[2])
 x = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0))
-def step():
-    p = x.clone().requires_grad_(True)
-    model.net(model.to_input(p)).logsumexp(1).sum().backward()
+steps = render.ascend(precision.at(model, "auto"), layer_l2(model.spec.default_layer), x, steps=3 + repeats,
+                      step_size=0.015, jitter=32, generator=torch.Generator().manual_seed(0))
 for _ in range(3):
-    step()
+    next(steps)
 times = []
-for _ in range(int(sys.argv[2])):
-    start = time.perf_counter(); step(); times.append(time.perf_counter() - start)
+for _ in range(repeats):
+    start = time.perf_counter(); next(steps); times.append(time.perf_counter() - start)
 print(json.dumps(times))
 """
 

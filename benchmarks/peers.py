@@ -1,4 +1,4 @@
-"""Adapters that run three peer feature-visualization packages on a dreamscope model, for benchmarks.
+"""Adapters that run peer feature-visualization (three) and DeepDream (two) packages on a dreamscope model.
 
 Each `*_class(loaded_model, index, steps, size=224, seed=0)` grows a picture of ImageNet class `index` from noise
 with that package's own defaults and returns it as an RGB `PIL.Image` (size x size); the same seed gives the same
@@ -6,19 +6,24 @@ picture (torch, NumPy and Python's `random` are all seeded: lucent draws its jit
 each package's PyPI name to its adapter; `available()` gives each package's version, or None where it cannot be
 imported. The peers are imported inside the functions, so this module imports without them.
 
+A second group, for a per-step speed benchmark of DeepDream on a photo: `DREAM_PEERS` maps `dreamlens` and
+`torch-dreams` to `*_dreamer(loaded_model, layer_module_path, size)`, which return an object whose `.step()` runs
+one of that package's own dream steps (see "Dream-step adapters" below); `available("dream")` gives their versions.
+
 Installing (a SEPARATE venv, so .venv never gets torchvision, kornia & co.; .venv-peers/ is git-ignored)
 -----------------------------------------------------------------------------------------------------------
 From the repository root (`install_hint()` returns the same text)::
 
     python3 -m venv .venv-peers
     .venv-peers/bin/pip install torch==2.13.0        # the CPU build: any other torch spec pulls GBs of CUDA
-    .venv-peers/bin/pip install -e ".[lite]"
+    .venv-peers/bin/pip install -e ".[lite,demo]"    # demo: scikit-image, for bench_dream.py's photos
     .venv-peers/bin/pip install --no-deps torchvision==0.28.0 kornia==0.4.1 \\
         torch-lucent==0.1.8 horama==0.3.0 faccent==1.0.3
     .venv-peers/bin/pip install -r benchmarks/requirements-peers.txt
-    .venv-peers/bin/python benchmarks/peers.py --check          # imports all three, prints the versions
+    .venv-peers/bin/pip install --no-deps dreamlens==0.1.1 torch-dreams==4.0.0
+    .venv-peers/bin/python benchmarks/peers.py --check          # imports all five, prints the versions
 
-Why --no-deps: all three declare torchvision (which would replace the CPU torch), and
+Why --no-deps: the three class peers and torch-dreams declare torchvision (which would replace the CPU torch), and
 - torch-lucent 0.1.8 also declares kornia<=0.4.1, pytest, pytest-mock, coverage, coveralls, scikit-learn,
   future: none is imported by the parts used here (render, objectives, param, transform). It needs torchvision
   (transform.py imports torchvision.transforms.Normalize at import), kornia 0.4.1 exactly (random_rotate calls
@@ -29,6 +34,14 @@ Why --no-deps: all three declare torchvision (which would replace the CPU torch)
 - faccent 1.0.3 also declares lucent==0.1.0 (an unrelated 2017 PyPI package: faccent never imports `lucent`),
   kaleido, pyarrow, nbformat (not imported). It needs torchvision, kornia (transform.py), einops, matplotlib,
   scipy, imageio and ipywidgets (faccent.utils imports all of them at module level), decorator.
+- dreamlens 0.1.1 needs nothing more: it declares numpy, pillow, torch (all already there; --no-deps only
+  keeps pip from touching torch). It imports torchvision lazily, only in its "reference" parameterization's
+  transforms (not used here), and umap-learn only for atlases (extra "atlas").
+- torch-dreams 4.0.0 declares torchvision, opencv-python, numpy, tqdm, mkl. torchvision is imported by nearly
+  every module (see below). cv2 is imported at module level (custom_image_param.py, masked_image_param.py, both
+  imported by torch_dreams/__init__): dreamscope's own dependency opencv-python-headless already provides it, and
+  installing opencv-python too would put a second cv2 package over the same files. tqdm and numpy also come with
+  dreamscope. mkl (a large binary) is never imported. So nothing extra to install.
 
 torchvision: yes, truly required at import by all three. PyPI only has CUDA builds of torchvision; 0.28.0 is the
 release for torch 2.13.0 (it pins torch==2.13.0; this machine's pip finds it in its local mirror). Its compiled
@@ -95,6 +108,53 @@ already normalizes for the model).
   `accent_reg_layer=` a hooked layer name with `accent_reg_alpha=` (an l2 penalty on that layer's change from
   the seed picture, balanced by gradient ratio); `hook_layers` must then include that layer.
 
+Dream-step adapters (DREAM_PEERS; one step on a photo, objective: the mean square of one module's output)
+-----------------------------------------------------------------------------------------------------------
+`dreamlens_dreamer(loaded_model, layer_module_path, size=224, picture=None, seed=0, mode="synthesize")` and
+`torch_dreams_dreamer(loaded_model, layer_module_path, size=224, picture=None, seed=0)` return a `_DreamStepper`:
+`.step()` one dream step; `.run(n)` n steps in one call of the package; `.picture()` the current picture,
+(1, 3, size, size) in [0, 1]; `.pixels` the expected pixels the network sees per forward/backward pass
+(`dream_pixels(name, size)`: compare with dreamscope at equal pixels); `.no_grad_forwards` extra forwards without
+gradient per step; `.seen` the (h, w) of every picture the network got in the last step; `.settings`.
+`layer_module_path` is a module of `loaded_model.net`, e.g. `model.layer("stage5.2").module` ("_blocks.10" in
+efficientnet-lite0). picture: a PIL picture or a [0, 1] tensor, resized to size; None: `torch.rand` from seed (as
+bench_dream.py's step benchmark). The network is `RGBNet(loaded_model)`: [0, 1] RGB -> `net(to_input(x))`, with the
+packages' own ImageNet normalization off (dreamlens: normalize=False; torch-dreams: no set_custom_normalization,
+since its CustomImageParam already hands the network the picture itself in [0, 1]).
+
+Each `.step()` calls the package's public entry point with one iteration (`FeatureVisualizer.synthesize`/`amplify`
+with iters/steps=1, `Dreamer.render` with iters=1), passing back the picture parameter it returned: both packages
+deep-copy the parameter on entry and keep the optimizer on it, so the optimizer state carries over and n
+`.step()`s give bit for bit the picture of one `.run(n)` (checked). The per-call extra (deepcopy of the parameter
+and its AdamW state, registering the hook) is under 1 ms at 224 px.
+
+What both do, per step (read from their source): the WHOLE network runs to the logits (a forward hook on the
+layer only reads the activation; nothing stops early, unlike dreamscope's taps). Neither freezes the model's
+parameters (only .eval()): a trainable model would also get weight gradients every step, accumulated, never
+zeroed; dreamscope's LoadedModel comes frozen, so here they don't. Update: AdamW on the picture parameter after
+clipping the gradient's norm; neither normalizes the gradient as DeepDream does.
+- dreamlens 0.1.1, mode "synthesize" (default): `synthesize([layer], image_parameter=PixelCanvas(photo),
+  custom_func=-mean(act^2), iters=1, ...)` with amplify's defaults (AmplifyConfig): AdamW lr 3e-4, weight decay
+  0.1, gradient norm clipped to 0.1, on the picture's logits (picture = sigmoid(param), as amplify starts from the
+  photo). Transforms each step (build_transforms): random scale from 32 values in 0.5-1.2 (bilinear), random
+  rotation -15..15 whole degrees and random translation up to 0.1 in grid units (5% of the side) (two
+  grid_samples, zero fill), then crop_or_pad_to(size, size): the network always sees exactly size x size pixels,
+  zero-padded when scaled down, centre-cropped when scaled up. One forward/backward per step.
+  mode "amplify": `amplify(photo, [layer], config=AmplifyConfig(steps=1), image_parameter=...)` unchanged, i.e. its
+  own objective (FeatureAmplificationObjective: -(dot/|target|) * dot, dot = <act, target>, target = the layer's
+  output on the photo under the same transform), NOT the mean square: a second, no-grad forward per step on the
+  transformed photo (paired_default_transforms: scale U(0.5, 1.2), one rotation+translation grid_sample,
+  crop_or_pad_to size), so 2 forwards of size^2 pixels per step. Its real per-step cost, for reference.
+- torch-dreams 4.0.0: `Dreamer(model, quiet=True).render([layer], image_parameter=CustomImageParam(photo),
+  custom_func=-mean(act^2), iters=1, lr=3e-4, weight_decay=0.1, grad_clip=0.1)` (CustomImageParam's documented
+  settings for photos; render's defaults are lr 9e-3, no decay, clip 1). The parameter is the photo's rfft2 in
+  lucid's decorrelated colour space divided by a 1/|f|^1.5 scale; each step: irfft2, colour matrix, clamp, and the
+  picture clamped to [0, 1]. AdamW on that complex spectrum. Transforms: torchvision RandomAffine(degrees=15,
+  nearest-neighbour, zero fill, translate 0) then random_resize: height and width scaled independently by
+  U(0.5, 1.2) (bilinear), no crop: the network sees the whole picture at floor(fh*size) x floor(fw*size), on
+  average ~0.72 size^2 pixels (0.25-1.44 size^2): `dream_pixels`. One forward/backward per step.
+Side effects: torch-dreams runs warnings.filterwarnings("ignore") at import; `_import` restores the filters.
+
 Side effects kept away from dreamscope: lucent registers forward hooks on every module of the model and never
 removes them; faccent clears every module's forward/backward hooks (which would silently remove dreamscope's own
 `taps` hooks on the cached model). Each adapter saves all hook tables of the network and restores them after the
@@ -111,6 +171,7 @@ With 2 threads on a shared 2-core machine, one efficientnet-lite0 forward+backwa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import importlib.metadata
 import importlib.util
@@ -119,6 +180,7 @@ import os
 import random
 import sys
 import tempfile
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -130,9 +192,10 @@ from torch import nn
 INSTALL = """\
 python3 -m venv .venv-peers
 .venv-peers/bin/pip install torch==2.13.0
-.venv-peers/bin/pip install -e ".[lite]"
+.venv-peers/bin/pip install -e ".[lite,demo]"
 .venv-peers/bin/pip install --no-deps torchvision==0.28.0 kornia==0.4.1 torch-lucent==0.1.8 horama==0.3.0 faccent==1.0.3
-.venv-peers/bin/pip install -r benchmarks/requirements-peers.txt"""
+.venv-peers/bin/pip install -r benchmarks/requirements-peers.txt
+.venv-peers/bin/pip install --no-deps dreamlens==0.1.1 torch-dreams==4.0.0"""
 
 # PyPI name -> (import name, the modules the adapter uses)
 _PACKAGES = {
@@ -140,6 +203,8 @@ _PACKAGES = {
                                 "lucent.optvis.transform")),
     "horama": ("horama", ("horama", "horama.maco_fv")),
     "faccent": ("faccent", ("faccent.render", "faccent.param", "faccent.objectives", "faccent.transform")),
+    "dreamlens": ("dreamlens", ("dreamlens", "dreamlens.feature_visualizer", "dreamlens.image_parameters")),
+    "torch-dreams": ("torch_dreams", ("torch_dreams", "torch_dreams.dreamer", "torch_dreams.custom_image_param")),
 }
 
 _torchvision_shim = None  # the torch.library.Library that declares nms/qnms (kept alive: it undefines on GC)
@@ -172,15 +237,22 @@ def _import_torchvision():
 
 def _import(pypi_name: str):
     _import_torchvision()
-    for module in _PACKAGES[pypi_name][1]:
-        importlib.import_module(module)
-    return importlib.import_module(_PACKAGES[pypi_name][0])
+    # catch_warnings restores the warning filters afterwards: torch-dreams' image_transforms.py runs
+    # warnings.filterwarnings("ignore") at import, which would silence every warning of the process.
+    with warnings.catch_warnings():
+        for module in _PACKAGES[pypi_name][1]:
+            importlib.import_module(module)
+        return importlib.import_module(_PACKAGES[pypi_name][0])
 
 
-def available() -> dict[str, str | None]:
-    """PyPI name -> installed version, or None where the package (or what it imports) cannot be imported."""
+def available(group: str = "class") -> dict[str, str | None]:
+    """PyPI name -> installed version, or None where the package (or what it imports) cannot be imported.
+
+    group: "class" (the PEERS, the default: quality_visualize.py offers exactly these as makers), "dream" (the
+    DREAM_PEERS) or "all"."""
+    names = {"class": list(PEERS), "dream": list(DREAM_PEERS), "all": [*PEERS, *DREAM_PEERS]}[group]
     found: dict[str, str | None] = {}
-    for name in _PACKAGES:
+    for name in names:
         try:
             _import(name)
             found[name] = importlib.metadata.version(name)
@@ -391,9 +463,196 @@ def faccent_class(loaded_model, index: int, steps: int, size: int = 224, seed: i
 PEERS = {"torch-lucent": lucent_class, "horama": horama_class, "faccent": faccent_class}
 
 
+
+# ==============================================================================================================
+# ONE DREAM STEP of the DeepDream peers (dreamlens, torch-dreams) on a photo, for the per-step speed benchmark.
+# Each adapter returns a _DreamStepper; the objective is dreamscope's default dream objective, the mean square of
+# one module's activation. See "Dream-step adapters" in the module docstring.
+# ==============================================================================================================
+
+
+class RGBNet(nn.Module):
+    """[0, 1] RGB pictures (NCHW, any size) -> net(to_input(x)): the whole network, to its logits, as both dream peers
+    run it (their forward hooks only read the layer; nothing stops the pass there). `seen` collects the (height,
+    width) of every picture given to it, so an adapter can tell how many pixels the network really saw."""
+
+    def __init__(self, loaded_model):
+        super().__init__()
+        self.net = loaded_model.net  # dreamscope's: eval mode, parameters frozen (neither peer freezes them itself)
+        self._to_input = loaded_model.to_input
+        self.seen: list[tuple[int, int]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append((int(x.shape[-2]), int(x.shape[-1])))
+        return self.net(self._to_input(x))
+
+
+def _mean_square(layer_outputs):
+    """dreamscope's default dream objective as a loss (both peers minimise what custom_func returns)."""
+    return -layer_outputs[0].pow(2).mean()
+
+
+def _dream_photo(picture, size: int, seed: int) -> torch.Tensor:
+    """The photo to dream on as (1, 3, size, size) float32 in [0, 1]: a PIL picture or a tensor (resized to size if
+    needed); None: uniform noise from `seed`, the picture bench_dream.py's step benchmark uses."""
+    if picture is None:
+        return torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    if isinstance(picture, Image.Image):
+        picture = picture.convert("RGB").resize((size, size), Image.LANCZOS)
+        return torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255.0).permute(2, 0, 1)[None].contiguous()
+    x = torch.as_tensor(picture).detach().float().cpu()
+    x = x[None] if x.dim() == 3 else x
+    if tuple(x.shape[-2:]) != (size, size):
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                            align_corners=False)
+    return x.clamp(0.0, 1.0).contiguous()
+
+
+def dream_pixels(pypi_name: str, size: int) -> float:
+    """Expected number of pixels the network sees per forward/backward pass in one dream step of `pypi_name` on a
+    size x size photo (compare dreamscope, which sees size x size, at equal pixels with it)."""
+    if pypi_name == "dreamlens":
+        return float(size * size)  # scaled 0.5-1.2x, then crop_or_pad_to(size, size): always exactly size x size
+    if pypi_name == "torch-dreams":
+        # random_resize: F.interpolate(scale_factor=(fh, fw)), fh and fw independent U(0.5, 1.2), each side
+        # floor(size * f); the sides are independent, so the mean area is the mean side squared (~0.72 size^2)
+        side = float(np.floor(size * np.linspace(0.5, 1.2, 100_001)).mean())
+        return side * side
+    raise KeyError(f"not a dream peer: {pypi_name!r} (known: {', '.join(DREAM_PEERS)})")
+
+
+class _DreamStepper:
+    """What the dream adapters return.
+
+    step(): one of the package's own dream steps (its public entry point with iters/steps=1; the picture parameter
+    comes back from it with its optimizer and that optimizer's state, so consecutive steps continue one dream).
+    run(n): n steps in one call of the package (its own loop: the per-call setup, a deepcopy of the picture parameter
+    with its optimizer and registering the hook, is then paid once). picture(): the current picture,
+    (1, 3, size, size) in [0, 1]. pixels: expected pixels the network sees per forward/backward pass
+    (`dream_pixels`). no_grad_forwards: extra forward passes without gradient per step (dreamlens' amplify mode: 1,
+    of as many pixels). seen: (height, width) of every picture the network got in the last step()/run().
+    settings: what is passed to the package."""
+
+    def __init__(self, model: RGBNet, layer: nn.Module, size: int, pixels: float, no_grad_forwards: int,
+                 settings: dict):
+        self.model, self.layer, self.size = model, layer, size
+        self.pixels, self.no_grad_forwards, self.settings = pixels, no_grad_forwards, settings
+
+    @property
+    def seen(self) -> list[tuple[int, int]]:
+        return list(self.model.seen)
+
+    def step(self) -> None:
+        self.run(1)
+
+    def run(self, steps: int) -> None:
+        self.model.seen.clear()
+        with _hooks_kept(self.layer):  # torch-dreams removes its hook only when render() ends normally
+            self._run(int(steps))
+
+    def _run(self, steps: int) -> None:
+        raise NotImplementedError
+
+    def picture(self) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class _DreamlensStepper(_DreamStepper):
+    def __init__(self, loaded_model, layer_module_path: str, size: int, picture, seed: int, mode: str):
+        _import("dreamlens")
+        from dreamlens import AmplifyConfig, FeatureVisualizer, PixelCanvas
+
+        if mode not in ("synthesize", "amplify"):
+            raise ValueError(f"mode must be 'synthesize' or 'amplify', got {mode!r}")
+        model = RGBNet(loaded_model)
+        layer = model.net.get_submodule(layer_module_path)
+        # amplify's own defaults (lr 3e-4, weight decay 0.1, gradient norm clip 0.1, rotate 15, scale 0.5-1.2,
+        # translate 0.1) for both modes: they are dreamlens' settings for dreaming on a photo
+        self._config = AmplifyConfig()
+        transform = self._config.transform
+        settings = dict(lr=self._config.lr, weight_decay=self._config.weight_decay, grad_clip=self._config.grad_clip,
+                        rotate_degrees=transform.rotate_degrees, scale_min=transform.scale_min,
+                        scale_max=transform.scale_max, translate_x=transform.translate_x,
+                        translate_y=transform.translate_y)
+        super().__init__(model, layer, size, dream_pixels("dreamlens", size), int(mode == "amplify"),
+                         {"mode": mode, **settings})
+        self._mode = mode
+        # normalize=False: RGBNet applies the model's own to_input (dreamlens would add ImageNet's normalization)
+        self._visualizer = FeatureVisualizer(model, quiet=True, device="cpu", normalize=False)
+        self._photo = _dream_photo(picture, size, seed)
+        self._canvas = PixelCanvas(self._photo, device="cpu")  # what amplify starts from: the photo, in logit space
+        _seed(seed)
+
+    def _run(self, steps: int) -> None:
+        if self._mode == "amplify":
+            # dreamlens' own amplify, unchanged (paired targets, its own FeatureAmplificationObjective): not the
+            # mean square, but its real per-step cost
+            result = self._visualizer.amplify(self._photo, [self.layer], config=dataclasses.replace(
+                self._config, steps=steps), image_parameter=self._canvas)
+            self._canvas = result.image
+            return
+        # synthesize: dreamlens' loop for any layer objective (synthesize_from_image is it with a PixelCanvas)
+        settings = {k: v for k, v in self.settings.items() if k != "mode"}
+        self._canvas = self._visualizer.synthesize([self.layer], image_parameter=self._canvas, width=self.size,
+                                                   height=self.size, iters=steps, custom_func=_mean_square,
+                                                   **settings)
+
+    def picture(self) -> torch.Tensor:
+        return self._canvas.as_nchw()
+
+
+class _TorchDreamsStepper(_DreamStepper):
+    def __init__(self, loaded_model, layer_module_path: str, size: int, picture, seed: int):
+        _import("torch-dreams")
+        from torch_dreams import Dreamer
+        from torch_dreams.custom_image_param import CustomImageParam
+
+        model = RGBNet(loaded_model)
+        layer = model.net.get_submodule(layer_module_path)
+        # CustomImageParam's documented settings for a photo (its docstring and README: lr 3e-4, grad_clip 0.1,
+        # weight_decay 0.1); the transforms are render()'s defaults (rotate 15, scale 0.5-1.2, translate 0)
+        settings = dict(lr=3e-4, weight_decay=0.1, grad_clip=0.1)
+        super().__init__(model, layer, size, dream_pixels("torch-dreams", size), 0, settings)
+        # No set_custom_normalization: CustomImageParam.forward gives the picture itself in [0, 1] (it stores the
+        # photo ImageNet-denormalized and normalizes it back), and RGBNet applies to_input; torch-dreams'
+        # custom normalization would first un-normalize with ImageNet's statistics, which suits AutoImageParam only.
+        self._dreamer = Dreamer(model, quiet=True, device="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # chw_rgb_to_fft_param calls torch.tensor() on a tensor
+            self._param = CustomImageParam(image=_dream_photo(picture, size, seed), device="cpu")
+        _seed(seed)  # RandomAffine draws from torch, random_resize from Python's random
+
+    def _run(self, steps: int) -> None:
+        self._param = self._dreamer.render([self.layer], image_parameter=self._param, iters=steps,
+                                           custom_func=_mean_square, **self.settings)
+
+    def picture(self) -> torch.Tensor:
+        return self._param.to_nchw_tensor()
+
+
+def dreamlens_dreamer(loaded_model, layer_module_path: str, size: int = 224, picture=None, seed: int = 0,
+                      mode: str = "synthesize") -> _DreamStepper:
+    """dreamlens' dream on a size x size photo; objective: the mean square of module `layer_module_path` of
+    loaded_model.net.
+
+    mode "synthesize" (default): `FeatureVisualizer.synthesize` with custom_func = the mean square, on a PixelCanvas
+    of the photo, with amplify's default settings. mode "amplify": `FeatureVisualizer.amplify` as is, with its own
+    objective and a second (no-grad) forward pass per step. picture: PIL or [0, 1] tensor; None: seeded noise."""
+    return _DreamlensStepper(loaded_model, layer_module_path, size, picture, seed, mode)
+
+
+def torch_dreams_dreamer(loaded_model, layer_module_path: str, size: int = 224, picture=None,
+                         seed: int = 0) -> _DreamStepper:
+    """torch-dreams' `Dreamer.render` on a CustomImageParam of a size x size photo, custom_func = the mean square of
+    module `layer_module_path` of loaded_model.net. picture: PIL or [0, 1] tensor; None: seeded noise."""
+    return _TorchDreamsStepper(loaded_model, layer_module_path, size, picture, seed)
+
+
+DREAM_PEERS = {"dreamlens": dreamlens_dreamer, "torch-dreams": torch_dreams_dreamer}
+
 if __name__ == "__main__":
     if "--check" in sys.argv[1:]:
-        versions = available()
+        versions = available("all")
         for name, version in versions.items():
             print(f"{name}: {version or 'NOT importable'}")
         if not all(versions.values()):
