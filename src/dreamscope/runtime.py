@@ -47,7 +47,7 @@ def cores() -> int:
 
 def configure(threads: int | None = None) -> int:
     """Set torch's thread count: `threads`, else $DREAMSCOPE_THREADS, else $OMP_NUM_THREADS (which torch reads
-    itself), else the cores this process may use.
+    itself), else the cores this process may use; and the allocator's policy (`keep_freed_memory`).
 
     Returns the count set. Call it once, before the first tensor work (a worker does it when it starts).
     """
