@@ -34,7 +34,7 @@ class _Capture:
 
 
 _current: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar("dreamscope_capture", default=None)
-_install_lock = threading.Lock()
+install_lock = threading.Lock()
 
 
 def _dispatch(module: nn.Module, _inputs, output):
@@ -53,7 +53,7 @@ def _dispatch(module: nn.Module, _inputs, output):
 
 
 def _install(modules) -> None:
-    with _install_lock:
+    with install_lock:
         for module in modules:
             # Looked up on the module itself: a copy of a network (a bfloat16 twin) carries its original's hook.
             if _dispatch not in module._forward_hooks.values():

@@ -77,7 +77,11 @@ def at(model: LoadedModel, precision: str) -> LoadedModel:
 def _bf16_twin(model: LoadedModel) -> LoadedModel:
     import dataclasses
 
-    net = copy.deepcopy(model.net).to(torch.bfloat16)
+    from .. import taps
+
+    with taps.install_lock:  # another thread may be adding a tap hook to the network being copied
+        net = copy.deepcopy(model.net)
+    net.to(torch.bfloat16)
     for module in net.modules():
         if _strided_depthwise(module):
             module.float()
