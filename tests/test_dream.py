@@ -29,7 +29,7 @@ def test_dreaming_raises_the_layers_activation_several_fold(model):
     out = ds.dream(photo, steps=20)
     assert out.size == photo.size
     gain = mean_square(model, "stage5.2", out) / mean_square(model, "stage5.2", photo)
-    assert gain > 3.5, gain  # measured 4.06
+    assert gain > 3.5, gain  # measured 4.03 (bf16) and 3.93 (fp32) at this seed; 3.46-4.03 over seeds 0-2
 
 
 def test_a_shallow_layer_too(model, cat):

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, runtime
+from .settings import PRECISIONS
 
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # what shells report for a program stopped by SIGPIPE
@@ -72,7 +73,7 @@ FLAGS = {
     "jitter": ("--jitter", dict(type=_whole, metavar="PX")),
     "max_size": ("--max-size", dict(type=_whole, metavar="PX")),
     "tile": ("--tile", dict(type=_tile, metavar="auto|off|PX")),
-    "precision": ("--precision", dict(choices=("auto", "fp32", "bf16"), metavar="auto|fp32|bf16")),
+    "precision": ("--precision", dict(choices=PRECISIONS, metavar="|".join(PRECISIONS))),
     "grid": ("--grid", dict(type=_whole, metavar="N")),
     "samples": ("--samples", dict(type=_whole, metavar="N")),
     "diversity": ("--diversity", dict(type=_real, metavar="F")),

@@ -123,9 +123,11 @@ def make(settings: Settings, model, inputs: Mapping[str, Any] | None = None, pre
     that will compute (`models.precision.at`), whose number format the record names."""
     import torch
 
+    from .models.precision import name_of
+
     described = {role: {"pixels": pixels_digest(image), "size": list(image.size)}
                  for role, image in (inputs or {}).items() if image is not None}
-    computes = None if precision is None else ("bf16" if precision.dtype == torch.bfloat16 else "fp32")
+    computes = None if precision is None else name_of(precision)
     return Record(settings, {"name": model.source, "weights": model.weights_digest}, described, str(model.device),
                   torch.get_num_threads(), version(), torch.__version__, computes)
 

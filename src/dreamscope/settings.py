@@ -118,6 +118,13 @@ def setting(default, check, help: str = ""):
     return field(default=default, metadata={"check": check, "help": help})
 
 
+def precision_setting():
+    """The network's number format, for every recipe that dreams (a field object cannot serve two classes)."""
+    return setting("auto", Choice(PRECISIONS), "the network's number format: fp32; bf16, faster on CPUs with AMX (other "
+                                               "rounding: another dream, as strong); auto: bf16 for the EfficientNet-Lite "
+                                               "models on such CPUs, else fp32")
+
+
 # -- parsing the text settings: layers, channels, units, tiles ---------------------------------------------------
 
 
@@ -340,9 +347,7 @@ class DreamSettings(Settings):
     jitter: int = setting(32, Whole(0, 1024), "random shift each step, in px (prevents grid artefacts)")
     max_size: int | None = setting(None, Whole(32, 16_384, optional=True), "downscale the input first so its longest side is at most this")
     tile: int | str | None = setting("auto", _tile, "auto, none, or a tile size in px: process big pictures in tiles to bound memory")
-    precision: str = setting("auto", Choice(PRECISIONS), "the network's number format: fp32; bf16, faster on CPUs with AMX "
-                                                          "(other rounding: another dream, as strong); auto: bf16 for the "
-                                                          "EfficientNet-Lite models on such CPUs, else fp32")
+    precision: str = precision_setting()
 
 
 @dataclass(frozen=True)
@@ -476,9 +481,7 @@ class ProbeSettings(Settings):
     step_size: float = setting(0.015, Number(0.0, 1.0, above=True), "step, as a fraction of the colour range, after normalizing the gradient by its mean magnitude")
     jitter: int = setting(32, Whole(0, 1024), "random shift each step, in px (prevents grid artefacts)")
     max_size: int | None = setting(512, Whole(32, 16_384, optional=True), "downscale the photo first so its longest side is at most this")
-    precision: str = setting("auto", Choice(PRECISIONS), "the network's number format: fp32; bf16, faster on CPUs with AMX "
-                                                          "(other rounding: another dream, as strong); auto: bf16 for the "
-                                                          "EfficientNet-Lite models on such CPUs, else fp32")
+    precision: str = precision_setting()
     vis_size: int = setting(128, Whole(64, 2048), "side of the channels' pictures")
     vis_steps: int = setting(128, Whole(1, 10_000), "optimization steps of the channels' pictures")
     exemplar_folder: str | None = setting(None, Text(), "folder of pictures (searched recursively) in which to find each shown channel's natural exemplars")

@@ -2,10 +2,11 @@
 
 A bfloat16 network is a twin of the loaded one (made once, then kept): its weights and activations are bfloat16,
 so oneDNN runs its convolutions on the CPU's AMX tiles; pictures, objectives and gradients stay float32 (the
-model's `to_input` casts on the way in, `render.activations` on the way out). Strided depthwise
-convolutions (EfficientNet-Lite's four) stay float32: oneDNN's bfloat16 kernel for their backward pass is 10-35x slower than its float32 one
-here (48 ms against 1.4 ms for the largest at 512 px), which would cost more than the rest saves. Rounding
-differently, a bfloat16 dream is another dream, as strong: benchmarks/bench_precision.py measures how far.
+model's `to_input` casts on the way in, `render.activations` on the way out). Strided depthwise convolutions
+(EfficientNet-Lite's four) stay float32: oneDNN's bfloat16 kernel for their backward pass is 10-35x slower than
+its float32 one here (48 ms against 1.4 ms for the largest at 512 px), which would cost more than the rest
+saves. Rounding differently, a bfloat16 dream is another dream, as strong: benchmarks/bench_precision.py
+measures how far.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
+import dataclasses
 import threading
 import weakref
 
@@ -39,8 +41,8 @@ def cpu_has_bf16() -> bool:
 def resolve(precision: str, model: LoadedModel) -> str:
     """"fp32" or "bf16" for `precision` ("auto", "fp32" or "bf16") on `model`.
 
-    auto chooses bfloat16 only where it was measured to be faster and to dream the same picture: a registered
-    model that allows it (its spec's `bf16`), on a CPU with AMX.
+    auto chooses bfloat16 only where it was measured to be faster and to dream as strongly: a registered model
+    that allows it (its spec's `bf16`), on a CPU with AMX.
     """
     if precision not in PRECISIONS:
         raise DreamscopeError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
@@ -74,9 +76,12 @@ def at(model: LoadedModel, precision: str) -> LoadedModel:
         return twin
 
 
-def _bf16_twin(model: LoadedModel) -> LoadedModel:
-    import dataclasses
+def name_of(model: LoadedModel) -> str:
+    """"fp32" or "bf16": what `model` computes in (the name a record gives it)."""
+    return next(name for name, dtype in DTYPES.items() if dtype == model.dtype)
 
+
+def _bf16_twin(model: LoadedModel) -> LoadedModel:
     from .. import taps
 
     with taps.install_lock:  # another thread may be adding a tap hook to the network being copied
