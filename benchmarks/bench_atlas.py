@@ -57,7 +57,8 @@ def main() -> None:
     import torch
 
     import dreamscope as ds
-    from dreamscope import events, images
+    from dreamscope import events
+    from dreamscope.io import folders, images
     from dreamscope.recipes import atlas
     from dreamscope.settings import AtlasSettings
 
@@ -65,7 +66,7 @@ def main() -> None:
     model = ds.load_model()
     settings = AtlasSettings(grid=args.grid)
     layer = model.spec.default_layer
-    files = images.picture_files(args.folder)
+    files = folders.picture_files(args.folder)
     if args.quick:
         files = files[::10]
     results: dict = {"machine": platform.processor() or platform.machine(), "cores": os.cpu_count(),

@@ -64,7 +64,7 @@ def ray_stop() -> None:
 
 
 def timed_batch(items, engine) -> dict:
-    from dreamscope import batch
+    from dreamscope.work import batch
 
     start = time.perf_counter()
     first = None
@@ -81,12 +81,13 @@ def timed_batch(items, engine) -> dict:
 
 
 def throughput(folder: Path, count: int, work: Path) -> list[dict]:
-    from dreamscope import batch, images
+    from dreamscope.work import batch
+    from dreamscope.io import folders, images
     from dreamscope.settings import DreamSettings
 
     photos = work / "photos"
     photos.mkdir()
-    for path in images.picture_files(folder)[:count]:
+    for path in folders.picture_files(folder)[:count]:
         shutil.copy(path, photos / path.name)
     settings = DreamSettings(max_size=320, octaves=3, steps=10)
     rows = []
@@ -116,7 +117,7 @@ def throughput(folder: Path, count: int, work: Path) -> list[dict]:
 def overhead(work: Path, count: int) -> dict:
     from PIL import Image
 
-    from dreamscope import batch
+    from dreamscope.work import batch
     from dreamscope.settings import DreamSettings
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -146,7 +147,8 @@ def microscope_costs(steps: int) -> dict:
     import torch
 
     from dreamscope import load_model, runtime
-    from dreamscope.recipes import microscope
+    from dreamscope.recipes import microscope as drawing
+    from dreamscope.work import microscope
     from dreamscope.settings import MicroscopeSettings
 
     runtime.configure(1)  # a worker's share: one thread
@@ -157,9 +159,9 @@ def microscope_costs(steps: int) -> dict:
     for layer, info in net.layers.items():
         block = min(defaults.block, info.channels)
         settings = defaults.replace(steps=steps)
-        microscope.render_channels(net, layer, list(range(block)), settings.replace(steps=1))  # warm up
+        drawing.render_channels(net, layer, list(range(block)), settings.replace(steps=1))  # warm up
         start = time.perf_counter()
-        microscope.render_channels(net, layer, list(range(block)), settings)
+        drawing.render_channels(net, layer, list(range(block)), settings)
         seconds = time.perf_counter() - start
         per_step = seconds / steps
         blocks = -(-info.channels // defaults.block)
@@ -175,7 +177,7 @@ def microscope_costs(steps: int) -> dict:
 
 def exemplar_pass(folder: Path, work: Path) -> dict:
     from dreamscope import events, load_model, runtime
-    from dreamscope.recipes import microscope
+    from dreamscope.work import microscope
     from dreamscope.settings import MicroscopeSettings
 
     runtime.configure(1)

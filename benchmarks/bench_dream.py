@@ -41,10 +41,11 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
-from dreamscope import render, runtime, transforms
+from dreamscope import runtime
+from dreamscope.optvis import render, transforms
 from dreamscope.models import load_model, precision
 from dreamscope.models.weights import load_state_dict_file
-from dreamscope.objectives import layer_l2
+from dreamscope.optvis.objectives import layer_l2
 from dreamscope.recipes import dream as dream_recipe
 from dreamscope.settings import DreamSettings
 
@@ -306,9 +307,10 @@ _TREE = textwrap.dedent(
     import dreamscope, torch
     from PIL import Image
     from skimage import data
-    from dreamscope import render, runtime
+    from dreamscope import runtime
+    from dreamscope.optvis import render
     from dreamscope.models import load_model
-    from dreamscope.objectives import layer_l2
+    from dreamscope.optvis.objectives import layer_l2
     from dreamscope.settings import ZoomSettings
     side, frames, chosen = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     runtime.configure()

@@ -37,7 +37,9 @@ import torch
 from PIL import Image, ImageDraw
 
 import dreamscope
-from dreamscope import images, objectives, render, runtime
+from dreamscope import runtime
+from dreamscope.io import images
+from dreamscope.optvis import objectives, render
 from dreamscope.models import load_model, precision
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"

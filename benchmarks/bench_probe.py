@@ -18,7 +18,7 @@ from PIL import Image
 from skimage import data
 
 import dreamscope as ds
-from dreamscope import report
+from dreamscope.pages import probe as report
 from dreamscope.recipes import probe as probe_recipe
 from dreamscope.settings import ProbeSettings
 

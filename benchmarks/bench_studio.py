@@ -9,7 +9,7 @@ same dream run the way the CLI runs it.
    each twice a second (a page polling), then back to back (the server's throughput): request latency
    percentiles, client side, each client keeping its connection open.
 3. Studio against CLI: the worker's time for a default dream of the photo (`finished - started`) against the same
-   job run as `dreamscope dream` runs it (`dreamscope.jobs.run` in a fresh process, timed after the model is
+   job run as `dreamscope dream` runs it (`dreamscope.work.jobs.run` in a fresh process, timed after the model is
    loaded), alternated, median of 3 each. Both use the same thread count.
 
 Run it alone on an idle machine (it prints the load average before and after):
@@ -40,7 +40,7 @@ QUEUED = 5
 CLI_JOB = r"""
 import sys, time, json
 import dreamscope as ds
-from dreamscope import jobs
+from dreamscope.work import jobs
 from dreamscope.models import load_model
 model = load_model()
 settings = ds.DreamSettings.from_json(json.loads(sys.argv[3]))

@@ -30,9 +30,10 @@ STEP = r"""
 import os, sys, time, json
 import dreamscope  # sets the wait policy unless the environment chose one
 import torch
-from dreamscope import render, runtime
+from dreamscope import runtime
+from dreamscope.optvis import render
 from dreamscope.models import load_model, precision
-from dreamscope.objectives import layer_l2
+from dreamscope.optvis.objectives import layer_l2
 runtime.configure(int(sys.argv[1]))  # as the command line does: threads and the allocator's policy
 model = load_model("efficientnet-lite0", "cpu")
 side, repeats = int(sys.argv[3]), int(sys.argv[2])

@@ -36,7 +36,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import dreamscope  # noqa: E402
-from dreamscope import images  # noqa: E402
+from dreamscope.io import images  # noqa: E402
 from dreamscope.recipes import dream as dream_recipe  # noqa: E402
 from dreamscope.recipes import video as video_recipe  # noqa: E402
 from dreamscope.recipes import zoom as zoom_recipe  # noqa: E402

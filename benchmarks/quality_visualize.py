@@ -9,7 +9,7 @@ For each class of fixed lists (CLASSES: the 24 of the first benchmark; NEW_CLASS
 Makers: `maco`, `fft` (dreamscope's parameterizations, `--param`), `pixels` (no priors: plain pixels, no
 transforms, the contrast case), and the peers `torch-lucent`, `horama`, `faccent` when installed.
 
-`dreamscope.quality.score` judges each picture with efficientnet-lite2 on three views (as made, mirrored
+`dreamscope.recipes.quality.score` judges each picture with efficientnet-lite2 on three views (as made, mirrored
 left-right, centre 75% crop scaled back) and measures Hasler and Suesstrunk's colourfulness. Summary per maker:
 per view the judge's top-1 rate and mean probability of the class, the classes recognized on all three views,
 median and minimum colourfulness, median seconds. `--photos FOLDER` adds the colourfulness of real photos (the
@@ -35,10 +35,12 @@ import torch
 from PIL import Image, ImageDraw
 
 import dreamscope
-from dreamscope import colour, images, quality
+from dreamscope.recipes import colour, quality
+from dreamscope.io import folders, images
 from dreamscope.models import DEFAULT_MODEL, load_model
 from dreamscope.models.classes import resolve_class
-from dreamscope.recipes.visualize import contact_sheet, visualize
+from dreamscope.pages.sheets import contact_sheet
+from dreamscope.recipes.visualize import visualize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402 - beside this script
@@ -103,7 +105,7 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def photo_colours(folder: Path, count: int = PHOTOS) -> dict:
-    files = images.picture_files(folder)[:count]
+    files = folders.picture_files(folder)[:count]
     values = sorted(colour.colourfulness(images.load_image(path)) for path in files)
     return {"photos": len(values), "median": statistics.median(values), "p10": values[len(values) // 10]}
 

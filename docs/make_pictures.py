@@ -194,7 +194,7 @@ def microscope_pictures() -> None:
     import json
     import subprocess
 
-    from dreamscope.recipes.visualize import font
+    from dreamscope.pages.sheets import font
 
     if not SAMPLE.is_dir():
         print(f"skipped the microscope picture: {SAMPLE} is not here")

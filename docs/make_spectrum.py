@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dreamscope import images, params
+from dreamscope.io import folders, images
+from dreamscope.optvis import params
 
 OUTPUT = Path(__file__).resolve().parent.parent / "src" / "dreamscope" / "data" / "spectrum.npy"
 
 
 def measure(folder: Path, side: int = params.SPECTRUM_SIDE, limit: int | None = None) -> tuple[np.ndarray, int]:
-    files = images.picture_files(folder)[:limit]
+    files = folders.picture_files(folder)[:limit]
     if not files:
         raise SystemExit(f"error: no pictures in {folder}")
     power = torch.zeros(3, side, side // 2 + 1, dtype=torch.float64)

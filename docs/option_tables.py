@@ -1,4 +1,5 @@
-"""The README's option tables, made from the settings themselves (defaults, limits, help), so they cannot drift.
+"""The README's option tables, made from the recipe catalogue and the settings themselves (defaults, limits, help),
+so they cannot drift. A recipe gets a table where README.md has its marker, `<!-- options:NAME -->`.
 
     .venv/bin/python docs/option_tables.py          # rewrites the tables in README.md between their markers
     .venv/bin/python docs/option_tables.py --check  # exit 1 if README.md is out of date (tests/test_readme.py)
@@ -12,28 +13,29 @@ import sys
 from pathlib import Path
 
 from dreamscope import settings as S
-from dreamscope.cli import EXTRA_HELP, FLAGS, RECIPE_FLAGS
+from dreamscope.work import catalogue
+from dreamscope.work.flags import EXTRA_HELP, FLAGS, flag
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
-# Per table: the settings class, and the fields it shows (None: those that are new or have another default than
-# dream's, so a table only lists what differs).
-TABLES = {
-    "dream": (S.DreamSettings, ["layer", "channels", "octaves", "octave_scale", "steps", "step_size", "jitter", "max_size",
-                                "tile", "precision", "seed", "model", "weights"]),
-    "visualize": (S.VisualizeSettings, ["param", "samples", "diversity", "grid", "size", "steps", "learning_rate", "transparency",
-                                        "accentuate", "closeness", "closeness_layer", "seed"]),
-    "zoom": (S.ZoomSettings, None),
-    "morph": (S.MorphSettings, ["classes", "size", "steps", "warmup", "learning_rate"]),
-    "video": (S.VideoSettings, None),
-    "probe": (S.ProbeSettings, ["layers", "channels", "octaves", "steps", "max_size", "precision", "vis_size", "vis_steps",
-                                "exemplar_folder", "exemplar_count"]),
-    "atlas": (S.AtlasSettings, ["layer", "grid", "positions", "side", "min_count", "class_name", "compare", "keep", "icon_size",
-                                "icon_steps", "neighbours", "exemplars_per_cell", "seed", "model", "weights"]),
-    "patch": (S.PatchSettings, ["from_class", "to_class", "size", "place", "views", "side", "seed", "model", "weights"]),
-    "exemplars": (S.ExemplarsSettings, ["units", "count", "side", "vis_size", "vis_steps", "seed", "model", "weights"]),
-    "microscope": (S.MicroscopeSettings, ["layers", "size", "steps", "learning_rate", "samples", "diversity", "block", "top",
-                                          "exemplar_folder", "exemplar_count", "side", "seed", "model", "weights"]),
+# The fields a recipe's table shows, in this order, where it is not every field that has a flag; "differs": those
+# that are new or have another default than dream's, so a table only lists what differs.
+SHOWN = {
+    "dream": ["layer", "channels", "octaves", "octave_scale", "steps", "step_size", "jitter", "max_size", "tile", "precision", "seed",
+              "model", "weights"],
+    "visualize": ["param", "samples", "diversity", "grid", "size", "steps", "learning_rate", "transparency", "accentuate",
+                  "closeness", "closeness_layer", "seed"],
+    "zoom": "differs",
+    "morph": ["classes", "size", "steps", "warmup", "learning_rate"],
+    "video": "differs",
+    "probe": ["layers", "channels", "octaves", "steps", "max_size", "precision", "vis_size", "vis_steps", "exemplar_folder",
+              "exemplar_count"],
+    "atlas": ["layer", "grid", "positions", "side", "min_count", "class_name", "compare", "keep", "icon_size", "icon_steps",
+              "neighbours", "exemplars_per_cell", "seed", "model", "weights"],
+    "patch": ["from_class", "to_class", "size", "place", "views", "side", "seed", "model", "weights"],
+    "exemplars": ["units", "count", "side", "vis_size", "vis_steps", "seed", "model", "weights"],
+    "microscope": ["layers", "size", "steps", "learning_rate", "samples", "diversity", "block", "top", "exemplar_folder",
+                   "exemplar_count", "side", "seed", "model", "weights"],
 }
 
 
@@ -73,20 +75,23 @@ def shown(value) -> str:
 
 
 def table(name: str) -> str:
-    cls, names = TABLES[name]
+    cls = catalogue.get(name).settings
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    if names is None:
+    names = SHOWN.get(name)
+    if names == "differs":
         dream = S.DreamSettings.defaults()
         names = [n for n, f in fields.items() if n in FLAGS and (n not in dream or dream[n] != f.default)]
+    elif names is None:
+        names = [n for n in fields if flag(name, n) is not None]
     rows = ["| option | default | limits | meaning |", "| --- | --- | --- | --- |"]
     for field_name in names:
         f = fields[field_name]
-        flag, options = RECIPE_FLAGS.get((cls.recipe, field_name), FLAGS[field_name])
+        spelled, options = flag(cls.recipe, field_name)
         metavar = options.get("metavar", "").replace("|", "\\|")
         words = DEFAULT_WORDS.get((cls.recipe, field_name), DEFAULT_WORDS.get(field_name))
         default = words if words is not None else shown(f.default)
         text = EXTRA_HELP.get(field_name, f.metadata["help"]).replace("|", "\\|")
-        usage = f"{flag} {metavar}" if metavar else flag
+        usage = f"{spelled} {metavar}" if metavar else spelled
         rows.append(f"| `{usage}` | {default} | {limits(f.metadata['check'])} | {text} |".replace("|  |", "| |"))
     return "\n".join(rows)
 

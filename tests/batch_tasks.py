@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dreamscope import batch
+from dreamscope.work import batch
 
 
 def marked_job(arguments) -> str:

@@ -205,3 +205,48 @@ def write_clip(path, frames, fps: int = 12, audio: bool = False, faststart: bool
                 chunk.sample_rate, chunk.pts = 44100, start
                 container.mux(sound.encode(chunk))
             container.mux(sound.encode(None))
+
+
+def snapshot(folder: Path) -> set:
+    """Every path under folder, with size and time of files: any new, changed or removed file shows up."""
+    return {(str(p.relative_to(folder)), *((p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else ())) for p in folder.rglob("*")}
+
+
+def error_line(run) -> str:
+    """The single `error: ...` line of a failed run (after checking there is exactly one and no traceback)."""
+    assert "Traceback" not in run.stderr and "Traceback" not in run.stdout, run.stderr
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{run.stderr}"
+    assert lines[0].startswith("error: ") and lines[0][len("error: "):].strip(), lines[0]
+    return lines[0]
+
+
+GOOD_PICTURES = 9
+DAMAGED = {"broken.jpg", "more/truncated.png"}
+
+
+def picture_folder(root: Path) -> Path:
+    """pics/: 9 readable pictures (three photos, three crops or turns of them, three solid colours) in PNG, JPEG,
+    WebP, BMP and TIFF, in subfolders too; a text file named .jpg, a truncated PNG and a note (not a picture)."""
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    folder = root / "pics"
+    (folder / "more" / "deeper").mkdir(parents=True)
+    cat, astronaut, coffee = (Image.fromarray(a) for a in (data.chelsea(), data.astronaut(), data.coffee()))
+    cat.resize((160, 120), Image.LANCZOS).save(folder / "chelsea.jpg", quality=92)
+    astronaut.resize((128, 128), Image.LANCZOS).save(folder / "astronaut.png")
+    coffee.resize((160, 107), Image.LANCZOS).save(folder / "more" / "coffee.png")
+    cat.crop((100, 20, 300, 220)).resize((100, 100), Image.LANCZOS).save(folder / "more" / "cat-face.webp", quality=90)
+    astronaut.crop((0, 0, 256, 256)).resize((96, 96), Image.LANCZOS).save(folder / "more" / "deeper" / "flag.bmp")
+    coffee.transpose(Image.Transpose.ROTATE_90).resize((90, 120), Image.LANCZOS).save(folder / "coffee-turned.tif")
+    for name, colour in (("red", (220, 30, 30)), ("blue", (20, 40, 200)), ("grey", (128, 128, 128))):
+        Image.new("RGB", (80, 64), colour).save(folder / f"{name}.png")
+    (folder / "broken.jpg").write_text("this is not a picture\n")
+    whole = io.BytesIO()
+    chelsea().save(whole, format="PNG")
+    (folder / "more" / "truncated.png").write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])
+    (folder / "more" / "notes.txt").write_text("not a picture, and not named like one\n")
+    return folder

@@ -11,9 +11,10 @@ from dreamscope import runtime
 STEPS = r"""
 import resource, sys, torch
 import dreamscope
-from dreamscope import render, runtime
+from dreamscope import runtime
+from dreamscope.optvis import render
 from dreamscope.models import load_model
-from dreamscope.objectives import layer_l2
+from dreamscope.optvis.objectives import layer_l2
 if sys.argv[1] == "policy":
     runtime.configure(1)
 else:

@@ -20,7 +20,7 @@ from pathlib import Path
 CHILD = r"""
 import json, os, resource, signal, sys
 from PIL import Image
-from dreamscope import images, videos
+from dreamscope.io import images, videos
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
 _, HARD = resource.getrlimit(resource.RLIMIT_FSIZE)

@@ -14,6 +14,8 @@ from typing import Any, Iterator
 
 import torch
 
+from .imaging import resize, to_pil
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -78,21 +80,15 @@ class Event:
     @property
     def image(self):
         """The picture (the first of a batch) as a PIL image."""
-        from .images import to_pil
-
         return None if self.picture is None else to_pil(self.tensor[:1])
 
     @property
     def images(self) -> list:
         """Every picture of the batch as PIL images."""
-        from .images import to_pil
-
         return [] if self.picture is None else [to_pil(self.tensor[i : i + 1]) for i in range(self.tensor.shape[0])]
 
     def preview(self, max_side: int = 256):
         """A small PIL image of the picture for live views: shrunk on the device before it is copied."""
-        from .images import resize, to_pil
-
         if self.picture is None:
             return None
         x = self.picture[:1]
@@ -107,8 +103,9 @@ class Event:
         return Event((stage, *self.stages), start + span * self.fraction, self.loss, self.picture, self.frame, self.note)
 
 
-def nest(events: Iterator[Event], stage: Stage, start: float = 0.0, span: float = 1.0):
-    """Re-yield an inner recipe's events inside `stage` of the outer one; returns the inner result.
+def nest(events: Iterator[Event], stage: Stage | None = None, start: float = 0.0, span: float = 1.0):
+    """Re-yield an inner recipe's events inside `stage` of the outer one (None: as they are); returns the inner
+    result.
 
     Use as `result = yield from nest(...)`. The inner `done` event is not passed on: the outer recipe decides
     when it is done.
@@ -118,6 +115,8 @@ def nest(events: Iterator[Event], stage: Stage, start: float = 0.0, span: float 
         for event in events:
             if event.done:
                 result = event.result
+            elif stage is None:
+                yield event
             else:
                 yield event.nested(stage, start, span)
     finally:
@@ -133,12 +132,16 @@ def finish(result: Any, stages=(), picture: torch.Tensor | None = None, loss: fl
 
 
 def run(events: Iterator[Event]):
-    """Run a recipe to the end and return its result (what the non-iterating functions do)."""
+    """Run a recipe to the end and return its result (what the non-iterating functions do): its last event's, or
+    what a generator meant for `yield from` returns."""
     result = None
-    for event in events:
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as stop:
+            return result if stop.value is None else stop.value
         if event.done:
             result = event.result
-    return result
 
 
 class Run:

@@ -256,11 +256,20 @@ def _size(name: str, value):
 # -- the settings classes ------------------------------------------------------------------------------------------
 
 
+RECIPES: dict[str, type["Settings"]] = {}  # recipe name -> its settings class: every subclass that names a recipe
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Fields shared by every recipe: the network and the seed."""
+    """Fields shared by every recipe: the network and the seed. A subclass that names its `recipe` is the settings
+    of that recipe (`settings_class`, `from_json`); the recipe itself is registered in `work/catalogue.py`."""
 
     recipe: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **options):
+        super().__init_subclass__(**options)
+        if cls.__dict__.get("recipe"):
+            RECIPES[cls.recipe] = cls
 
     model: str = setting(DEFAULT_MODEL, Text(optional=False), "network (see: dreamscope models), or your own as package.module:factory")
     weights: str | None = setting(None, Text(), "weights file to use: a .caffemodel or state dict for googlenet, a state dict otherwise")
@@ -532,6 +541,9 @@ class AtlasSettings(Settings):
     """An activation atlas of a folder of pictures: a layer's activations laid out in 2-D, one icon per cell."""
 
     recipe: ClassVar[str] = "atlas"
+    # The settings that lay the vectors out and draw them, not those that collect them (a shard's collection ignores them).
+    LAYOUT_ONLY: ClassVar[tuple] = ("grid", "min_count", "class_name", "compare", "keep", "icon_size", "icon_steps", "neighbours",
+                                    "exemplars_per_cell")
 
     layer: str | None = setting(None, Text(), "layer to map (default: the model's default dream layer)")
     grid: int = setting(20, Whole(2, 200), "cells across and down the atlas")
@@ -589,13 +601,6 @@ class MicroscopeSettings(Settings):
     exemplar_folder: str | None = setting(None, Text(), "folder of pictures (searched recursively) in which to find each channel's natural exemplars")
     exemplar_count: int = setting(6, Whole(1, 32), "natural exemplars per channel, each from a different picture")
     side: int | None = setting(None, Whole(32, 2048, optional=True), "side the exemplar pictures are seen at (default: the model's resolution)")
-
-
-RECIPES: dict[str, type[Settings]] = {
-    cls.recipe: cls
-    for cls in (DreamSettings, VisualizeSettings, ZoomSettings, MorphSettings, VideoSettings, ProbeSettings, ClassifySettings,
-                ExemplarsSettings, AtlasSettings, PatchSettings, MicroscopeSettings)
-}
 
 
 def settings_class(recipe: str | None) -> type[Settings]:

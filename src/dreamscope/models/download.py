@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DreamscopeError
-from ..images import _create_temp
+from ..io.files import temporary_file
 from .catalogue import get_spec
 from .spec import ModelSpec
 from .weights import CHUNK, FileWeights, env_name, file_digests, weights_dir
@@ -74,7 +74,7 @@ def download(url: str, destination: str | Path, *, sha256: str | None = None, sh
         found = file_digests(destination, ("sha256", "sha1"))
         if all(not digest or found[name] == digest for name, digest in expected.items()):
             return Fetched(destination, found["sha256"], destination.stat().st_size, already_present=True)
-    fd, tmp = _create_temp(destination)
+    fd, tmp = temporary_file(destination)
     try:
         sha256_hash, sha1_hash, done = hashlib.sha256(), hashlib.sha1(), 0
         with os.fdopen(fd, "wb") as handle, urllib.request.urlopen(url, timeout=timeout) as response:

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..errors import DreamscopeError
 from ..settings import PRECISIONS
-from .spec import LoadedModel
+from .spec import HOOKS_LOCK, LoadedModel
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -82,9 +82,7 @@ def name_of(model: LoadedModel) -> str:
 
 
 def _bf16_twin(model: LoadedModel) -> LoadedModel:
-    from .. import taps
-
-    with taps.install_lock:  # another thread may be adding a tap hook to the network being copied
+    with HOOKS_LOCK:  # another thread may be adding a tap hook to the network being copied
         net = copy.deepcopy(model.net)
     net.to(torch.bfloat16)
     for module in net.modules():

@@ -27,6 +27,11 @@ LOGITS = "logits"  # the class scores
 _DIGEST_LOCK = threading.Lock()  # one digest computed at a time; each model's is computed once
 
 
+# Held while hooks are added to a loaded network's modules (taps) and while a network is copied (a bfloat16 twin),
+# so a copy never catches a module's hooks half-changed by another thread.
+HOOKS_LOCK = threading.Lock()
+
+
 @dataclass(frozen=True)
 class LayerInfo:
     name: str  # readable name users type: "stage4.2"

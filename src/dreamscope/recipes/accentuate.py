@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .. import objectives
+from ..optvis import objectives
 from ..models import LoadedModel
-from ..render import activations
+from ..optvis.render import activations
 
 MAX_STRIDE = 8  # the default comparison layer: the deepest at this stride or finer (shapes, not objects)
 

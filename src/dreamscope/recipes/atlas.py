@@ -30,14 +30,16 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from PIL import Image
 
-from .. import images, objectives, params, provenance, render, transforms
+from .. import imaging
+from ..io import files, provenance
+from ..optvis import objectives, params, render, transforms
 from ..errors import DreamscopeError
 from ..events import Event, Run, Stage, finish, nest
 from ..models import LoadedModel
 from ..models.spec import LOGITS
 from ..settings import AtlasSettings
 from . import base
-from . import folder as folders
+from ..io import folders
 
 TOP_CLASSES = 5  # classes listed per cell
 ICON_BATCH = 24  # icons optimized together: one batch keeps both cores busy without holding many pictures
@@ -76,7 +78,7 @@ class Collection:
         if self.attributions is not None:
             arrays["attributions"] = self.attributions
         path = Path(path)
-        return images.write_file(path, lambda stream: np.savez_compressed(stream, **arrays))
+        return files.write_file(path, lambda stream: np.savez_compressed(stream, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Collection":
@@ -91,7 +93,7 @@ class Collection:
                            data["attributions"] if "attributions" in data else None,
                            [(str(a), str(b)) for a, b in data["skipped"]])
         except (OSError, KeyError, ValueError, IndexError) as exc:
-            raise DreamscopeError(f"cannot read collection {path} ({images.reason(exc) if isinstance(exc, OSError) else exc}); "
+            raise DreamscopeError(f"cannot read collection {path} ({files.reason(exc) if isinstance(exc, OSError) else exc}); "
                                   "collect it again") from None
 
     @classmethod
@@ -125,7 +127,7 @@ def collect_iter(folder, layer: str | None = None, settings: AtlasSettings | Non
         fields["layer"] = layer
     settings, net = base.prepare(AtlasSettings, settings, fields, model, device)
     layer = settings.layer or net.spec.default_layer
-    net.layer(layer)
+    base.known_layer(net, "layer", layer)
     scan = folders.scan(folder, settings.side or net.spec.resolution, shard)
     return Run(_collect(net, layer, scan, settings.positions, settings.seed), settings, None, net)
 
@@ -398,46 +400,15 @@ class AtlasResult:
                               f"{self.settings.grid} grid)")
 
 
-# -- collection as batch work: shards of the folder on any engine (batch.py) ------------------------------------
-
-SHARD_PICTURES = 250  # pictures per shard: fixed by the folder's size alone, so a rerun finds the shards it made
-
-
-def collection_items(folder: str | os.PathLike, settings: AtlasSettings, parts: str | os.PathLike) -> list:
-    """The collection of `folder` as batch items: shard i of n writes `parts/part-I-of-N.npz`; joined with
-    `Collection.concatenate` (`join_parts`), they are the collection of the whole folder."""
-    from .. import batch
-
-    count = max(1, -(-len(images.picture_files(folder)) // SHARD_PICTURES))
-    payload = {"settings": settings.to_json(), "folder": os.path.abspath(folder)}
-    outputs = [str(Path(parts, f"part-{number}-of-{count}.npz").resolve()) for number in range(count)]
-    return [batch.Item(f"pictures, part {number + 1} of {count}", "dreamscope.recipes.atlas:collect_shard",
-                       {**payload, "shard": [number, count], "output": output}, output, "dreamscope.recipes.atlas:shard_complete")
-            for number, output in enumerate(outputs)]
-
-
-def collect_shard(arguments) -> str:
-    """A worker's task: one shard's collection, saved."""
-    settings = AtlasSettings.from_json(arguments["settings"])
-    found = collect_iter(arguments["folder"], settings=settings, shard=tuple(arguments["shard"])).result()
-    Path(arguments["output"]).parent.mkdir(parents=True, exist_ok=True)
-    found.save(arguments["output"])
-    return f"{len(found):,} vectors"
-
-
-def shard_complete(item) -> bool:
-    """A saved shard is complete when it holds the same pictures, seen the same way, by the same network and layer."""
-    part = Collection.load(item.output)
-    settings = AtlasSettings.from_json(item.arguments["settings"])
-    number, count = item.arguments["shard"]
-    files = [p.relative_to(item.arguments["folder"]).as_posix() for p in images.picture_files(item.arguments["folder"])]
-    return (part.files == files[number::count] and part.seed == settings.seed and settings.layer in (None, part.layer)
-            and settings.side in (None, part.side) and part.root == item.arguments["folder"])
-
-
-def join_parts(items) -> Collection:
-    """The shards' collections as one, in shard order (the same vectors as one pass over the folder)."""
-    return Collection.concatenate([Collection.load(item.output) for item in items])
+def check(settings: AtlasSettings, model: LoadedModel, sizes: Mapping[str, tuple[int, int]] | None = None) -> None:
+    """Refuse, before any work, a layer the model does not have and classes it does not score."""
+    base.known_layer(model, "layer", settings.layer or model.spec.default_layer)
+    if (settings.class_name or settings.compare) and model.spec.logits_module is None:
+        raise DreamscopeError(f"model {model.name} has no classifier, so it has no class atlas; leave out the class")
+    if settings.class_name:
+        base.known_class(model, "class_name", settings.class_name)
+    for name in settings.compare.split(",") if settings.compare else ():
+        base.known_class(model, "compare", name)
 
 
 def atlas_iter(folder=None, settings: AtlasSettings | None = None, *, collection: Collection | None = None,
@@ -448,8 +419,8 @@ def atlas_iter(folder=None, settings: AtlasSettings | None = None, *, collection
     installed and that the folder holds pictures. The last event's result is an `AtlasResult`.
     """
     settings, net = base.prepare(AtlasSettings, settings, fields, model, device)
+    check(settings, net)
     layer = settings.layer or net.spec.default_layer
-    net.layer(layer)
     classes = [settings.class_name] if settings.class_name else settings.compare.split(",") if settings.compare else []
     indices = [net.resolve_class(name) for name in classes]
     check_layout_available()
@@ -461,21 +432,19 @@ def atlas_iter(folder=None, settings: AtlasSettings | None = None, *, collection
         if folder is None:
             raise DreamscopeError("give a folder of pictures (or a collection)")
         scan = folders.scan(folder, settings.side or net.spec.resolution)
-    if classes and net.spec.logits_module is None:
-        raise DreamscopeError(f"model {net.name} has no classifier, so it has no class atlas; leave out the class")
     record = provenance.make(settings, net, {})
     return Run(_atlas(net, layer, settings, scan, collection, classes, indices, record), settings, record, net)
 
 
 # Shares of the progress bar: collection and icons dominate the time.
-_COLLECT, _LAYOUT, _ICONS = 0.35, 0.10, 0.50
+COLLECT_SHARE, _LAYOUT, _ICONS = 0.35, 0.10, 0.50
 
 
 def _atlas(net, layer, settings: AtlasSettings, scan, collection, classes, indices, record) -> Iterator[Event]:
     if collection is None:
-        collection = yield from nest(_collect(net, layer, scan, settings.positions, settings.seed), Stage("collect", 1, 4), 0.0, _COLLECT)
+        collection = yield from nest(_collect(net, layer, scan, settings.positions, settings.seed), Stage("collect", 1, 4), 0.0, COLLECT_SHARE)
     selected = _select(collection, indices, settings.keep)
-    yield Event((Stage("layout", 2, 4, f"{len(selected)} vectors"),), _COLLECT)
+    yield Event((Stage("layout", 2, 4, f"{len(selected)} vectors"),), COLLECT_SHARE)
     coords = layout(collection.vectors[selected], settings.seed, settings.neighbours)
     cells = bin_cells(coords, settings.grid, settings.min_count)
     if not cells:
@@ -487,10 +456,10 @@ def _atlas(net, layer, settings: AtlasSettings, scan, collection, classes, indic
     _describe(cells, collection, net, classes, indices)
     icons = yield from nest(render_icons_iter(net, layer, np.stack([c.mean for c in cells]), size=settings.icon_size,
                                               steps=settings.icon_steps, seed=settings.seed),
-                            Stage("icons", 3, 4), _COLLECT + _LAYOUT, _ICONS)
+                            Stage("icons", 3, 4), COLLECT_SHARE + _LAYOUT, _ICONS)
     for cell, icon in zip(cells, icons):
         cell.icon = icon
-    yield Event((Stage("exemplars", 4, 4),), _COLLECT + _LAYOUT + _ICONS)
+    yield Event((Stage("exemplars", 4, 4),), COLLECT_SHARE + _LAYOUT + _ICONS)
     if settings.exemplars_per_cell:
         add_exemplars(cells, collection, net.layer(layer).stride, settings.exemplars_per_cell)
     yield finish(AtlasResult(settings, net.name, layer, collection, selected, coords, cells, [net.class_label(i) for i in indices], record))

@@ -7,7 +7,8 @@ from typing import Any, Mapping
 
 import torch
 
-from ..models import LoadedModel, load_model
+from ..errors import DreamscopeError, SettingsError, literal, suggest
+from ..models import IMAGE, LOGITS, LayerInfo, LoadedModel, load_model
 from ..settings import Settings
 
 
@@ -40,3 +41,34 @@ def generator_for(seed: int, *names) -> torch.Generator:
     text = ":".join(map(str, (seed, *names)))
     digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
+# -- checks that name the field: what a recipe's `check` uses (the CLI shows flags, the studio form fields) ---------
+
+
+def known_layer(model: LoadedModel, field: str, name: str, *, pseudo: bool = False) -> LayerInfo:
+    """The model's layer `name`, for setting `field`; refused, with the closest names, when the model has no such
+    dreamable layer. `pseudo` also accepts "image" and "logits" (a diversity or comparison layer may be either)."""
+    if name not in model.layers and not (pseudo and name in (IMAGE, LOGITS)):
+        why = f" ({model.not_dreamable[name]})" if name in model.not_dreamable else ""
+        raise SettingsError(field, literal(f"names {name!r}, which is not a layer of {model.name}{why}{suggest(name, model.layers)}"))
+    return model.layer(name)
+
+
+def known_class(model: LoadedModel, field: str, name: str | int) -> int:
+    """The class index `name` (a name, alias or index) gives in `model`, for setting `field`; refused with why."""
+    try:
+        return model.resolve_class(name)
+    except SettingsError:
+        raise
+    except DreamscopeError as exc:
+        why = str(exc).replace(f"unknown class '{str(name).strip()}'", "no such class")
+        raise SettingsError(field, literal(f"cannot be {str(name)!r}: {why}")) from None
+
+
+def known_channels(model: LoadedModel, field: str, layer: str, channels) -> None:
+    """Refuse channel indices the layer does not have."""
+    count = model.layer(layer).channels
+    bad = [c for c in channels if not 0 <= c < count]
+    if bad:
+        raise SettingsError(field, f"names channel {bad[0]} of {layer}, which has channels 0-{count - 1}")

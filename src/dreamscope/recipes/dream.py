@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import torch
 from PIL import Image
 
-from .. import images, objectives, provenance, render
+from .. import imaging
+from ..io import provenance
+from ..optvis import objectives, render
 from ..errors import SettingsError
 from ..events import Event, Run, Stage, finish
-from ..models import LoadedModel, precision
+from ..models import LayerInfo, LoadedModel, precision
 from ..settings import ChannelRanking, DreamSettings, parse_channels, parse_layer_weights
 from . import base
 
@@ -30,30 +32,64 @@ def octave_sizes(height: int, width: int, octaves: int, octave_scale: float) -> 
     return sizes
 
 
-def build_objective(model: LoadedModel, photo: torch.Tensor, layer: str | None, channels: str | None,
-                    guide: Image.Image | None) -> objectives.Objective:
-    """Weighted L2 (or guided) objective over the chosen layers; names and channels checked against the model."""
-    weighted = parse_layer_weights(layer or model.spec.default_layer)
-    infos = [model.layer(name) for name, _ in weighted]
-    for info in infos:
+def layer_weights(model: LoadedModel, spec: str | None, field: str = "layer") -> list[tuple[LayerInfo, float]]:
+    """The feature maps a layer setting names ("a" or "a=1,b=0.5"; default: the model's default layer), each with its
+    weight; an unknown name or a layer without positions is refused as the mistake of setting `field`."""
+    found = []
+    for name, weight in parse_layer_weights(spec or model.spec.default_layer):
+        info = base.known_layer(model, field, name)
         if info.stride is None:
-            raise SettingsError("layer", f"{info.name} is not a feature map (it has no positions to dream on); pick a layer")
+            raise SettingsError(field, f"{info.name} is not a feature map (it has no positions to dream on); pick a layer")
+        found.append((info, weight))
+    return found
+
+
+def check_plan(model: LoadedModel, specs: Iterable[tuple[str | None, str]], settings, size: tuple[int, int] | None = None) -> None:
+    """What a dream asks of the model, for each (layer spec, its setting's name) in `specs` (a zoom cycles through
+    several): known feature maps, channels they have, octaves the picture of `size` (width, height, as dreamed) is
+    large enough for, and tiles that can be exact."""
+    chosen = parse_channels(settings.channels)
+    for spec, field in specs:
+        weighted = layer_weights(model, spec, field)
+        if isinstance(chosen, list):
+            for info, _ in weighted:
+                base.known_channels(model, "channels", info.name, chosen)
+        if size is not None:
+            check_octaves(model, [info.name for info, _ in weighted], (size[1], size[0]), settings.octaves, settings.octave_scale)
+    if isinstance(getattr(settings, "tile", None), int):
+        render.check_tiling(model)
+
+
+def check(settings: DreamSettings, model: LoadedModel, sizes: Mapping[str, tuple[int, int]] | None = None) -> None:
+    """Refuse, before any work, what `settings` ask that `model` cannot do, for inputs of `sizes` (role ->
+    (width, height), those known): the dream's layers, channels, octaves and tiles."""
+    size = (sizes or {}).get("input")
+    check_plan(model, [(settings.layer, "layer")], settings, size and imaging.limited_size(size, settings.max_size))
+
+
+def build_objective(model: LoadedModel, photo: torch.Tensor, layer: str | None, channels: str | None,
+                    guide: Image.Image | None, field: str = "layer") -> objectives.Objective:
+    """Weighted L2 (or guided) objective over the chosen layers (the setting `field`); names and channels checked
+    against the model."""
+    weighted = layer_weights(model, layer, field)
+    infos = [info for info, _ in weighted]
     channel_spec = parse_channels(channels)
     selected: dict[str, list[int] | None] = {}
     if isinstance(channel_spec, ChannelRanking):
         with torch.no_grad():
-            acts = render.activations(model, [i.name for i in infos], images.resize(photo, _fit(photo, GUIDE_SIZE)))
+            acts = render.activations(model, [i.name for i in infos], imaging.resize(photo, _fit(photo, GUIDE_SIZE)))
         for info in infos:
             selected[info.name] = objectives.rank_channels(acts[info.name], channel_spec)
     else:
         selected = {info.name: channel_spec for info in infos}
     guide_acts = None
     if guide is not None:
-        guide_x = images.to_tensor(guide.convert("RGB"), model.device)
+        guide_x = imaging.to_tensor(guide.convert("RGB"), model.device)
         with torch.no_grad():
-            guide_acts = render.activations(model, [i.name for i in infos], images.resize(guide_x, _fit(guide_x, GUIDE_SIZE)))
+            guide_acts = render.activations(model, [i.name for i in infos], imaging.resize(guide_x, _fit(guide_x, GUIDE_SIZE)))
     terms = []
-    for name, weight in weighted:
+    for info, weight in weighted:
+        name = info.name
         if guide_acts is not None:
             term = objectives.guided(name, guide_acts[name], selected[name])
         else:
@@ -111,11 +147,11 @@ def octave_dream(model: LoadedModel, objective: objectives.Objective, photo: tor
     """
     work = [octave.size[0] * octave.size[1] for octave in plan]
     total, done = sum(work), 0
-    detail = torch.zeros_like(images.resize(photo, plan[0].size))
+    detail = torch.zeros_like(imaging.resize(photo, plan[0].size))
     x, loss = photo, None
     for number, octave in enumerate(plan, start=1):
-        base_x = images.resize(photo, octave.size)
-        x = (base_x + images.resize(detail, octave.size)).clamp_(0.0, 1.0)
+        base_x = imaging.resize(photo, octave.size)
+        x = (base_x + imaging.resize(detail, octave.size)).clamp_(0.0, 1.0)
         stage = Stage("octave", number, len(plan))
         for event in render.ascend(model, objective, x, steps=steps, step_size=step_size, jitter=jitter, generator=generator,
                                    tile=octave.tile, soft_bounds=soft_bounds):
@@ -136,12 +172,13 @@ def dream_iter(image: Image.Image, settings: DreamSettings | None = None, *, gui
     picture's features. Everything is checked now, before the first step; the steps run as events are consumed.
     """
     settings, net = base.prepare(DreamSettings, settings, fields, model, device)
-    photo = images.limit_size(image.convert("RGB"), settings.max_size)
-    x = images.to_tensor(photo, net.device)
+    check(settings, net, {"input": image.size})
+    photo = imaging.limit_size(image.convert("RGB"), settings.max_size)
+    x = imaging.to_tensor(photo, net.device)
     objective = build_objective(net, x, settings.layer, settings.channels, guide)
     plan = plan_octaves(net, objective, x.shape[-2:], settings)
     dreamer = precision.at(net, settings.precision)
-    record = provenance.make(settings, net, {"input": image, "guide": guide}, precision=dreamer)
+    record = provenance.make(settings, net, {"input": image, "guide": guide}, precision=precision.name_of(dreamer))
     events = octave_dream(dreamer, objective, x, plan, steps=settings.steps, step_size=settings.step_size,
                           jitter=settings.jitter, generator=base.generator(settings.seed))
     return Run(_dreamed(events, record), settings, record, net)
@@ -152,7 +189,7 @@ def _dreamed(events: Iterator[Event], record: provenance.Record) -> Iterator[Eve
         if not event.done:
             yield event
             continue
-        picture = images.to_pil(event.tensor)
+        picture = imaging.to_pil(event.tensor)
         picture.info[provenance.KEY] = record.to_text()  # dreamscope.save and the CLI write it into the file
         yield finish(picture, picture=event.tensor, loss=event.loss)
 

@@ -15,25 +15,26 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from .. import provenance, render
+from .. import imaging
+from ..io import provenance
+from ..optvis import objectives, render
 from ..errors import DreamscopeError, SettingsError
-from ..events import Event, Run, Stage, finish
+from ..events import Event, Run, Stage, finish, nest
 from ..models import LoadedModel
 from ..settings import ExemplarsSettings, parse_unit
-from . import base, folder
-from .visualize import font
+from ..io import folders
+from . import base
+from .visualize import visualize_iter
 
 Unit = tuple[str, int]  # (layer, channel)
+MAX_SHEET_UNITS = 64  # rows of one exemplars sheet: the channels' pictures are one batched visualization
 
 SKIPPED_SHOWN = 10  # skipped files named one by one; the rest are counted
-SHEET_TILE = 128  # px: a sheet shows the visualization and every patch at this side, whatever the layer's patch size
-SHEET_GAP = 4
-SHEET_CAPTION = 34  # two lines of 12 px text
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class ExemplarsResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, why) of files that could not be read
     settings: ExemplarsSettings | None = None
     record: provenance.Record | None = None
+    visualizations: list[Image.Image] | None = None  # each unit's feature visualization, in order (`sheet_iter`)
 
     def __getitem__(self, unit: str | Unit) -> list[Exemplar]:
         """The exemplars of a unit, by (layer, channel) or "layer:channel"."""
@@ -71,7 +73,7 @@ def parse_units(model: LoadedModel, units: str) -> list[Unit]:
     parsed = []
     for text in units.split(","):
         layer, index = parse_unit(text)
-        info = model.layer(layer)  # an unknown name fails here, with the closest ones
+        info = base.known_layer(model, "units", layer, pseudo=True)  # with the closest names; "logits" is not a map
         if info.stride is None:
             raise SettingsError("units", f"names {layer}, which is not a feature map (it has no positions to cut a patch "
                                          f"from); pick a layer such as {model.spec.default_layer}")
@@ -81,8 +83,15 @@ def parse_units(model: LoadedModel, units: str) -> list[Unit]:
     return parsed
 
 
+def check(settings: ExemplarsSettings, model: LoadedModel, sizes: Mapping[str, tuple[int, int]] | None = None) -> None:
+    """Refuse, before any work, units the model does not have, and more than one sheet shows."""
+    units = parse_units(model, settings.units)
+    if len(units) > MAX_SHEET_UNITS:
+        raise SettingsError("units", f"names {len(units)} channels; one sheet shows at most {MAX_SHEET_UNITS}")
+
+
 def exemplars_iter(path: str | os.PathLike, units: str | Sequence | None = None, settings: ExemplarsSettings | None = None, *,
-                   model: str | LoadedModel | None = None, device: str | None = None, batch_size: int = folder.BATCH,
+                   model: str | LoadedModel | None = None, device: str | None = None, batch_size: int = folders.BATCH,
                    **fields) -> Run:
     """Find the natural exemplars of `units` ("layer:channel", comma-separated, or (layer, channel) pairs) in the
     pictures under the folder `path`: a Run of events; the last has the ExemplarsResult.
@@ -95,7 +104,7 @@ def exemplars_iter(path: str | os.PathLike, units: str | Sequence | None = None,
         fields = {**fields, "units": units}
     settings, net = base.prepare(ExemplarsSettings, settings, fields, model, device)
     chosen = parse_units(net, settings.units)
-    scan = folder.scan(path, settings.side or net.spec.resolution)  # a missing or empty folder fails now
+    scan = folders.scan(path, settings.side or net.spec.resolution)  # a missing or empty folder fails now
     record = provenance.make(settings, net)
     return Run(_exemplars(net, scan, chosen, settings, record, batch_size), settings, record, net)
 
@@ -116,6 +125,36 @@ def exemplars(path: str | os.PathLike, units: str | Sequence | None = None, sett
               **options) -> ExemplarsResult:
     """Like `exemplars_iter`, but returns the finished `ExemplarsResult`."""
     return exemplars_iter(path, units, settings, **options).result()
+
+
+def sheet_iter(path: str | os.PathLike, settings: ExemplarsSettings | None = None, *, model: str | LoadedModel | None = None,
+               device: str | None = None, **fields) -> Run:
+    """What an exemplars sheet shows: the units' natural exemplars in the pictures under `path`, then each unit's
+    feature visualization (`vis_size`, `vis_steps`), all in one batch. The last event's result is the
+    ExemplarsResult with its `visualizations`; its note says how many pictures were read and skipped."""
+    settings, net = base.prepare(ExemplarsSettings, settings, fields, model, device)
+    check(settings, net)
+    run = exemplars_iter(path, settings=settings, model=net)
+
+    def events() -> Iterator[Event]:
+        found = yield from nest(run, Stage("part", 1, 2, "exemplars"), 0.0, 0.5)
+        drawn = yield from nest(_unit_pictures(net, settings, list(found.units)), Stage("part", 2, 2, "visualization"), 0.5, 0.5)
+        yield finish(dataclasses.replace(found, visualizations=drawn), note=f"{_count(found.read, 'picture')} read, "
+                                                                             f"{len(found.skipped)} skipped")
+
+    return Run(events(), run.settings, run.record, net)
+
+
+def _unit_pictures(net: LoadedModel, settings: ExemplarsSettings, units: Sequence[Unit]) -> Run:
+    """The units' feature visualizations as one batched optimization: picture i maximizes unit i."""
+    objective = sum((objectives.channel(layer, index, sample=i) for i, (layer, index) in enumerate(units)),
+                    objectives.Objective(terms=()))
+    return visualize_iter(objective, model=net, size=settings.vis_size, steps=settings.vis_steps, seed=settings.seed,
+                          samples=len(units))
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 # -- the search --------------------------------------------------------------------------------------------------
@@ -139,8 +178,8 @@ class _TopK:
         self.positions = torch.cat([self.positions, positions])[keep]
 
 
-def search(model: LoadedModel, scan: folder.Scan, units: Sequence[Unit], count: int,
-           batch_size: int = folder.BATCH) -> Iterator[Event]:
+def search(model: LoadedModel, scan: folders.Scan, units: Sequence[Unit], count: int,
+           batch_size: int = folders.BATCH) -> Iterator[Event]:
     """One pass over the scan's pictures for all `units` at once, then their patches: events, the last with an
     ExemplarsResult (without settings or record). A folder without one readable picture is an error."""
     tops, grids, read = yield from top_responses(model, scan, units, count, batch_size, span=0.9)
@@ -153,7 +192,7 @@ def search(model: LoadedModel, scan: folder.Scan, units: Sequence[Unit], count: 
     yield finish(ExemplarsResult(scan.root, scan.side, found, read, list(scan.skipped)))
 
 
-def top_responses(model: LoadedModel, scan: folder.Scan, units: Sequence[Unit], count: int, batch_size: int = folder.BATCH,
+def top_responses(model: LoadedModel, scan: folders.Scan, units: Sequence[Unit], count: int, batch_size: int = folders.BATCH,
                   span: float = 1.0):
     """The pass itself: yields progress (fractions up to `span`) and returns ({unit: _TopK over indices of
     scan.files}, {layer: its grid (rows, cols)}, pictures read). A shard with no readable picture reads 0."""
@@ -190,7 +229,7 @@ def _cut(model, scan, units, tops, grids) -> Iterator[Event]:
         for (layer, index), rank, position, score in wanted[picture]:
             grid = grids[layer]
             row, col = divmod(position, grid[1])
-            box = folder.patch_box(row, col, grid, scan.side, folder.patch_size(model.layer(layer).stride, scan.side))
+            box = folders.patch_box(row, col, grid, scan.side, folders.patch_size(model.layer(layer).stride, scan.side))
             found[(layer, index)][rank] = Exemplar(scan.files[picture], row, col, score, box, square.crop(box))
         yield Event((Stage("picture", number, len(wanted)),), 0.9 + 0.1 * number / len(wanted))
     return found
@@ -202,38 +241,3 @@ def skipped_notes(skipped: Sequence[tuple[str, str]], shown: int = SKIPPED_SHOWN
     if len(skipped) > shown:
         notes.append(f"and {len(skipped) - shown} more files that could not be read were skipped")
     return notes
-
-
-# -- the sheet ---------------------------------------------------------------------------------------------------
-
-
-def sheet(result: ExemplarsResult, visualizations: Sequence[Image.Image] | None = None, tile: int = SHEET_TILE) -> Image.Image:
-    """A row per unit: its feature visualization (when given, one per unit in order), then its exemplars, each
-    captioned (the unit; each patch's file name and activation)."""
-    columns = (1 if visualizations else 0) + max(len(found) for found in result.units.values())
-    columns = max(columns, 1)
-    cell = tile + SHEET_CAPTION
-    width = columns * tile + (columns - 1) * SHEET_GAP
-    canvas = Image.new("RGB", (width, len(result.units) * cell + (len(result.units) - 1) * SHEET_GAP), "white")
-    draw = ImageDraw.Draw(canvas)
-    for row, ((layer, index), found) in enumerate(result.units.items()):
-        top = row * (cell + SHEET_GAP)
-        tiles = [(visualizations[row], f"{layer}:{index}", "feature visualization")] if visualizations else []
-        tiles += [(e.patch, Path(e.file).name, f"activation {e.activation:.3g}") for e in found]
-        for column, (picture, title, detail) in enumerate(tiles):
-            left = column * (tile + SHEET_GAP)
-            canvas.paste(picture.resize((tile, tile), Image.LANCZOS), (left, top))
-            draw.text((left + 2, top + tile + 3), _fit(draw, title, tile - 4), fill=(40, 40, 40), font=font(12))
-            draw.text((left + 2, top + tile + 18), _fit(draw, detail, tile - 4), fill=(110, 110, 110), font=font(12))
-    return canvas
-
-
-def _fit(draw: ImageDraw.ImageDraw, text: str, width: int) -> str:
-    """`text`, shortened in the middle until it fits `width` px (a file name keeps its ending). Three dots, not an
-    ellipsis character: Pillow's fallback bitmap font has Latin-1 only."""
-    if draw.textlength(text, font=font(12)) <= width:
-        return text
-    head, tail = text[: len(text) // 2], text[len(text) // 2 :]
-    while (head or tail) and draw.textlength(f"{head}...{tail}", font=font(12)) > width:
-        head, tail = (head[:-1], tail) if len(head) >= len(tail) else (head, tail[1:])
-    return f"{head}...{tail}"

@@ -9,12 +9,14 @@ favour it.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import torch
 from PIL import Image
 
-from .. import images, objectives, params, provenance, render, transforms
+from .. import imaging
+from ..io import provenance
+from ..optvis import objectives, params, render, transforms
 from ..events import Event, Run, Stage, finish
 from ..models import LoadedModel
 from ..settings import MorphSettings
@@ -35,16 +37,23 @@ def weights_at(frame: int, frames: int, stops: int) -> list[float]:
     return weights
 
 
+def check(settings: MorphSettings, model: LoadedModel, sizes: Mapping[str, tuple[int, int]] | None = None) -> None:
+    """Refuse, before any work, classes the model does not score."""
+    for name in settings.classes.split(","):
+        base.known_class(model, "classes", name)
+
+
 def morph_iter(settings: MorphSettings | None = None, *, init: Image.Image | None = None, model: str | LoadedModel | None = None,
                device: str | None = None, **fields) -> Run:
     """Frames morphing through `classes` ("banana,starfish", names or indices): a Run of events, each finished
     frame an event with `frame` set and the frame as its picture."""
     settings, net = base.prepare(MorphSettings, settings, fields, model, device)
-    targets = [net.resolve_class(name) for name in settings.classes.split(",")]  # unknown names fail here
+    check(settings, net)
+    targets = [net.resolve_class(name) for name in settings.classes.split(",")]
     names = [net.class_label(i) for i in targets]
     height, width = (settings.size, settings.size) if isinstance(settings.size, int) else settings.size
     generator = base.generator(settings.seed)
-    start = images.to_tensor(init.convert("RGB").resize((width, height), Image.LANCZOS)) if init is not None else None
+    start = imaging.to_tensor(init.convert("RGB").resize((width, height), Image.LANCZOS)) if init is not None else None
     picture = params.make_param("fft", 1, height, width, generator, start).to(net.device)
     weights = weights_at(0, settings.frames, len(targets))
 
@@ -111,7 +120,7 @@ def _frames(net, objective, picture, optimizer, generator, weights, targets, nam
 
 def saved_probability(model: LoadedModel, picture: torch.Tensor, target: int) -> float:
     """The class's probability for the frame as a file holds it (8-bit), judged as `dreamscope classify` would."""
-    return float(probabilities(model, images.to_pil(picture))[target])
+    return float(probabilities(model, imaging.to_pil(picture))[target])
 
 
 def _rendered(picture) -> torch.Tensor:

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import torch
 from PIL import Image, ImageOps
 
-from .. import images
+from .. import imaging
+from ..io import images
 from ..errors import DreamscopeError
 from ..events import Event, Run, Stage, finish
 from ..models import LoadedModel
 from ..settings import PatchSettings
 from . import base
-from . import folder as folders
+from ..io import folders
 from .classify import class_probabilities
 
 NOISE = "noise"
@@ -48,6 +49,13 @@ class PatchResult:
     views: int  # views tried; only those the network called A became trials
     skipped: list[tuple[str, str]]
     examples: dict[str, Image.Image]  # the first trial's view with each patch pasted
+    icon_name: str = "icon"  # what the icon is (a cell of an atlas, a file), for tables and captions
+
+    def label(self, patch: str) -> str:
+        """How tables and captions name a patch: the icon, or a control."""
+        if patch == "icon":
+            return f"{self.icon_name} (the icon)"
+        return "noise (control)" if patch == NOISE else f"{patch} (control)"
 
     def flips(self, patch: str) -> int:
         return sum(trial.after[patch][0] == self.to_label for trial in self.trials)
@@ -68,19 +76,28 @@ class PatchResult:
                 for name in self.patches]
 
 
+def check(settings: PatchSettings, model: LoadedModel, sizes: Mapping[str, tuple[int, int]] | None = None) -> None:
+    """Refuse, before any work, classes the model does not score."""
+    for name in ("from_class", "to_class"):
+        base.known_class(model, name, getattr(settings, name))
+
+
 def patch_iter(photos: str | os.PathLike | Sequence[str | os.PathLike], icon: Image.Image, settings: PatchSettings | None = None, *,
-               controls: dict[str, Image.Image] | None = None, model: str | LoadedModel | None = None,
+               controls: dict[str, Image.Image] | None = None, icon_name: str = "icon", model: str | LoadedModel | None = None,
                device: str | None = None, **fields) -> Run:
-    """Run the experiment on `photos` (a folder, searched recursively, or picture files) with `icon` and, besides
-    the noise control, each picture in `controls` (name -> picture). The last event's result is a PatchResult."""
+    """Run the experiment on `photos` (a folder, searched recursively, or picture files) with `icon` (named
+    `icon_name` in tables) and, besides the noise control, each picture in `controls` (name -> picture). The last
+    event's result is a PatchResult."""
     settings, net = base.prepare(PatchSettings, settings, fields, model, device)
+    check(settings, net)
     source, target = net.resolve_class(settings.from_class), net.resolve_class(settings.to_class)
     scan = folders.scan(photos, settings.side or net.spec.resolution)
     patches = {"icon": icon.convert("RGB"), NOISE: None, **{name: p.convert("RGB") for name, p in (controls or {}).items()}}
-    return Run(_experiment(net, scan, settings, source, target, patches), settings, None, net)
+    return Run(_experiment(net, scan, settings, source, target, patches, icon_name), settings, None, net)
 
 
-def _experiment(net, scan: folders.Scan, settings: PatchSettings, source: int, target: int, patches: dict) -> Iterator[Event]:
+def _experiment(net, scan: folders.Scan, settings: PatchSettings, source: int, target: int, patches: dict,
+                icon_name: str) -> Iterator[Event]:
     side = scan.side
     patch_side = max(2, round(settings.size * side))
     from_label, to_label = net.class_label(source), net.class_label(target)
@@ -93,7 +110,7 @@ def _experiment(net, scan: folders.Scan, settings: PatchSettings, source: int, t
             continue
         pictures = [_view(photo, side, settings.seed, name, view) for view in range(settings.views)]
         views += len(pictures)
-        x = torch.cat([images.to_tensor(p, net.device) for p in pictures])
+        x = torch.cat([imaging.to_tensor(p, net.device) for p in pictures])
         with torch.no_grad():
             before = class_probabilities(net, x)
         for view, (picture, scores) in enumerate(zip(pictures, before)):
@@ -103,7 +120,7 @@ def _experiment(net, scan: folders.Scan, settings: PatchSettings, source: int, t
             box = _box(settings.place, side, patch_side, generator)
             variants = {label: _pasted(picture, box, _patch(patch, patch_side, generator)) for label, patch in patches.items()}
             with torch.no_grad():
-                after = class_probabilities(net, torch.cat([images.to_tensor(v, net.device) for v in variants.values()]))
+                after = class_probabilities(net, torch.cat([imaging.to_tensor(v, net.device) for v in variants.values()]))
             trial = Trial(name, view, box, float(scores[source]))
             for label, result in zip(variants, after):
                 trial.after[label] = (net.class_label(int(result.argmax())), float(result[target]))
@@ -114,7 +131,7 @@ def _experiment(net, scan: folders.Scan, settings: PatchSettings, source: int, t
     if not trials:
         raise DreamscopeError(f"the network calls none of the {views} view(s) of the photos {from_label} (its top class), so "
                               "there is nothing to flip: give photos of that class, or more views (--views)")
-    yield finish(PatchResult(settings, from_label, to_label, list(patches), trials, views, skipped, examples))
+    yield finish(PatchResult(settings, from_label, to_label, list(patches), trials, views, skipped, examples, icon_name))
 
 
 def patch_experiment(photos, icon: Image.Image, settings: PatchSettings | None = None, **options) -> PatchResult:
@@ -131,7 +148,7 @@ def _view(photo: Image.Image, side: int, seed: int, name: str, view: int) -> Ima
     """View 0: the centre square as classifiers are evaluated. Others: a random square crop (60-100% of the
     shorter side, anywhere), mirrored half the time."""
     if view == 0:
-        return images.centre_square(photo, side)
+        return imaging.centre_square(photo, side)
     generator = _generator(seed, name, -view)
     width, height = photo.size
     crop = round(min(width, height) * (SMALLEST_CROP + (1 - SMALLEST_CROP) * float(torch.rand(1, generator=generator))))
@@ -155,7 +172,7 @@ def _patch(picture: Image.Image | None, size: int, generator: torch.Generator) -
     """The picture at the patch's size, or (None) uniform noise of that size from the trial's generator."""
     if picture is None:
         noise = torch.rand(1, 3, size, size, generator=generator)
-        return images.to_pil(noise)
+        return imaging.to_pil(noise)
     return picture.resize((size, size), Image.LANCZOS)
 
 

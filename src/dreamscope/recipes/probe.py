@@ -3,7 +3,7 @@
 For every chosen layer, shallow to deep: the photo dreamed at that layer (identical settings and seed for all,
 so the pictures compare), the channels that respond most strongly to the photo, each with a feature
 visualization (what the channel looks for) and a heat map (where in the photo it fires); plus the network's
-top classes. `report.py` turns the result into an HTML page and a contact sheet.
+top classes. `pages/probe.py` turns the result into an HTML page and a contact sheet.
 """
 
 from __future__ import annotations
@@ -11,19 +11,21 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import torch
 from PIL import Image
 
-from .. import images, objectives, provenance, render
+from .. import imaging
+from ..io import provenance
+from ..optvis import objectives, render
 from ..events import Event, Run, Stage, finish, nest
 from ..models import LayerInfo, LoadedModel, precision
 from ..settings import DreamSettings, ProbeSettings
 from . import base
 from . import dream as dream_recipe
 from . import exemplars as exemplars_recipe
-from . import folder
+from ..io import folders
 from . import visualize as visualize_recipe
 from .classify import Prediction, classify
 
@@ -104,9 +106,23 @@ def parse_layers(model: LoadedModel, layers: str | None) -> list[str]:
         return default_layers(model)
     names = [name.strip() for name in layers.split(",") if name.strip()]
     for name in names:
-        model.layer(name)  # raises with the closest names
+        base.known_layer(model, "layers", name)  # with the closest names
     order = list(model.layers)
     return sorted(dict.fromkeys(names), key=order.index)
+
+
+def check(settings: ProbeSettings, model: LoadedModel, sizes: Mapping[str, tuple[int, int]] | None = None) -> None:
+    """Refuse, before any work, what `settings` ask that `model` cannot do: every layer, dreamed on its own (its
+    octaves checked for the input's size, a deep layer needing a larger picture than a shallow one)."""
+    size = (sizes or {}).get("input")
+    dream_recipe.check_plan(model, [(name, "layers") for name in parse_layers(model, settings.layers)], _dream_settings(settings),
+                            size and imaging.limited_size(size, settings.max_size))
+
+
+def _dream_settings(settings: ProbeSettings) -> DreamSettings:
+    """The dream each layer gets: the probe's own dream settings."""
+    return DreamSettings.build(None, {k: getattr(settings, k) for k in
+                                      ("model", "weights", "seed", "octaves", "octave_scale", "steps", "step_size", "jitter")})
 
 
 def probe_iter(image: Image.Image, settings: ProbeSettings | None = None, *, model: str | LoadedModel | None = None,
@@ -120,20 +136,20 @@ def probe_iter(image: Image.Image, settings: ProbeSettings | None = None, *, mod
     layer, before any work starts.
     """
     settings, net = base.prepare(ProbeSettings, settings, fields, model, device)
+    check(settings, net, {"input": image.size})
     names = parse_layers(net, settings.layers)
-    photo = images.limit_size(image.convert("RGB"), settings.max_size)
-    photo_x = images.to_tensor(photo, net.device)
-    dream = DreamSettings.build(None, {k: getattr(settings, k) for k in
-                                      ("model", "weights", "seed", "octaves", "octave_scale", "steps", "step_size", "jitter")})
+    photo = imaging.limit_size(image.convert("RGB"), settings.max_size)
+    photo_x = imaging.to_tensor(photo, net.device)
+    dream = _dream_settings(settings)
     plans = []
     for name in names:  # a deep layer that needs a larger picture fails now, not after the shallow ones ran
         objective = dream_recipe.build_objective(net, photo_x, name, None, None)
         plans.append((objective, dream_recipe.plan_octaves(net, objective, photo_x.shape[-2:], dream)))
     dreamer = precision.at(net, settings.precision)
-    record = provenance.make(settings, net, {"input": image}, precision=dreamer)
+    record = provenance.make(settings, net, {"input": image}, precision=precision.name_of(dreamer))
     scan = None
     if settings.exemplar_folder is not None:
-        scan = folder.scan(settings.exemplar_folder, net.spec.resolution)  # a missing or empty folder fails now
+        scan = folders.scan(settings.exemplar_folder, net.spec.resolution)  # a missing or empty folder fails now
     return Run(_probe(net, dreamer, photo, photo_x, names, plans, settings, record, scan), settings, record, net)
 
 
@@ -155,14 +171,14 @@ def _probe(net, dreamer, photo, photo_x, names, plans, settings: ProbeSettings, 
             top = yield from _channels(net, photo_x, name, settings, stage, at + per_dream / per_layer * width,
                                        settings.vis_steps / per_layer * width)
         info = net.layer(name)
-        probes.append(LayerProbe(name, info.channels, info.stride, images.to_pil(dream_x), top))
+        probes.append(LayerProbe(name, info.channels, info.stride, imaging.to_pil(dream_x), top))
     found = None
     if scan is not None:
         probes, found = yield from _exemplars(net, scan, probes, settings, 1.0 - share, share)
     yield finish(ProbeResult(photo, net.name, predictions, probes, settings, record, found))
 
 
-def _exemplars(net, scan: folder.Scan, probes: list[LayerProbe], settings: ProbeSettings, at: float, span: float):
+def _exemplars(net, scan: folders.Scan, probes: list[LayerProbe], settings: ProbeSettings, at: float, span: float):
     """One pass over the exemplar folder for every shown channel of every layer at once; the layers with each
     channel's exemplars, and what was found (read, skipped)."""
     units = [(layer.name, channel.index) for layer in probes for channel in layer.top]
@@ -199,7 +215,7 @@ def heatmap(photo: torch.Tensor, activation: torch.Tensor, longest: int = HEATMA
     height, width = photo.shape[-2:]
     scale = min(1.0, longest / max(height, width))
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    base = images.resize(photo, size).cpu()
+    base = imaging.resize(photo, size).cpu()
     heat = activation.detach().float().cpu().clamp(min=0).unsqueeze(0)  # negative responses mean "not here"
     heat = torch.nn.functional.interpolate(heat, size=size, mode="bilinear", align_corners=False)[0, 0]
     # Scaled to a high percentile, not the peak: at shallow layers a few extreme pixels would leave the rest
@@ -210,7 +226,7 @@ def heatmap(photo: torch.Tensor, activation: torch.Tensor, longest: int = HEATMA
     grey = base.mul(torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
     alpha = heat.sqrt()  # lifts the mid tones so moderate responses stay visible over the photo
     mixed = 0.55 * grey * (1 - alpha) + colour * alpha
-    return images.to_pil(mixed)
+    return imaging.to_pil(mixed)
 
 
 def _colourize(values: torch.Tensor) -> torch.Tensor:

@@ -9,20 +9,21 @@ blend is then dreamed, so the invented detail moves with the scene instead of bo
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .. import flow as optical_flow
-from .. import images, provenance
+from .. import imaging
+from ..io import provenance
 from ..errors import DreamscopeError
 from ..events import Event, Run, Stage, finish, nest
 from ..models import LoadedModel, precision
 from ..settings import VideoSettings
 from . import base
 from . import dream as dream_recipe
+from . import flow as optical_flow
 
 # The defaults (VideoSettings): blend 0.8, 2 octaves of 5 steps for the first frame, 2 steps per octave for every
 # later frame, which starts from a carried dream and only refines. Measured on a 24-frame pan
@@ -30,28 +31,38 @@ from . import dream as dream_recipe
 # flicker; blend 0.5 with 5 steps only got to 0.77.
 
 
+def check(settings: VideoSettings, model: LoadedModel, sizes: Mapping[str, tuple[int, int]] | None = None) -> None:
+    """Refuse, before any work, what `settings` ask that `model` cannot do, for frames of the input's size."""
+    size = (sizes or {}).get("input")
+    dream_recipe.check_plan(model, [(settings.layer, "layer")], settings, size and imaging.limited_size(size, settings.max_size))
+
+
 def video_iter(frames: Iterable[Image.Image], settings: VideoSettings | None = None, *, count: int | None = None,
                guide: Image.Image | None = None, model: str | LoadedModel | None = None, device: str | None = None,
                **fields) -> Run:
     """Dream a stream of frames (PIL images, all one size): a Run of events, one with `frame` set per source frame.
 
-    `frames` is consumed lazily, one at a time, so a long video never sits in memory; `count` (when known) sets
-    the progress. `blend` 0 dreams every frame on its own (flickers); higher values carry more of the previous
+    `frames` is consumed lazily, one at a time, so a long video never sits in memory; `count` (when known, or the
+    length of `frames`, a `videos.VideoInfo` say) sets the progress. `blend` 0 dreams every frame on its own (flickers); higher values carry more of the previous
     dream along the flow. The first frame is dreamed with `steps` per octave, later ones, which start from the
     carried dream, with `frame_steps`. Every frame uses the same seed, so the jitter pattern doesn't change from
     frame to frame either.
     """
     settings, net = base.prepare(VideoSettings, settings, fields, model, device)
+    if count is None and hasattr(frames, "__len__"):
+        count = len(frames)
     frames = iter(frames)
     try:
-        first = images.limit_size(next(frames).convert("RGB"), settings.max_size)
+        first = next(frames)
     except StopIteration:
         raise DreamscopeError("the video has no frames") from None
-    x = images.to_tensor(first, net.device)
+    check(settings, net, {"input": first.size})
+    first = imaging.limit_size(first.convert("RGB"), settings.max_size)
+    x = imaging.to_tensor(first, net.device)
     objective = dream_recipe.build_objective(net, x, settings.layer, settings.channels, guide)
     plan = dream_recipe.plan_octaves(net, objective, x.shape[-2:], settings)
     dreamer = precision.at(net, settings.precision)
-    record = provenance.make(settings, net, {"guide": guide}, precision=dreamer)
+    record = provenance.make(settings, net, {"guide": guide}, precision=precision.name_of(dreamer))
     events = _frames(dreamer, objective, plan, settings, itertools.chain([first], frames), count, ",".join(objective.layers))
     return Run(events, settings, record, net)
 
@@ -62,7 +73,7 @@ def _frames(net, objective, plan, settings: VideoSettings, frames: Iterator[Imag
     total = count or 0
     index = -1
     for index, picture in enumerate(frames):
-        picture = images.limit_size(picture.convert("RGB"), settings.max_size)
+        picture = imaging.limit_size(picture.convert("RGB"), settings.max_size)
         source = np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0
         if shape is None:
             shape, size = source.shape, picture.size

@@ -9,11 +9,13 @@ nothing. With `init` and `accentuate` it strengthens the target in a photo inste
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from .. import images, objectives, params, provenance, render, transforms
+from .. import imaging
+from ..io import images, provenance
+from ..optvis import objectives, params, render, transforms
 from ..errors import SettingsError
 from ..events import Event, Run, finish
 from ..models import LoadedModel
@@ -21,6 +23,26 @@ from ..settings import VisualizeSettings, parse_unit
 from . import accentuate, base
 
 DEFAULT_GRID = 16  # channels in a layer's sheet when `grid` is not given
+
+
+def check(settings: VisualizeSettings, model: LoadedModel, sizes: Mapping[str, tuple[int, int]] | None = None) -> None:
+    """Refuse, before any work, what `settings` ask that `model` cannot do: the target (a class it scores, a layer and
+    channel it has), the diversity and closeness layers; and an accentuation without a photo (`sizes` names the
+    inputs given: role -> (width, height))."""
+    if settings.kind == "class":
+        base.known_class(model, "target", settings.target)
+    elif settings.kind == "channels":
+        base.known_layer(model, "target", settings.target, pseudo=True)
+    else:
+        layer, index = parse_unit(settings.target)
+        base.known_layer(model, "target", layer, pseudo=True)
+        base.known_channels(model, "target", layer, [index])
+    if settings.diversity_layer:
+        base.known_layer(model, "diversity_layer", settings.diversity_layer, pseudo=True)
+    if settings.closeness_layer:
+        base.known_layer(model, "closeness_layer", settings.closeness_layer, pseudo=True)
+    if settings.accentuate and "init" not in (sizes or {}):
+        raise SettingsError("accentuate", "needs a photo to start from (the {init} picture)")
 
 
 def objective_for(model: LoadedModel, settings: VisualizeSettings, sample: int | None = None) -> tuple[objectives.Objective, list[str]]:
@@ -63,6 +85,10 @@ def visualize_iter(target: str | int | objectives.Objective | None = None, setti
     elif target is not None:
         fields = {**fields, "target": str(target)}
     settings, net = base.prepare(VisualizeSettings, settings, fields, model, device)
+    if settings.accentuate and custom is not None:
+        raise SettingsError("accentuate", "takes a class, channel or neuron named in the settings, not a Python objective")
+    if custom is None:
+        check(settings, net, {"init": init.size} if init is not None else {})
     if custom is not None:
         objective = custom + (settings.diversity * objectives.diversity(settings.diversity_layer or net.spec.default_layer)
                               if settings.diversity > 0 else 0)
@@ -72,10 +98,6 @@ def visualize_iter(target: str | int | objectives.Objective | None = None, setti
     else:
         objective, labels = objective_for(net, settings, sample=0 if settings.accentuate else None)
         record = provenance.make(settings, net, {"init": init})
-    if settings.accentuate and custom is not None:
-        raise SettingsError("accentuate", "takes a class, channel or neuron named in the settings, not a Python objective")
-    if settings.accentuate and init is None:
-        raise SettingsError("accentuate", "needs a photo to start from: give --init PHOTO")
     height, width = (settings.size, settings.size) if isinstance(settings.size, int) else settings.size
     if settings.accentuate and isinstance(settings.size, int):  # the photo keeps its shape: its longer side is `size`
         scale = settings.size / max(init.size)
@@ -83,7 +105,7 @@ def visualize_iter(target: str | int | objectives.Objective | None = None, setti
     generator = base.generator(settings.seed)
     start = None
     if init is not None:
-        start = images.to_tensor(init.convert("RGB").resize((width, height), Image.LANCZOS), net.device)
+        start = imaging.to_tensor(init.convert("RGB").resize((width, height), Image.LANCZOS), net.device)
     picture = params.make_param(settings.parameterization, len(labels), height, width, generator, start).to(net.device)
     transform = transforms.robustness if settings.robust else None
     finished = None
@@ -124,41 +146,3 @@ def _pictures(events: Iterator[Event], labels: list[str], record, finished=None,
 def visualize(target=None, settings: VisualizeSettings | None = None, **options) -> list[Image.Image]:
     """Like `visualize_iter`, but returns the finished pictures (one per sample or channel) as PIL images."""
     return visualize_iter(target, settings, **options).result()
-
-
-def sheet_columns(count: int) -> int:
-    """Columns for `count` pictures: as square as possible with every row full (8 -> 4x2, 12 -> 4x3), falling
-    back to the squarest grid when no such layout is reasonable (7 -> 3 columns)."""
-    best = max(1, round(count ** 0.5))
-    for columns in sorted(range(1, count + 1), key=lambda c: abs(c - count ** 0.5)):
-        if count % columns == 0 and columns >= count // columns and columns <= 2 * best:
-            return columns
-    return best
-
-
-def contact_sheet(pictures: Sequence[Image.Image], columns: int | None = None, gap: int = 4,
-                  labels: Sequence[str] | None = None) -> Image.Image:
-    """Pictures in a grid, left to right, top to bottom, each with its label underneath when given."""
-    columns = columns or sheet_columns(len(pictures))
-    rows = -(-len(pictures) // columns)
-    width, height = pictures[0].size
-    caption = 18 if labels else 0
-    cell = height + caption
-    sheet = Image.new("RGB", (columns * width + (columns - 1) * gap, rows * cell + (rows - 1) * gap), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, picture in enumerate(pictures):
-        left, top = (i % columns) * (width + gap), (i // columns) * (cell + gap)
-        sheet.paste(picture, (left, top))
-        if labels:
-            draw.text((left + 4, top + height + 3), labels[i], fill=(40, 40, 40), font=font(12))
-    return sheet
-
-
-def font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow before 10.1: only the small bitmap font
-        return ImageFont.load_default()
-

@@ -9,13 +9,14 @@ matched to the first frame's, channel by channel, and the dream itself keeps res
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .. import images, provenance
+from .. import imaging
+from ..io import provenance
 from ..errors import DreamscopeError, SettingsError
 from ..events import Event, Run, Stage, finish, nest
 from ..models import LoadedModel, precision
@@ -65,6 +66,24 @@ def match_distribution(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor
     return matched.view_as(x[0]).unsqueeze(0)
 
 
+def layer_specs(settings: ZoomSettings) -> list[tuple[str | None, str]]:
+    """The layer specs a zoom cycles through, each with the setting that names it."""
+    return [(spec, "layers") for spec in settings.layers.split(",")] if settings.layers else [(settings.layer, "layer")]
+
+
+def dreamed_size(size: tuple[int, int], settings: ZoomSettings) -> tuple[int, int]:
+    """The (width, height) a picture of `size` is zoomed at: limited to max_size, then its sides made even."""
+    width, height = imaging.limited_size(size, settings.max_size)
+    return width // 2 * 2, height // 2 * 2  # video encoders want even sides; one pixel less is invisible
+
+
+def check(settings: ZoomSettings, model: LoadedModel, sizes: Mapping[str, tuple[int, int]] | None = None) -> None:
+    """Refuse, before any work, what `settings` ask that `model` cannot do: every layer of the cycle (checked now,
+    not when its turn comes hours later), channels, octaves for the input's size, tiles."""
+    size = (sizes or {}).get("input")
+    dream_recipe.check_plan(model, layer_specs(settings), settings, size and dreamed_size(size, settings))
+
+
 def zoom_iter(image: Image.Image, settings: ZoomSettings | None = None, *, guide: Image.Image | None = None,
               model: str | LoadedModel | None = None, device: str | None = None, start: int = 0,
               first: Image.Image | None = None, **fields) -> Run:
@@ -75,29 +94,28 @@ def zoom_iter(image: Image.Image, settings: ZoomSettings | None = None, *, guide
     every `every` frames (default: an equal share of the run each). To continue an earlier run, pass its last
     frame as `image`, the number of frames it has as `start` and its first frame as `first`: frame `start` is
     then that picture zoomed and dreamed, as the uninterrupted run would have continued (up to the file's
-    compression). Use `jobs.resume_zoom` to continue a video file.
+    compression). Use `work.redo.resume_zoom` to continue a video file.
     """
     settings, net = base.prepare(ZoomSettings, settings, fields, model, device)
     if not isinstance(start, int) or not 0 <= start < settings.frames:
         raise SettingsError("frames", f"must be more than the {start} frames the zoom already has")
-    photo = images.limit_size(image.convert("RGB"), settings.max_size)
-    x = images.to_tensor(photo, net.device)
-    if x.shape[-1] % 2 or x.shape[-2] % 2:  # video encoders want even sides; one pixel less is invisible
-        x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]
-    specs = settings.layers.split(",") if settings.layers else [settings.layer]
+    check(settings, net, {"input": image.size})
+    photo = imaging.limit_size(image.convert("RGB"), settings.max_size)
+    width, height = dreamed_size(photo.size, settings)
+    x = imaging.to_tensor(photo, net.device)[..., :height, :width]
     plans = []
-    for spec in specs:  # every layer is checked now, not when its turn comes hours later
-        objective = dream_recipe.build_objective(net, x, spec, settings.channels, guide)
+    for spec, field in layer_specs(settings):
+        objective = dream_recipe.build_objective(net, x, spec, settings.channels, guide, field)
         plans.append((objective, dream_recipe.plan_octaves(net, objective, x.shape[-2:], settings), ",".join(objective.layers)))
     reference = None
     if first is not None:
-        first_x = images.to_tensor(first.convert("RGB"), net.device)
+        first_x = imaging.to_tensor(first.convert("RGB"), net.device)
         if first_x.shape != x.shape:
             raise DreamscopeError(f"the first frame is {first.width}x{first.height} but the last is {x.shape[-1]}x{x.shape[-2]}; "
                                   "they are not from the same zoom")
         reference = colour_distribution(first_x)
     dreamer = precision.at(net, settings.precision)
-    record = provenance.make(settings, net, {"input": image, "guide": guide}, precision=dreamer)
+    record = provenance.make(settings, net, {"input": image, "guide": guide}, precision=precision.name_of(dreamer))
     return Run(_frames(dreamer, x, plans, settings, start, reference), settings, record, net)
 
 

@@ -33,8 +33,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from .. import images, jobs, provenance
 from .. import settings as S
+from ..io import provenance
+from ..work import catalogue, jobs
 from ..errors import DreamscopeError, SettingsError, literal, suggest
 from . import info, uploads
 from .guard import Access, Guard
@@ -145,7 +146,7 @@ class Studio:
         if job.state != "done" or not job.output:
             return None
         base = f"/api/jobs/{job.id}/files/"
-        kind = info.OUTPUT_KIND.get(job.recipe, "picture")
+        kind = info.output_kind(job.recipe)
         if kind != "report":
             files = [{"name": job.output, "url": base + quote(job.output), "label": job.recipe}]
             gif = self._gif(job)
@@ -162,22 +163,27 @@ class Studio:
 
     def _gif(self, job: JobRow) -> str | None:
         """The name of the GIF beside a done job's video, when there is one."""
-        if info.OUTPUT_KIND.get(job.recipe) != "video" or not job.output:
+        if info.output_kind(job.recipe) != "video" or not job.output:
             return None
         gif = gif_beside(job.output)
         return gif if (self.data.job(job.id) / gif).is_file() else None
 
     def submit(self, recipe: Any, changes: Any, inputs: Any, *, parent: str | None = None) -> JobRow:
-        """Check a new job completely (settings, the model's names, the inputs) and queue it."""
-        if not isinstance(recipe, str) or recipe not in jobs.INPUTS:
-            raise SettingsError("recipe", literal(f"must be one of {', '.join(jobs.INPUTS)}, got {recipe!r}"))
+        """Check a new job completely (settings, the inputs, and both against the model, by the library's own check)
+        and queue it."""
+        offered = info.offered()
+        if not isinstance(recipe, str) or recipe not in offered:
+            raise SettingsError("recipe", literal(f"must be one of {', '.join(offered)}, got {recipe!r}"))
         if not isinstance(changes, dict):
             raise SettingsError("settings", "must be a JSON object of setting names and values")
         if not isinstance(inputs, dict):
             raise SettingsError("inputs", "must be a JSON object of roles (input, guide, init) and upload ids")
-        settings = self._settings(S.RECIPES[recipe], changes)
-        checked = self._inputs(recipe, inputs)
-        self._check_octaves(settings, checked)
+        settings = self._settings(offered[recipe].settings, changes)
+        checked = self._inputs(offered[recipe], inputs)
+        rows = {role: self.store.upload(upload_id) for role, upload_id in checked.items()}
+        jobs.check(jobs.Job(settings, None, {role: str(self.data.uploads / row.file) for role, row in rows.items()},
+                            {role: row.name for role, row in rows.items()}),
+                   self.model, sizes={role: (row.width, row.height) for role, row in rows.items()})
         job = self.store.add_job(recipe, settings.to_json(), checked, parent=parent)
         self.worker.wake()
         return job
@@ -250,7 +256,7 @@ class Studio:
         was restarted since) gets its result shrunk, numbered RESULT_PREVIEW."""
         job = self.job(job_id)
         found = self.worker.preview(job_id, number)
-        if found is None and job.state == "done" and job.output and info.OUTPUT_KIND.get(job.recipe) == "picture":
+        if found is None and job.state == "done" and job.output and info.output_kind(job.recipe) == "picture":
             try:
                 found = RESULT_PREVIEW, result_preview(self.data.job(job_id) / job.output)
             except (OSError, ValueError, Image.DecompressionBombError) as exc:  # the result is gone or unreadable
@@ -292,96 +298,30 @@ class Studio:
             except Exception:  # noqa: BLE001 - a value of a type the check does not expect (a number for a layer)
                 raise SettingsError(name, literal(f"cannot be {json.dumps(value)[:80]}; see its help for what it takes")) from None
         changes.update(model=self._fixed("model"), weights=self._fixed("weights"))
-        settings = cls.build(None, changes)
-        self._check_names(settings)
-        return settings
+        return cls.build(None, changes)
 
     def _fixed(self, name: str) -> str | None:
         if name == "model":
             return self.model.source
         return self.weights
 
-    def _check_names(self, settings: S.Settings) -> None:
-        """Layer and class names must be the model's: said now, not when the job runs."""
-        model = self.model
-
-        def layer(field: str, name: str) -> None:
-            if name not in model.layers and name not in ("image", "logits"):
-                why = f" ({model.not_dreamable[name]})" if name in model.not_dreamable else ""
-                raise SettingsError(field, literal(f"names {name!r}, which is not a layer of {model.name}{why}{suggest(name, model.layers)}"))
-
-        def klass(field: str, name: str) -> None:
-            try:
-                model.resolve_class(name)
-            except DreamscopeError as exc:
-                raise SettingsError(field, literal(f"cannot be {name!r}: {exc}")) from None
-
-        recipe = settings.recipe
-        if recipe in ("dream", "zoom", "video") and settings.layer:
-            for name, _ in S.parse_layer_weights(settings.layer):
-                layer("layer", name)
-        if recipe in ("zoom", "probe") and settings.layers:
-            for name in settings.layers.split(","):
-                layer("layers", name)
-        if recipe == "visualize":
-            if settings.diversity_layer:
-                layer("diversity_layer", settings.diversity_layer)
-            if settings.kind == "class":
-                klass("target", settings.target)
-            elif settings.kind == "channels":
-                layer("target", settings.target)
-            else:
-                name, index = S.parse_unit(settings.target)
-                layer("target", name)
-                channels = model.layers[name].channels if name in model.layers else None
-                if channels is not None and index >= channels:
-                    raise SettingsError("target", f"names channel {index} of {name}, which has channels 0 to {channels - 1}")
-        if recipe == "morph":
-            for name in settings.classes.split(","):
-                klass("classes", name)
-
-    def _check_octaves(self, settings: S.Settings, inputs: dict[str, str]) -> None:
-        """"octaves is too many for this picture" now, not when the job runs: the library's own check, on the size
-        the recipe dreams the input at (its upload's size, limited to max_size), for each layer it will dream."""
-        from ..recipes import dream, probe
-
-        recipe = settings.recipe
-        if recipe not in ("dream", "zoom", "video", "probe") or "input" not in inputs:
-            return
-        upload = self.store.upload(inputs["input"])
-        if upload is None:
-            return  # removed since it was checked: the job fails with its own message
-        width, height = images.limited_size((upload.width, upload.height), settings.max_size)
-        if recipe == "zoom":  # zoom_iter trims odd sides for the video encoder
-            width, height = width // 2 * 2, height // 2 * 2
-        if recipe == "probe":  # each layer is dreamed on its own, shallow to deep
-            groups = [[name] for name in probe.parse_layers(self.model, settings.layers)]
-        else:  # zoom cycles through `layers`, each a layer spec; dream and video dream `layer`
-            specs = settings.layers.split(",") if recipe == "zoom" and settings.layers else [settings.layer]
-            groups = [[name for name, _ in S.parse_layer_weights(spec or self.model.spec.default_layer)] for spec in specs]
-        for layers in groups:
-            dream.check_octaves(self.model, layers, (height, width), settings.octaves, settings.octave_scale)
-
-    def _inputs(self, recipe: str, inputs: dict[str, Any]) -> dict[str, str]:
-        roles = jobs.INPUTS[recipe]
+    def _inputs(self, recipe: catalogue.Recipe, inputs: dict[str, Any]) -> dict[str, str]:
+        """The uploads a job names, by role: each one stored, of the kind its role takes (a picture, a video)."""
         checked = {}
         for role, upload_id in inputs.items():
             if upload_id is None or upload_id == "":
                 continue
-            if role not in roles:
-                raise field_error(role, f"is not an input of {recipe}, which takes {', '.join(roles)}", "inputs")
+            if role not in recipe.roles:
+                raise field_error(role, f"is not an input of {recipe.name}, which takes {', '.join(recipe.roles)}", "inputs")
             upload = self.store.upload(upload_id) if isinstance(upload_id, str) and uploads.UPLOAD_ID.fullmatch(upload_id) else None
             if upload is None:
                 raise SettingsError(role, literal(f"names no upload ({str(upload_id)[:40]!r}); upload the file first"))
-            if recipe == "video" and role == "input":
+            if recipe.input(role).kind == "video":
                 if upload.kind != "video":
                     raise SettingsError(role, literal(f"must be a video; {upload.name} is a picture (dream it with the dream recipe)"))
             elif not upload.still:
                 raise SettingsError(role, literal(f"must be a picture; {upload.name} is a video (dream it with the video recipe)"))
             checked[role] = upload.id
-        required = jobs.REQUIRED.get(recipe)
-        if required and required not in checked:
-            raise SettingsError(required, "is required: upload a " + ("video" if recipe == "video" else "picture") + " first")
         return checked
 
     # -- uploads ----------------------------------------------------------------------------------------------

@@ -6,10 +6,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .. import __version__, jobs
 from .. import settings as S
+from ..version import __version__
+from ..work import catalogue
 
-OUTPUT_KIND = {"dream": "picture", "visualize": "picture", "zoom": "video", "morph": "video", "video": "video", "probe": "report"}
+# What a recipe's output is, as the page shows it: a picture, a video (with a GIF beside it) or a report folder.
+SHOWN_AS = {"picture": "picture", "video": "video", "folder": "report"}
 FIXED = ("model", "weights")  # the server's own model: not a field of any form
 # A folder on the server's disk (a probe's exemplar pictures) is not for a web page to name: the page could read
 # any folder the server can. Not a field of any form, and refused when a request sets it (app.Studio._settings).
@@ -44,16 +46,30 @@ def field_json(field: dataclasses.Field) -> dict[str, Any]:
     return data
 
 
+def offered() -> dict[str, catalogue.Recipe]:
+    """The recipes the studio offers: those whose record has a form (their inputs are uploads, their output a file)."""
+    return {name: recipe for name, recipe in catalogue.RECIPES.items() if recipe.form is not None}
+
+
+def output_kind(recipe: str) -> str:
+    """"picture", "video" or "report": how the page shows a recipe's result."""
+    return SHOWN_AS[catalogue.get(recipe).output.kind]
+
+
 def recipes_json() -> dict[str, Any]:
     recipes = {}
-    for name in jobs.INPUTS:
-        cls = S.RECIPES[name]
+    for name, recipe in offered().items():
+        cls = recipe.settings
+        required = [spec.role for spec in recipe.inputs if spec.required]
         recipes[name] = {
             "help": (cls.__doc__ or "").strip().splitlines()[0],
             "fields": [field_json(f) for f in dataclasses.fields(cls) if f.name not in FIXED + SERVER_ONLY],
-            "inputs": list(jobs.INPUTS[name]),
-            "required": jobs.REQUIRED.get(name),
-            "output": OUTPUT_KIND[name],
+            "inputs": list(recipe.roles),
+            "required": required[0] if required else None,
+            "input_kinds": {spec.role: spec.kind for spec in recipe.inputs},
+            "input_labels": {spec.role: spec.label for spec in recipe.inputs},
+            "output": output_kind(name),
+            "form": {"tab": recipe.form.tab, "verb": recipe.form.verb, "lead": recipe.form.lead, "main": list(recipe.form.main)},
         }
     return recipes
 

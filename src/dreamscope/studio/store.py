@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..errors import DreamscopeError
+from ..io.files import reason
+
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ENDED = ("done", "failed", "cancelled")
 VERSION = 2  # PRAGMA user_version of the layout below (2: jobs.notes)
@@ -83,9 +86,6 @@ class DataFolder:
 
     def make(self) -> "DataFolder":
         """Create the folders; a place that cannot hold them is one DreamscopeError."""
-        from ..errors import DreamscopeError
-        from ..images import reason
-
         try:
             for folder in (self.root, self.uploads, self.jobs):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -186,8 +186,6 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across a killed process
             found = self._db.execute("PRAGMA user_version").fetchone()[0]
             if found > VERSION:
-                from ..errors import DreamscopeError
-
                 raise DreamscopeError(f"{self.path} was written by a newer dreamscope (layout {found}); upgrade dreamscope "
                                       "or give another --data folder")
             if found == 1:  # the first layout lacked jobs.notes

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator
 
-from .. import images, videos
+from ..io import files, images, videos
 from ..errors import DreamscopeError
 from .store import UploadRow
 
@@ -171,7 +171,7 @@ async def receive(body: AsyncIterator[bytes], content_type: str | None, folder: 
             handle.close()
         path.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise StorageFailed(f"cannot store the upload ({images.reason(exc)}); free some disk space") from None
+            raise StorageFailed(f"cannot store the upload ({files.reason(exc)}); free some disk space") from None
         raise
     return Received(path, shown_name(state["name"]), state["size"])
 
@@ -273,7 +273,7 @@ def store_file(received: Received, sniffed: Sniffed, folder: Path) -> UploadRow:
     try:
         os.replace(received.path, folder / file)
     except OSError as exc:
-        raise StorageFailed(f"cannot store the upload ({images.reason(exc)}); free some disk space") from None
+        raise StorageFailed(f"cannot store the upload ({files.reason(exc)}); free some disk space") from None
     return UploadRow(upload_id, sniffed.kind, received.name, file, sniffed.width, sniffed.height, sniffed.frames,
                      sniffed.still, received.size)
 

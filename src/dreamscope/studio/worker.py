@@ -24,17 +24,19 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
-from .. import jobs, runtime, videos
+from .. import runtime
 from ..errors import DreamscopeError
-from ..images import reason
+from ..io import videos
+from ..io.files import reason
 from ..settings import Settings
+from ..work import catalogue, jobs, redo
+from ..work.flags import command_line
 from .store import DataFolder, JobRow, Store, empty, finite_number
 
 log = logging.getLogger("dreamscope.studio")
 
-# What each recipe writes, inside the job's folder.
-OUTPUTS = {"dream": "dream.png", "visualize": "visualize.png", "zoom": "zoom.mp4", "morph": "morph.mp4",
-           "video": "video.mp4", "probe": "report"}
+# What a recipe writes inside the job's folder, by its output's kind: RECIPE.png, RECIPE.mp4, or a report folder.
+OUTPUT_NAMES = {"picture": "{}.png", "video": "{}.mp4", "folder": "report"}
 PREVIEW_SIDE = 512
 PREVIEW_KEEP = 48  # recent previews kept per running job, so a page's film strip of them can be loaded again
 ENDED_KEEP = 32  # ended jobs whose last preview stays in memory (about 50 kB each)
@@ -206,7 +208,7 @@ class Worker:
         folder = self.data.job(job.id)
         folder.mkdir(parents=True, exist_ok=True)
         empty(folder)  # leftovers of an attempt the server was killed in
-        output = OUTPUTS.get(job.recipe, "output")
+        output = output_name(job.recipe)
         try:
             finished = self._follow(job, self._start(job, folder / output))
         except Exception as exc:  # noqa: BLE001 - each kind of failure becomes one line on the job
@@ -269,7 +271,7 @@ class Worker:
         """The job's Run, its inputs and output checked."""
         settings = Settings.from_json(job.settings)
         if job.resume:
-            return jobs.resume_zoom(self._copy_parent(job, output), settings.frames, model=self.model)
+            return redo.resume_zoom(self._copy_parent(job, output), settings.frames, model=self.model)
         inputs, names = {}, {}
         for role, upload_id in job.inputs.items():
             upload = self.store.upload(upload_id)
@@ -277,8 +279,6 @@ class Worker:
                 raise DreamscopeError(f"the {role} upload {upload_id} is gone; upload the file again")
             inputs[role] = str(self.data.uploads / upload.file)
             names[role] = upload.name  # the client's name (shown_name: printable, no folders), for display only
-        from ..cli import command_line
-
         def describe(made: jobs.Job) -> str:
             """The command that makes it again (a probe report shows it), in the user's names, not the server's
             paths: the uploads by the names they were uploaded under, the output as a folder of their choosing."""
@@ -345,6 +345,11 @@ class Worker:
 
 class _GifStopped(Exception):
     """The job was cancelled (or the server is stopping) while its GIF was being made."""
+
+
+def output_name(recipe: str) -> str:
+    """The file (or folder) a recipe's job writes in its folder."""
+    return OUTPUT_NAMES[catalogue.get(recipe).output.kind].format(recipe)
 
 
 def gif_beside(output: str) -> str:

@@ -8,33 +8,14 @@ const ACTIVE = new Set(["queued", "running"]);
 const ENDED = new Set(["done", "failed", "cancelled"]);
 const RANK = { queued: 0, running: 1, done: 2, failed: 2, cancelled: 2 };
 
-// How each recipe appears. Fields named in `main` are shown first, in that order; every other field of the
-// recipe (whatever /api/info lists, including settings added later) goes under "More settings".
-const RECIPES = {
-  dream: { tab: "Dream", verb: "Dream", lead: "Amplify what a layer sees in your photo.",
-           main: ["layer", "channels", "octaves", "steps", "step_size", "seed"] },
-  visualize: { tab: "From noise", verb: "Visualize", lead: "Grow a picture from noise: a class, a channel, or a layer's channels.",
-               main: ["kind", "target", "grid", "samples", "size", "steps", "seed"] },
-  zoom: { tab: "Zoom", verb: "Make the zoom", lead: "Dream, zoom in a little, dream again: an endless zoom video.",
-          main: ["frames", "zoom", "rotate", "fps", "layer", "layers", "every", "octaves", "steps", "step_size", "seed"] },
-  morph: { tab: "Morph", verb: "Morph", lead: "A visualization that glides from class to class, one frame at a time.",
-           main: ["classes", "frames", "size", "steps", "fps", "seed"] },
-  video: { tab: "Video", verb: "Dream the video", lead: "Dream every frame of a clip, carried along the optical flow.",
-           main: ["layer", "blend", "octaves", "steps", "frame_steps", "step_size", "seed"] },
-  probe: { tab: "Probe", verb: "Probe", lead: "One report of what each layer sees in a photo, shallow to deep.",
-           main: ["layers", "channels", "octaves", "steps", "max_size"] },
-};
-// The input files of each recipe by role (jobs.INPUTS), used when /api/info does not list them.
-const INPUTS = { dream: ["input", "guide"], visualize: ["init"], zoom: ["input", "guide"], morph: ["init"],
-                 video: ["input", "guide"], probe: ["input"] };
-const REQUIRED = { dream: "input", zoom: "input", video: "input", probe: "input" };
+// How each recipe appears comes from /api/info (the recipe catalogue's form: tab, verb, lead, main): fields named
+// in `main` are shown first, in that order; every other field of the recipe goes under "More settings".
 const LABELS = { step_size: "Strength", octave_scale: "Octave scale", max_size: "Max size", frame_steps: "Later steps",
                  learning_rate: "Learning rate", diversity_layer: "Diversity layer", vis_size: "Channel picture size",
                  vis_steps: "Channel picture steps", fps: "Frames a second", kind: "Maximize", layers: "Layers",
                  every: "Frames per layer", zoom: "Zoom", rotate: "Turn (°)", param: "Picture prior",
                  accentuate: "Accentuate the picture", closeness: "Closeness", closeness_layer: "Closeness layer",
                  precision: "Precision" };
-const ROLE_LABELS = { input: "Photo", guide: "Guide picture", init: "Start from a picture" };
 const KIND_OPTIONS = { kind: ["class", "channel", "neuron", "channels"], param: ["fft", "maco", "pixels"] };
 
 const state = {
@@ -166,7 +147,19 @@ function capital(text) {
 
 function recipeInputs(recipe) {
   const info = state.info.recipes[recipe] || {};
-  return Array.isArray(info.inputs) ? info.inputs : (INPUTS[recipe] || []);
+  return Array.isArray(info.inputs) ? info.inputs : [];
+}
+
+function look(recipe) {
+  const form = (state.info.recipes[recipe] || {}).form || {};
+  const tab = form.tab || capital(recipe);
+  return { tab, verb: form.verb || tab, lead: form.lead || "", main: Array.isArray(form.main) ? form.main : [] };
+}
+
+// The upload slot an input fills: a recipe's main input is the shared photo (or clip), its others their own slot.
+function slotOf(recipe, role) {
+  if (role !== "input") return role;
+  return ((state.info.recipes[recipe] || {}).input_kinds || {}).input === "video" ? "clip" : "photo";
 }
 
 function recipeFields(recipe) {
@@ -346,21 +339,20 @@ function dice() {
 function buildForms() {
   const host = $("#forms");
   const tabs = $("#modes");
-  const names = Object.keys(state.info.recipes).filter((name) => recipeFields(name).length);
-  names.sort((a, b) => (Object.keys(RECIPES).indexOf(a) + 99) % 99 - (Object.keys(RECIPES).indexOf(b) + 99) % 99);
+  const names = Object.keys(state.info.recipes).filter((name) => recipeFields(name).length);  // in the catalogue's order
   for (const recipe of names) {
-    const look = RECIPES[recipe] || { tab: capital(recipe), verb: capital(recipe), lead: "", main: [] };
+    const shown = look(recipe);
     tabs.append(el("button", { type: "button", role: "tab", class: "mode", id: `tab-${recipe}`, dataset: { recipe },
-                               "aria-controls": `form-${recipe}`, onclick: () => selectRecipe(recipe) }, look.tab));
+                               "aria-controls": `form-${recipe}`, onclick: () => selectRecipe(recipe) }, shown.tab));
     const form = el("form", { class: "recipe-form", id: `form-${recipe}`, dataset: { recipe }, novalidate: true, hidden: true,
                               role: "tabpanel", "aria-labelledby": `tab-${recipe}` });
-    form.append(el("p", { class: "lead", text: look.lead }));
+    form.append(el("p", { class: "lead", text: shown.lead }));
     const entry = { form, fields: {}, recipe };
     state.forms[recipe] = entry;
 
     // inputs: the photo (or clip) first, the guide / init picture later
     const roles = recipeInputs(recipe);
-    if (roles.includes("input")) form.append(dropZone(recipe, recipe === "video" ? "clip" : "photo", "input"));
+    if (roles.includes("input")) form.append(dropZone(recipe, slotOf(recipe, "input"), "input"));
     const presets = presetList().filter((p) => p.recipe === recipe);
     if (presets.length) {
       form.append(el("div", { class: "presets" }, el("span", { class: "presets-label", text: "Presets" }),
@@ -369,8 +361,8 @@ function buildForms() {
     }
 
     const fields = recipeFields(recipe);
-    const main = look.main.map((name) => fields.find((f) => f.name === name)).filter(Boolean);
-    const rest = fields.filter((f) => !look.main.includes(f.name));
+    const main = shown.main.map((name) => fields.find((f) => f.name === name)).filter(Boolean);
+    const rest = fields.filter((f) => !shown.main.includes(f.name));
     const grid = el("div", { class: "fields" });
     for (const field of main) {
       const f = buildField(recipe, field);
@@ -404,7 +396,7 @@ function buildForms() {
       form.append(more);
     }
     entry.error = el("p", { class: "form-error", role: "alert" });
-    entry.button = el("button", { type: "submit", class: "primary go", dataset: { recipe } }, look.verb);
+    entry.button = el("button", { type: "submit", class: "primary go", dataset: { recipe } }, shown.verb);
     form.append(el("div", { class: "actions" },
       entry.button,
       el("button", { type: "button", class: "ghost small", onclick: () => resetForm(recipe) }, "Reset all")), entry.error);
@@ -511,7 +503,7 @@ function loadSettings(job) {
   }
   const inputs = job.inputs || {};
   for (const [role, id] of Object.entries(inputs)) {
-    const slot = role === "input" ? (recipe === "video" ? "clip" : "photo") : role;
+    const slot = slotOf(recipe, role);
     setSlot(slot, { id, kind: slot === "clip" ? "video" : "picture", name: `the ${role} of ${job.id}` });
   }
   $$(".chip", entry.form).forEach((chip) => chip.classList.remove("on"));
@@ -519,7 +511,7 @@ function loadSettings(job) {
   if (more && Object.values(entry.fields).some((f) => f.wrap.classList.contains("changed") && f.wrap.closest(".more"))) more.open = true;
   selectRecipe(recipe);
   channelHint(recipe);
-  toast(`Loaded the settings of ${recipe} ${job.id}: change what you like, then ${RECIPES[recipe]?.verb.toLowerCase() || "run"} again`);
+  toast(`Loaded the settings of ${recipe} ${job.id}: change what you like, then ${look(recipe).verb.toLowerCase()} again`);
 }
 
 function selectRecipe(recipe) {
@@ -541,7 +533,7 @@ function dropZone(recipe, slot, role) {
   const id = `file-${recipe}-${role}`;
   const file = el("input", { type: "file", id, class: "file", accept: video ? "video/*,.gif" : "image/*", dataset: { slot } });
   const zone = el("div", { class: `drop drop-${role === "input" ? "main" : "extra"}`, dataset: { slot, role } });
-  const title = role === "input" ? (video ? "Video clip" : "Photo") : ROLE_LABELS[role] || label(role);
+  const title = ((state.info.recipes[recipe] || {}).input_labels || {})[role] || label(role);
   const hint = role === "input" ? (video ? "Drop a clip here, or" : "Drop a photo here, or")
     : role === "guide" ? "optional: pulls the dream toward its features;" : "optional: start from a photo, not noise;";
   const thumb = el("div", { class: "drop-thumb" });
@@ -594,8 +586,9 @@ async function upload(file, slot, zone) {
       // A video dropped on a photo zone (or the other way round): put it where it belongs.
       const other = made.kind === "video" ? "clip" : "photo";
       setSlot(other, made);
-      if (other === "clip" && state.forms.video) selectRecipe("video");
-      else if (other === "photo" && state.recipe === "video") selectRecipe("dream");
+      const fits = (name) => recipeInputs(name).includes("input") && slotOf(name, "input") === other;
+      const found = fits(state.recipe) ? null : Object.keys(state.forms).find(fits);  // the first tab that takes it
+      if (found) selectRecipe(found);
       return;
     }
     setSlot(slot, made);
@@ -719,7 +712,7 @@ function changedSettings(recipe) {
 function inputsFor(recipe) {
   const inputs = {};
   for (const role of recipeInputs(recipe)) {
-    const slot = role === "input" ? (recipe === "video" ? "clip" : "photo") : role;
+    const slot = slotOf(recipe, role);
     if (state.slots[slot]) inputs[role] = state.slots[slot].id;
   }
   return inputs;
@@ -754,11 +747,11 @@ function probePreset() {
 
 async function seeLayers(recipe) {
   const entry = state.forms[recipe];
-  const slot = recipe === "video" ? "clip" : "photo";
-  const photo = state.slots[slot === "clip" ? "photo" : slot] || state.slots.photo;
+  const clip = slotOf(recipe, "input") === "clip";
+  const photo = state.slots.photo;
   clearErrors(recipe);
   if (!photo) {
-    showError(recipe, { field: "input", message: recipe === "video" ? "the layer probe needs a photo: use the Dream tab's photo" : "choose a photo first: the probe dreams it at each layer" });
+    showError(recipe, { field: "input", message: clip ? "the layer probe needs a photo: use the Dream tab's photo" : "choose a photo first: the probe dreams it at each layer" });
     return;
   }
   const preset = probePreset();
@@ -1035,7 +1028,7 @@ function note(text, tone = "") {
 function showIdle() {
   stopWatchingIfIdle();
   const recipe = state.recipe;
-  const slot = recipe === "video" ? "clip" : recipeInputs(recipe).includes("input") ? "photo" : null;
+  const slot = recipeInputs(recipe).includes("input") ? slotOf(recipe, "input") : null;
   const made = slot && state.slots[slot];
   $("#progress").hidden = true;
   $("#caption").hidden = true;
@@ -1060,7 +1053,7 @@ function stopWatchingIfIdle() {
 function inputUrl(job) {
   const id = job.inputs && (job.inputs.input || job.inputs.init);
   if (!id) return null;
-  return { url: `/api/uploads/${id}`, video: job.recipe === "video" };
+  return { url: `/api/uploads/${id}`, video: slotOf(job.recipe, "input") === "clip" && Boolean(job.inputs.input) };
 }
 
 function renderFocus(fresh = false) {
@@ -1207,11 +1200,11 @@ function renderCaption(job) {
   box.hidden = false;
   if (box.dataset.shown === job.id + job.state) return;  // already shown: keep what is open or typed
   box.dataset.jobId = job.id;
-  const look = RECIPES[job.recipe] || { tab: job.recipe };
+  const shown = look(job.recipe);
   const files = (job.result && job.result.files) || [];
   const title = el("div", { class: "caption-title", title: `job ${job.id}${job.parent ? `, made from ${job.parent}` : ""}` },
     el("span", { class: `badge state-${job.state}`, text: job.state }),
-    el("strong", { text: look.tab }),
+    el("strong", { text: shown.tab }),
     el("span", { class: "quiet", text: `${ago(job.created)}${took(job) ? ` · ${took(job)}` : ""}` }));
   const actions = el("div", { class: "caption-actions" });
   if (job.state === "done") {
@@ -1354,12 +1347,12 @@ function renderLists() {
 }
 
 function queueItem(job) {
-  const look = RECIPES[job.recipe] || { tab: job.recipe };
+  const shown = look(job.recipe);
   const item = el("li", { class: `queue-item state-${job.state}`, dataset: { jobId: job.id, state: job.state }, tabindex: "0",
                           onclick: (event) => { if (!event.target.closest("button")) focusJob(job.id); } },
     el("div", { class: "queue-line" },
       el("span", { class: `badge state-${job.state}`, text: job.state === "queued" ? "waiting" : job.state }),
-      el("span", { class: "queue-name", text: look.tab }),
+      el("span", { class: "queue-name", text: shown.tab }),
       el("span", { class: "queue-desc quiet", text: describe(job) })),
     ACTIVE.has(job.state) ? el("div", { class: "mini-bar" }, el("span", { style: `width:${((job.fraction || 0) * 100).toFixed(1)}%` })) : null,
     job.state === "failed" ? el("p", { class: "queue-error", text: job.error || "failed" }) : null,
@@ -1377,12 +1370,12 @@ function updateQueueItem(job) {
 }
 
 function galleryItem(job) {
-  const look = RECIPES[job.recipe] || { tab: job.recipe };
+  const shown = look(job.recipe);
   const item = el("li", { class: "gallery-item", dataset: { jobId: job.id, state: job.state, recipe: job.recipe } },
-    el("button", { type: "button", class: "gallery-open", title: `show ${look.tab.toLowerCase()} ${job.id}`, onclick: () => focusJob(job.id) },
+    el("button", { type: "button", class: "gallery-open", title: `show ${shown.tab.toLowerCase()} ${job.id}`, onclick: () => focusJob(job.id) },
       el("div", { class: "thumb" }, thumbFor(job)),
       el("div", { class: "gallery-text" },
-        el("span", { class: "gallery-name", text: look.tab }),
+        el("span", { class: "gallery-name", text: shown.tab }),
         el("span", { class: "gallery-desc quiet", text: describe(job) }))));
   return item;
 }

@@ -1,0 +1,665 @@
+"""Video files: check and stream frames in; write MP4/MOV/MKV/WebM, GIF or a folder of PNG frames, atomically.
+
+The sibling of images.py for moving pictures, built on PyAV (FFmpeg inside the wheel). Frames cross this
+module as PIL images, one at a time, so a long clip never sits in memory, and turned as players show them (a
+phone's portrait video is stored on its side). Outputs are written under a temporary name beside the target and
+renamed into place only when complete; an interrupted render either leaves nothing or, where the caller asks
+for it (zoom, which can resume), a shorter but playable file. A failure to write (a full disk) is one
+DreamscopeError, with the temporary file removed.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+import os
+import re
+import secrets
+import shutil
+import stat
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image
+
+from ..errors import DreamscopeError
+from . import files, images
+from .files import reason, write_error
+from .images import MAX_PIXELS, check_metadata, metadata_from_json, metadata_json
+
+# suffix -> (FFmpeg container, video encoder, encoder options, audio encoder when the input's can't be copied)
+CONTAINERS = {
+    ".mp4": ("mp4", "libx264", {"crf": "18", "preset": "medium"}, "aac"),
+    ".mov": ("mov", "libx264", {"crf": "18", "preset": "medium"}, "aac"),
+    ".mkv": ("matroska", "libx264", {"crf": "18", "preset": "medium"}, "aac"),
+    ".webm": ("webm", "libvpx-vp9", {"crf": "30", "b": "0", "row-mt": "1"}, "libopus"),
+}
+# Audio codecs each container plays back reliably when copied; anything else is re-encoded (FFmpeg's muxers
+# accept more, e.g. PCM in MP4, but then fail when closing the file).
+_COPYABLE_AUDIO = {"mp4": ("aac", "mp3", "ac3", "eac3", "alac"), "mov": ("aac", "mp3", "ac3", "alac", "pcm_s16le", "pcm_s24le"),
+                   "webm": ("opus", "vorbis")}
+GIF = ".gif"
+FRAME_NAME = "frame_{:06d}.png"
+_FRAME_PATTERN = re.compile(r"frame_(\d{6})\.png$")
+SUFFIXES = ", ".join([*CONTAINERS, GIF]) + " or a folder name (PNG frames)"
+READABLE = "MP4, MOV, MKV, WebM, GIF or animated PNG"
+# The container tag holding all metadata pairs as one JSON object: Matroska upper-cases tag names and turns
+# spaces into underscores, so pairs as separate tags would not come back as written.
+METADATA_TAG = "dreamscope"
+
+
+def _av():
+    import av  # imported on first use: the picture commands never pay for it
+
+    return av
+
+
+def _url(path: str | os.PathLike) -> str:
+    """The name to give FFmpeg: through its file protocol, since it reads a name with a colon as a protocol of
+    its own ("clip 12:30.mp4", "http:x.mp4")."""
+    return "file:" + os.fspath(path)
+
+
+def output_kind(path: str | os.PathLike) -> str:
+    """'video', 'gif' or 'frames' (a folder of PNGs: a name without a suffix, a trailing slash or a folder)."""
+    text = os.fspath(path)
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or os.path.isdir(path) or not path.suffix:
+        return "frames"
+    suffix = path.suffix.lower()
+    if suffix == GIF:
+        return "gif"
+    if suffix in CONTAINERS:
+        return "video"
+    raise DreamscopeError(f"cannot write '{suffix}' files; name the output with {SUFFIXES}")
+
+
+def check_output(path: str | os.PathLike, resume: bool = False) -> Path:
+    """Refuse an output that can't be written (or, with `resume`, continued) before any work is done."""
+    kind = output_kind(path)
+    path = Path(path)
+    files.check_folder(path.parent if str(path.parent) else Path("."))
+    if kind != "frames" and os.path.isdir(path):
+        raise DreamscopeError(f"output path is a folder: {path}")
+    if kind == "frames" and os.path.lexists(path) and not os.path.isdir(path):
+        raise DreamscopeError(f"{path} is a file, not a folder of frames; name a new folder for PNG frames, or a video ({SUFFIXES})")
+    if resume:
+        if not os.path.lexists(path):
+            raise DreamscopeError(f"nothing to resume: {path} does not exist (start a new zoom instead)")
+    elif kind == "frames" and _holds_anything(path):
+        raise _not_empty(path)
+    return path
+
+
+def _holds_anything(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return any(True for _ in entries)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise DreamscopeError(f"cannot read the folder {folder} ({reason(exc)})") from None
+
+
+def _not_empty(folder: Path) -> DreamscopeError:
+    return DreamscopeError(f"output folder {folder} is not empty; choose a new folder, or resume the zoom in it")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    width: int  # as shown: a stream stored on its side with a display rotation gives its turned size
+    height: int
+    fps: Fraction
+    frames: int  # counted by decoding, not trusted from the header
+    audio: str | None  # the audio codec's name, or None without sound
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    def __iter__(self) -> Iterator[Image.Image]:
+        """Its frames, decoded one at a time as PIL images (`read_frames`)."""
+        return read_frames(self.path)
+
+    def __len__(self) -> int:
+        return self.frames
+
+
+def open_video(path: str | os.PathLike) -> VideoInfo:
+    """Check a video fully before any work: it opens, has a video stream, and every frame decodes, at one size.
+
+    Decoding the whole clip once costs little next to dreaming it, and it is the only way to catch a
+    truncated or damaged file up front instead of after hours of rendering.
+    """
+    av = _av()
+    path = Path(path)
+    _check_file(path)
+    try:
+        with av.open(_url(path)) as container:
+            if container.format.name == "webp_pipe" and _animated_picture(path):  # FFmpeg decodes only still WebP
+                raise DreamscopeError(f"{path} is an animated WebP, which dreamscope cannot read as a video; "
+                                      f"convert it to one of {READABLE} first")
+            if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+                raise DreamscopeError(f"{path} is a still picture, not a video; dream it with: dreamscope dream {path}")
+            stream = _video_stream(container, path)
+            declared = stream.frames
+            fps = stream.average_rate or stream.guessed_rate
+            audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+            count = 0
+            size = None
+            for frame, turn in _decode(container, stream, path):
+                shown = _shown_size(frame, turn)
+                if size is None:
+                    size = shown
+                    if size[0] * size[1] > MAX_PIXELS:
+                        raise DreamscopeError(f"{path} has {size[0]}x{size[1]} frames, over the {MAX_PIXELS // 10**6} megapixel limit")
+                elif shown != size:
+                    raise DreamscopeError(f"{path} changes its picture size: frame {count + 1} is {shown[0]}x{shown[1]}, the first "
+                                          f"{size[0]}x{size[1]}; re-export it at one size")
+                count += 1
+    except DreamscopeError:
+        raise
+    except PermissionError:
+        raise DreamscopeError(f"cannot read {path} (permission denied); check its permissions") from None
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        raise DreamscopeError(
+            f"{path} is not a readable video: not a video at all, or truncated or damaged ({reason(exc)}); "
+            f"give an {READABLE} file, or re-export it"
+        ) from None
+    if count == 0:
+        raise DreamscopeError(f"{path} has no frames; give a video with at least one frame")
+    if declared and count < declared:
+        raise DreamscopeError(f"{path} is truncated or damaged: its header promises {declared} frames but only {count} decode; re-export it")
+    if not fps:
+        raise DreamscopeError(f"{path} does not say its frame rate; re-export it with a constant frame rate")
+    return VideoInfo(path, size[0], size[1], Fraction(fps), count, audio)
+
+
+def frame_size(path: str | os.PathLike) -> tuple[int, int]:
+    """The (width, height) of a video's frames as shown, from its first frame alone: a quick look before queueing
+    work (`open_video` checks the whole clip when the work starts)."""
+    _check_file(Path(path))
+    frames = read_frames(path)
+    try:
+        first = next(frames, None)
+    except DreamscopeError:
+        raise
+    except (ValueError, OSError) as exc:
+        raise DreamscopeError(f"{path} is not a readable video ({reason(exc)}); give an {READABLE} file") from None
+    finally:
+        frames.close()
+    if first is None:
+        raise DreamscopeError(f"{path} has no frames; give a video with at least one frame")
+    return first.size
+
+
+def _check_file(path: Path) -> None:
+    """A video is read more than once (checked whole, then streamed), so it must be a regular, non-empty file."""
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise DreamscopeError(f"video file not found: {path} (check the path)") from None
+    except OSError as exc:
+        raise DreamscopeError(f"cannot read {path} ({reason(exc)}); check the path and its permissions") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DreamscopeError(f"{path} is a folder; give a video file")
+    if not stat.S_ISREG(info.st_mode):
+        raise DreamscopeError(f"{path} is a pipe or a device, not a file: a video is read twice (checked, then dreamed); "
+                              "save it to a file first")
+    if info.st_size == 0:
+        raise DreamscopeError(f"{path} is empty (0 bytes); give a video file such as an MP4")
+
+
+def _animated_picture(path: Path) -> bool:
+    try:
+        with Image.open(path) as img:
+            return bool(getattr(img, "is_animated", False))
+    except (OSError, SyntaxError, ValueError, EOFError):
+        return False
+
+
+def _video_stream(container, path):
+    """The first video stream that is not a cover picture (an audio file's album art is a one-frame 'video')."""
+    attached = _av().stream.Disposition.attached_pic
+    for stream in container.streams.video:
+        if not stream.disposition & attached:
+            return stream
+    only = ", only a cover picture" if container.streams.video else ""
+    raise DreamscopeError(f"{path} has no video stream{only}; give a video file such as an MP4")
+
+
+def _decode(container, stream, name):
+    """Frames of one stream, each with how to turn it for display; a damaged packet raises instead of being
+    skipped silently."""
+    stream.thread_type = "AUTO"
+    rotate = _rotate_tag(stream)
+    for packet in container.demux(stream):
+        if packet.is_corrupt:
+            raise DreamscopeError(f"{name} is truncated or damaged (a corrupt packet at {packet.pts}); re-export it")
+        try:
+            frames = packet.decode()
+        except _av().error.EOFError:  # a stream that ends before its first frame (a crashed recording)
+            return
+        for frame in frames:
+            yield frame, _display_turn(frame, rotate)
+
+
+def _rotate_tag(stream) -> int:
+    """The legacy `rotate` tag (clockwise degrees to show the picture upright) that older files carry instead of a
+    display matrix; Matroska spells it ROTATE."""
+    for key, value in stream.metadata.items():
+        if key.lower() == "rotate":
+            try:
+                return round(float(value) / 90) * 90 % 360
+            except ValueError:
+                return 0
+    return 0
+
+
+_T = Image.Transpose
+_TURNS = {90: _T.ROTATE_270, 180: _T.ROTATE_180, 270: _T.ROTATE_90}  # clockwise degrees -> PIL (counterclockwise)
+
+
+def _display_turn(frame, rotate_tag: int) -> Image.Transpose | None:
+    """How to turn a decoded frame to show it as players do: as FFmpeg's own autorotation does, from the display
+    matrix (its clockwise quarter turn, and its signs for a mirrored one), else from the `rotate` tag."""
+    matrix = next((struct.unpack("=9i", bytes(data)) for data in frame.side_data if data.type.name == "DISPLAYMATRIX"), None)
+    if matrix is None:
+        return _TURNS.get(rotate_tag)
+    clockwise = round(-frame.rotation / 90) * 90 % 360  # PyAV gives the counterclockwise angle; other angles round
+    a, c, d = matrix[0], matrix[3], matrix[4]
+    if clockwise == 90:
+        return _T.TRANSPOSE if c > 0 else _T.ROTATE_270
+    if clockwise == 270:
+        return _T.TRANSVERSE if c < 0 else _T.ROTATE_90
+    if clockwise == 180:
+        return {(True, True): _T.ROTATE_180, (True, False): _T.FLIP_LEFT_RIGHT, (False, True): _T.FLIP_TOP_BOTTOM}.get((a < 0, d < 0))
+    return _T.FLIP_TOP_BOTTOM if d < 0 else None
+
+
+def _shown_size(frame, turn) -> tuple[int, int]:
+    sideways = turn in (_T.ROTATE_90, _T.ROTATE_270, _T.TRANSPOSE, _T.TRANSVERSE)
+    return (frame.height, frame.width) if sideways else (frame.width, frame.height)
+
+
+def read_frames(path: str | os.PathLike) -> Iterator[Image.Image]:
+    """The frames of a video (or GIF) as RGB PIL images, decoded one at a time and turned as players show them."""
+    av = _av()
+    try:
+        with av.open(_url(path)) as container:
+            for frame, turn in _decode(container, _video_stream(container, path), path):
+                image = frame.to_image().convert("RGB")
+                yield image if turn is None else image.transpose(turn)
+    except av.FFmpegError as exc:
+        raise DreamscopeError(f"{path} stopped decoding ({reason(exc)}); re-export it") from None
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The text pairs FrameWriter wrote into a video, a GIF or a PNG frames folder; {} when there are none.
+
+    A folder gives its first frame's, without that frame's own "frame" number. A lone surrogate written comes
+    back as U+FFFD (see images.check_metadata).
+    """
+    path = Path(path)
+    if os.path.isdir(path):
+        files = frame_files(path)
+        pairs = images.read_metadata(files[0]) if files else {}
+        pairs.pop("frame", None)
+        return pairs
+    _check_file(path)
+    av = _av()
+    try:
+        with av.open(_url(path)) as container:
+            if container.format.name == "gif":  # FFmpeg skips GIF comments
+                return images.read_metadata(path)
+            tags = dict(container.metadata)
+    except (av.FFmpegError, OSError) as exc:
+        raise DreamscopeError(f"{path} is not a readable video ({reason(exc)})") from None
+    return metadata_from_json(next((value for key, value in tags.items() if key.lower() == METADATA_TAG), None))
+
+
+def frame_files(folder: str | os.PathLike) -> list[Path]:
+    """The numbered frames of a PNG folder, in order."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(Path(e.path) for e in entries if _FRAME_PATTERN.fullmatch(e.name) and e.is_file())
+    except OSError as exc:
+        raise DreamscopeError(f"cannot read the frames folder {folder} ({reason(exc)})") from None
+
+
+def check_frames(folder: str | os.PathLike) -> tuple[list[Path], Image.Image, Image.Image]:
+    """The frames of a PNG folder to continue, each checked (numbered without gaps, a PNG that decodes, the first
+    one's size), with the first and last as pictures: a damaged frame is named before any work."""
+    folder = Path(folder)
+    files = frame_files(folder)
+    if not files:
+        raise DreamscopeError(f"nothing to resume: {folder} holds no frame_NNNNNN.png files")
+    first = last = None
+    for number, file in enumerate(files, 1):
+        expected = FRAME_NAME.format(number)
+        if file.name != expected:  # the next frame written would overwrite one already there
+            raise DreamscopeError(f"cannot resume {folder}: {expected} is missing (frames are numbered from 1 "
+                                  "without gaps); put it back, or move the frames after it away, and resume again")
+        try:
+            picture = images.load_image(file, what="frame")
+            with open(file, "rb") as handle:
+                readable = handle.read(8) == b"\x89PNG\r\n\x1a\n"  # a JPEG named like a frame decodes too
+        except (DreamscopeError, OSError):
+            readable = False
+        if not readable:
+            raise DreamscopeError(f"cannot resume {folder}: {file.name} is damaged, truncated or not a PNG picture; "
+                                  "delete it and resume again")
+        if first is not None and picture.size != first.size:
+            raise DreamscopeError(f"cannot resume {folder}: {file.name} is {picture.width}x{picture.height}, not "
+                                  f"{first.width}x{first.height} like the first frame; delete it and resume again")
+        first, last = first or picture, picture
+    return files, first, last
+
+
+def _temp_name(path: Path, suffix: str = "") -> Path:
+    return path.parent / f".{path.name}.{secrets.token_hex(4)}.part{suffix}"
+
+
+class FrameWriter:
+    """Writes frames to a video, GIF or PNG folder under a temporary name; renames it into place on success.
+
+    With `keep_partial`, Ctrl-C (or a cancelled job: its generator closed) finishes what was written so far into a playable file under the final name
+    (`partial` is then True); otherwise any failure leaves nothing behind, and a failure to write (a full disk)
+    is a DreamscopeError. With `resume`, the frames already in `path` are kept (a video's are re-encoded into
+    the new file; a folder's are each checked to decode) and `existing`, `first` and `last` tell where to
+    continue from.
+
+    `metadata` (text pairs, see images.check_metadata) goes into the output: a video's container tags (one
+    "dreamscope" tag holding all pairs as JSON), a GIF's comment (the same JSON), each PNG of a folder (its
+    text chunks, plus "frame", its number from 1). When resuming, the result carries the metadata given here,
+    frames already in a folder included. videos.read_metadata gives it back.
+
+    A PNG folder is locked while it is written (an advisory lock on the folder, which the system drops when a
+    process dies), so a second run writing it fails up front instead of mixing its frames with this one's.
+    """
+
+    def __init__(self, path, fps: Fraction | float, *, keep_partial: bool = False, resume: bool = False,
+                 audio_from: str | os.PathLike | None = None, metadata: Mapping[str, str] | None = None):
+        self.path = check_output(path, resume)
+        self.kind = output_kind(path)
+        self.fps = Fraction(fps).limit_denominator(1001)
+        self.keep_partial = keep_partial
+        self.audio_from = audio_from
+        self.metadata = check_metadata(metadata)
+        self.count = 0
+        self.existing = 0  # frames already in `path` when resuming, known once entered
+        self.partial = False
+        self.first: Image.Image | None = None
+        self.last: Image.Image | None = None
+        self._resume = resume
+        self._container = self._stream = None
+        self._gif_frames: list[Image.Image] = []
+        self._temp: Path | None = None
+        self._lock: int | None = None  # the locked folder's descriptor
+        self._made_folder = False  # the empty folder made to hold the lock, removed again on failure
+
+    # -- context -----------------------------------------------------------------------------------------
+    def __enter__(self) -> "FrameWriter":
+        try:
+            if self.kind == "frames":
+                self._lock_folder()
+                if self._resume:
+                    self._take_over_frames()
+                else:
+                    self._temp = _temp_name(self.path)
+                    self._temp.mkdir()
+            else:
+                self._temp = _temp_name(self.path, self.path.suffix)
+                if self._resume:
+                    for frame in read_frames(open_video(self.path).path):
+                        self.write(frame)
+        except BaseException as exc:  # __exit__ won't run for a failed __enter__: clean up here
+            self._discard()
+            if isinstance(exc, OSError):
+                raise write_error(self.path, exc) from None
+            raise
+        self.existing = self.count
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        # Ctrl-C (SIGTERM arrives as one too) or a cancelled job (its generator closed): keep what is done
+        interrupted = exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, GeneratorExit))
+        if exc_type is None or (interrupted and self.keep_partial and self.count > 0):
+            self.partial = exc_type is not None
+            try:
+                self._finish()
+            except BaseException as error:
+                self._discard()
+                if isinstance(error, OSError):
+                    raise write_error(self.path, error) from None
+                raise
+        else:
+            self._discard()
+        return False
+
+    def _lock_folder(self) -> None:
+        """Lock the output folder, made empty now if it does not exist yet (the finished frames are renamed
+        over it, atomically). flock is per open file, so two writers in one process exclude each other too."""
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks here (Windows): the final rename still never overwrites frames
+            return
+        for _ in range(10):
+            try:
+                os.mkdir(self.path)
+                self._made_folder = True
+            except FileExistsError:
+                pass
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                self._made_folder = False  # the other run holds it now
+                raise DreamscopeError(f"{self.path} is being written by another dreamscope run; "
+                                      "wait for it or choose another folder") from None
+            except OSError:  # a file system without locks (some network ones): go on without
+                os.close(fd)
+                return
+            try:
+                if os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                    self._lock = fd
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # a run that just finished renamed its frames over the folder: lock the new one
+        else:
+            raise DreamscopeError(f"{self.path} keeps changing under this run; wait for the other run or choose another folder")
+        if not self._resume and _holds_anything(self.path):  # a run that finished in the meantime filled it
+            raise _not_empty(self.path)
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor drops the lock
+            self._lock = None
+
+    def _take_over_frames(self) -> None:
+        """Check every frame of the folder to resume, so a damaged one is named now rather than breaking the
+        result later, and give them the metadata of this run."""
+        files, self.first, self.last = check_frames(self.path)
+        for number, file in enumerate(files, 1):
+            wanted = self._frame_metadata(number)
+            if images.read_metadata(file) != (wanted or {}):
+                images.set_png_text(file, wanted)
+        self.count = len(files)
+
+    # -- writing -----------------------------------------------------------------------------------------
+    def write(self, image: Image.Image) -> None:
+        image = image.convert("RGB")
+        if self.first is not None and image.size != self.first.size:
+            raise DreamscopeError(f"frame {self.count + 1} is {image.width}x{image.height}, not {self.first.width}x{self.first.height} like the first")
+        try:
+            if self.kind == "frames":  # atomic per frame: a resumed folder never holds half a frame
+                images.write_image(image, (self._temp or self.path) / FRAME_NAME.format(self.count + 1), self._frame_metadata(self.count + 1))
+            elif self.kind == "gif":
+                # GIF needs every frame before it can be written; palettized frames take 1 byte per pixel.
+                self._gif_frames.append(image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE))
+            else:
+                self._encode(image)
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
+        if self.first is None:
+            self.first = image
+        self.last = image
+        self.count += 1
+
+    def _frame_metadata(self, number: int) -> dict[str, str] | None:
+        return dict(sorted({**self.metadata, "frame": str(number)}.items())) if self.metadata else None
+
+    def _encode(self, image: Image.Image) -> None:
+        av = _av()
+        try:
+            if self._container is None:
+                self._open_encoder(image.size)
+            frame = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24")
+            frame.pts = self.count
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except av.FFmpegError as exc:  # an encoder's or muxer's failure, also when it is not a system error
+            raise write_error(self.path, exc) from None
+
+    def _open_encoder(self, size: tuple[int, int]) -> None:
+        container_format, codec, options, _ = CONTAINERS[self.path.suffix.lower()]
+        self._container = self._open_output(self._temp, container_format)
+        stream = self._container.add_stream(codec, rate=self.fps)
+        stream.width, stream.height = size
+        # 4:2:0 plays everywhere but needs even sides; odd sizes keep every pixel with 4:4:4.
+        stream.pix_fmt = "yuv420p" if size[0] % 2 == 0 and size[1] % 2 == 0 else "yuv444p"
+        stream.time_base = Fraction(1, 1) / self.fps
+        stream.options = dict(options)
+        self._stream = stream
+
+    def _open_output(self, path: Path, container_format: str):
+        """A container to write, carrying the metadata: MP4 and MOV keep tags of their own naming only with
+        use_metadata_tags."""
+        own_tags = {"movflags": "use_metadata_tags"} if self.metadata and container_format in ("mp4", "mov") else {}
+        container = _av().open(_url(path), "w", format=container_format, container_options=own_tags)
+        if self.metadata:
+            container.metadata[METADATA_TAG] = metadata_json(self.metadata)
+        return container
+
+    # -- finishing ---------------------------------------------------------------------------------------
+    def _finish(self) -> None:
+        if self.kind == "frames":
+            if self._temp is not None:
+                self._place_folder()
+            self._unlock()
+            return
+        if self.count == 0:
+            raise DreamscopeError("no frames were written")
+        if self.kind == "gif":
+            # GIF counts time in 1/100 s: alternate rounded durations so the clip keeps its length (12 fps: 80, 90, 80 ms...)
+            ends = [round(100 * (i + 1) / self.fps) * 10 for i in range(self.count)]
+            durations = [end - start for start, end in zip([0, *ends], ends)]
+            first, *rest = self._gif_frames
+            comment = {"comment": metadata_json(self.metadata)} if self.metadata else {}
+            with files.checked_file(self._temp) as handle:
+                first.save(handle, format="GIF", save_all=True, append_images=rest, duration=durations, loop=0, optimize=False, **comment)
+            self._gif_frames.clear()
+        else:
+            av = _av()
+            try:
+                for packet in self._stream.encode(None):
+                    self._container.mux(packet)
+                self._container.close()
+                self._container = None
+                if self.audio_from is not None and not self.partial:
+                    self._add_audio()
+            except av.FFmpegError as exc:
+                raise write_error(self.path, exc) from None
+        os.replace(self._temp, self.path)
+
+    def _place_folder(self) -> None:
+        """Rename the finished frames over the empty folder held locked. One filled meanwhile by a program that
+        takes no lock is left as it is, and this run's frames are kept beside it under a free name."""
+        if self._lock is None and os.path.isdir(self.path) and not _holds_anything(self.path):
+            os.rmdir(self.path)  # without a lock (Windows) a folder can't be renamed over
+        try:
+            os.replace(self._temp, self.path)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            kept = next(p for n in itertools.count(2) if not os.path.lexists(p := self.path.with_name(f"{self.path.name}-{n}")))
+            os.replace(self._temp, kept)
+            self._temp = None
+            raise DreamscopeError(f"{self.path} was filled by another program while this run wrote it; this run's "
+                                  f"{self.count} frames are in {kept}") from None
+        self._temp = None
+        self._made_folder = False
+
+    def _add_audio(self) -> None:
+        """Remux the encoded video with the source's sound: copied as is, or re-encoded where the container
+        can't hold it. Packets are merged by time, so the file is interleaved and memory stays small. A source
+        without sound leaves the video silent."""
+        av = _av()
+        with av.open(_url(self.audio_from)) as sound_in:
+            if not sound_in.streams.audio:
+                return
+            joined = _temp_name(self.path, self.path.suffix)
+            container_format, _, _, audio_codec = CONTAINERS[self.path.suffix.lower()]
+            try:
+                with av.open(_url(self._temp)) as video_in, self._open_output(joined, container_format) as out:
+                    v_in, a_in = video_in.streams.video[0], sound_in.streams.audio[0]
+                    v_out = out.add_stream_from_template(v_in)
+                    name = a_in.codec_context.name
+                    copy = name in _COPYABLE_AUDIO.get(container_format, ()) or (container_format == "matroska" and name in out.supported_codecs)
+                    if copy:
+                        a_out = out.add_stream_from_template(a_in)
+                    else:  # Opus only runs at 48 kHz; both encoders take mono or stereo
+                        a_out = out.add_stream(audio_codec, rate=48000 if audio_codec == "libopus" else a_in.rate)
+                        a_out.layout = "mono" if a_in.layout.nb_channels == 1 else "stereo"
+                    video_end = float(v_in.duration * v_in.time_base) if v_in.duration else None
+
+                    def timed(container, stream, target):
+                        for packet in container.demux(stream):
+                            if packet.dts is None:
+                                continue
+                            yield float(packet.dts * packet.time_base), packet, target
+
+                    merged = heapq.merge(timed(video_in, v_in, v_out), timed(sound_in, a_in, a_out), key=lambda item: item[0])
+                    for when, packet, target in merged:
+                        if target is a_out and video_end is not None and when > video_end + 0.5:
+                            break  # the dream is as long as the picture; sound beyond it is cut
+                        if target is v_out or copy:
+                            packet.stream = target
+                            out.mux(packet)
+                        else:
+                            for frame in packet.decode():
+                                frame.pts = None
+                                out.mux(a_out.encode(frame))
+                    if not copy:
+                        out.mux(a_out.encode(None))
+                os.replace(joined, self._temp)
+            finally:
+                joined.unlink(missing_ok=True)
+
+    def _discard(self) -> None:
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001 - already failing; the file is being removed anyway
+                pass
+            self._container = None
+        self._gif_frames.clear()
+        if self._temp is not None and os.path.lexists(self._temp):
+            shutil.rmtree(self._temp) if os.path.isdir(self._temp) else self._temp.unlink()
+        self._temp = None
+        if self._made_folder:  # removed before the lock is dropped, so no other run can have started in it
+            try:
+                os.rmdir(self.path)
+            except OSError:
+                pass
+            self._made_folder = False
+        self._unlock()

@@ -1,0 +1,305 @@
+"""Objectives: scalars to maximize, computed from activations keyed by readable layer name.
+
+Objectives compose like numbers (Lucid's algebra): `layer_l2("stage4.2") + 0.5 * layer_l2("stage6.0")`,
+`a - b`, `-a`, `a / 2`. An objective is a weighted sum of terms; each term knows the layers it reads (so the
+forward pass stops after the deepest one), describes itself, can target one sample of a batch, and declares how
+it reduces over positions:
+
+- "mean": the mean over the positions of its one layer of something computed per position. Tiled rendering
+  is exact for these: each tile's term is weighted by its share of that layer's positions.
+- "whole": anything else (a class score, one unit at the centre, a batch's diversity, a prior on the whole
+  picture). It needs the whole picture at once, so tiling it is refused up front.
+
+The layer names "image" (the picture itself, before the network) and "logits" (the class scores) are
+pseudo-layers that every model answers (`LoadedModel.layer`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import torch
+
+from ..errors import DreamscopeError
+from ..models.classes import imagenet_labels, resolve_class
+from ..models.spec import IMAGE, LOGITS
+from ..settings import ChannelRanking, parse_channels, parse_layer_weights, parse_unit  # noqa: F401 - part of this API
+
+Activations = Mapping[str, torch.Tensor]
+REDUCTIONS = ("mean", "whole")
+
+
+@dataclass(frozen=True, eq=False)
+class Term:
+    """One objective term: `fn(activations)` -> scalar, the layers it reads, how it reduces over positions, and an
+    optional `check(model)` that refuses, before any work, what the model cannot give (a missing channel)."""
+
+    fn: Callable[[Activations], torch.Tensor]
+    layers: tuple[str, ...]
+    description: str
+    reduction: str = "whole"
+    check: Callable | None = None
+
+
+class Objective:
+    """A weighted sum of terms (plus a constant). `Objective(fn, layers, description, reduction)` makes one term;
+    a custom `fn` reduces "whole" unless it declares "mean" (and then reads exactly one layer)."""
+
+    def __init__(self, fn: Callable[[Activations], torch.Tensor] | None = None, layers: Sequence[str] = (),
+                 description: str = "objective", reduction: str = "whole", *, check: Callable | None = None,
+                 terms: tuple[tuple[float, Term], ...] | None = None, constant: float = 0.0):
+        if terms is None:
+            if reduction not in REDUCTIONS:
+                raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+            layers = tuple(dict.fromkeys(layers))
+            if reduction == "mean" and len(layers) != 1:
+                raise ValueError("a 'mean' term reduces over the positions of one layer; it must read exactly one")
+            terms = ((1.0, Term(fn, layers, description, reduction, check)),)
+        self.terms = tuple(terms)
+        self.constant = float(constant)
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(name for _, term in self.terms for name in term.layers))
+
+    @property
+    def reduction(self) -> str:
+        return "mean" if all(term.reduction == "mean" for _, term in self.terms) else "whole"
+
+    @property
+    def description(self) -> str:
+        parts = []
+        for coefficient, term in self.terms:
+            magnitude = "" if abs(coefficient) == 1 else f"{abs(coefficient):g} * "
+            parts.append(("-" if coefficient < 0 else "+", f"{magnitude}{term.description}"))
+        if self.constant:
+            parts.append(("-" if self.constant < 0 else "+", f"{abs(self.constant):g}"))
+        if not parts:
+            return "0"
+        text = ("-" if parts[0][0] == "-" else "") + parts[0][1]
+        return text + "".join(f" {sign} {body}" for sign, body in parts[1:])
+
+    def __call__(self, activations: Activations) -> torch.Tensor:
+        total = sum(coefficient * term.fn(activations) for coefficient, term in self.terms)
+        return total + self.constant if self.constant else total
+
+    def tile_value(self, activations: Activations, shares: Mapping[str, float]) -> torch.Tensor:
+        """The objective's part from one tile: each "mean" term on the tile's own positions, weighted by the
+        tile's share of its layer's positions. The tiles' values add up to the whole picture's (less the constant)."""
+        if self.reduction != "mean":
+            raise DreamscopeError(f"the objective {self.description} needs the whole picture at once, so it cannot be tiled")
+        return sum(coefficient * term.fn(activations) * shares[term.layers[0]] for coefficient, term in self.terms)
+
+    def check(self, model) -> None:
+        """Every layer name and every channel or class index, checked against `model` before any work."""
+        for name in self.layers:
+            model.layer(name)  # unknown names fail here, with the closest ones
+        for _, term in self.terms:
+            if term.check is not None:
+                term.check(model)
+
+    def __repr__(self) -> str:
+        return f"Objective({self.description})"
+
+    def _scaled(self, factor: float) -> "Objective":
+        return Objective(terms=tuple((factor * c, t) for c, t in self.terms), constant=factor * self.constant)
+
+    def __add__(self, other):
+        if isinstance(other, (int, float)):
+            return Objective(terms=self.terms, constant=self.constant + other)
+        if not isinstance(other, Objective):
+            return NotImplemented
+        return Objective(terms=self.terms + other.terms, constant=self.constant + other.constant)
+
+    __radd__ = __add__  # sum() starts from 0
+
+    def __neg__(self):
+        return self._scaled(-1.0)
+
+    def __sub__(self, other):
+        return self + (-other)
+
+    def __rsub__(self, other):
+        return (-self) + other
+
+    def __mul__(self, factor: float):
+        if not isinstance(factor, (int, float)):
+            return NotImplemented
+        return self._scaled(float(factor))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, divisor: float):
+        return self * (1.0 / divisor)
+
+
+def _pick(activation: torch.Tensor, sample: int | None) -> torch.Tensor:
+    return activation if sample is None else activation[sample : sample + 1]
+
+
+def _on(sample: int | None) -> str:
+    return "" if sample is None else f"@{sample}"
+
+
+def _select(activation: torch.Tensor, channels: Sequence[int] | None) -> torch.Tensor:
+    return activation if channels is None else activation[:, list(channels)]
+
+
+def _channels_in_range(layer: str, channels: Sequence[int] | None):
+    def check(model):
+        info = model.layer(layer)
+        bad = [c for c in (channels or []) if not 0 <= c < info.channels]
+        if bad:
+            raise DreamscopeError(f"channel {bad[0]} is out of range for layer {layer}, which has channels 0-{info.channels - 1}")
+
+    return check
+
+
+def layer_l2(layer: str, channels: Sequence[int] | None = None, sample: int | None = None) -> Objective:
+    """Mean squared activation of a layer (optionally only some channels): DeepDream's 'amplify what you see'."""
+    label = layer if channels is None else f"{layer}[{','.join(map(str, channels))}]"
+    return Objective(lambda a: _select(_pick(a[layer], sample), channels).pow(2).mean(), [layer], f"l2({label}){_on(sample)}",
+                     "mean", check=_channels_in_range(layer, channels))
+
+
+def guided(layer: str, guide_features: torch.Tensor, channels: Sequence[int] | None = None) -> Objective:
+    """Pull each position's feature vector toward its best-matching feature of a guide image.
+
+    As in the original notebook: for every position, find the guide feature with the largest dot product and
+    maximize the dot product with it. `guide_features` is the guide's activation at `layer`, shape (1, C, h, w).
+    """
+    guide = _select(guide_features, channels).flatten(2)[0].detach()  # (C, M)
+
+    def fn(a: Activations) -> torch.Tensor:
+        x = _select(a[layer], channels).flatten(2)[0]  # (C, N)
+        best = (x.detach().T @ guide).argmax(dim=1)  # (N,) index of the best guide feature per position
+        return (x * guide[:, best]).sum(0).mean()
+
+    return Objective(fn, [layer], f"guided({layer})", "mean", check=_channels_in_range(layer, channels))
+
+
+def rank_channels(activation: torch.Tensor, ranking: ChannelRanking) -> list[int]:
+    strength = activation.detach().pow(2).mean(dim=(0, 2, 3))
+    order = torch.argsort(strength, descending=ranking.strongest)
+    return order[: ranking.count].tolist()
+
+
+def class_logit(name_or_index: str | int, sample: int | None = None, label: str | None = None) -> Objective:
+    """The logit (pre-softmax score) of a class: an ImageNet class by name ("banana"), or any model's class by index."""
+    by_name = isinstance(name_or_index, str) and not name_or_index.strip().isdigit()
+    index = resolve_class(name_or_index) if by_name else int(name_or_index)
+    label = label or (imagenet_labels()[index] if by_name else f"#{index}")
+
+    def check(model):
+        resolved = model.resolve_class(name_or_index)  # a name on a model with its own classes is refused here
+        if resolved != index:
+            raise DreamscopeError(f"class {name_or_index!r} is #{resolved} in model {model.name}, not #{index}")
+
+    return Objective(lambda a: _pick(a[LOGITS], sample)[:, index].mean(), [LOGITS], f"class({label}){_on(sample)}", "whole", check=check)
+
+
+def _unit_check(layer: str, index: int):
+    return _channels_in_range(layer, [index])
+
+
+def channel(layer: str, index: int, sample: int | None = None) -> Objective:
+    """Mean activation of one channel over all positions."""
+    return Objective(lambda a: _pick(a[layer], sample)[:, index].mean(), [layer], f"channel({layer}:{index}){_on(sample)}",
+                     "mean", check=_unit_check(layer, index))
+
+
+def neuron(layer: str, index: int, sample: int | None = None) -> Objective:
+    """Activation of one channel at the centre position only (a single unit)."""
+
+    def fn(a: Activations) -> torch.Tensor:
+        act = _pick(a[layer], sample)
+        return act[:, index, act.shape[-2] // 2, act.shape[-1] // 2].mean()
+
+    return Objective(fn, [layer], f"neuron({layer}:{index}){_on(sample)}", "whole", check=_unit_check(layer, index))
+
+
+def direction(layer: str, vector: torch.Tensor | Sequence[float], sample: int | None = None, cossim_power: float = 0.0) -> Objective:
+    """Projection of each position's activation vector on a direction in the layer's channel space.
+
+    With `cossim_power` p > 0 each position's projection is weighted by its cosine similarity to the
+    direction, to the power p (Lucid's `direction_cossim`): the picture must point the right way, not merely
+    grow large, which is what lets an activation atlas's icon show its cell's mean activation.
+    """
+    vector = torch.as_tensor(vector, dtype=torch.float32).flatten()
+    vector = vector / vector.norm().clamp(min=1e-8)
+
+    def fn(a: Activations) -> torch.Tensor:
+        act = _pick(a[layer], sample)
+        dot = (act * vector.to(act).view(1, -1, 1, 1)).sum(1)
+        if cossim_power:
+            cosine = dot / act.norm(dim=1).clamp(min=1e-8)
+            dot = dot * cosine.clamp(min=1e-3) ** cossim_power
+        return dot.mean()
+
+    def check(model):
+        channels = model.layer(layer).channels
+        if channels != vector.numel():
+            raise DreamscopeError(f"direction has {vector.numel()} values but layer {layer} has {channels} channels")
+
+    label = f"direction({layer})" if not cossim_power else f"direction_cossim({layer}, {cossim_power:g})"
+    return Objective(fn, [layer], f"{label}{_on(sample)}", "mean", check=check)
+
+
+def direction_sheet(layer: str, vectors: torch.Tensor | Sequence[Sequence[float]], cossim_power: float = 1.0) -> Objective:
+    """One objective for a batch: picture i follows direction `vectors[i]` of `layer` (an atlas's icons)."""
+    return sum((direction(layer, vector, sample=i, cossim_power=cossim_power) for i, vector in enumerate(vectors)),
+               Objective(terms=()))
+
+
+def diversity(layer: str, groups: Sequence[Sequence[int]] | None = None) -> Objective:
+    """Minus the mean cosine similarity of the batch's Gram matrices at a layer: rewards different styles.
+
+    With `groups` (lists of sample indices), only pictures of the same group are compared (the samples of one
+    channel, when a batch holds several channels), and the groups' terms are summed."""
+
+    def spread(act: torch.Tensor) -> torch.Tensor:
+        batch = act.shape[0]
+        if batch < 2:
+            return act.new_zeros(())
+        flat = act.flatten(2)
+        grams = torch.nn.functional.normalize((flat @ flat.transpose(1, 2)).flatten(1), dim=1)
+        similarity = grams @ grams.T
+        return -(similarity.sum() - similarity.diagonal().sum()) / (batch * (batch - 1))
+
+    def fn(a: Activations) -> torch.Tensor:
+        act = a[layer]
+        if groups is None:
+            return spread(act)
+        return sum((spread(act[list(group)]) for group in groups), act.new_zeros(()))
+
+    shown = "" if groups is None else f", {len(groups)} groups"
+    return Objective(fn, [layer], f"diversity({layer}{shown})", "whole")
+
+
+def feature_distance(layer: str, sample: int = 0, reference: int = 1) -> Objective:
+    """How far one sample's activation at `layer` is from a reference sample's: the mean squared difference over
+    the reference's mean square (0: the same features; 1: as far as from nothing). Subtracted, it holds a picture
+    close to a photo in the batch (feature accentuation's regularizer, Hamblin et al. 2024)."""
+
+    def fn(a: Activations) -> torch.Tensor:
+        x, ref = a[layer][sample], a[layer][reference].detach()
+        return (x - ref).pow(2).mean() / ref.pow(2).mean().clamp(min=1e-12)
+
+    return Objective(fn, [layer], f"feature_distance({layer}, {sample} from {reference})", "whole",
+                     check=_channels_in_range(layer, None))
+
+
+def total_variation() -> Objective:
+    """Mean absolute difference between neighbouring pixels of the picture (subtract it to smooth)."""
+
+    def fn(a: Activations) -> torch.Tensor:
+        x = a[IMAGE]
+        return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+
+    return Objective(fn, [IMAGE], "total_variation", "whole")
+
+
+def channel_sheet(layer: str, channels: Sequence[int]) -> Objective:
+    """One objective for a batch: picture i maximizes channel `channels[i]` of `layer`."""
+    return sum((channel(layer, c, sample=i) for i, c in enumerate(channels)), Objective(terms=()))

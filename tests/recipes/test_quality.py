@@ -1,0 +1,47 @@
+"""The held-out judge of class pictures (visualize --score, the quality benchmark)."""
+
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+import dreamscope as ds
+from dreamscope.io import images
+from dreamscope.recipes import quality
+from dreamscope.errors import DreamscopeError
+from dreamscope.recipes.classify import class_probabilities
+
+
+def test_views_are_the_picture_its_mirror_and_the_centre_crop():
+    x = torch.arange(2 * 8 * 8, dtype=torch.float32).reshape(1, 2, 8, 8)
+    views = quality.views(x)
+    assert torch.equal(views["picture"], x) and torch.equal(views["mirror"], x.flip(-1))
+    assert views["crop"].shape == x.shape
+    # the crop keeps the middle 6 of 8 pixels a side: its corners come from inside the picture
+    assert float(views["crop"][0, 0, 0, 0]) > float(x[0, 0, 0, 0]) and float(views["crop"][0, 0, -1, -1]) < float(x[0, 0, -1, -1])
+
+
+def test_the_judge_is_another_network():
+    assert quality.judge_for("efficientnet-lite0").name == "efficientnet-lite2"
+    assert quality.judge_for("efficientnet-lite2").name == "efficientnet-lite0"
+
+
+def test_a_model_with_its_own_classes_has_no_judge():
+    from toy_models import wrapped_factory
+
+    with pytest.raises(DreamscopeError, match="ImageNet"):
+        quality.judge_for(wrapped_factory())
+
+
+def test_score_of_a_photo_names_its_class_on_every_view():
+    photo = Image.fromarray(data.coffee()).resize((224, 149))
+    judge = quality.judge_for("efficientnet-lite0")
+    index = ds.resolve_class("espresso")
+    result = quality.score(photo, index, judge)
+    assert list(result.views) == ["picture", "mirror", "crop"] and result.recognized == 3, result.summary()
+    with torch.no_grad():
+        expected = class_probabilities(judge, images.to_tensor(photo).flip(-1))[0, index]
+    assert result.views["mirror"].probability == pytest.approx(float(expected), rel=1e-5)
+    assert result.colourfulness > 15 and "espresso on 3 of 3 views" in result.summary()
+    grey = quality.score(Image.new("RGB", (224, 224), "grey"), index, judge)
+    assert grey.recognized == 0 and grey.colourfulness == 0.0

@@ -1,0 +1,191 @@
+import json
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+import dreamscope as ds
+from dreamscope.io import images
+from dreamscope.optvis import objectives, params, render, transforms
+from dreamscope.errors import DreamscopeError
+from dreamscope.recipes.classify import class_probabilities
+from dreamscope.pages.sheets import contact_sheet, sheet_columns
+
+SMALL = dict(size=160, steps=120)
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return ds.load_model("efficientnet-lite2")
+
+
+def judged(judge, picture, name):
+    x = images.to_tensor(picture)
+    index = ds.resolve_class(name)
+    with torch.no_grad():
+        views = [x, x.flip(-1)]
+        probabilities = [class_probabilities(judge, v)[0] for v in views]
+    return [(int(p.argmax()) == index, float(p[index])) for p in probabilities]
+
+
+@pytest.mark.parametrize("name", ["starfish", "goldfish"])
+def test_class_picture_is_recognized_by_another_network(judge, name):
+    (picture,) = ds.visualize(name, **SMALL)
+    assert picture.size == (160, 160)
+    for recognized, probability in judged(judge, picture, name):
+        assert recognized and probability > 0.5
+
+
+def test_without_priors_the_result_is_noise_the_judge_does_not_see(model, judge):
+    (plain,) = ds.visualize("starfish", param="pixels", robust=False, **SMALL)
+    with torch.no_grad():  # it does convince the network that made it, at the size it was made...
+        x = images.to_tensor(plain)
+        made_by = model.net(model.to_input(x)).softmax(dim=1)[0, ds.resolve_class("starfish")]
+    assert float(made_by) > 0.9
+    assert not any(recognized for recognized, _ in judged(judge, plain, "starfish"))  # ...and nobody else
+
+
+def test_diversity_makes_samples_differ_in_style(model):
+    layer = model.spec.default_layer
+    similarity = objectives.diversity(layer)  # minus the mean Gram similarity
+
+    def spread(pictures):
+        batch = torch.cat([images.to_tensor(p) for p in pictures])
+        with torch.no_grad():
+            return float(similarity(render.activations(model, [layer], batch)))
+
+    settings = dict(samples=3, size=128, steps=100)
+    plain = ds.visualize("dumbbell", **settings)
+    diverse = ds.visualize("dumbbell", diversity=20.0, **settings)  # 5 separated them by a hair on some CPUs
+    assert spread(diverse) > spread(plain)
+    arrays = [np.asarray(p, dtype=float) for p in diverse]
+    assert np.abs(arrays[0] - arrays[1]).mean() > 10
+
+
+def test_channel_objective_raises_that_channel(model):
+    objective = ds.channel("stage4.2", 7)
+    generator = torch.Generator().manual_seed(0)
+    start = params.FourierImage(1, 128, 128, generator)
+    with torch.no_grad():
+        before = float(objective(render.activations(model, ["stage4.2"], start())))
+    (picture,) = ds.visualize(objective, size=128, steps=40)
+    with torch.no_grad():
+        after = float(objective(render.activations(model, ["stage4.2"], images.to_tensor(picture))))
+    assert after > before + 1.0
+
+
+def test_a_layers_channel_sheet_and_units_checked_against_the_model(model):
+    pictures = ds.visualize(kind="channels", target="stage3.1", grid=4, size=96, steps=30, model=model)
+    assert [p.info["label"] for p in pictures] == ["stage3.1:0", "stage3.1:1", "stage3.1:2", "stage3.1:3"]
+    assert np.abs(np.asarray(pictures[0], float) - np.asarray(pictures[1], float)).mean() > 5
+    labelled = contact_sheet(pictures, labels=[p.info["label"] for p in pictures])
+    assert labelled.size == (2 * 96 + 4, 2 * (96 + 18) + 4)
+    assert [sheet_columns(n) for n in (1, 2, 4, 8, 9, 12, 16, 7)] == [1, 2, 2, 4, 3, 4, 4, 3]  # full rows where possible
+    assert ds.neuron("stage3.1", 3).description == "neuron(stage3.1:3)"
+    with pytest.raises(DreamscopeError, match="0-39"):
+        ds.visualize(kind="channel", target="stage3.1:40", model=model)
+    with pytest.raises(DreamscopeError, match="LAYER:INDEX"):
+        ds.visualize(kind="neuron", target="stage3.1", model=model)
+
+
+def test_composed_objective_and_determinism():
+    objective = ds.class_logit("banana") - 0.5 * ds.channel("stage5.2", 3) - 0.1 * ds.total_variation()
+    a = ds.visualize(objective, size=96, steps=15, seed=4)[0]
+    b = ds.visualize(objective, size=96, steps=15, seed=4)[0]
+    c = ds.visualize(objective, size=96, steps=15, seed=5)[0]
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a), np.asarray(c))
+
+
+def test_non_square_and_large_sizes_work():
+    (picture,) = ds.visualize("banana", size=(96, 200), steps=3)
+    assert picture.size == (200, 96)
+    (picture,) = ds.visualize("banana", size=512, steps=1)
+    assert picture.size == (512, 512)
+
+
+def test_fourier_image_starts_from_a_photo():
+    photo = images.to_tensor(Image.fromarray(data.chelsea()).resize((128, 96)))
+    param = params.FourierImage(1, 96, 128, torch.Generator().manual_seed(0), init=photo)
+    with torch.no_grad():
+        assert float((param() - photo).abs().mean()) < 0.02
+    pixels = params.PixelImage(1, 96, 128, torch.Generator().manual_seed(0), init=photo)
+    with torch.no_grad():
+        assert float((pixels() - photo).abs().mean()) < 0.02
+
+
+def test_fourier_noise_has_natural_1_over_f_statistics():
+    picture = params.FourierImage(1, 128, 128, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        spectrum = torch.fft.rfft2(picture()[0, 0] - picture()[0, 0].mean()).abs()
+    low, high = float(spectrum[1:4, 1:4].mean()), float(spectrum[40:64, 40:64].mean())
+    assert low > 5 * high  # energy concentrated at low frequencies, unlike white noise
+
+
+def test_robustness_transform_is_seeded():
+    x = torch.rand(1, 3, 64, 64)
+    a = transforms.robustness(x, torch.Generator().manual_seed(1))
+    b = transforms.robustness(x, torch.Generator().manual_seed(1))
+    c = transforms.robustness(x, torch.Generator().manual_seed(2))
+    assert a.shape == (1, 3, 88, 88)  # 12 px of padding each side
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("bad, message", [(dict(size=10), "size"), (dict(samples=0), "samples"), (dict(steps=0), "steps"),
+                                          (dict(param="wavelet"), "param"), (dict(diversity=-1.0), "diversity")])
+def test_bad_settings(bad, message):
+    with pytest.raises(DreamscopeError, match=message):
+        ds.visualize("banana", **bad)
+
+
+def test_unknown_names_suggest():
+    with pytest.raises(DreamscopeError, match="did you mean banana"):
+        ds.visualize("bananna")
+    with pytest.raises(DreamscopeError, match="did you mean"):
+        ds.visualize(ds.channel("stage5.9", 1))
+
+
+ACCENT = dict(size=128, steps=40, seed=0)
+
+
+def test_accentuation_raises_the_target_and_stays_near_the_photo():
+    photo = Image.fromarray(data.coffee())
+    (held,) = ds.visualize("banana", init=photo, accentuate=True, **ACCENT)  # closeness 20, MaCo: the defaults
+    (free,) = ds.visualize("banana", init=photo, accentuate=True, closeness=0.0, **ACCENT)
+    held_report = json.loads(held.info["accentuation"])
+    free_report = json.loads(free.info["accentuation"])
+    assert held.size == (128, 85)  # coffee's shape (600 x 400), its longer side the size
+    assert held_report["layer"] == "stage3.1"  # the default: the deepest layer at stride 8
+    for report in (held_report, free_report):
+        # banana's logit climbs from about -5.6 to about 30 (seeds 0-2); its probability from 6e-5 to 0.09-0.57
+        assert report["target_after"] > report["target_before"] + 20, report
+        assert report["probability_before"] < 1e-3 and report["probability_after"] > 0.02, report
+    # The leash works: held to the photo, the picture moved less, in features and in pixels (seeds 0-2: 0.72-0.82).
+    assert held_report["feature_distance"] < 0.9 * free_report["feature_distance"]
+    assert held_report["pixel_change"] < 0.9 * free_report["pixel_change"]
+    # and it is still the photo: closer to it than to another photo of the same size
+    start = images.to_tensor(photo.resize(held.size, Image.LANCZOS))
+    other = images.to_tensor(Image.fromarray(data.chelsea()).resize(held.size, Image.LANCZOS))
+    picture = images.to_tensor(held)
+    assert float((picture - start).abs().mean()) < 0.5 * float((picture - other).abs().mean())
+
+
+def test_accentuation_of_a_channel_reports_its_mean():
+    photo = Image.fromarray(data.chelsea())
+    (picture,) = ds.visualize(kind="channel", target="stage4.2:3", init=photo, accentuate=True, **ACCENT)
+    report = json.loads(picture.info["accentuation"])
+    assert report["probability_before"] is None and report["target_after"] > report["target_before"]
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(), "accentuate needs a photo"),
+    (dict(samples=2), "samples must be 1 with accentuate"),
+    (dict(kind="channels", target="stage4.2"), "accentuate applies to a class, channel or neuron"),
+    (dict(closeness_layer="stage9"), "did you mean"),
+])
+def test_accentuation_refuses_what_it_cannot_do(fields, message):
+    init = None if not fields else Image.new("RGB", (64, 64), "grey")
+    fields = {"target": "banana", **fields}
+    with pytest.raises(DreamscopeError, match=message):
+        ds.visualize(accentuate=True, init=init, steps=1, size=64, **fields)

@@ -1,0 +1,248 @@
+"""Batch work: a folder through one recipe on an engine (this process, local processes, a real Ray cluster on
+127.0.0.1), the same bytes whichever ran it, failures recorded, dead workers retried, interrupted runs resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageOps
+
+from batch_tasks import marked
+from conftest import chelsea, run_dreamscope
+from dreamscope import cli
+from dreamscope.work import batch
+from dreamscope.io import provenance
+from dreamscope.events import run as run_events
+from dreamscope.settings import DreamSettings, ProbeSettings
+
+TESTS = str(Path(__file__).resolve().parents[1])  # the helpers (batch_tasks) live there
+TOY = dict(model="toy_models:factory", octaves=1, steps=3)
+TOY_FLAGS = ["--model", "toy_models:factory", "--octaves", "1", "--steps", "3"]
+
+
+def photos(folder: Path, count: int = 3, damaged: bool = False) -> Path:
+    """`count` different small real photos (one in a subfolder), and optionally a damaged one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "more").mkdir(exist_ok=True)
+    base = chelsea((96, 72))
+    for number in range(count):
+        picture = ImageOps.mirror(base) if number % 2 else base
+        picture = picture.rotate(7 * number)
+        (folder / ("more" if number == count - 1 else "") / f"cat{number}.png").parent.mkdir(exist_ok=True)
+        picture.save(folder / ("more" if number == count - 1 else "") / f"cat{number}.png")
+    if damaged:
+        (folder / "damaged.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return folder
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
+
+
+def run(items, engine, summary=None):
+    return run_events(batch.run_batch(items, engine, summary=summary))
+
+
+# -- items, naming, resume (in this process: fast) ---------------------------------------------------------------
+
+
+def test_outputs_are_named_after_their_inputs_and_clashes_keep_the_extension(tmp_path):
+    folder = photos(tmp_path / "in", 2)
+    chelsea((64, 48)).save(folder / "cat0.jpg")  # cat0.png and cat0.jpg would both make cat0.png
+    out = folder / "dreams"  # inside the input folder: its files are outputs, never inputs
+    out.mkdir()
+    Image.new("RGB", (8, 8)).save(out / "old.png")
+    items = batch.folder_jobs(folder, DreamSettings(**TOY), out)
+    named = {item.name: Path(item.output).relative_to(out.resolve()).as_posix() for item in items}
+    assert named == {"cat0.jpg": "cat0_jpg.png", "cat0.png": "cat0_png.png", "more/cat1.png": "more/cat1.png"}
+    probes = batch.folder_jobs(folder, ProbeSettings(model=TOY["model"]), out)
+    assert Path(probes[-1].output).name == "cat1" and not Path(probes[-1].output).suffix  # a report folder
+
+
+def test_a_damaged_picture_is_recorded_and_the_batch_goes_on(tmp_path):
+    folder = photos(tmp_path / "in", 2, damaged=True)
+    out = tmp_path / "out"
+    result = run(batch.folder_jobs(folder, DreamSettings(**TOY), out), batch.InlineEngine(), out / "batch.json")
+    assert [o.status for o in result.outcomes] == ["done", "failed", "done"]  # cat0, damaged, more/cat1
+    assert "damaged.jpg" in result.failures[0].message and "\n" not in result.failures[0].message
+    summary = json.loads((out / "batch.json").read_text())
+    assert (summary["done"], summary["failed"], summary["items"]) == (2, 1, 3)
+    assert summary["failures"][0]["item"] == "damaged.jpg" and summary["outcomes"][1]["status"] == "failed"
+    assert sorted(outputs(out)) == ["cat0.png", "more/cat1.png"]
+    assert provenance.read(out / "cat0.png").settings == DreamSettings(**TOY)
+
+
+def test_a_rerun_skips_complete_outputs_by_their_record_and_redoes_the_rest(tmp_path):
+    folder = photos(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    settings = DreamSettings(**TOY)
+    run(batch.folder_jobs(folder, settings, out), batch.InlineEngine())
+    first = outputs(out)
+    stamps = {name: (out / name).stat().st_mtime_ns for name in first}
+    # One input's bytes change, one output is cut short, and a killed writer's temporary file lies beside another.
+    ImageOps.flip(chelsea((96, 72))).save(folder / "cat0.png")
+    (out / "cat1.png").write_bytes(first["cat1.png"][:200])
+    (out / ".cat1.png.0a1b2c3d.part").write_bytes(b"half")
+    result = run(batch.folder_jobs(folder, settings, out), batch.InlineEngine())
+    assert {o.name: o.status for o in result.outcomes} == {"cat0.png": "done", "cat1.png": "done", "more/cat2.png": "skipped"}
+    assert (out / "more/cat2.png").stat().st_mtime_ns == stamps["more/cat2.png"]
+    assert outputs(out)["cat1.png"] == first["cat1.png"]  # made again, the same bytes
+    assert not list(out.glob(".*.part"))
+    # Other settings: every output is made again.
+    result = run(batch.folder_jobs(folder, settings.replace(steps=4), out), batch.InlineEngine())
+    assert {o.status for o in result.outcomes} == {"done"}
+
+
+def test_the_command_reports_failures_with_a_nonzero_exit_and_leaves_no_folder_on_bad_input(tmp_path, capsys, monkeypatch):
+    folder = photos(tmp_path / "in", 1, damaged=True)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["batch", "dream", str(folder), "-o", "out", "--workers", "0", "-q", *TOY_FLAGS])
+    err = capsys.readouterr().err
+    assert code == 1 and "1 made, 1 failed" in err and "damaged.jpg failed:" in err and "Traceback" not in err
+    for argv, needle in ((["batch", "dream", "missing", "-o", "x"], "not a folder: missing"),
+                         (["batch", "dream", str(folder), "-o", str(folder / "more" / "cat0.png")], "is a file"),
+                         (["batch", "dream", str(folder), "-o", "x", "--ray", "127.0.0.1:1"], "no Ray cluster answers at 127.0.0.1:1"),
+                         (["batch", "dream", str(folder), "-o", "x", "--octaves", "0"], "--octaves")):
+        assert cli.main(argv) != 0
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and needle in err and err.count("\n") == 1, err
+        assert not (tmp_path / "x").exists()
+
+
+def test_without_ray_the_message_names_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as if it were not installed
+    assert cli.main(["batch", "dream", str(photos(tmp_path / "in", 1)), "-o", str(tmp_path / "x"), "--ray", "auto"]) == 1
+    assert capsys.readouterr().err == "error: running on Ray needs the ray extra: pip install 'dreamscope[ray]'\n"
+
+
+# -- local processes ---------------------------------------------------------------------------------------------
+
+
+def test_local_processes_give_the_same_bytes_as_this_process(tmp_path):
+    folder = photos(tmp_path / "in", 3, damaged=True)
+    settings = DreamSettings(**TOY)
+    inline = run(batch.folder_jobs(folder, settings, tmp_path / "a"), batch.InlineEngine())
+    local = run(batch.folder_jobs(folder, settings, tmp_path / "b"), batch.LocalEngine(2))
+    assert [(o.name, o.status) for o in local.outcomes] == [(o.name, o.status) for o in inline.outcomes]
+    assert os.getpid() not in {int(o.worker.split(":")[1]) for o in local.outcomes}  # made in the workers
+    assert outputs(tmp_path / "a") == outputs(tmp_path / "b") and len(outputs(tmp_path / "a")) == 3
+
+
+def kill_first_worker(marks: Path, stop: threading.Event) -> list[int]:
+    """In a thread: wait for a worker to announce an item, kill it (SIGKILL: no clean-up), once."""
+    killed = []
+
+    def watch():
+        while not stop.is_set():
+            found = sorted(marks.iterdir())
+            if found:
+                os.kill(int(found[0].name), signal.SIGKILL)
+                killed.append(int(found[0].name))
+                return
+            time.sleep(0.005)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return killed
+
+
+def test_a_local_worker_killed_mid_item_is_replaced_and_its_item_retried(tmp_path):
+    folder = photos(tmp_path / "in", 3)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    settings = DreamSettings(**{**TOY, "steps": 30})
+    items = batch.folder_jobs(folder, settings, tmp_path / "out")
+    stop = threading.Event()
+    killed = kill_first_worker(marks, stop)
+    result = run(marked(items, marks), batch.LocalEngine(2))
+    stop.set()
+    assert len(killed) == 1 and killed[0] not in {int(o.worker.split(":")[1]) for o in result.outcomes}
+    assert [o.status for o in result.outcomes] == ["done"] * 3 and max(o.attempts for o in result.outcomes) == 2
+    reference = run(batch.folder_jobs(folder, settings, tmp_path / "ref"), batch.InlineEngine())
+    assert reference.count("done") == 3 and outputs(tmp_path / "out") == outputs(tmp_path / "ref")
+
+
+# -- a real Ray cluster on 127.0.0.1 -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real Ray cluster started here on 127.0.0.1 (`ray.init(num_cpus=2)`: its head, object store and workers are
+    separate processes) whose workers import the tests' models; the command line joins it as a second driver, by
+    address, as it would join any cluster. Shut down afterwards."""
+    ray = batch.import_ray()
+    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": TESTS}})
+    try:
+        yield "127.0.0.1:" + ray.get_runtime_context().gcs_address.rpartition(":")[2]
+    finally:
+        ray.shutdown()
+
+
+def test_a_ray_cluster_gives_the_same_bytes_as_this_machine(ray_cluster, tmp_path):
+    folder = photos(tmp_path / "in", 3, damaged=True)
+    made = run_dreamscope("batch", "dream", folder, "-o", tmp_path / "ray", "--ray", ray_cluster, *TOY_FLAGS, env={"PYTHONPATH": TESTS})
+    assert made.returncode == 1 and "2 CPUs" in made.stderr and "3 made, 1 failed" in made.stderr, made.stderr
+    summary = json.loads((tmp_path / "ray" / "batch.json").read_text())
+    assert summary["engine"].startswith(f"Ray ({ray_cluster}") and summary["failures"][0]["item"] == "damaged.jpg"
+    run(batch.folder_jobs(folder, DreamSettings(**TOY), tmp_path / "here"), batch.InlineEngine())  # = local processes' (above)
+    assert outputs(tmp_path / "ray") == outputs(tmp_path / "here") and len(outputs(tmp_path / "ray")) == 3
+
+
+def test_a_ray_worker_killed_mid_item_is_retried_by_ray(ray_cluster, tmp_path):
+    folder = photos(tmp_path / "in", 3)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    settings = DreamSettings(**{**TOY, "steps": 30})
+    stop = threading.Event()
+    killed = kill_first_worker(marks, stop)
+    result = run(marked(batch.folder_jobs(folder, settings, tmp_path / "out"), marks), batch.RayEngine(ray_cluster))
+    stop.set()
+    assert len(killed) == 1 and [o.status for o in result.outcomes] == ["done"] * 3, result.outcomes
+    assert killed[0] not in {int(o.worker.split(":")[1]) for o in result.outcomes}
+    run(batch.folder_jobs(folder, settings, tmp_path / "ref"), batch.InlineEngine())
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "ref")
+
+
+def test_an_interrupted_ray_batch_resumes_with_only_what_is_missing(ray_cluster, tmp_path):
+    folder = photos(tmp_path / "in", 6)
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "dreamscope", "batch", "dream", str(folder), "-o", str(out), "--ray", ray_cluster,
+            "--model", "toy_models:factory", "--octaves", "2", "--steps", "25"]
+    proc = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": TESTS}, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(outputs(out) if out.exists() else {}) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "error: interrupted; the outputs finished so far are kept" in err, err
+    time.sleep(1.0)  # the cluster stops the job's tasks when its driver has gone; one may finish its picture first
+    kept = {name: (out / name).stat().st_mtime_ns for name in outputs(out)}
+    assert 2 <= len(kept) < 6
+    summary = json.loads((out / "batch.json").read_text())
+    # A file finishes a moment before its worker reports it, and items that finished while the driver stopped are
+    # complete files, kept, though the summary did not see them.
+    assert summary["interrupted"] and summary["done"] <= len(kept) and summary["not run"] == 6 - summary["done"]
+    settings = DreamSettings(model="toy_models:factory", octaves=2, steps=25)  # the same batch, from this driver
+    again = run(batch.folder_jobs(folder, settings, out), batch.RayEngine(ray_cluster), out / "batch.json")
+    assert (again.count("skipped"), again.count("done")) == (len(kept), 6 - len(kept))
+    assert all((out / name).stat().st_mtime_ns == stamp for name, stamp in kept.items()) and len(outputs(out)) == 6
+    assert not list(out.rglob(".*.part"))
+
+
+def test_probe_reports_are_folders_that_a_rerun_recognises(tmp_path):
+    folder = photos(tmp_path / "in", 2)
+    settings = ProbeSettings(model="toy_models:factory", layers="features.2", channels=1, octaves=1, steps=2, vis_size=64,
+                             vis_steps=2)
+    out = tmp_path / "reports"
+    first = run(batch.folder_jobs(folder, settings, out), batch.InlineEngine())
+    assert first.count("done") == 2 and (out / "cat0" / "index.html").is_file() and (out / "more" / "cat1" / "sheet.png").is_file()
+    again = run(batch.folder_jobs(folder, settings, out), batch.InlineEngine())
+    assert again.count("skipped") == 2
