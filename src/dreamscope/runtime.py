@@ -20,6 +20,7 @@ dream of a big picture hands it back after every step, and a worker after every 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
@@ -98,6 +99,24 @@ def keep_freed_memory() -> None:
     if _libc is not None and not any(name in os.environ for name in chosen):  # the user's own tuning wins
         _libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         _libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+
+
+_M_PERTURB = -6
+
+
+@contextlib.contextmanager
+def filled_memory(byte: int = 0x5A):
+    """Within it, glibc fills each block it hands out with a fixed byte (mallopt's M_PERTURB), so a library that
+    reads memory it never wrote (the video encoder does) reads the same bytes in every run. Each allocation then
+    costs a fill: only for short, small work. A user's own MALLOC_PERTURB_ wins; elsewhere than glibc, nothing."""
+    active = _libc is not None and "MALLOC_PERTURB_" not in os.environ
+    if active:
+        _libc.mallopt(_M_PERTURB, byte)
+    try:
+        yield
+    finally:
+        if active:
+            _libc.mallopt(_M_PERTURB, 0)
 
 
 def release_memory() -> None:

@@ -586,3 +586,32 @@ def test_no_metadata(tmp_path, clip):
     assert videos.read_metadata(tmp_path / "frames") == {}
     assert images.read_metadata(videos.frame_files(tmp_path / "frames")[0]) == {}
 
+
+ENCODER_FRAMES = Path(__file__).resolve().parents[1] / "data" / "encoder-frames.png"  # three 96x72 zoom frames, stacked
+WRITE_FRAMES = """
+import sys
+from PIL import Image
+from dreamscope import runtime
+runtime._libc.mallopt(-6, int(sys.argv[1]))  # the bytes every new block of this process holds before it is written
+from dreamscope.io import videos
+stacked = Image.open(sys.argv[2]).convert("RGB")
+with videos.FrameWriter(sys.argv[3], 12, metadata={"dreamscope": "{}"}) as writer:
+    for top in range(0, stacked.height, 72):
+        writer.write(stacked.crop((0, top, 96, top + 72)))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt sets what new memory holds")
+def test_the_same_frames_give_the_same_video_whatever_the_memory_held(tmp_path):
+    """The encoder reads memory it never wrote: with these frames, x264 wrote another file when new memory held other
+    bytes (two runs of `video` or `zoom` differed by up to 33/255 in about half of the runs). FrameWriter gives it
+    memory filled with one byte, so the file depends on the frames alone."""
+    from conftest import run_python
+
+    made = []
+    for byte in (0x11, 0x77):
+        output = tmp_path / f"{byte}.mp4"
+        result = run_python("-c", WRITE_FRAMES, byte, ENCODER_FRAMES, output)
+        assert result.returncode == 0, result.stderr
+        made.append(output.read_bytes())
+    assert made[0] == made[1]

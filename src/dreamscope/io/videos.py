@@ -28,6 +28,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from .. import runtime
 from ..errors import DreamscopeError
 from . import files, images
 from .files import reason, write_error
@@ -525,19 +526,29 @@ class FrameWriter:
                 self._open_encoder(image.size)
             frame = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24")
             frame.pts = self.count
-            for packet in self._stream.encode(frame):
-                self._container.mux(packet)
+            with runtime.filled_memory():  # see _open_encoder
+                for packet in self._stream.encode(frame):
+                    self._container.mux(packet)
         except av.FFmpegError as exc:  # an encoder's or muxer's failure, also when it is not a system error
             raise write_error(self.path, exc) from None
 
     def _open_encoder(self, size: tuple[int, int]) -> None:
+        """The video stream. The encoder reads memory it has not written (x264 does, seen as the same frames giving
+        files that decode differently, up to 33/255 on a 96x72 zoom, in about half of the runs): it is opened and fed
+        with new memory filled with a fixed byte (`runtime.filled_memory`), and runs on one thread, so its output
+        depends on the frames alone."""
         container_format, codec, options, _ = CONTAINERS[self.path.suffix.lower()]
+        with runtime.filled_memory():
+            self._open_stream(size, container_format, codec, options)
+
+    def _open_stream(self, size, container_format, codec, options) -> None:
         self._container = self._open_output(self._temp, container_format)
         stream = self._container.add_stream(codec, rate=self.fps)
         stream.width, stream.height = size
         # 4:2:0 plays everywhere but needs even sides; odd sizes keep every pixel with 4:4:4.
         stream.pix_fmt = "yuv420p" if size[0] % 2 == 0 and size[1] % 2 == 0 else "yuv444p"
         stream.time_base = Fraction(1, 1) / self.fps
+        stream.codec_context.thread_count = 1
         stream.options = dict(options)
         self._stream = stream
 
@@ -571,12 +582,14 @@ class FrameWriter:
         else:
             av = _av()
             try:
-                for packet in self._stream.encode(None):
-                    self._container.mux(packet)
+                with runtime.filled_memory():
+                    for packet in self._stream.encode(None):
+                        self._container.mux(packet)
                 self._container.close()
                 self._container = None
                 if self.audio_from is not None and not self.partial:
-                    self._add_audio()
+                    with runtime.filled_memory():  # an audio encoder, like the video's, may read memory it never wrote
+                        self._add_audio()
             except av.FFmpegError as exc:
                 raise write_error(self.path, exc) from None
         os.replace(self._temp, self.path)
