@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # The CPU build of PyTorch, found locally; installing torch first keeps pip from pulling CUDA builds.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test browser install install-dev bench bench-video bench-studio bench-atlas bench-batch quality clean
+.PHONY: demo test lint format browser install install-dev bench bench-video bench-studio bench-atlas bench-batch quality clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,18 @@ demo: $(VENV)/.installed
 # Two pytest workers, a test module each at a time: the suite waits a lot on subprocesses, imports and browsers,
 # which a second worker fills (8-9 minutes instead of 10-11 on the 2-core machine).
 TEST_WORKERS ?= 2
-test: $(VENV)/.installed-dev browser
+test: $(VENV)/.installed-dev browser lint
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+# The code as ruff's lint and formatter leave it (settings in pyproject.toml); `make format` fixes what they can.
+LINTED := src tests docs benchmarks
+lint: $(VENV)/.installed-dev
+	$(PY) -m ruff check $(LINTED)
+	$(PY) -m ruff format --check $(LINTED)
+
+format: $(VENV)/.installed-dev
+	$(PY) -m ruff check --fix $(LINTED)
+	$(PY) -m ruff format $(LINTED)
 
 # The probe report test renders the page in headless Chromium. Install Debian's package where we can (root
 # or passwordless sudo, with apt); never fail: without a browser that one test skips and says why.

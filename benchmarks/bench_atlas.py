@@ -58,7 +58,7 @@ def main() -> None:
 
     import dreamscope as ds
     from dreamscope import events
-    from dreamscope.io import folders, images
+    from dreamscope.io import folders
     from dreamscope.recipes import atlas
     from dreamscope.settings import AtlasSettings
 
@@ -69,8 +69,14 @@ def main() -> None:
     files = folders.picture_files(args.folder)
     if args.quick:
         files = files[::10]
-    results: dict = {"machine": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                     "threads": torch.get_num_threads(), "pictures": len(files), "positions": settings.positions, "layer": layer}
+    results: dict = {
+        "machine": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "pictures": len(files),
+        "positions": settings.positions,
+        "layer": layer,
+    }
 
     # 1. collection
     quarter = files[: len(files) // 4]
@@ -85,15 +91,20 @@ def main() -> None:
     grid = collection.grid
     whole_maps = len(files) * model.layer(layer).channels * grid[0] * grid[1] * 4 / 2**20
     results["collect"] = {
-        "pictures_per_second": round(len(files) / seconds, 2), "seconds": round(seconds, 1),
+        "pictures_per_second": round(len(files) / seconds, 2),
+        "seconds": round(seconds, 1),
         "quarter_pictures_per_second": round(len(quarter) / quarter_seconds, 2),
-        "peak_mib_quarter": round(quarter_peak), "peak_mib_all": round(peak),
+        "peak_mib_quarter": round(quarter_peak),
+        "peak_mib_all": round(peak),
         "kept_mib": round((collection.vectors.nbytes + collection.attributions.nbytes) / 2**20, 1),
-        "reference_whole_maps_mib": round(whole_maps, 1), "vectors": len(collection),
+        "reference_whole_maps_mib": round(whole_maps, 1),
+        "vectors": len(collection),
     }
-    print(f"collect: {len(files)} pictures in {seconds:.1f} s ({len(files) / seconds:.2f}/s), peak {peak:.0f} MiB "
-          f"(a quarter of them: {quarter_peak:.0f} MiB); kept {results['collect']['kept_mib']} MiB; "
-          f"whole activation maps would be {whole_maps:.0f} MiB")
+    print(
+        f"collect: {len(files)} pictures in {seconds:.1f} s ({len(files) / seconds:.2f}/s), peak {peak:.0f} MiB "
+        f"(a quarter of them: {quarter_peak:.0f} MiB); kept {results['collect']['kept_mib']} MiB; "
+        f"whole activation maps would be {whole_maps:.0f} MiB"
+    )
 
     # 2. UMAP
     atlas.layout(collection.vectors[:300])  # numba compiles here, not in the timings
@@ -108,8 +119,12 @@ def main() -> None:
         start = time.perf_counter()
         atlas.layout(big)
         umap_100k = time.perf_counter() - start
-    results["umap"] = {"vectors": len(vectors), "seconds": round(umap_10k, 1),
-                       "vectors_big": len(big), "seconds_big": None if umap_100k is None else round(umap_100k, 1)}
+    results["umap"] = {
+        "vectors": len(vectors),
+        "seconds": round(umap_10k, 1),
+        "vectors_big": len(big),
+        "seconds_big": None if umap_100k is None else round(umap_100k, 1),
+    }
     print(f"umap: {len(vectors)} vectors in {umap_10k:.1f} s" + (f", {len(big)} in {umap_100k:.1f} s" if umap_100k else ""))
 
     # 3. icons
@@ -126,12 +141,21 @@ def main() -> None:
     batched = render(sample, len(sample))
     single = render(sample[: len(sample) // 3], 1) * 3  # a third of them one by one, scaled: the same per-icon cost
     everything = render(directions, atlas.ICON_BATCH) if not args.quick else None
-    results["icons"] = {"size": settings.icon_size, "steps": settings.icon_steps, "batched_s_per_icon": round(batched / len(sample), 3),
-                        "one_by_one_s_per_icon": round(single / len(sample), 3), "speedup": round(single / batched, 2),
-                        "cells": len(cells), "grid": settings.grid, "all_cells_seconds": None if everything is None else round(everything, 1)}
-    print(f"icons: {batched / len(sample):.2f} s each in a batch of {len(sample)}, {single / len(sample):.2f} s one by one "
-          f"({single / batched:.2f}x); all {len(cells)} cells of the {settings.grid}x{settings.grid} grid: "
-          + (f"{everything:.0f} s" if everything else "skipped (--quick)"))
+    results["icons"] = {
+        "size": settings.icon_size,
+        "steps": settings.icon_steps,
+        "batched_s_per_icon": round(batched / len(sample), 3),
+        "one_by_one_s_per_icon": round(single / len(sample), 3),
+        "speedup": round(single / batched, 2),
+        "cells": len(cells),
+        "grid": settings.grid,
+        "all_cells_seconds": None if everything is None else round(everything, 1),
+    }
+    print(
+        f"icons: {batched / len(sample):.2f} s each in a batch of {len(sample)}, {single / len(sample):.2f} s one by one "
+        f"({single / batched:.2f}x); all {len(cells)} cells of the {settings.grid}x{settings.grid} grid: "
+        + (f"{everything:.0f} s" if everything else "skipped (--quick)")
+    )
     if everything:
         results["whole_atlas_minutes"] = round((seconds + umap_10k + everything) / 60, 1)
         print(f"whole atlas: {results['whole_atlas_minutes']} minutes (collect + layout + icons)")

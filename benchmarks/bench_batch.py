@@ -48,11 +48,21 @@ def ray_cluster(nodes: int) -> str:
     """A cluster of `nodes` raylets with 1 CPU each, all on this machine; returns the head's address."""
     port = free_port()
     subprocess.run([RAY, "get-auth-token", "--generate"], env=ENV, check=True, capture_output=True, timeout=120)  # if none yet
-    subprocess.run([RAY, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats"],
-                   env=ENV, check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        [RAY, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats"],
+        env=ENV,
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
     for _ in range(nodes - 1):
-        subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--disable-usage-stats"],
-                       env=ENV, check=True, capture_output=True, timeout=180)
+        subprocess.run(
+            [RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--disable-usage-stats"],
+            env=ENV,
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
     return f"127.0.0.1:{port}"
 
 
@@ -75,15 +85,21 @@ def timed_batch(items, engine) -> dict:
             result = event.result
     seconds = time.perf_counter() - start
     busy = sum(o.seconds for o in result.outcomes)
-    return {"engine": result.engine, "items": len(items), "failed": result.count("failed"), "seconds": round(seconds, 2),
-            "items_per_minute": round(60 * len(items) / seconds, 2), "first_item_s": round(first or 0, 2),
-            "mean_item_s": round(busy / max(1, len(items)), 3)}
+    return {
+        "engine": result.engine,
+        "items": len(items),
+        "failed": result.count("failed"),
+        "seconds": round(seconds, 2),
+        "items_per_minute": round(60 * len(items) / seconds, 2),
+        "first_item_s": round(first or 0, 2),
+        "mean_item_s": round(busy / max(1, len(items)), 3),
+    }
 
 
 def throughput(folder: Path, count: int, work: Path) -> list[dict]:
-    from dreamscope.work import batch
-    from dreamscope.io import folders, images
+    from dreamscope.io import folders
     from dreamscope.settings import DreamSettings
+    from dreamscope.work import batch
 
     photos = work / "photos"
     photos.mkdir()
@@ -91,8 +107,11 @@ def throughput(folder: Path, count: int, work: Path) -> list[dict]:
         shutil.copy(path, photos / path.name)
     settings = DreamSettings(max_size=320, octaves=3, steps=10)
     rows = []
-    for label, make in (("1 local process", lambda: batch.LocalEngine(1)), ("2 local processes", lambda: batch.LocalEngine(2)),
-                        ("Ray, 2 nodes of 1 CPU", None)):
+    for label, make in (
+        ("1 local process", lambda: batch.LocalEngine(1)),
+        ("2 local processes", lambda: batch.LocalEngine(2)),
+        ("Ray, 2 nodes of 1 CPU", None),
+    ):
         out = work / label.replace(" ", "_").replace(",", "")
         if make is None:
             address = ray_cluster(2)
@@ -109,22 +128,28 @@ def throughput(folder: Path, count: int, work: Path) -> list[dict]:
             row = timed_batch(batch.folder_jobs(photos, settings, out), make())
         row["label"] = label
         rows.append(row)
-        print(f"  {label:24s} {row['items_per_minute']:6.1f} items/min  ({row['seconds']:.1f} s for {row['items']}, "
-              f"first item after {row['first_item_s']:.1f} s, {row['mean_item_s']:.2f} s per item in a worker)", flush=True)
+        print(
+            f"  {label:24s} {row['items_per_minute']:6.1f} items/min  ({row['seconds']:.1f} s for {row['items']}, "
+            f"first item after {row['first_item_s']:.1f} s, {row['mean_item_s']:.2f} s per item in a worker)",
+            flush=True,
+        )
     return rows
 
 
 def overhead(work: Path, count: int) -> dict:
     from PIL import Image
 
-    from dreamscope.work import batch
     from dreamscope.settings import DreamSettings
+    from dreamscope.work import batch
 
     sys.path.insert(0, str(ROOT / "tests"))
     tiny = work / "tiny"
     tiny.mkdir()
-    base = Image.open(ROOT / "docs" / "images" / "coffee.jpg").convert("RGB").resize((64, 48)) if (ROOT / "docs/images/coffee.jpg").exists() \
+    base = (
+        Image.open(ROOT / "docs" / "images" / "coffee.jpg").convert("RGB").resize((64, 48))
+        if (ROOT / "docs/images/coffee.jpg").exists()
         else Image.new("RGB", (64, 48), (120, 90, 60))
+    )
     for number in range(count):
         base.rotate(number).save(tiny / f"t{number:03d}.png")
     settings = DreamSettings(model="toy_models:factory", octaves=1, steps=3)
@@ -135,11 +160,19 @@ def overhead(work: Path, count: int) -> dict:
     finally:
         ray_stop()
     per_item = (on_ray["seconds"] - on_ray["first_item_s"] - (local["seconds"] - local["first_item_s"])) / count
-    row = {"local": local, "ray": on_ray, "ray_extra_ms_per_item": round(1000 * per_item, 1),
-           "startup_local_s": local["first_item_s"], "startup_ray_s": on_ray["first_item_s"]}
-    print(f"  {count} short items ({1000 * local['mean_item_s']:.0f} ms each): 2 local processes {local['seconds']:.1f} s "
-          f"(first after {local['first_item_s']:.1f} s), Ray {on_ray['seconds']:.1f} s (first after {on_ray['first_item_s']:.1f} s): "
-          f"Ray adds {row['ray_extra_ms_per_item']:.1f} ms per item after start-up", flush=True)
+    row = {
+        "local": local,
+        "ray": on_ray,
+        "ray_extra_ms_per_item": round(1000 * per_item, 1),
+        "startup_local_s": local["first_item_s"],
+        "startup_ray_s": on_ray["first_item_s"],
+    }
+    print(
+        f"  {count} short items ({1000 * local['mean_item_s']:.0f} ms each): 2 local processes {local['seconds']:.1f} s "
+        f"(first after {local['first_item_s']:.1f} s), Ray {on_ray['seconds']:.1f} s (first after {on_ray['first_item_s']:.1f} s): "
+        f"Ray adds {row['ray_extra_ms_per_item']:.1f} ms per item after start-up",
+        flush=True,
+    )
     return row
 
 
@@ -148,7 +181,6 @@ def microscope_costs(steps: int) -> dict:
 
     from dreamscope import load_model, runtime
     from dreamscope.recipes import microscope as drawing
-    from dreamscope.work import microscope
     from dreamscope.settings import MicroscopeSettings
 
     runtime.configure(1)  # a worker's share: one thread
@@ -166,19 +198,30 @@ def microscope_costs(steps: int) -> dict:
         per_step = seconds / steps
         blocks = -(-info.channels // defaults.block)
         full = blocks * per_step * defaults.steps * (info.channels / (blocks * block))  # the last block may be smaller
-        per_layer[layer] = {"channels": info.channels, "s_per_step_per_block": round(per_step, 3), "layer_s_one_thread": round(full, 1)}
+        per_layer[layer] = {
+            "channels": info.channels,
+            "s_per_step_per_block": round(per_step, 3),
+            "layer_s_one_thread": round(full, 1),
+        }
         total_picture_steps += full
-        print(f"  {layer:10s} {info.channels:5d} channels: {per_step:.2f} s a step for {block} channels x 4 pictures; "
-              f"the layer {full / 60:.1f} min on one thread", flush=True)
+        print(
+            f"  {layer:10s} {info.channels:5d} channels: {per_step:.2f} s a step for {block} channels x 4 pictures; "
+            f"the layer {full / 60:.1f} min on one thread",
+            flush=True,
+        )
     torch.set_num_threads(runtime.cores())
-    return {"per_layer": per_layer, "one_thread_s": round(total_picture_steps, 1),
-            "two_workers_h": round(total_picture_steps / 2 / 3600, 2), "settings": defaults.to_json()}
+    return {
+        "per_layer": per_layer,
+        "one_thread_s": round(total_picture_steps, 1),
+        "two_workers_h": round(total_picture_steps / 2 / 3600, 2),
+        "settings": defaults.to_json(),
+    }
 
 
 def exemplar_pass(folder: Path, work: Path) -> dict:
     from dreamscope import events, load_model, runtime
-    from dreamscope.work import microscope
     from dreamscope.settings import MicroscopeSettings
+    from dreamscope.work import microscope
 
     runtime.configure(1)
     load_model()  # loaded before the clock starts, as a worker has it
@@ -195,10 +238,19 @@ def exemplar_pass(folder: Path, work: Path) -> dict:
     events.run(microscope.cut_exemplars(one_shard, best, facts))
     cut_s = time.perf_counter() - start
     pictures = shard.arguments["shard"]
-    row = {"pictures": 500, "channels": sum(work_plan.layers.values()), "shard_s": round(shard_s, 1),
-           "pictures_per_s": round(500 / shard_s, 1), "merge_and_cut_s": round(cut_s, 1), "shards": pictures[1]}
-    print(f"  one shard of 500 photos, all {row['channels']:,} channels: {shard_s:.1f} s ({row['pictures_per_s']} photos/s on one "
-          f"thread); the driver's merge and cut of {row['channels']:,} x 6 patches: {cut_s:.1f} s", flush=True)
+    row = {
+        "pictures": 500,
+        "channels": sum(work_plan.layers.values()),
+        "shard_s": round(shard_s, 1),
+        "pictures_per_s": round(500 / shard_s, 1),
+        "merge_and_cut_s": round(cut_s, 1),
+        "shards": pictures[1],
+    }
+    print(
+        f"  one shard of 500 photos, all {row['channels']:,} channels: {shard_s:.1f} s ({row['pictures_per_s']} photos/s on one "
+        f"thread); the driver's merge and cut of {row['channels']:,} x 6 patches: {cut_s:.1f} s",
+        flush=True,
+    )
     return row
 
 
@@ -226,8 +278,11 @@ def main() -> None:
     if "3" in parts:
         print("3. the microscope of the default model, per layer", flush=True)
         figures["microscope"] = microscope_costs(2 if args.quick else 4)
-        print(f"  full microscope at the default settings: {figures['microscope']['one_thread_s'] / 3600:.1f} h on one thread, "
-              f"{figures['microscope']['two_workers_h']:.1f} h on this machine's 2 workers", flush=True)
+        print(
+            f"  full microscope at the default settings: {figures['microscope']['one_thread_s'] / 3600:.1f} h on one thread, "
+            f"{figures['microscope']['two_workers_h']:.1f} h on this machine's 2 workers",
+            flush=True,
+        )
     figures["load_after"] = os.getloadavg()
     print(f"load average after: {figures['load_after']}", flush=True)
     if args.json:

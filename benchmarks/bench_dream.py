@@ -41,15 +41,14 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
+import peers as peer_adapters  # beside this script
 from dreamscope import runtime
-from dreamscope.optvis import render, transforms
 from dreamscope.models import load_model, precision
 from dreamscope.models.weights import load_state_dict_file
+from dreamscope.optvis import render, transforms
 from dreamscope.optvis.objectives import layer_l2
 from dreamscope.recipes import dream as dream_recipe
 from dreamscope.settings import DreamSettings
-
-import peers as peer_adapters  # beside this script
 
 DEFAULTS = DreamSettings()
 
@@ -81,9 +80,16 @@ class Dreamscope:
     """dreamscope's own step: `render.ascend` taking one step at a time, at a precision ("fp32" or "bf16")."""
 
     def __init__(self, model, objective, x, seed, chosen, tile):
-        self.events = render.ascend(precision.at(model, chosen), objective, x.clone(), steps=1_000_000,
-                                    step_size=DEFAULTS.step_size, jitter=DEFAULTS.jitter,
-                                    generator=torch.Generator().manual_seed(seed), tile=tile)
+        self.events = render.ascend(
+            precision.at(model, chosen),
+            objective,
+            x.clone(),
+            steps=1_000_000,
+            step_size=DEFAULTS.step_size,
+            jitter=DEFAULTS.jitter,
+            generator=torch.Generator().manual_seed(seed),
+            tile=tile,
+        )
 
     def step(self):
         next(self.events)
@@ -102,8 +108,16 @@ def step_overhead(model, objective, x, seed, tile, steps: int) -> float:
         finally:
             inner.append(time.perf_counter() - start)
 
-    events = render.ascend(model, objective, x, steps=steps + 2, step_size=DEFAULTS.step_size, jitter=DEFAULTS.jitter,
-                           generator=torch.Generator().manual_seed(seed), tile=tile)
+    events = render.ascend(
+        model,
+        objective,
+        x,
+        steps=steps + 2,
+        step_size=DEFAULTS.step_size,
+        jitter=DEFAULTS.jitter,
+        generator=torch.Generator().manual_seed(seed),
+        tile=tile,
+    )
     next(events), next(events)  # warm-up
     render.objective_gradient = timed
     try:
@@ -156,8 +170,21 @@ class Reference:
         self.x = (self.x + DEFAULTS.step_size * grad / (grad.abs().mean() + 1e-8)).clamp(0.0, 1.0)
 
 
-def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
-                        _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
+def _conv_backward_flop(
+    grad_out_shape,
+    x_shape,
+    w_shape,
+    _bias,
+    _stride,
+    _padding,
+    _dilation,
+    transposed,
+    _output_padding,
+    _groups,
+    output_mask,
+    out_shape=None,
+    **kwargs,
+) -> int:
     """FLOPs of a convolution's backward: each gradient asked for costs what the forward costs.
 
     Replaces torch's own formula, whose weight-gradient term ignores `groups` (torch 2.13 counts a depthwise
@@ -217,12 +244,23 @@ def bench_steps(model, layer: str, size: int, warmup: int, repeats: int, seed: i
     rows = {}
     for name in variants:
         median = statistics.median(times[name])
-        rows[name] = {"s": median, "min_s": min(times[name]), "gflop": flops[name] / 1e9, "gflops": flops[name] / 1e9 / median,
-                      "pixels_seen": pixels[name], "ratio_to_lean_reference": median / lean,
-                      # at equal pixels: a variant that sees a fraction of the picture would take 1/fraction as long
-                      "ratio_at_equal_pixels": median / pixels[name] / lean, "times_s": times[name]}
+        rows[name] = {
+            "s": median,
+            "min_s": min(times[name]),
+            "gflop": flops[name] / 1e9,
+            "gflops": flops[name] / 1e9 / median,
+            "pixels_seen": pixels[name],
+            "ratio_to_lean_reference": median / lean,
+            # at equal pixels: a variant that sees a fraction of the picture would take 1/fraction as long
+            "ratio_at_equal_pixels": median / pixels[name] / lean,
+            "times_s": times[name],
+        }
     return {
-        "layer": layer, "stride": info.stride, "channels": info.channels, "size": size, "variants": rows,
+        "layer": layer,
+        "stride": info.stride,
+        "channels": info.channels,
+        "size": size,
+        "variants": rows,
         "step_overhead": step_overhead(model, objective, photo, seed, tile, repeats),
         "grad_relative_diff_fp32_vs_reference": _relative(grad_fp32, reference_grad),
         "grad_relative_diff_bf16_vs_fp32": _relative(grad_bf16, grad_fp32),
@@ -258,7 +296,9 @@ def measure_dream(photo: Path, out: Path, extra: list[str]) -> dict:
     done = subprocess.run([sys.executable, "-c", _MEASURE, *dream_cmd], capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["args"] = " ".join(extra)
-    result["command"] = " ".join(["python", "-m", "dreamscope", "dream", photo.name, "-o", out.name, *dream_cmd[dream_cmd.index("-q"):]])
+    result["command"] = " ".join(
+        ["python", "-m", "dreamscope", "dream", photo.name, "-o", out.name, *dream_cmd[dream_cmd.index("-q") :]]
+    )
     if result["rc"] != 0:  # e.g. killed for memory (-9): reported, not fatal
         print(f"dream failed ({result['rc']}): {' '.join(dream_cmd)}\n{done.stderr}", file=sys.stderr)
     result["peak_rss_mib"] = result.pop("peak_rss_kib") / 1024  # Linux reports KiB
@@ -352,19 +392,24 @@ def bench_trees(trees: dict[str, tuple[str, str]], side: int, frames: int, round
     for round_ in range(rounds):
         for label, (src, chosen) in trees.items():
             log(f"  round {round_ + 1}/{rounds}: {label}")
-            done = subprocess.run([sys.executable, "-c", _TREE, src, str(side), str(frames), chosen], capture_output=True,
-                                  text=True, check=True)
+            done = subprocess.run(
+                [sys.executable, "-c", _TREE, src, str(side), str(frames), chosen], capture_output=True, text=True, check=True
+            )
             results[label].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    return {label: {key: statistics.median(r[key] for r in runs) for key in runs[0]} | {"runs": runs}
-            for label, runs in results.items()}
+    return {
+        label: {key: statistics.median(r[key] for r in runs) for key in runs[0]} | {"runs": runs}
+        for label, runs in results.items()
+    }
 
 
 def trees_table(figures: dict, first: str) -> str:
     rows = []
     for label, f in figures.items():
         base = figures[first]
-        rows.append([label] + [f"{f[key]:.3f} ({f[key] / base[key]:.2f})" for key in ("step_s", "zoom_frame_s", "video_frame_s",
-                                                                                      "visualize_s")])
+        rows.append(
+            [label]
+            + [f"{f[key]:.3f} ({f[key] / base[key]:.2f})" for key in ("step_s", "zoom_frame_s", "video_frame_s", "visualize_s")]
+        )
     return table(["code", "dream step s (ratio)", "zoom frame s", "video frame s", "class picture s"], rows)
 
 
@@ -379,20 +424,44 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def step_table(rows: list[dict]) -> str:
-    headers = ["layer (stride)", "variant", "s/step (median)", "s/step (min)", "GFLOP/step", "GFLOP/s", "pixels seen",
-               "time / lean reference", "at equal pixels"]
+    headers = [
+        "layer (stride)",
+        "variant",
+        "s/step (median)",
+        "s/step (min)",
+        "GFLOP/step",
+        "GFLOP/s",
+        "pixels seen",
+        "time / lean reference",
+        "at equal pixels",
+    ]
     out = []
     for r in rows:
         name = f"{r['layer']} (/{r['stride']})"
         for variant, v in r["variants"].items():
-            out.append([name, variant, f"{v['s']:.3f}", f"{v['min_s']:.3f}", f"{v['gflop']:.2f}", f"{v['gflops']:.1f}",
-                        f"{v['pixels_seen']:.2f}", f"{v['ratio_to_lean_reference']:.2f}", f"{v['ratio_at_equal_pixels']:.2f}"])
+            out.append(
+                [
+                    name,
+                    variant,
+                    f"{v['s']:.3f}",
+                    f"{v['min_s']:.3f}",
+                    f"{v['gflop']:.2f}",
+                    f"{v['gflops']:.1f}",
+                    f"{v['pixels_seen']:.2f}",
+                    f"{v['ratio_to_lean_reference']:.2f}",
+                    f"{v['ratio_at_equal_pixels']:.2f}",
+                ]
+            )
     return table(headers, out)
 
 
 def memory_table(m: dict) -> str:
     rows = []
-    for label, key in (("baseline (256 px, 1 step, 1 octave)", "baseline"), (f"tiled (--tile {m['tile']})", "tiled"), (f"untiled (--tile {UNTILED})", "untiled")):
+    for label, key in (
+        ("baseline (256 px, 1 step, 1 octave)", "baseline"),
+        (f"tiled (--tile {m['tile']})", "tiled"),
+        (f"untiled (--tile {UNTILED})", "untiled"),
+    ):
         r = m[key]
         failed = f" (FAILED, exit {r['rc']})" if r["rc"] else ""
         rows.append([label + failed, f"{r['peak_rss_mib']:.0f}", f"{r['seconds']:.1f}"])
@@ -409,14 +478,23 @@ def main(argv=None) -> int:
     parser.add_argument("--steps-4k", type=int, default=2, help="--steps per octave for the memory dreams (default 2)")
     parser.add_argument("--octaves-4k", type=int, help="--octaves for the memory dreams (default: dreamscope's default)")
     parser.add_argument("--no-memory", action="store_true", help="skip the whole-dream memory benchmark")
-    parser.add_argument("--peers", action="store_true", help="also time dreamlens and torch-dreams (installed in .venv-peers: "
-                                                             "run this script with .venv-peers/bin/python)")
-    parser.add_argument("--before", metavar="SRC", help="an earlier dreamscope's src folder (e.g. from `git worktree add`) "
-                                                        "to compare a dream step, a zoom frame and a video frame with")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also time dreamlens and torch-dreams (installed in .venv-peers: run this script with .venv-peers/bin/python)",
+    )
+    parser.add_argument(
+        "--before",
+        metavar="SRC",
+        help="an earlier dreamscope's src folder (e.g. from `git worktree add`) "
+        "to compare a dream step, a zoom frame and a video frame with",
+    )
     parser.add_argument("--frames", type=int, default=6, help="frames timed per zoom and video in that comparison (default 6)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of that comparison (default 3)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
-    parser.add_argument("--threads", type=int, help="torch threads for the step benchmark (default: the CPU cores this process may use)")
+    parser.add_argument(
+        "--threads", type=int, help="torch threads for the step benchmark (default: the CPU cores this process may use)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -450,8 +528,10 @@ def main(argv=None) -> int:
         "step_size": DEFAULTS.step_size,
         "jitter": DEFAULTS.jitter,
     }
-    log(f"dreamscope benchmark: {args.model}, default layer {default_layer}, {size}x{size} px, torch {torch.__version__}, "
-        f"{info['processor']}, {cores} cores, {threads} threads, median of {repeats} steps after {warmup} warm-up")
+    log(
+        f"dreamscope benchmark: {args.model}, default layer {default_layer}, {size}x{size} px, torch {torch.__version__}, "
+        f"{info['processor']}, {cores} cores, {threads} threads, median of {repeats} steps after {warmup} warm-up"
+    )
 
     info["load_average_before"] = os.getloadavg()
     steps = []
@@ -471,38 +551,56 @@ def main(argv=None) -> int:
     if args.before:
         here = str(Path(__file__).resolve().parents[1] / "src")
         log(f"this dreamscope against the one in {args.before} ...")
-        trees = bench_trees({"before": (args.before, "fp32"), "now, fp32": (here, "fp32"), "now, bf16": (here, "bf16")},
-                            size, args.frames, args.rounds, log)
+        trees = bench_trees(
+            {"before": (args.before, "fp32"), "now, fp32": (here, "fp32"), "now, bf16": (here, "bf16")},
+            size,
+            args.frames,
+            args.rounds,
+            log,
+        )
 
     info["load_average_after"] = os.getloadavg()
     print()
-    print(f"{args.model}, {size}x{size} px, median s/step of {repeats} (after {warmup} warm-up), torch {torch.__version__}, "
-          f"{info['processor']}, {cores} cores, {threads} threads; speed-up and FLOP ratio = reference / dreamscope")
+    print(
+        f"{args.model}, {size}x{size} px, median s/step of {repeats} (after {warmup} warm-up), torch {torch.__version__}, "
+        f"{info['processor']}, {cores} cores, {threads} threads; speed-up and FLOP ratio = reference / dreamscope"
+    )
     print(step_table(steps))
     for r in steps:
-        print(f"{r['layer']}: dreamscope's step spends {r['step_overhead']:.1%} outside the gradient; its gradient differs from "
-              f"the lean reference's by {r['grad_relative_diff_fp32_vs_reference']:.1e} (relative L2), bf16's from fp32's by "
-              f"{r['grad_relative_diff_bf16_vs_fp32']:.2f}")
+        print(
+            f"{r['layer']}: dreamscope's step spends {r['step_overhead']:.1%} outside the gradient; its gradient differs from "
+            f"the lean reference's by {r['grad_relative_diff_fp32_vs_reference']:.1e} (relative L2), bf16's from fp32's by "
+            f"{r['grad_relative_diff_bf16_vs_fp32']:.2f}"
+        )
     if trees:
         print()
-        print(f"dreamscope now against {args.before} (each in its own process, medians of {args.rounds} alternating rounds; "
-              f"dream step at {size}x{size} px, zoom and video frames at 512x341 and 448x300, a default class picture; "
-              "visualize has no precision setting: it computes in float32 in both 'now' rows)")
+        print(
+            f"dreamscope now against {args.before} (each in its own process, medians of {args.rounds} alternating rounds; "
+            f"dream step at {size}x{size} px, zoom and video frames at 512x341 and 448x300, a default class picture; "
+            "visualize has no precision setting: it computes in float32 in both 'now' rows)"
+        )
         print(trees_table(trees, "before"))
     if memory:
         print()
-        print(f"{memory['width']}x{memory['height']} dream, default settings except --steps {memory['steps_per_octave']} "
-              f"({memory['octaves']} octaves: " + ", ".join(f"{w}x{h}" for h, w in memory["octave_sizes"]) + "), default layer; "
-              f"untiled/tiled peak RSS {memory['memory_ratio']:.2f}x ({memory['memory_ratio_above_baseline']:.2f}x above the baseline)")
+        print(
+            f"{memory['width']}x{memory['height']} dream, default settings except --steps {memory['steps_per_octave']} "
+            f"({memory['octaves']} octaves: " + ", ".join(f"{w}x{h}" for h, w in memory["octave_sizes"]) + "), default layer; "
+            f"untiled/tiled peak RSS {memory['memory_ratio']:.2f}x ({memory['memory_ratio_above_baseline']:.2f}x above the baseline)"
+        )
         print(memory_table(memory))
         for key in ("baseline", "tiled", "untiled"):
             print(f"  {key}: {memory[key]['command']}")
 
     print()
-    print("load average (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}; after: {:.2f} {:.2f} {:.2f}".format(
-        *info["load_average_before"], *info["load_average_after"]))
+    print(
+        "load average (1, 5, 15 min) before: {:.2f} {:.2f} {:.2f}; after: {:.2f} {:.2f} {:.2f}".format(
+            *info["load_average_before"], *info["load_average_after"]
+        )
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": info, "steps": steps, "memory": memory, "before": trees}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps({"machine": info, "steps": steps, "memory": memory, "before": trees}, indent=2) + "\n"
+        )
         log(f"wrote {args.json}")
     return 0
 

@@ -39,8 +39,8 @@ from PIL import Image, ImageDraw
 import dreamscope
 from dreamscope import runtime
 from dreamscope.io import images
-from dreamscope.optvis import objectives, render
 from dreamscope.models import load_model, precision
+from dreamscope.optvis import objectives, render
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"
 
@@ -60,8 +60,10 @@ def gradient_fidelity(fp32, bf16, objective, x) -> dict:
     shifted = torch.roll(shifted, (-1, -1), (-2, -1))
 
     def compare(a, b):
-        return {"relative_error": float((a - b).norm() / b.norm()),
-                "cosine": float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))}
+        return {
+            "relative_error": float((a - b).norm() / b.norm()),
+            "cosine": float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0)),
+        }
 
     return {"bf16": compare(g16, g32), "one_pixel_shift": compare(shifted, g32)}
 
@@ -132,19 +134,31 @@ def main(argv=None) -> int:
         b, t16 = dream(fp32, photo, 0, "bf16")
         c, _ = dream(fp32, photo, 1, "fp32")
         d, _ = dream(nchw, photo, 0, "fp32")
-        row = {"photo": name, "size": list(photo.size), "gradient": grads,
-               "bf16_vs_fp32_diff": mean_difference(b, a), "seed1_vs_seed0_diff": mean_difference(c, a),
-               "layout_vs_fp32_diff": mean_difference(d, a), "bf16_vs_fp32_shrunk": mean_difference(b, a, 8),
-               "seed1_vs_seed0_shrunk": mean_difference(c, a, 8), "layout_vs_fp32_shrunk": mean_difference(d, a, 8),
-               "objective_ratio": objective_value(fp32, objective, b) / objective_value(fp32, objective, a),
-               "seconds_fp32": t32, "seconds_bf16": t16}
+        row = {
+            "photo": name,
+            "size": list(photo.size),
+            "gradient": grads,
+            "bf16_vs_fp32_diff": mean_difference(b, a),
+            "seed1_vs_seed0_diff": mean_difference(c, a),
+            "layout_vs_fp32_diff": mean_difference(d, a),
+            "bf16_vs_fp32_shrunk": mean_difference(b, a, 8),
+            "seed1_vs_seed0_shrunk": mean_difference(c, a, 8),
+            "layout_vs_fp32_shrunk": mean_difference(d, a, 8),
+            "objective_ratio": objective_value(fp32, objective, b) / objective_value(fp32, objective, a),
+            "seconds_fp32": t32,
+            "seconds_bf16": t16,
+        }
         rows.append(row)
         pictures.append((photo, a, b, c))
-        print(f"{name:32s} grad err {grads['bf16']['relative_error']:.3f} (1 px shift {grads['one_pixel_shift']['relative_error']:.3f}) "
-              f"cos {grads['bf16']['cosine']:.3f}; dream diff {row['bf16_vs_fp32_diff']:.1f} (layout {row['layout_vs_fp32_diff']:.1f}, "
-              f"seed {row['seed1_vs_seed0_diff']:.1f}), shrunk {row['bf16_vs_fp32_shrunk']:.1f} (layout "
-              f"{row['layout_vs_fp32_shrunk']:.1f}, seed {row['seed1_vs_seed0_shrunk']:.1f}); objective x{row['objective_ratio']:.3f}; "
-              f"{t16 / t32:.2f} of the time", file=sys.stderr, flush=True)
+        print(
+            f"{name:32s} grad err {grads['bf16']['relative_error']:.3f} (1 px shift {grads['one_pixel_shift']['relative_error']:.3f}) "
+            f"cos {grads['bf16']['cosine']:.3f}; dream diff {row['bf16_vs_fp32_diff']:.1f} (layout {row['layout_vs_fp32_diff']:.1f}, "
+            f"seed {row['seed1_vs_seed0_diff']:.1f}), shrunk {row['bf16_vs_fp32_shrunk']:.1f} (layout "
+            f"{row['layout_vs_fp32_shrunk']:.1f}, seed {row['seed1_vs_seed0_shrunk']:.1f}); objective x{row['objective_ratio']:.3f}; "
+            f"{t16 / t32:.2f} of the time",
+            file=sys.stderr,
+            flush=True,
+        )
     load_after = os.getloadavg()
 
     def median(key):
@@ -165,11 +179,15 @@ def main(argv=None) -> int:
         "time_ratio": median(lambda r: r["seconds_bf16"] / r["seconds_fp32"]),
     }
     print(f"\n{args.model}, {len(rows)} photos at {args.size} px, default dream; medians:")
-    print(f"  gradient relative error: bf16 {summary['gradient_relative_error_bf16']:.3f}, fp32 shifted one pixel "
-          f"{summary['gradient_relative_error_one_pixel_shift']:.3f}; cosine bf16 {summary['gradient_cosine_bf16']:.3f}")
-    print(f"  dream difference from fp32 (1/255): bf16 {summary['dream_diff_bf16']:.2f}, fp32 in NCHW {summary['dream_diff_layout']:.2f}, "
-          f"seed 1 {summary['dream_diff_seed']:.2f}; shrunk 8x: bf16 {summary['shrunk_diff_bf16']:.2f}, NCHW "
-          f"{summary['shrunk_diff_layout']:.2f}, seed 1 {summary['shrunk_diff_seed']:.2f}")
+    print(
+        f"  gradient relative error: bf16 {summary['gradient_relative_error_bf16']:.3f}, fp32 shifted one pixel "
+        f"{summary['gradient_relative_error_one_pixel_shift']:.3f}; cosine bf16 {summary['gradient_cosine_bf16']:.3f}"
+    )
+    print(
+        f"  dream difference from fp32 (1/255): bf16 {summary['dream_diff_bf16']:.2f}, fp32 in NCHW {summary['dream_diff_layout']:.2f}, "
+        f"seed 1 {summary['dream_diff_seed']:.2f}; shrunk 8x: bf16 {summary['shrunk_diff_bf16']:.2f}, NCHW "
+        f"{summary['shrunk_diff_layout']:.2f}, seed 1 {summary['shrunk_diff_seed']:.2f}"
+    )
     print(f"  objective reached, bf16 / fp32: {summary['objective_ratio']:.3f} (lowest {summary['objective_ratio_min']:.3f})")
     print(f"  time, bf16 / fp32: {summary['time_ratio']:.2f}")
     print("load average before: {:.2f} {:.2f} {:.2f}; after: {:.2f} {:.2f} {:.2f}".format(*load_before, *load_after))
@@ -177,8 +195,19 @@ def main(argv=None) -> int:
         sheet(pictures[:3], args.sheet)
         print(f"wrote {args.sheet}", file=sys.stderr)
     if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "photos": rows, "amx": precision.cpu_has_bf16(),
-                                         "load_average_before": load_before, "load_average_after": load_after}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "summary": summary,
+                    "photos": rows,
+                    "amx": precision.cpu_has_bf16(),
+                    "load_average_before": load_before,
+                    "load_average_after": load_after,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

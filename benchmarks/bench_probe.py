@@ -42,7 +42,9 @@ def main() -> None:
     spent = {"load model": (time.perf_counter() - wall, time.process_time() - cpu)}
     stage, since = "classify", (time.perf_counter(), time.process_time())
     last = None
-    for last in probe_recipe.probe_iter(photo, model=model, channels=args.channels, vis_size=args.vis_size, vis_steps=args.vis_steps):
+    for last in probe_recipe.probe_iter(
+        photo, model=model, channels=args.channels, vis_size=args.vis_size, vis_steps=args.vis_steps
+    ):
         # the time up to an event counts for the part before it: ranking and heat maps included
         key = "done" if last.done else f"{last.at('layer').label}: {'visualizing' if last.at('octave') is None else 'dreaming'}"
         if key != stage:

@@ -51,8 +51,12 @@ print(time.perf_counter() - start)
 
 
 def start_server(data: Path, threads: int) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "dreamscope", "studio", "--port", "0", "--data", str(data),
-                             "--threads", str(threads)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dreamscope", "studio", "--port", "0", "--data", str(data), "--threads", str(threads)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     line = proc.stdout.readline()
     if not line.startswith("dreamscope studio: "):
         proc.kill()
@@ -105,8 +109,7 @@ def _poll(base: str, paths: list[str], until: float, every: float, latencies: li
                 failures.append(str(status))
 
 
-def measure_polling(base: str, client: httpx.Client, paths: list[str], every: float, seconds: float,
-                    job_id: str | None) -> dict:
+def measure_polling(base: str, client: httpx.Client, paths: list[str], every: float, seconds: float, job_id: str | None) -> dict:
     """CLIENTS pages (threads) polling `paths` for `seconds`: request count and latency percentiles."""
     latencies, failures = [], []
     until = time.perf_counter() + seconds
@@ -117,10 +120,19 @@ def measure_polling(base: str, client: httpx.Client, paths: list[str], every: fl
         page.join()
     running = client.get("/api/jobs", params={"state": "running"}).json()
     meanwhile = "no job" if job_id is None else ("a dream running" if running else "the queue ran out")
-    return {"clients": CLIENTS, "every_s": every, "queued": QUEUED if job_id else 0, "requests": len(latencies),
-            "per_second": len(latencies) / seconds, "failures": len(failures), "dream_meanwhile": meanwhile,
-            "p50_ms": 1000 * percentile(latencies, 50), "p95_ms": 1000 * percentile(latencies, 95),
-            "p99_ms": 1000 * percentile(latencies, 99), "max_ms": 1000 * max(latencies)}
+    return {
+        "clients": CLIENTS,
+        "every_s": every,
+        "queued": QUEUED if job_id else 0,
+        "requests": len(latencies),
+        "per_second": len(latencies) / seconds,
+        "failures": len(failures),
+        "dream_meanwhile": meanwhile,
+        "p50_ms": 1000 * percentile(latencies, 50),
+        "p95_ms": 1000 * percentile(latencies, 95),
+        "p99_ms": 1000 * percentile(latencies, 99),
+        "max_ms": 1000 * max(latencies),
+    }
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -150,7 +162,9 @@ def main() -> None:
         photo = folder / "photo.png"
         coffee = Image.fromarray(samples.coffee())
         crop = min(coffee.size)
-        coffee.crop(((coffee.width - crop) // 2, 0, (coffee.width + crop) // 2, crop)).resize((side, side), Image.LANCZOS).save(photo)
+        coffee.crop(((coffee.width - crop) // 2, 0, (coffee.width + crop) // 2, crop)).resize((side, side), Image.LANCZOS).save(
+            photo
+        )
 
         proc, base = start_server(folder / "studio", threads)
         try:
@@ -159,8 +173,9 @@ def main() -> None:
                     upload = client.post("/api/uploads", files={"file": ("photo.png", handle, "image/png")}).json()
 
                 def submit() -> str:
-                    response = client.post("/api/jobs", json={"recipe": "dream", "settings": settings,
-                                                              "inputs": {"input": upload["id"]}})
+                    response = client.post(
+                        "/api/jobs", json={"recipe": "dream", "settings": settings, "inputs": {"input": upload["id"]}}
+                    )
                     response.raise_for_status()
                     return response.json()["id"]
 
@@ -168,7 +183,7 @@ def main() -> None:
                 results["polling"] = {"idle": measure_polling(base, client, paths, PACE, args.seconds, None)}
                 # 1 and 2: the first preview, then 50 pollers while it runs with 5 more queued.
                 first = submit()
-                seen, event_job = first_preview(client, first)
+                seen, _event_job = first_preview(client, first)
                 job = client.get(f"/api/jobs/{first}").json()
                 results["first_preview_s"] = seen - job["started"]
                 queued = [submit() for _ in range(QUEUED)]
@@ -185,13 +200,21 @@ def main() -> None:
                     if done["state"] != "done":
                         raise SystemExit(f"the studio's dream failed: {done.get('error')}")
                     studio_s.append(done["finished"] - done["started"])
-                    line = subprocess.run([sys.executable, "-c", CLI_JOB, str(photo), str(folder / f"cli{i}.png"),
-                                           json.dumps(done["settings"])], capture_output=True, text=True, check=True,
-                                          env={**os.environ, "DREAMSCOPE_THREADS": str(threads)}).stdout
+                    line = subprocess.run(
+                        [sys.executable, "-c", CLI_JOB, str(photo), str(folder / f"cli{i}.png"), json.dumps(done["settings"])],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        env={**os.environ, "DREAMSCOPE_THREADS": str(threads)},
+                    ).stdout
                     cli_s.append(float(line.strip().splitlines()[-1]))
-                results["dream"] = {"studio_s": studio_s, "cli_s": cli_s, "studio_median_s": statistics.median(studio_s),
-                                    "cli_median_s": statistics.median(cli_s),
-                                    "ratio": statistics.median(studio_s) / statistics.median(cli_s)}
+                results["dream"] = {
+                    "studio_s": studio_s,
+                    "cli_s": cli_s,
+                    "studio_median_s": statistics.median(studio_s),
+                    "cli_median_s": statistics.median(cli_s),
+                    "ratio": statistics.median(studio_s) / statistics.median(cli_s),
+                }
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -200,17 +223,23 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     dream = results["dream"]
-    print(f"studio benchmark: {side}x{side} px dream ({results['settings']}), {threads} threads; load average before "
-          f"{load_before[0]:.2f}, after {results['load_after'][0]:.2f}")
+    print(
+        f"studio benchmark: {side}x{side} px dream ({results['settings']}), {threads} threads; load average before "
+        f"{load_before[0]:.2f}, after {results['load_after'][0]:.2f}"
+    )
     print(f"first live preview: {results['first_preview_s']:.2f} s after the job started")
     for name, polling in results["polling"].items():
         pace = f"each every {polling['every_s']:g} s" if polling["every_s"] else "back to back"
-        print(f"{name}: {CLIENTS} clients polling ({pace}) for {args.seconds:g} s, dream: {polling['dream_meanwhile']}, "
-              f"{polling['queued']} queued: {polling['requests']} requests ({polling['per_second']:.0f}/s), {polling['failures']} "
-              f"failed; latency p50 {polling['p50_ms']:.1f} ms, p95 {polling['p95_ms']:.1f} ms, p99 {polling['p99_ms']:.1f} ms, "
-              f"max {polling['max_ms']:.1f} ms")
-    print(f"default dream: studio {dream['studio_median_s']:.2f} s, CLI's job run {dream['cli_median_s']:.2f} s "
-          f"(medians of {repeats}): studio / CLI = {dream['ratio']:.3f}")
+        print(
+            f"{name}: {CLIENTS} clients polling ({pace}) for {args.seconds:g} s, dream: {polling['dream_meanwhile']}, "
+            f"{polling['queued']} queued: {polling['requests']} requests ({polling['per_second']:.0f}/s), {polling['failures']} "
+            f"failed; latency p50 {polling['p50_ms']:.1f} ms, p95 {polling['p95_ms']:.1f} ms, p99 {polling['p99_ms']:.1f} ms, "
+            f"max {polling['max_ms']:.1f} ms"
+        )
+    print(
+        f"default dream: studio {dream['studio_median_s']:.2f} s, CLI's job run {dream['cli_median_s']:.2f} s "
+        f"(medians of {repeats}): studio / CLI = {dream['ratio']:.3f}"
+    )
 
 
 if __name__ == "__main__":

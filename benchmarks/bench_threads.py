@@ -22,8 +22,11 @@ import time
 
 REPEATS = 12
 SIZES = (224, 512)
-POLICIES = {"dreamscope (spin 3000)": {}, "OpenMP default (spin 300000)": {"GOMP_SPINCOUNT": "300000"},
-            "passive": {"OMP_WAIT_POLICY": "PASSIVE"}}
+POLICIES = {
+    "dreamscope (spin 3000)": {},
+    "OpenMP default (spin 300000)": {"GOMP_SPINCOUNT": "300000"},
+    "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
+}
 PROBE_LIMIT = 300  # seconds; the spinning default can take ten times longer than that side by side
 
 STEP = r"""
@@ -52,7 +55,9 @@ BUSY = "while True: pass"
 
 
 def _env(policy: dict) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+    }
     return {**env, **policy}
 
 
@@ -69,9 +74,17 @@ def _beside(neighbours: int, run):
 
 def measure(side: int, threads: int, policy: dict, neighbours: int = 0, pair: bool = False) -> float:
     """Median seconds per step in a fresh process; `neighbours` busy loops beside it, or a second identical process."""
+
     def run():
-        procs = [subprocess.Popen([sys.executable, "-c", STEP, str(threads), str(REPEATS), str(side)], env=_env(policy),
-                                  stdout=subprocess.PIPE, text=True) for _ in range(2 if pair else 1)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", STEP, str(threads), str(REPEATS), str(side)],
+                env=_env(policy),
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2 if pair else 1)
+        ]
         return max(statistics.median(json.loads(p.communicate()[0])) for p in procs)
 
     return _beside(neighbours, run)
@@ -80,8 +93,13 @@ def measure(side: int, threads: int, policy: dict, neighbours: int = 0, pair: bo
 def probe_seconds(policy: dict, photo: str, folder: str, pair: bool) -> float | None:
     """Wall time of a default `dreamscope probe` (the slower of two side by side); None past PROBE_LIMIT."""
     started = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "dreamscope", "probe", photo, "-o", os.path.join(folder, f"r{i}-{started}/"), "-q"],
-                              env=_env(policy)) for i in range(2 if pair else 1)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "dreamscope", "probe", photo, "-o", os.path.join(folder, f"r{i}-{started}/"), "-q"],
+            env=_env(policy),
+        )
+        for i in range(2 if pair else 1)
+    ]
     try:
         for proc in procs:
             proc.wait(timeout=max(1.0, PROBE_LIMIT - (time.perf_counter() - started)))
@@ -102,12 +120,23 @@ def main() -> None:
         baseline = measure(side, cores, default)
         for name, policy in POLICIES.items():
             for threads in (cores, 1):
-                for where, neighbours, pair in (("alone", 0, False), (f"beside {cores} busy loops", cores, False),
-                                                ("two processes", 0, True)):
+                for where, neighbours, pair in (
+                    ("alone", 0, False),
+                    (f"beside {cores} busy loops", cores, False),
+                    ("two processes", 0, True),
+                ):
                     first = (policy, threads, neighbours, pair) == (default, cores, 0, False)
                     seconds = baseline if first else measure(side, threads, policy, neighbours, pair)
-                    rows.append({"unit": f"step at {side} px", "policy": name, "threads": threads, "where": where,
-                                 "seconds": seconds, "ratio": seconds / baseline})
+                    rows.append(
+                        {
+                            "unit": f"step at {side} px",
+                            "policy": name,
+                            "threads": threads,
+                            "where": where,
+                            "seconds": seconds,
+                            "ratio": seconds / baseline,
+                        }
+                    )
     if "--probe" in sys.argv:
         import tempfile
 
@@ -121,8 +150,16 @@ def main() -> None:
             for name, policy in POLICIES.items():
                 for where, pair in (("alone", False), ("two processes", True)):
                     seconds = baseline if (policy, pair) == (default, False) else probe_seconds(policy, photo, folder, pair)
-                    rows.append({"unit": "default probe of coffee.png", "policy": name, "threads": cores, "where": where,
-                                 "seconds": seconds, "ratio": None if seconds is None else seconds / baseline})
+                    rows.append(
+                        {
+                            "unit": "default probe of coffee.png",
+                            "policy": name,
+                            "threads": cores,
+                            "where": where,
+                            "seconds": seconds,
+                            "ratio": None if seconds is None else seconds / baseline,
+                        }
+                    )
     load_after = os.getloadavg()
     if "--json" in sys.argv:
         print(json.dumps({"cores": cores, "load_before": load_before, "load_after": load_after, "rows": rows}, indent=2))

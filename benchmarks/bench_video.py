@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +36,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import dreamscope  # noqa: E402
-from dreamscope.io import images  # noqa: E402
-from dreamscope.recipes import dream as dream_recipe  # noqa: E402
-from dreamscope.recipes import video as video_recipe  # noqa: E402
-from dreamscope.recipes import zoom as zoom_recipe  # noqa: E402
-from dreamscope.settings import VideoSettings, ZoomSettings  # noqa: E402
+import dreamscope
+from dreamscope.io import images
+from dreamscope.recipes import dream as dream_recipe
+from dreamscope.recipes import video as video_recipe
+from dreamscope.recipes import zoom as zoom_recipe
+from dreamscope.settings import VideoSettings, ZoomSettings
 
 MOTION = (3, 1)
 
@@ -49,8 +50,10 @@ def pan(count: int, width: int, height: int) -> list[Image.Image]:
     from skimage import data
 
     big = Image.fromarray(data.chelsea())  # 451x300
-    return [big.crop((40 + MOTION[0] * i, 60 + MOTION[1] * i, 40 + MOTION[0] * i + width, 60 + MOTION[1] * i + height))
-            for i in range(count)]
+    return [
+        big.crop((40 + MOTION[0] * i, 60 + MOTION[1] * i, 40 + MOTION[0] * i + width, 60 + MOTION[1] * i + height))
+        for i in range(count)
+    ]
 
 
 def strength(out, source) -> float:
@@ -64,29 +67,48 @@ def bench_flicker(model, frames: int, width: int, height: int) -> dict:
     for name, blend in [("frame_by_frame", 0.0), ("flow_guided", VideoSettings().blend)]:
         start = time.perf_counter()
         out = [e.image for e in video_recipe.video_iter(source, blend=blend, model=model) if e.frame is not None]
-        rows[name] = {"flicker": video_recipe.flicker(out, motion), "strength": strength(out, source),
-                      "seconds_per_frame": (time.perf_counter() - start) / frames}
+        rows[name] = {
+            "flicker": video_recipe.flicker(out, motion),
+            "strength": strength(out, source),
+            "seconds_per_frame": (time.perf_counter() - start) / frames,
+        }
         out[-1].save(Path(tempfile.gettempdir()) / f"bench_video_{name}.png")
     rows["source_flicker"] = video_recipe.flicker(source, motion)
     rows["flicker_ratio"] = rows["flow_guided"]["flicker"] / rows["frame_by_frame"]["flicker"]
     defaults = VideoSettings()
-    rows["settings"] = {"frames": frames, "size": [width, height], "motion_px": list(MOTION), "blend": defaults.blend,
-                        "steps": defaults.steps, "frame_steps": defaults.frame_steps, "octaves": defaults.octaves}
+    rows["settings"] = {
+        "frames": frames,
+        "size": [width, height],
+        "motion_px": list(MOTION),
+        "blend": defaults.blend,
+        "steps": defaults.steps,
+        "frame_steps": defaults.frame_steps,
+        "octaves": defaults.octaves,
+    }
     return rows
 
 
 def frame_figures(x: torch.Tensor) -> tuple[float, float, float, float]:
     clipped = (x <= 0.5 / 255) | (x >= 254.5 / 255)
     laplace = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).expand(3, 1, 3, 3)
-    return float(x.mean()), float(clipped.float().mean()), float(clipped.any(1).float().mean()), float(F.conv2d(x, laplace, groups=3).abs().mean())
+    return (
+        float(x.mean()),
+        float(clipped.float().mean()),
+        float(clipped.any(1).float().mean()),
+        float(F.conv2d(x, laplace, groups=3).abs().mean()),
+    )
 
 
 def summarize(figures: list) -> dict:
     brightness, values, pixels, sharp = (np.array(column) for column in zip(*figures))
-    return {"max_brightness_change": float(np.max(np.abs(brightness / brightness[0] - 1))),
-            "final_brightness_change": float(brightness[-1] / brightness[0] - 1),
-            "max_clipped_values": float(values.max()), "max_clipped_pixels": float(pixels.max()),
-            "final_sharpness_ratio": float(sharp[-1] / sharp[0]), "min_sharpness_ratio": float(sharp.min() / sharp[0])}
+    return {
+        "max_brightness_change": float(np.max(np.abs(brightness / brightness[0] - 1))),
+        "final_brightness_change": float(brightness[-1] / brightness[0] - 1),
+        "max_clipped_values": float(values.max()),
+        "max_clipped_pixels": float(pixels.max()),
+        "final_sharpness_ratio": float(sharp[-1] / sharp[0]),
+        "min_sharpness_ratio": float(sharp.min() / sharp[0]),
+    }
 
 
 def bench_drift(model, frames: int, width: int, height: int, zoom: float, rotate: float) -> dict:
@@ -94,8 +116,11 @@ def bench_drift(model, frames: int, width: int, height: int, zoom: float, rotate
 
     photo = Image.fromarray(data.coffee()).resize((width, height), Image.LANCZOS)
     start = time.perf_counter()
-    managed = [frame_figures(e.tensor) for e in zoom_recipe.zoom_iter(photo, frames=frames, zoom=zoom, rotate=rotate, model=model)
-               if e.frame is not None]
+    managed = [
+        frame_figures(e.tensor)
+        for e in zoom_recipe.zoom_iter(photo, frames=frames, zoom=zoom, rotate=rotate, model=model)
+        if e.frame is not None
+    ]
     managed_time = time.perf_counter() - start
     # The plain loop: the same dream of each frame, clamped steps, no statistics matching.
     x = images.to_tensor(photo)
@@ -108,24 +133,45 @@ def bench_drift(model, frames: int, width: int, height: int, zoom: float, rotate
         if index:
             x = zoom_recipe.zoom_rotate(x, zoom, rotate)
         generator = torch.Generator().manual_seed(index)
-        for event in dream_recipe.octave_dream(model, objective, x, plan, steps=settings.steps, step_size=settings.step_size,
-                                               jitter=settings.jitter, generator=generator):
-            pass
+        event = deque(
+            dream_recipe.octave_dream(
+                model,
+                objective,
+                x,
+                plan,
+                steps=settings.steps,
+                step_size=settings.step_size,
+                jitter=settings.jitter,
+                generator=generator,
+            ),
+            maxlen=1,
+        )[0]  # the last event, the done one, has the frame
         x = event.result
         plain.append(frame_figures(x))
     plain_time = time.perf_counter() - start
-    return {"plain_loop": {**summarize(plain), "seconds_per_frame": plain_time / frames},
-            "dreamscope": {**summarize(managed), "seconds_per_frame": managed_time / frames},
-            "settings": {"frames": frames, "size": [width, height], "zoom": zoom, "rotate": rotate,
-                         "octaves": settings.octaves, "steps": settings.steps}}
+    return {
+        "plain_loop": {**summarize(plain), "seconds_per_frame": plain_time / frames},
+        "dreamscope": {**summarize(managed), "seconds_per_frame": managed_time / frames},
+        "settings": {
+            "frames": frames,
+            "size": [width, height],
+            "zoom": zoom,
+            "rotate": rotate,
+            "octaves": settings.octaves,
+            "steps": settings.steps,
+        },
+    }
 
 
 def child_peak_mib(args: list[str]) -> float:
     """Peak RSS of a child running `python -m dreamscope ARGS` (each in a fresh process, so maxima don't mix)."""
-    code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "dreamscope", *args],
-                         capture_output=True, text=True, check=True)
+    code = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, sys.executable, "-m", "dreamscope", *args], capture_output=True, text=True, check=True
+    )
     return int(out.stdout.strip()) / 1024
 
 
@@ -138,7 +184,23 @@ def bench_memory(frames: int, width: int, height: int) -> dict:
             clip = Path(folder) / f"clip{count}.mp4"
             write_clip(clip, pan(count, width, height) if count <= 100 else (pan(100, width, height) * 4)[:count])
             start = time.perf_counter()
-            peak = child_peak_mib(["video", str(clip), "-o", str(Path(folder) / f"out{count}.mp4"), "-q", "--layer", "stage3.1", "--steps", "1", "--frame-steps", "1", "--octaves", "1"])
+            peak = child_peak_mib(
+                [
+                    "video",
+                    str(clip),
+                    "-o",
+                    str(Path(folder) / f"out{count}.mp4"),
+                    "-q",
+                    "--layer",
+                    "stage3.1",
+                    "--steps",
+                    "1",
+                    "--frame-steps",
+                    "1",
+                    "--octaves",
+                    "1",
+                ]
+            )
             rows[f"{count}_frames"] = {"peak_rss_mib": peak, "seconds": time.perf_counter() - start}
     rows["settings"] = {"size": [width, height]}
     return rows

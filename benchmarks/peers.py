@@ -199,8 +199,10 @@ python3 -m venv .venv-peers
 
 # PyPI name -> (import name, the modules the adapter uses)
 _PACKAGES = {
-    "torch-lucent": ("lucent", ("lucent.optvis.render", "lucent.optvis.objectives", "lucent.optvis.param",
-                                "lucent.optvis.transform")),
+    "torch-lucent": (
+        "lucent",
+        ("lucent.optvis.render", "lucent.optvis.objectives", "lucent.optvis.param", "lucent.optvis.transform"),
+    ),
     "horama": ("horama", ("horama", "horama.maco_fv")),
     "faccent": ("faccent", ("faccent.render", "faccent.param", "faccent.objectives", "faccent.transform")),
     "dreamlens": ("dreamlens", ("dreamlens", "dreamlens.feature_visualizer", "dreamlens.image_parameters")),
@@ -221,6 +223,7 @@ def _import_torchvision():
     global _torchvision_shim
     try:
         import torchvision
+
         return torchvision
     except RuntimeError as error:
         if "torchvision::nms" not in str(error) or _torchvision_shim is not None:
@@ -232,6 +235,7 @@ def _import_torchvision():
     shim.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     _torchvision_shim = shim
     import torchvision
+
     return torchvision
 
 
@@ -256,7 +260,7 @@ def available(group: str = "class") -> dict[str, str | None]:
         try:
             _import(name)
             found[name] = importlib.metadata.version(name)
-        except Exception:  # noqa: BLE001 - any failure means "not usable here"
+        except Exception:
             found[name] = None
     return found
 
@@ -278,8 +282,15 @@ class Logits(nn.Module):
         return self.labels(self.net(self._to_input(x)))
 
 
-_HOOK_TABLES = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-                "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs")
+_HOOK_TABLES = (
+    "_forward_hooks",
+    "_forward_pre_hooks",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks_with_kwargs",
+)
 
 
 @contextlib.contextmanager
@@ -355,8 +366,9 @@ def _roi_align_eager(input, boxes, output_size, spatial_scale=1.0, sampling_rati
     grid_h = torch.ceil(height / pooled_h).long()
     grid_w = torch.ceil(width / pooled_w).long()
     if not torch.equal(grid_h, grid_w) or bool((grid_h < 1).any()):
-        raise NotImplementedError("roi_align without torchvision's compiled ops: only non-empty RoIs whose "
-                                  "adaptive sampling grid is square")
+        raise NotImplementedError(
+            "roi_align without torchvision's compiled ops: only non-empty RoIs whose adaptive sampling grid is square"
+        )
     pieces = []
     for grid in torch.unique(grid_h).tolist():
         which = (grid_h == grid).nonzero().flatten()
@@ -378,8 +390,9 @@ def _faccent_magnitude() -> Path | None:
     return path if path.is_file() else None
 
 
-def horama_class(loaded_model, index: int, steps: int, size: int = 224, seed: int = 0,
-                 magnitude: torch.Tensor | None = None) -> Image.Image:
+def horama_class(
+    loaded_model, index: int, steps: int, size: int = 224, seed: int = 0, magnitude: torch.Tensor | None = None
+) -> Image.Image:
     """horama's MaCo (`horama.maco`), class logit `index`, image_size=size, model input at the model's resolution.
 
     magnitude: (3, H, W // 2 + 1) magnitude spectrum in horama's decorrelated colour space (any H, W: horama
@@ -393,9 +406,11 @@ def horama_class(loaded_model, index: int, steps: int, size: int = 224, seed: in
     if magnitude is None:
         shipped = _faccent_magnitude()
         if shipped is None:
-            raise ValueError("horama downloads its magnitude spectrum at run time, and there is no network: pass "
-                             "magnitude= (a (3, H, W // 2 + 1) tensor), or install faccent, whose "
-                             "clean_decorrelated.npy is then used")
+            raise ValueError(
+                "horama downloads its magnitude spectrum at run time, and there is no network: pass "
+                "magnitude= (a (3, H, W // 2 + 1) tensor), or install faccent, whose "
+                "clean_decorrelated.npy is then used"
+            )
         array = np.load(shipped).astype(np.float32)
     else:
         array = torch.as_tensor(magnitude).detach().cpu().float().numpy()
@@ -414,8 +429,11 @@ def horama_class(loaded_model, index: int, steps: int, size: int = 224, seed: in
     with tempfile.TemporaryDirectory(prefix="horama-") as folder:
         path = os.path.join(folder, "spectrum_decorrelated.npy")
         np.save(path, array)
-        patched = {"MACO_SPECTRUM_FILENAME": path, "download_url": no_download,
-                   "tqdm": lambda iterable, **kw: tqdm(iterable, disable=True, **kw)}
+        patched = {
+            "MACO_SPECTRUM_FILENAME": path,
+            "download_url": no_download,
+            "tqdm": lambda iterable, **kw: tqdm(iterable, disable=True, **kw),
+        }
         patches = [(maco_fv, name, value) for name, value in patched.items()]
         if not torchvision.extension._has_ops():
             patches.append((common, "roi_align", _roi_align_eager))
@@ -425,9 +443,14 @@ def horama_class(loaded_model, index: int, steps: int, size: int = 224, seed: in
             for module, name, value in patches:
                 setattr(module, name, value)
             with _hooks_kept(model):
-                image, _alpha = maco_fv.maco(objective, total_steps=int(steps), image_size=size,
-                                             model_input_size=loaded_model.spec.resolution,
-                                             values_range=(0.0, 1.0), device="cpu")
+                image, _alpha = maco_fv.maco(
+                    objective,
+                    total_steps=int(steps),
+                    image_size=size,
+                    model_input_size=loaded_model.spec.resolution,
+                    values_range=(0.0, 1.0),
+                    device="cpu",
+                )
         finally:
             for module, name, value in before:
                 setattr(module, name, value)
@@ -461,7 +484,6 @@ def faccent_class(loaded_model, index: int, steps: int, size: int = 224, seed: i
 
 
 PEERS = {"torch-lucent": lucent_class, "horama": horama_class, "faccent": faccent_class}
-
 
 
 # ==============================================================================================================
@@ -503,8 +525,7 @@ def _dream_photo(picture, size: int, seed: int) -> torch.Tensor:
     x = torch.as_tensor(picture).detach().float().cpu()
     x = x[None] if x.dim() == 3 else x
     if tuple(x.shape[-2:]) != (size, size):
-        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                                            align_corners=False)
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x.clamp(0.0, 1.0).contiguous()
 
 
@@ -533,8 +554,7 @@ class _DreamStepper:
     of as many pixels). seen: (height, width) of every picture the network got in the last step()/run().
     settings: what is passed to the package."""
 
-    def __init__(self, model: RGBNet, layer: nn.Module, size: int, pixels: float, no_grad_forwards: int,
-                 settings: dict):
+    def __init__(self, model: RGBNet, layer: nn.Module, size: int, pixels: float, no_grad_forwards: int, settings: dict):
         self.model, self.layer, self.size = model, layer, size
         self.pixels, self.no_grad_forwards, self.settings = pixels, no_grad_forwards, settings
 
@@ -570,12 +590,17 @@ class _DreamlensStepper(_DreamStepper):
         # translate 0.1) for both modes: they are dreamlens' settings for dreaming on a photo
         self._config = AmplifyConfig()
         transform = self._config.transform
-        settings = dict(lr=self._config.lr, weight_decay=self._config.weight_decay, grad_clip=self._config.grad_clip,
-                        rotate_degrees=transform.rotate_degrees, scale_min=transform.scale_min,
-                        scale_max=transform.scale_max, translate_x=transform.translate_x,
-                        translate_y=transform.translate_y)
-        super().__init__(model, layer, size, dream_pixels("dreamlens", size), int(mode == "amplify"),
-                         {"mode": mode, **settings})
+        settings = dict(
+            lr=self._config.lr,
+            weight_decay=self._config.weight_decay,
+            grad_clip=self._config.grad_clip,
+            rotate_degrees=transform.rotate_degrees,
+            scale_min=transform.scale_min,
+            scale_max=transform.scale_max,
+            translate_x=transform.translate_x,
+            translate_y=transform.translate_y,
+        )
+        super().__init__(model, layer, size, dream_pixels("dreamlens", size), int(mode == "amplify"), {"mode": mode, **settings})
         self._mode = mode
         # normalize=False: RGBNet applies the model's own to_input (dreamlens would add ImageNet's normalization)
         self._visualizer = FeatureVisualizer(model, quiet=True, device="cpu", normalize=False)
@@ -587,15 +612,22 @@ class _DreamlensStepper(_DreamStepper):
         if self._mode == "amplify":
             # dreamlens' own amplify, unchanged (paired targets, its own FeatureAmplificationObjective): not the
             # mean square, but its real per-step cost
-            result = self._visualizer.amplify(self._photo, [self.layer], config=dataclasses.replace(
-                self._config, steps=steps), image_parameter=self._canvas)
+            result = self._visualizer.amplify(
+                self._photo, [self.layer], config=dataclasses.replace(self._config, steps=steps), image_parameter=self._canvas
+            )
             self._canvas = result.image
             return
         # synthesize: dreamlens' loop for any layer objective (synthesize_from_image is it with a PixelCanvas)
         settings = {k: v for k, v in self.settings.items() if k != "mode"}
-        self._canvas = self._visualizer.synthesize([self.layer], image_parameter=self._canvas, width=self.size,
-                                                   height=self.size, iters=steps, custom_func=_mean_square,
-                                                   **settings)
+        self._canvas = self._visualizer.synthesize(
+            [self.layer],
+            image_parameter=self._canvas,
+            width=self.size,
+            height=self.size,
+            iters=steps,
+            custom_func=_mean_square,
+            **settings,
+        )
 
     def picture(self) -> torch.Tensor:
         return self._canvas.as_nchw()
@@ -623,15 +655,17 @@ class _TorchDreamsStepper(_DreamStepper):
         _seed(seed)  # RandomAffine draws from torch, random_resize from Python's random
 
     def _run(self, steps: int) -> None:
-        self._param = self._dreamer.render([self.layer], image_parameter=self._param, iters=steps,
-                                           custom_func=_mean_square, **self.settings)
+        self._param = self._dreamer.render(
+            [self.layer], image_parameter=self._param, iters=steps, custom_func=_mean_square, **self.settings
+        )
 
     def picture(self) -> torch.Tensor:
         return self._param.to_nchw_tensor()
 
 
-def dreamlens_dreamer(loaded_model, layer_module_path: str, size: int = 224, picture=None, seed: int = 0,
-                      mode: str = "synthesize") -> _DreamStepper:
+def dreamlens_dreamer(
+    loaded_model, layer_module_path: str, size: int = 224, picture=None, seed: int = 0, mode: str = "synthesize"
+) -> _DreamStepper:
     """dreamlens' dream on a size x size photo; objective: the mean square of module `layer_module_path` of
     loaded_model.net.
 
@@ -641,8 +675,7 @@ def dreamlens_dreamer(loaded_model, layer_module_path: str, size: int = 224, pic
     return _DreamlensStepper(loaded_model, layer_module_path, size, picture, seed, mode)
 
 
-def torch_dreams_dreamer(loaded_model, layer_module_path: str, size: int = 224, picture=None,
-                         seed: int = 0) -> _DreamStepper:
+def torch_dreams_dreamer(loaded_model, layer_module_path: str, size: int = 224, picture=None, seed: int = 0) -> _DreamStepper:
     """torch-dreams' `Dreamer.render` on a CustomImageParam of a size x size photo, custom_func = the mean square of
     module `layer_module_path` of loaded_model.net. picture: PIL or [0, 1] tensor; None: seeded noise."""
     return _TorchDreamsStepper(loaded_model, layer_module_path, size, picture, seed)

@@ -35,15 +35,15 @@ import torch
 from PIL import Image, ImageDraw
 
 import dreamscope
-from dreamscope.recipes import colour, quality
 from dreamscope.io import folders, images
 from dreamscope.models import DEFAULT_MODEL, load_model
 from dreamscope.models.classes import resolve_class
 from dreamscope.pages.sheets import contact_sheet
+from dreamscope.recipes import colour, quality
 from dreamscope.recipes.visualize import visualize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import peers  # noqa: E402 - beside this script
+import peers
 
 # Fixed before any run: animals, food, objects, buildings, plants and scenes, easy and hard alike.
 CLASSES = [
@@ -91,8 +91,10 @@ def save_sheet(sheet: Image.Image, path: Path) -> None:
 def summarize(rows: list[dict]) -> dict:
     summary = {}
     for name in quality.VIEWS:
-        summary[name] = {"top1_rate": sum(r["views"][name]["top1"] for r in rows) / len(rows),
-                         "mean_probability": statistics.fmean(r["views"][name]["probability"] for r in rows)}
+        summary[name] = {
+            "top1_rate": sum(r["views"][name]["top1"] for r in rows) / len(rows),
+            "mean_probability": statistics.fmean(r["views"][name]["probability"] for r in rows),
+        }
     summary["all_views"] = sum(all(r["views"][v]["top1"] for v in quality.VIEWS) for r in rows)
     summary["classes"] = len(rows)
     summary["overall_mean_probability"] = statistics.fmean(r["views"][v]["probability"] for r in rows for v in quality.VIEWS)
@@ -114,8 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", choices=SETS, default="current", help="which fixed classes (default: current)")
     parser.add_argument("--classes", help="comma-separated class names or indices instead of a set")
-    parser.add_argument("--makers", default="maco,fft",
-                        help="comma-separated: maco, fft, pixels, torch-lucent, horama, faccent; 'all': ours and every peer installed")
+    parser.add_argument(
+        "--makers",
+        default="maco,fft",
+        help="comma-separated: maco, fft, pixels, torch-lucent, horama, faccent; 'all': ours and every peer installed",
+    )
     parser.add_argument("--steps", type=int, help="optimization steps for every maker (default: visualize's default)")
     parser.add_argument("--size", type=int, default=224, help="picture side in px (default 224)")
     parser.add_argument("--learning-rate", type=float, help="dreamscope's learning rate (default: visualize's)")
@@ -139,14 +144,20 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(DEFAULT_MODEL)
     judge = quality.judge_for(model)
     load = os.getloadavg()
-    print(f"dreamscope {dreamscope.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"python {platform.python_version()}; peers: {installed or 'none installed'}")
-    print(f"model {DEFAULT_MODEL}, judge {judge.name}; makers {makers}; steps {args.steps or 'default'}; "
-          f"{args.size} px; {len(names)} classes; load average {load[0]:.2f}")
+    print(
+        f"dreamscope {dreamscope.__version__}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"python {platform.python_version()}; peers: {installed or 'none installed'}"
+    )
+    print(
+        f"model {DEFAULT_MODEL}, judge {judge.name}; makers {makers}; steps {args.steps or 'default'}; "
+        f"{args.size} px; {len(names)} classes; load average {load[0]:.2f}"
+    )
     photos = photo_colours(args.photos) if args.photos else None
     if photos:
-        print(f"photos: colourfulness median {photos['median']:.1f}, 10th percentile {photos['p10']:.1f} "
-              f"({photos['photos']} photos)")
+        print(
+            f"photos: colourfulness median {photos['median']:.1f}, 10th percentile {photos['p10']:.1f} "
+            f"({photos['photos']} photos)"
+        )
     sys.stdout.flush()
 
     rows = {maker: [] for maker in makers}
@@ -160,24 +171,42 @@ def main(argv: list[str] | None = None) -> int:
             picture = make(maker, model, index, args.steps, args.size, settings)
             seconds = time.perf_counter() - start
             result = quality.score(picture, index, judge)
-            views = {v: {"top1": s.top1, "probability": s.probability, "judge_top1": s.judge_top1} for v, s in result.views.items()}
-            rows[maker].append({"class": name, "index": index, "seconds": seconds, "views": views,
-                                "colourfulness": result.colourfulness, "saturation": result.saturation})
+            views = {
+                v: {"top1": s.top1, "probability": s.probability, "judge_top1": s.judge_top1} for v, s in result.views.items()
+            }
+            rows[maker].append(
+                {
+                    "class": name,
+                    "index": index,
+                    "seconds": seconds,
+                    "views": views,
+                    "colourfulness": result.colourfulness,
+                    "saturation": result.saturation,
+                }
+            )
             cells = "  ".join(f"{'y' if s.top1 else 'n'} {s.probability:7.3f}" for s in result.views.values())
-            print(f"{maker:<13} {name:<18} {seconds:6.1f}  {cells}  {result.colourfulness:6.1f}  "
-                  f"{result.views['picture'].judge_top1}")
+            print(
+                f"{maker:<13} {name:<18} {seconds:6.1f}  {cells}  {result.colourfulness:6.1f}  "
+                f"{result.views['picture'].judge_top1}"
+            )
             sys.stdout.flush()
             if args.sheet:
                 tiles.append(label(picture, f"{name} ({maker})"))
 
     summaries = {maker: summarize(rows[maker]) for maker in makers}
     print()
-    print(f"{'maker':<13} " + " ".join(f"{v + ' top-1':>13}" for v in quality.VIEWS)
-          + f" {'all views':>10} {'mean p':>7} {'colour med':>10} {'min':>5} {'s med':>6}")
+    print(
+        f"{'maker':<13} "
+        + " ".join(f"{v + ' top-1':>13}" for v in quality.VIEWS)
+        + f" {'all views':>10} {'mean p':>7} {'colour med':>10} {'min':>5} {'s med':>6}"
+    )
     for maker, s in summaries.items():
-        print(f"{maker:<13} " + " ".join(f"{s[v]['top1_rate']:7.0%} {s[v]['mean_probability']:5.2f}" for v in quality.VIEWS)
-              + f" {s['all_views']:>4} of {s['classes']:<3} {s['overall_mean_probability']:7.3f}"
-              + f" {s['colourfulness']['median']:10.1f} {s['colourfulness']['min']:5.1f} {s['seconds']['median']:6.1f}")
+        print(
+            f"{maker:<13} "
+            + " ".join(f"{s[v]['top1_rate']:7.0%} {s[v]['mean_probability']:5.2f}" for v in quality.VIEWS)
+            + f" {s['all_views']:>4} of {s['classes']:<3} {s['overall_mean_probability']:7.3f}"
+            + f" {s['colourfulness']['median']:10.1f} {s['colourfulness']['min']:5.1f} {s['seconds']['median']:6.1f}"
+        )
     load_end = os.getloadavg()
     print(f"load average at the end {load_end[0]:.2f}")
 
@@ -185,11 +214,20 @@ def main(argv: list[str] | None = None) -> int:
         save_sheet(contact_sheet(tiles, columns=len(makers)), args.sheet)
         print("wrote", args.sheet)
     if args.json:
-        record = {"date": _dt.datetime.now().isoformat(timespec="seconds"), "model": DEFAULT_MODEL, "judge": judge.name,
-                  "steps": args.steps, "size": args.size, "settings": settings, "threads": torch.get_num_threads(),
-                  "torch": torch.__version__, "peers": installed, "photos": photos,
-                  "load_average": {"start": load[0], "end": load_end[0]},
-                  "makers": {maker: {"summary": summaries[maker], "classes": rows[maker]} for maker in makers}}
+        record = {
+            "date": _dt.datetime.now().isoformat(timespec="seconds"),
+            "model": DEFAULT_MODEL,
+            "judge": judge.name,
+            "steps": args.steps,
+            "size": args.size,
+            "settings": settings,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "peers": installed,
+            "photos": photos,
+            "load_average": {"start": load[0], "end": load_end[0]},
+            "makers": {maker: {"summary": summaries[maker], "classes": rows[maker]} for maker in makers},
+        }
         args.json.write_text(json.dumps(record, indent=2) + "\n")
         print("wrote", args.json)
     return 0

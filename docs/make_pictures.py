@@ -69,17 +69,36 @@ def dream_pictures() -> None:
     photos = inputs()
     coffee, cat = photos["coffee"], photos["chelsea"]
     dream = ds.DreamSettings()
-    save(row([labelled(Image.open(coffee), "coffee.jpg"),
-              labelled(made(dream, "coffee-dream", input=coffee), "dreamscope dream coffee.jpg")]), "hero.jpg")
+    save(
+        row(
+            [
+                labelled(Image.open(coffee), "coffee.jpg"),
+                labelled(made(dream, "coffee-dream", input=coffee), "dreamscope dream coffee.jpg"),
+            ]
+        ),
+        "hero.jpg",
+    )
     layers = ["stage2.1", "stage3.1", "stage4.2", "stage5.2", "stage6.3"]
-    save(row([labelled(made(dream.replace(layer=name), f"chelsea-{name}", input=cat), f"--layer {name}") for name in layers]),
-         "layers.jpg")
-    save(row([
-        labelled(made(dream.replace(channels="strongest:3"), "chelsea-strongest-3", input=cat), "--channels strongest:3"),
-        labelled(made(dream.replace(layer="stage6.0"), "chelsea-guided-by-coffee", input=cat, guide=coffee),
-                 "--layer stage6.0 --guide coffee.jpg"),
-        labelled(made(dream.replace(layer="stage3.1,stage6.0=0.5"), "chelsea-mixed", input=cat), "--layer stage3.1,stage6.0=0.5"),
-    ]), "options.jpg")
+    save(
+        row([labelled(made(dream.replace(layer=name), f"chelsea-{name}", input=cat), f"--layer {name}") for name in layers]),
+        "layers.jpg",
+    )
+    save(
+        row(
+            [
+                labelled(made(dream.replace(channels="strongest:3"), "chelsea-strongest-3", input=cat), "--channels strongest:3"),
+                labelled(
+                    made(dream.replace(layer="stage6.0"), "chelsea-guided-by-coffee", input=cat, guide=coffee),
+                    "--layer stage6.0 --guide coffee.jpg",
+                ),
+                labelled(
+                    made(dream.replace(layer="stage3.1,stage6.0=0.5"), "chelsea-mixed", input=cat),
+                    "--layer stage3.1,stage6.0=0.5",
+                ),
+            ]
+        ),
+        "options.jpg",
+    )
 
 
 def visualize_pictures() -> None:
@@ -88,8 +107,17 @@ def visualize_pictures() -> None:
     maco = made(banana.replace(param="maco"), "banana-maco")
     faded = made(banana.replace(param="maco", transparency=True), "banana-maco-transparency")
     without = made(banana.replace(param="pixels", robust=False), "banana-no-priors")
-    save(row([labelled(with_priors, "--class banana"), labelled(maco, "--param maco"),
-              labelled(faded, "--param maco --transparency"), labelled(without, "--no-priors")]), "priors.jpg")
+    save(
+        row(
+            [
+                labelled(with_priors, "--class banana"),
+                labelled(maco, "--param maco"),
+                labelled(faded, "--param maco --transparency"),
+                labelled(without, "--no-priors"),
+            ]
+        ),
+        "priors.jpg",
+    )
     sheet = made(ds.VisualizeSettings(kind="channels", target="stage4.2", grid=8, size=128), "stage4.2-channels")
     save(sheet, "channels.jpg")
     accentuate_pictures()
@@ -130,10 +158,18 @@ def video_pictures() -> None:
 
     alone = [f.image for f in frames(ds.video_iter(source, blend=0.0))]
     guided = [f.image for f in frames(ds.video_iter(source))]
-    save(row([labelled(source[-1], "source frame 8"),
-              labelled(alone[-1], "each frame alone"), labelled(change(alone[-2], alone[-1]), "change from frame 7 (x4)"),
-              labelled(guided[-1], "flow-guided (default)"), labelled(change(guided[-2], guided[-1]), "change from frame 7 (x4)")]),
-         "video.jpg")
+    save(
+        row(
+            [
+                labelled(source[-1], "source frame 8"),
+                labelled(alone[-1], "each frame alone"),
+                labelled(change(alone[-2], alone[-1]), "change from frame 7 (x4)"),
+                labelled(guided[-1], "flow-guided (default)"),
+                labelled(change(guided[-2], guided[-1]), "change from frame 7 (x4)"),
+            ]
+        ),
+        "video.jpg",
+    )
 
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"  # 1,000 photos, one per class
@@ -174,12 +210,48 @@ def patch_pictures() -> None:
     photos.mkdir(parents=True, exist_ok=True)
     shutil.copy(SAMPLE / "n04482393_tricycle.JPEG", photos)
     a, b = "tricycle", "bicycle-built-for-two"
-    subprocess.run([sys.executable, "-m", "dreamscope", "atlas", str(whole / "collection.npz"), "-o", str(versus), "--compare",
-                    f"{a},{b}", "--grid", "10", "-q"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dreamscope",
+            "atlas",
+            str(whole / "collection.npz"),
+            "-o",
+            str(versus),
+            "--compare",
+            f"{a},{b}",
+            "--grid",
+            "10",
+            "-q",
+        ],
+        check=True,
+    )
     cells = json.loads((versus / "atlas.json").read_text())["cells"]
     best = max(cells, key=lambda c: c["strength"][b] - c["strength"][a])["name"]
-    subprocess.run([sys.executable, "-m", "dreamscope", "patch", str(photos), "--from", a, "--to", b, "--icon", f"{versus}:{best}",
-                    "--size", "0.4", "--views", "20", "-o", str(ATLAS / "patch-tricycle"), "-q"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dreamscope",
+            "patch",
+            str(photos),
+            "--from",
+            a,
+            "--to",
+            b,
+            "--icon",
+            f"{versus}:{best}",
+            "--size",
+            "0.4",
+            "--views",
+            "20",
+            "-o",
+            str(ATLAS / "patch-tricycle"),
+            "-q",
+        ],
+        check=True,
+    )
     save(Image.open(ATLAS / "patch-tricycle" / "examples.png").convert("RGB"), "patch.jpg")
 
 
@@ -199,8 +271,24 @@ def microscope_pictures() -> None:
     if not SAMPLE.is_dir():
         print(f"skipped the microscope picture: {SAMPLE} is not here")
         return
-    subprocess.run([sys.executable, "-m", "dreamscope", "microscope", "-o", str(MICROSCOPE), "--layers", "stage4.2", "--samples", "2",
-                    "--exemplars", str(SAMPLE), "-q"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dreamscope",
+            "microscope",
+            "-o",
+            str(MICROSCOPE),
+            "--layers",
+            "stage4.2",
+            "--samples",
+            "2",
+            "--exemplars",
+            str(SAMPLE),
+            "-q",
+        ],
+        check=True,
+    )
     facts = json.loads((MICROSCOPE / "microscope.json").read_text())["layers"]["stage4.2"]["channels"]
     tile, gap, label = 128, 6, 300
     rows = []
@@ -215,7 +303,9 @@ def microscope_pictures() -> None:
         for n, (name, value) in enumerate(fact["classes"][:4]):
             draw.text((4, 36 + 20 * n), f"{name[:30]} {value:+.2f}", fill=(60, 60, 60), font=font(13))
         for n, picture in enumerate(tiles):
-            line.paste(picture.convert("RGB").resize((tile, tile), Image.LANCZOS), (label + n * (tile + gap) + (gap if n >= 3 else 0), 0))
+            line.paste(
+                picture.convert("RGB").resize((tile, tile), Image.LANCZOS), (label + n * (tile + gap) + (gap if n >= 3 else 0), 0)
+            )
         rows.append(line)
     sheet = Image.new("RGB", (rows[0].width, len(rows) * (tile + gap)), "white")
     for n, line in enumerate(rows):
@@ -224,7 +314,14 @@ def microscope_pictures() -> None:
 
 
 if __name__ == "__main__":
-    steps = {"dream": dream_pictures, "visualize": visualize_pictures, "zoom": zoom_pictures, "video": video_pictures,
-             "atlas": atlas_pictures, "patch": patch_pictures, "microscope": microscope_pictures}
+    steps = {
+        "dream": dream_pictures,
+        "visualize": visualize_pictures,
+        "zoom": zoom_pictures,
+        "video": video_pictures,
+        "atlas": atlas_pictures,
+        "patch": patch_pictures,
+        "microscope": microscope_pictures,
+    }
     for name in sys.argv[1:] or steps:  # e.g. `docs/make_pictures.py zoom video` for just those
         steps[name]()

@@ -55,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     spectrum, count = measure(args.folder, limit=args.limit)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.output, spectrum)
-    print(f"wrote {args.output}: {spectrum.shape}, from {count} photos; "
-          f"DC {spectrum[:, 0, 0].round(1).tolist()}, mean {spectrum.mean():.3f}")
+    print(
+        f"wrote {args.output}: {spectrum.shape}, from {count} photos; "
+        f"DC {spectrum[:, 0, 0].round(1).tolist()}, mean {spectrum.mean():.3f}"
+    )
     return 0
 
 

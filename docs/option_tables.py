@@ -21,31 +21,108 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 # The fields a recipe's table shows, in this order, where it is not every field that has a flag; "differs": those
 # that are new or have another default than dream's, so a table only lists what differs.
 SHOWN = {
-    "dream": ["layer", "channels", "octaves", "octave_scale", "steps", "step_size", "jitter", "max_size", "tile", "precision", "seed",
-              "model", "weights"],
-    "visualize": ["param", "samples", "diversity", "grid", "size", "steps", "learning_rate", "transparency", "accentuate",
-                  "closeness", "closeness_layer", "seed"],
+    "dream": [
+        "layer",
+        "channels",
+        "octaves",
+        "octave_scale",
+        "steps",
+        "step_size",
+        "jitter",
+        "max_size",
+        "tile",
+        "precision",
+        "seed",
+        "model",
+        "weights",
+    ],
+    "visualize": [
+        "param",
+        "samples",
+        "diversity",
+        "grid",
+        "size",
+        "steps",
+        "learning_rate",
+        "transparency",
+        "accentuate",
+        "closeness",
+        "closeness_layer",
+        "seed",
+    ],
     "zoom": "differs",
     "morph": ["classes", "size", "steps", "warmup", "learning_rate"],
     "video": "differs",
-    "probe": ["layers", "channels", "octaves", "steps", "max_size", "precision", "vis_size", "vis_steps", "exemplar_folder",
-              "exemplar_count"],
-    "atlas": ["layer", "grid", "positions", "side", "min_count", "class_name", "compare", "keep", "icon_size", "icon_steps",
-              "neighbours", "exemplars_per_cell", "seed", "model", "weights"],
+    "probe": [
+        "layers",
+        "channels",
+        "octaves",
+        "steps",
+        "max_size",
+        "precision",
+        "vis_size",
+        "vis_steps",
+        "exemplar_folder",
+        "exemplar_count",
+    ],
+    "atlas": [
+        "layer",
+        "grid",
+        "positions",
+        "side",
+        "min_count",
+        "class_name",
+        "compare",
+        "keep",
+        "icon_size",
+        "icon_steps",
+        "neighbours",
+        "exemplars_per_cell",
+        "seed",
+        "model",
+        "weights",
+    ],
     "patch": ["from_class", "to_class", "size", "place", "views", "side", "seed", "model", "weights"],
     "exemplars": ["units", "count", "side", "vis_size", "vis_steps", "seed", "model", "weights"],
-    "microscope": ["layers", "size", "steps", "learning_rate", "samples", "diversity", "block", "top", "exemplar_folder",
-                   "exemplar_count", "side", "seed", "model", "weights"],
+    "microscope": [
+        "layers",
+        "size",
+        "steps",
+        "learning_rate",
+        "samples",
+        "diversity",
+        "block",
+        "top",
+        "exemplar_folder",
+        "exemplar_count",
+        "side",
+        "seed",
+        "model",
+        "weights",
+    ],
 }
 
 
 # Defaults that mean "decided at run time", said in words.
-DEFAULT_WORDS = {"layer": "the model's", "channels": "all", "grid": "16", "every": "an equal share", "classes": "",
-                 ("probe", "layers"): "the last of each stage (6)", ("exemplars", "units"): "required",
-                 ("patch", "from_class"): "required", ("patch", "to_class"): "required", ("microscope", "layers"): "all", ("atlas", "layer"): "the model's default",
-                 ("atlas", "grid"): "20", ("probe", "channels"): "4", "side": "the model's",
-                 ("visualize", "learning_rate"): "0.1 (0.05 for pixels)", ("visualize", "closeness_layer"): "stage3.1 (stride 8)",
-                 ("visualize", "param"): "fft (maco with --accentuate)"}
+DEFAULT_WORDS = {
+    "layer": "the model's",
+    "channels": "all",
+    "grid": "16",
+    "every": "an equal share",
+    "classes": "",
+    ("probe", "layers"): "the last of each stage (6)",
+    ("exemplars", "units"): "required",
+    ("patch", "from_class"): "required",
+    ("patch", "to_class"): "required",
+    ("microscope", "layers"): "all",
+    ("atlas", "layer"): "the model's default",
+    ("atlas", "grid"): "20",
+    ("probe", "channels"): "4",
+    "side": "the model's",
+    ("visualize", "learning_rate"): "0.1 (0.05 for pixels)",
+    ("visualize", "closeness_layer"): "stage3.1 (stride 8)",
+    ("visualize", "param"): "fft (maco with --accentuate)",
+}
 
 
 def limits(check) -> str:
@@ -57,9 +134,9 @@ def limits(check) -> str:
         return f"{low} to {'<' if check.below else ''}{check.high:g}"
     if isinstance(check, S.Choice):
         return ", ".join(map(str, check.options))
-    if getattr(check, "__name__", "") == "_tile":
+    if check is S.tile_size:
         return "auto, off, 64-8192"
-    if getattr(check, "__name__", "") == "_size":
+    if check is S.picture_size:
         return "64-2048"
     return ""
 

@@ -16,5 +16,7 @@ def marked_job(arguments) -> str:
 
 def marked(items, marks) -> list:
     """The same items, each announcing its worker in the folder `marks` before it runs."""
-    return [batch.Item(item.name, "batch_tasks:marked_job", {"job": dict(item.arguments), "marks": str(marks)}, item.output)
-            for item in items]
+    return [
+        batch.Item(item.name, "batch_tasks:marked_job", {"job": dict(item.arguments), "marks": str(marks)}, item.output)
+        for item in items
+    ]

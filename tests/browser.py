@@ -19,8 +19,14 @@ import pytest
 from PIL import Image
 
 # This machine's network is closed: without these, Chromium tries Google's hosts at every start.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 def chromium_binary() -> str | None:
@@ -30,13 +36,17 @@ def chromium_binary() -> str | None:
 def needs_playwright():
     """Skip (saying what to install) when the browser, Playwright or the studio's extra is missing."""
     if chromium_binary() is None:
-        pytest.skip("Chromium is not installed, so the page was not tested in a browser "
-                    "(`make test` installs the Debian package `chromium` where it can: apt-get install chromium)")
+        pytest.skip(
+            "Chromium is not installed, so the page was not tested in a browser "
+            "(`make test` installs the Debian package `chromium` where it can: apt-get install chromium)"
+        )
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        pytest.skip("Playwright for Python is not installed (pip install playwright; the system's chromium is used, "
-                    "so `playwright install` is not needed)")
+        pytest.skip(
+            "Playwright for Python is not installed (pip install playwright; the system's chromium is used, "
+            "so `playwright install` is not needed)"
+        )
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
@@ -54,8 +64,14 @@ class Watch:
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.problems.append(f"exception: {error}"))
         page.on("requestfailed", lambda request: self.problems.append(f"request failed: {request.url} {request.failure}"))
-        page.on("response", lambda r: self.problems.append(f"HTTP {r.status}: {r.request.method} {r.url}") if r.status >= 400 else None)
-        page.on("request", lambda r: None if r.url.startswith((base, "data:", "blob:")) else self.problems.append(f"off-site request: {r.url}"))
+        page.on(
+            "response",
+            lambda r: self.problems.append(f"HTTP {r.status}: {r.request.method} {r.url}") if r.status >= 400 else None,
+        )
+        page.on(
+            "request",
+            lambda r: None if r.url.startswith((base, "data:", "blob:")) else self.problems.append(f"off-site request: {r.url}"),
+        )
 
     def _console(self, message):
         if message.type in ("error", "warning", "assert"):
@@ -76,16 +92,30 @@ class Browser:
         self.width, self.height = width, height
         commands, self._theirs_in = os.pipe()
         self._theirs_out, replies = os.pipe()
-        args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                f"--user-data-dir={profile}", f"--window-size={width},{height}", "--remote-debugging-pipe", "about:blank"]
+        args = [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            "--remote-debugging-pipe",
+            "about:blank",
+        ]
 
         def wire():  # in the child: commands on fd 3, replies on fd 4
             os.dup2(commands, 3)
             os.dup2(replies, 4)
 
-        self.proc = subprocess.Popen(args, pass_fds=(3, 4), preexec_fn=wire, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args, pass_fds=(3, 4), preexec_fn=wire, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         os.close(commands)
         os.close(replies)
         self._buffer = b""
@@ -171,8 +201,10 @@ def render(page: Path, tmp_path: Path) -> tuple[list[str], dict, Image.Image]:
     """Open a page in headless Chromium: (its problems, facts about its DOM, a 1280x2000 screenshot)."""
     binary = chromium_binary()
     if binary is None:
-        pytest.skip("Chromium is not installed, so the report was not rendered in a browser "
-                    "(`make test` installs the Debian package `chromium` where it can: apt-get install chromium)")
+        pytest.skip(
+            "Chromium is not installed, so the report was not rendered in a browser "
+            "(`make test` installs the Debian package `chromium` where it can: apt-get install chromium)"
+        )
     browser = Browser(binary, tempfile.mkdtemp(dir=tmp_path))
     try:
         browser.open(page.as_uri())

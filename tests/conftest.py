@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import pytest
 
-import dreamscope  # noqa: F401 - first, so its thread policy (a short OpenMP spin) is set before any test imports torch
+import dreamscope
 
 PHOTO_SIZE = (160, 120)  # (width, height) of the `photo` fixtures: small enough to dream in a second
 
@@ -46,7 +46,6 @@ def bomb_png_bytes(width: int = 100_000, height: int = 100_000) -> bytes:
 @pytest.fixture(scope="session")
 def model():
     """The default network, loaded once (load_model caches it too; this keeps tests from naming it)."""
-    import dreamscope
 
     return dreamscope.load_model()
 
@@ -70,8 +69,10 @@ def bad_pictures(tmp_path) -> dict[str, Path]:
     """Files that are not usable pictures, by kind: empty, text (named .jpg), truncated PNG, decompression bomb."""
     folder = tmp_path / "bad"
     folder.mkdir()
-    paths = {name: folder / file for name, file in
-             [("empty", "empty.png"), ("text", "photo.jpg"), ("truncated", "truncated.png"), ("bomb", "bomb.png")]}
+    paths = {
+        name: folder / file
+        for name, file in [("empty", "empty.png"), ("text", "photo.jpg"), ("truncated", "truncated.png"), ("bomb", "bomb.png")]
+    }
     paths["empty"].write_bytes(b"")
     paths["text"].write_text("this is not a picture\n")
     full = folder / "full.png"
@@ -96,7 +97,12 @@ def run_python(*argv, cwd=None, env=None, timeout: float = 300) -> CliResult:
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
         [sys.executable, *map(str, argv)],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
@@ -140,7 +146,9 @@ def run_good_and_mistakes(folder, good: dict, mistakes: dict, run_many, env=None
     import json
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        together = pool.submit(run_python, "-c", USAGE_DRIVER, json.dumps([[str(folder), list(args)] for args in mistakes.values()]), env=env)
+        together = pool.submit(
+            run_python, "-c", USAGE_DRIVER, json.dumps([[str(folder), list(args)] for args in mistakes.values()]), env=env
+        )
         results = dict(zip(good, run_many([(args, folder) for args in good.values()], env=env)))
         driver = together.result()
     assert driver.returncode == 0 and not driver.stderr, driver.stderr
@@ -176,8 +184,10 @@ def pan_frames(count: int, size: tuple[int, int] = (96, 64), motion: tuple[int, 
     the content moves by (-dx, -dy)."""
     big = chelsea((320, 213))
     width, height = size
-    return [big.crop((20 + motion[0] * i, 30 + motion[1] * i, 20 + motion[0] * i + width, 30 + motion[1] * i + height))
-            for i in range(count)]
+    return [
+        big.crop((20 + motion[0] * i, 30 + motion[1] * i, 20 + motion[0] * i + width, 30 + motion[1] * i + height))
+        for i in range(count)
+    ]
 
 
 def write_clip(path, frames, fps: int = 12, audio: bool = False, faststart: bool = False) -> None:
@@ -209,7 +219,10 @@ def write_clip(path, frames, fps: int = 12, audio: bool = False, faststart: bool
 
 def snapshot(folder: Path) -> set:
     """Every path under folder, with size and time of files: any new, changed or removed file shows up."""
-    return {(str(p.relative_to(folder)), *((p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else ())) for p in folder.rglob("*")}
+    return {
+        (str(p.relative_to(folder)), *((p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else ()))
+        for p in folder.rglob("*")
+    }
 
 
 def error_line(run) -> str:
@@ -217,7 +230,7 @@ def error_line(run) -> str:
     assert "Traceback" not in run.stderr and "Traceback" not in run.stdout, run.stderr
     lines = run.stderr.splitlines()
     assert len(lines) == 1, f"expected one line on stderr, got:\n{run.stderr}"
-    assert lines[0].startswith("error: ") and lines[0][len("error: "):].strip(), lines[0]
+    assert lines[0].startswith("error: ") and lines[0][len("error: ") :].strip(), lines[0]
     return lines[0]
 
 

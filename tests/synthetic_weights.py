@@ -7,9 +7,8 @@ from pathlib import Path
 
 import torch
 
-from dreamscope.models import googlenet
-
 import caffe_writer
+from dreamscope.models import googlenet
 
 AUX_LAYERS = {"loss1/conv": [(128, 512, 1, 1), (128,)]}  # a training-time head the loader must skip
 
@@ -39,8 +38,11 @@ def state_dict(net, layout: str, classifier: bool = True) -> dict[str, torch.Ten
     state = {}
     for name, (weight, bias) in caffe_layers(net, classifier=classifier).items():
         fully_connected = weight.dim() == 2
-        stem = {"ours": name.replace("/", "."), "caffe": name,
-                "neural-dream": name.replace("/", "_") + ("_1" if fully_connected else "")}[layout]
+        stem = {
+            "ours": name.replace("/", "."),
+            "caffe": name,
+            "neural-dream": name.replace("/", "_") + ("_1" if fully_connected else ""),
+        }[layout]
         state[f"{stem}.weight"], state[f"{stem}.bias"] = weight, bias
     return state
 

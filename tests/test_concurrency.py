@@ -9,7 +9,6 @@ import threading
 import pytest
 
 import dreamscope as ds
-
 from conftest import chelsea, run_dreamscope
 
 
@@ -33,7 +32,7 @@ def test_threads_sharing_one_model_get_the_bytes_each_gets_alone(model):
     def run(name):
         try:
             together[name] = [png(p) for p in work[name]()]
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append((name, exc))
 
     for _ in range(2):  # twice: the interleaving differs from run to run
@@ -55,8 +54,9 @@ def test_processes_side_by_side_get_the_bytes_each_gets_alone(tmp_path, run_cli_
     for name, extra in args.items():  # one after the other
         result = run_dreamscope("dream", "photo.png", "-o", f"alone_{name}.png", *extra, *quick, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-    side_by_side = run_cli_many([(["dream", "photo.png", "-o", f"both_{name}.png", *extra, *quick], tmp_path)
-                                 for name, extra in args.items()], workers=2)
+    side_by_side = run_cli_many(
+        [(["dream", "photo.png", "-o", f"both_{name}.png", *extra, *quick], tmp_path) for name, extra in args.items()], workers=2
+    )
     assert all(result.returncode == 0 for result in side_by_side), [r.stderr for r in side_by_side]
     for name in args:
         assert (tmp_path / f"both_{name}.png").read_bytes() == (tmp_path / f"alone_{name}.png").read_bytes()

@@ -69,8 +69,12 @@ def test_the_graph_sees_every_module():
 
 
 def test_each_package_imports_only_from_those_below_it():
-    upward = sorted(f"{module} -> {target}" for module, targets in GRAPH.items() for target in targets
-                    if layer(module) != layer(target) and LAYERS[layer(target)] >= LAYERS[layer(module)])
+    upward = sorted(
+        f"{module} -> {target}"
+        for module, targets in GRAPH.items()
+        for target in targets
+        if layer(module) != layer(target) and LAYERS[layer(target)] >= LAYERS[layer(module)]
+    )
     assert not upward, "\n".join(upward)
 
 
@@ -82,7 +86,7 @@ def test_no_module_imports_one_that_imports_it_back():
         stack.append(module)
         for target in sorted(GRAPH.get(module, ())):
             if state.get(target) == "grey":
-                circles.append(" -> ".join(stack[stack.index(target):] + [target]))
+                circles.append(" -> ".join(stack[stack.index(target) :] + [target]))
             elif target not in state:
                 visit(target)
         stack.pop()
@@ -107,13 +111,24 @@ def test_no_recipe_imports_a_page_writer():
 
 
 def test_no_module_is_large():
-    sizes = {path.relative_to(SOURCE).as_posix(): len(path.read_text(encoding="utf-8").splitlines()) for path in SOURCE.rglob("*.py")}
+    sizes = {
+        path.relative_to(SOURCE).as_posix(): len(path.read_text(encoding="utf-8").splitlines()) for path in SOURCE.rglob("*.py")
+    }
     largest = max(sizes, key=sizes.get)
     assert sizes[largest] < LARGEST, f"{largest} has {sizes[largest]} lines"
 
 
-@pytest.mark.parametrize("old, new", [("render", "optvis.render"), ("objectives", "optvis.objectives"), ("images", "io.images"),
-                                      ("jobs", "work.jobs"), ("batch", "work.batch"), ("report", "pages.probe")])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("render", "optvis.render"),
+        ("objectives", "optvis.objectives"),
+        ("images", "io.images"),
+        ("jobs", "work.jobs"),
+        ("batch", "work.batch"),
+        ("report", "pages.probe"),
+    ],
+)
 def test_old_module_names_still_import_and_say_where_they_went(old, new):
     import importlib
 

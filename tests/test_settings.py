@@ -11,31 +11,68 @@ from dreamscope import settings as S
 from dreamscope.errors import DreamscopeError, SettingsError
 
 NON_DEFAULT = {
-    "dream": dict(layer=["stage3.1=0.5", "stage5.2"], channels=[3, 17], octaves=3, octave_scale=1.3, steps=7,
-                  step_size=0.02, jitter=8, max_size=640, tile=256, seed=2**63 - 1, weights="w.pth"),
-    "visualize": dict(kind="channels", target="stage4.2", grid=8, size=(96, 200), steps=50, learning_rate=0.1,
-                      param="pixels", robust=False),
+    "dream": dict(
+        layer=["stage3.1=0.5", "stage5.2"],
+        channels=[3, 17],
+        octaves=3,
+        octave_scale=1.3,
+        steps=7,
+        step_size=0.02,
+        jitter=8,
+        max_size=640,
+        tile=256,
+        seed=2**63 - 1,
+        weights="w.pth",
+    ),
+    "visualize": dict(
+        kind="channels", target="stage4.2", grid=8, size=(96, 200), steps=50, learning_rate=0.1, param="pixels", robust=False
+    ),
     "zoom": dict(frames=48, zoom=0.97, rotate=-1.5, fps=12.5, layers="stage3.1, stage4.2", every=6, tile=None),
     "morph": dict(classes="banana,starfish,lemon", frames=10, size=128, steps=20, warmup=100, fps=30),
     "video": dict(blend=0.5, frame_steps=3, channels="strongest:5"),
     "probe": dict(layers="stage2.1,stage4.2", channels=0, max_size=None, vis_size=96, vis_steps=64),
     "classify": dict(top=10, model="efficientnet-lite2"),
     "exemplars": dict(units="stage4.2:17,stage5.2:3", count=5, side=96, vis_size=64, vis_steps=16, seed=7),
-    "atlas": dict(layer="stage4.2", grid=12, positions=4, side=96, min_count=2, compare="snorkel, scuba diver", keep=0.1,
-                  icon_size=64, icon_steps=50, neighbours=8, exemplars_per_cell=3),
+    "atlas": dict(
+        layer="stage4.2",
+        grid=12,
+        positions=4,
+        side=96,
+        min_count=2,
+        compare="snorkel, scuba diver",
+        keep=0.1,
+        icon_size=64,
+        icon_steps=50,
+        neighbours=8,
+        exemplars_per_cell=3,
+    ),
     "patch": dict(from_class="snorkel", to_class="scuba diver", size=0.25, place="corner", views=20, side=160),
-    "microscope": dict(layers="stage3.1, stage4.2", size=96, steps=64, learning_rate=0.1, samples=0, diversity=2.5, block=8,
-                       top=3, exemplar_folder="/photos", exemplar_count=4, side=160),
+    "microscope": dict(
+        layers="stage3.1, stage4.2",
+        size=96,
+        steps=64,
+        learning_rate=0.1,
+        samples=0,
+        diversity=2.5,
+        block=8,
+        top=3,
+        exemplar_folder="/photos",
+        exemplar_count=4,
+        side=160,
+    ),
 }
-REQUIRED = {"visualize": {"target": "banana"}, "morph": {"classes": "a,b"}, "exemplars": {"units": "stage4.2:17"},
-            "patch": {"from_class": "snorkel", "to_class": "scuba diver"}}
+REQUIRED = {
+    "visualize": {"target": "banana"},
+    "morph": {"classes": "a,b"},
+    "exemplars": {"units": "stage4.2:17"},
+    "patch": {"from_class": "snorkel", "to_class": "scuba diver"},
+}
 
 
 @pytest.mark.parametrize("recipe", list(S.RECIPES))
 def test_every_recipes_settings_round_trip_through_json_exactly(recipe):
     cls = S.RECIPES[recipe]
-    for settings in (cls(**REQUIRED.get(recipe, {})),
-                     cls(**NON_DEFAULT[recipe])):
+    for settings in (cls(**REQUIRED.get(recipe, {})), cls(**NON_DEFAULT[recipe])):
         text = json.dumps(settings.to_json())
         again = S.Settings.from_json(json.loads(text))  # the recipe named inside picks the class
         assert type(again) is cls and again == settings and json.dumps(again.to_json()) == text
@@ -49,32 +86,35 @@ def test_canonical_forms():
     assert S.ZoomSettings(layers=" a , b ").layers == "a,b"
 
 
-@pytest.mark.parametrize("cls, changes, field, says", [
-    (S.DreamSettings, dict(octaves=0), "octaves", "whole number from 1 to 50, got 0"),
-    (S.DreamSettings, dict(octaves=10**18), "octaves", "from 1 to 50"),  # refused, not a hang
-    (S.DreamSettings, dict(seed=2**64), "seed", "from 0 to 2**63-1"),
-    (S.DreamSettings, dict(seed=-1), "seed", "from 0"),
-    (S.DreamSettings, dict(steps=True), "steps", "whole number"),
-    (S.DreamSettings, dict(step_size=float("nan")), "step_size", "above 0 and at most 1, got nan"),
-    (S.DreamSettings, dict(octave_scale=0.5), "octave_scale", "from 1 to 4"),
-    (S.DreamSettings, dict(tile=10), "tile", "'auto', none"),
-    (S.DreamSettings, dict(layer="a=x"), "layer", "NAME=WEIGHT"),
-    (S.DreamSettings, dict(channels="loudest:3"), "channels", "strongest:10"),
-    (S.ZoomSettings, dict(fps=1e-300), "fps", "from 0.1 to 240"),
-    (S.ZoomSettings, dict(zoom=5), "zoom", "from 0.5 to 2"),
-    (S.ZoomSettings, dict(layer="a", layers="b,c"), "layers", "not both"),
-    (S.ZoomSettings, dict(every=3), "every", "goes with layers"),
-    (S.VisualizeSettings, dict(target="stage4.2", kind="channels", grid=100), "grid", "from 1 to 64, got 100"),
-    (S.VisualizeSettings, dict(target="banana", grid=8), "grid", "channel sheet"),
-    (S.VisualizeSettings, dict(target="stage4.2", kind="channels", samples=3), "samples", "one picture per channel"),
-    (S.VisualizeSettings, dict(target="stage4.2", kind="channel"), "target", "LAYER:INDEX"),
-    (S.VisualizeSettings, dict(), "target", "is required"),
-    (S.VisualizeSettings, dict(target="banana", size=10), "size", "from 64 to 2048"),
-    (S.VisualizeSettings, dict(target="banana", param="wavelet"), "param", "fft, maco, pixels"),
-    (S.MorphSettings, dict(classes="banana"), "classes", "at least two classes"),
-    (S.VideoSettings, dict(blend=1.0), "blend", "below 1"),
-    (S.ProbeSettings, dict(channels=65), "channels", "from 0 to 64"),
-])
+@pytest.mark.parametrize(
+    "cls, changes, field, says",
+    [
+        (S.DreamSettings, dict(octaves=0), "octaves", "whole number from 1 to 50, got 0"),
+        (S.DreamSettings, dict(octaves=10**18), "octaves", "from 1 to 50"),  # refused, not a hang
+        (S.DreamSettings, dict(seed=2**64), "seed", "from 0 to 2**63-1"),
+        (S.DreamSettings, dict(seed=-1), "seed", "from 0"),
+        (S.DreamSettings, dict(steps=True), "steps", "whole number"),
+        (S.DreamSettings, dict(step_size=float("nan")), "step_size", "above 0 and at most 1, got nan"),
+        (S.DreamSettings, dict(octave_scale=0.5), "octave_scale", "from 1 to 4"),
+        (S.DreamSettings, dict(tile=10), "tile", "'auto', none"),
+        (S.DreamSettings, dict(layer="a=x"), "layer", "NAME=WEIGHT"),
+        (S.DreamSettings, dict(channels="loudest:3"), "channels", "strongest:10"),
+        (S.ZoomSettings, dict(fps=1e-300), "fps", "from 0.1 to 240"),
+        (S.ZoomSettings, dict(zoom=5), "zoom", "from 0.5 to 2"),
+        (S.ZoomSettings, dict(layer="a", layers="b,c"), "layers", "not both"),
+        (S.ZoomSettings, dict(every=3), "every", "goes with layers"),
+        (S.VisualizeSettings, dict(target="stage4.2", kind="channels", grid=100), "grid", "from 1 to 64, got 100"),
+        (S.VisualizeSettings, dict(target="banana", grid=8), "grid", "channel sheet"),
+        (S.VisualizeSettings, dict(target="stage4.2", kind="channels", samples=3), "samples", "one picture per channel"),
+        (S.VisualizeSettings, dict(target="stage4.2", kind="channel"), "target", "LAYER:INDEX"),
+        (S.VisualizeSettings, dict(), "target", "is required"),
+        (S.VisualizeSettings, dict(target="banana", size=10), "size", "from 64 to 2048"),
+        (S.VisualizeSettings, dict(target="banana", param="wavelet"), "param", "fft, maco, pixels"),
+        (S.MorphSettings, dict(classes="banana"), "classes", "at least two classes"),
+        (S.VideoSettings, dict(blend=1.0), "blend", "below 1"),
+        (S.ProbeSettings, dict(channels=65), "channels", "from 0 to 64"),
+    ],
+)
 def test_bad_values_are_refused_with_the_field_named(cls, changes, field, says):
     started = time.perf_counter()
     with pytest.raises(SettingsError) as caught:

@@ -67,6 +67,9 @@ def small_disk_problem(folder: Path) -> str | None:
     if shutil.which("unshare") is None:
         return "needs unshare (util-linux) to mount a small RAM disk"
     folder.mkdir(exist_ok=True)
-    probe = subprocess.run(["unshare", "--mount", "--map-root-user", "mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        ["unshare", "--mount", "--map-root-user", "mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
     return f"cannot mount a RAM disk here ({probe.stderr.strip()})" if probe.returncode else None

@@ -60,6 +60,13 @@ class SettingsError(DreamscopeError):
         super().__init__(template=f"{{{field}}} {problem}")
 
 
+class UnknownName(SettingsError):
+    """A setting naming what the model lacks (a layer, a class, a channel). Worded by field like any setting, but
+    a failure of the run (exit 1), as it has always been: it is found only once the model is known."""
+
+    exit_code = 1
+
+
 class _Names(dict):
     def __init__(self, name_of):
         super().__init__()

@@ -9,8 +9,9 @@ clean up in `finally`, so nothing is left half-written.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -38,10 +39,19 @@ class Event:
     the frame as the picture. `note` is a remark for the user (e.g. "the sound was dropped").
     """
 
-    __slots__ = ("stages", "fraction", "loss", "frame", "note", "done", "result", "picture", "_cpu")
+    __slots__ = ("_cpu", "done", "fraction", "frame", "loss", "note", "picture", "result", "stages")
 
-    def __init__(self, stages=(), fraction: float = 0.0, loss: float | None = None, picture: torch.Tensor | None = None,
-                 frame: int | None = None, note: str | None = None, done: bool = False, result: Any = None):
+    def __init__(
+        self,
+        stages=(),
+        fraction: float = 0.0,
+        loss: float | None = None,
+        picture: torch.Tensor | None = None,
+        frame: int | None = None,
+        note: str | None = None,
+        done: bool = False,
+        result: Any = None,
+    ):
         self.stages: tuple[Stage, ...] = tuple(stages)
         self.fraction = min(1.0, max(0.0, float(fraction)))
         self.loss = loss
@@ -98,7 +108,7 @@ class Event:
             x = resize(x.float(), (max(1, round(height * scale)), max(1, round(width * scale))))
         return to_pil(x.cpu())
 
-    def nested(self, stage: Stage, start: float, span: float) -> "Event":
+    def nested(self, stage: Stage, start: float, span: float) -> Event:
         """This event seen from an outer recipe: `stage` in front, the fraction mapped into [start, start + span]."""
         return Event((stage, *self.stages), start + span * self.fraction, self.loss, self.picture, self.frame, self.note)
 
@@ -126,7 +136,9 @@ def nest(events: Iterator[Event], stage: Stage | None = None, start: float = 0.0
     return result
 
 
-def finish(result: Any, stages=(), picture: torch.Tensor | None = None, loss: float | None = None, note: str | None = None) -> Event:
+def finish(
+    result: Any, stages=(), picture: torch.Tensor | None = None, loss: float | None = None, note: str | None = None
+) -> Event:
     """The last event of a recipe."""
     return Event(stages, 1.0, loss, picture, note=note, done=True, result=result)
 
@@ -154,7 +166,7 @@ class Run:
         self.record = record
         self.model = model
 
-    def __iter__(self) -> "Run":
+    def __iter__(self) -> Run:
         return self
 
     def __next__(self) -> Event:

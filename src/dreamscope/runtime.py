@@ -83,7 +83,7 @@ def _glibc():
         return None
     try:
         libc = ctypes.CDLL(None)
-        libc.mallopt, libc.malloc_trim  # glibc only; musl and others have neither
+        libc.mallopt, libc.malloc_trim  # noqa: B018 - looking them up fails where they are missing: glibc has both, musl neither
         return libc
     except (OSError, AttributeError):
         return None

@@ -11,252 +11,41 @@ Torch-free on purpose: front ends build and check settings before loading anythi
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from .errors import DreamscopeError, SettingsError, literal, suggest
+from .fields import (  # noqa: F401 - the checks and parsers are part of this module's API
+    MAX_SEED,
+    PRECISIONS,
+    ChannelRanking,
+    Choice,
+    Flag,
+    Number,
+    Text,
+    Whole,
+    channel_spec,
+    layer_spec,
+    name_list,
+    parse_channels,
+    parse_layer_weights,
+    parse_unit,
+    picture_size,
+    precision_setting,
+    setting,
+    shown,
+    tile_size,
+    unit_list,
+)
 
 DEFAULT_MODEL = "efficientnet-lite0"
-MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
-PRECISIONS = ("auto", "fp32", "bf16")  # see models/precision.py
-
-
-# -- checks: each takes the field's name and value and returns the value in its canonical form -----------------
-
-
-@dataclass(frozen=True)
-class Whole:
-    """A whole number from `low` to `high`; None allowed when `optional`."""
-
-    low: int
-    high: int
-    optional: bool = False
-
-    def __call__(self, name: str, value):
-        if value is None and self.optional:
-            return None
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
-            value = int(value)  # 4.0 from a JSON form is 4
-        if isinstance(value, bool) or not isinstance(value, int) or not self.low <= value <= self.high:
-            raise SettingsError(name, f"must be a whole number from {self.low} to {_number_text(self.high)}, got {_shown(value)}")
-        return value
-
-
-@dataclass(frozen=True)
-class Number:
-    """A finite number in [low, high] (or above `low` when `above`)."""
-
-    low: float
-    high: float
-    above: bool = False
-    below: bool = False
-    optional: bool = False
-
-    def __call__(self, name: str, value):
-        if value is None and self.optional:
-            return None
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        ok = ok and (value > self.low if self.above else value >= self.low) and (value < self.high if self.below else value <= self.high)
-        if not ok:
-            low = f"above {self.low:g}" if self.above else f"from {self.low:g}"
-            high = f"to below {self.high:g}" if self.below else f"{'and at most' if self.above else 'to'} {self.high:g}"
-            raise SettingsError(name, f"must be a number {low} {high}, got {_shown(value)}")
-        return float(value)
-
-
-@dataclass(frozen=True)
-class Flag:
-    def __call__(self, name: str, value):
-        if not isinstance(value, bool):
-            raise SettingsError(name, f"must be true or false, got {_shown(value)}")
-        return value
-
-
-@dataclass(frozen=True)
-class Choice:
-    options: tuple
-    optional: bool = False  # None means "decided at run time" (visualize's param)
-
-    def __call__(self, name: str, value):
-        if value is None and self.optional:
-            return None
-        if value not in self.options:
-            raise SettingsError(name, f"must be one of {', '.join(map(str, self.options))}, got {_shown(value)}")
-        return value
-
-
-@dataclass(frozen=True)
-class Text:
-    """A string (optional: None or empty means not given), put in canonical form by `parse` when given."""
-
-    optional: bool = True
-    parse: Any = None
-
-    def __call__(self, name: str, value):
-        if value is None or value == "":
-            if self.optional:
-                return None
-            raise SettingsError(name, "is required")
-        if self.parse is not None:
-            return self.parse(name, value)
-        if not isinstance(value, str):
-            raise SettingsError(name, f"must be text, got {_shown(value)}")
-        return value
-
-
-def _shown(value) -> str:
-    return literal(repr(value) if isinstance(value, str) else value)
-
-
-def _number_text(value: int) -> str:
-    return "2**63-1" if value == MAX_SEED else str(value)
-
-
-def setting(default, check, help: str = ""):
-    """A settings field: its default, its check, and one line of help for forms and docs."""
-    return field(default=default, metadata={"check": check, "help": help})
-
-
-def precision_setting():
-    """The network's number format, for every recipe that dreams (a field object cannot serve two classes)."""
-    return setting("auto", Choice(PRECISIONS), "the network's number format: fp32; bf16, faster on CPUs with AMX (other "
-                                               "rounding: another dream, as strong); auto: bf16 for the EfficientNet-Lite "
-                                               "models on such CPUs, else fp32")
-
-
-# -- parsing the text settings: layers, channels, units, tiles ---------------------------------------------------
-
-
-def parse_layer_weights(specs) -> list[tuple[str, float]]:
-    """'stage4.2' or 'stage4.2=1,stage6.0=0.5' (or a list of such) -> [(layer, weight), ...]."""
-    items = [specs] if isinstance(specs, str) else list(specs)
-    parsed: list[tuple[str, float]] = []
-    for item in items:
-        for part in str(item).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            name, _, weight = part.partition("=")
-            try:
-                value = float(weight) if weight else 1.0
-            except ValueError:
-                raise DreamscopeError(f"bad layer weight in '{part}'; write NAME or NAME=WEIGHT, e.g. stage6.0=0.5") from None
-            if not math.isfinite(value) or not name.strip():
-                raise DreamscopeError(f"bad layer weight in '{part}'; write NAME or NAME=WEIGHT with a finite WEIGHT, e.g. stage6.0=0.5")
-            parsed.append((name.strip(), value))
-    if not parsed:
-        raise DreamscopeError("no layer given; name one, e.g. stage4.2 (the model's layers: dreamscope layers)")
-    return parsed
-
-
-def _layer_spec(name: str, value) -> str:
-    try:
-        parsed = parse_layer_weights(value)
-    except DreamscopeError:
-        raise SettingsError(name, f"must be layer names, each NAME or NAME=WEIGHT (e.g. stage6.0=0.5), separated by commas; "
-                                  f"got {_shown(value)}") from None
-    return ",".join(layer if weight == 1.0 else f"{layer}={weight:g}" for layer, weight in parsed)
-
-
-def _name_list(name: str, value) -> str:
-    names = [n.strip() for n in (value.split(",") if isinstance(value, str) else list(value))]
-    if not names or not all(names):
-        raise SettingsError(name, f"must be names separated by commas, got {_shown(value)}")
-    return ",".join(names)
-
-
-@dataclass(frozen=True)
-class ChannelRanking:
-    """`strongest:K` / `weakest:K`: the K channels with the largest / smallest mean squared activation."""
-
-    strongest: bool
-    count: int
-
-
-def parse_channels(spec) -> list[int] | ChannelRanking | None:
-    """'3,17' -> [3, 17]; 'strongest:10' -> ChannelRanking(True, 10); None or '' -> None (all channels)."""
-    if spec is None or spec == "":
-        return None
-    bad = f"bad channel spec {spec!r}; use indices like 3,17 or strongest:10 or weakest:10"
-    if not isinstance(spec, str):
-        if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in spec) or not list(spec):
-            raise DreamscopeError(bad)
-        return list(dict.fromkeys(int(c) for c in spec))
-    text = spec.strip().lower()
-    if ":" in text:
-        mode, _, count = text.partition(":")
-        if mode not in ("strongest", "weakest") or not count.isdigit() or not 1 <= int(count) <= 100_000:
-            raise DreamscopeError(bad)
-        return ChannelRanking(mode == "strongest", int(count))
-    try:
-        channels = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise DreamscopeError(bad) from None
-    if not channels or any(c < 0 for c in channels):
-        raise DreamscopeError(f"bad channel spec {spec!r}; channel indices are whole numbers from 0")
-    return list(dict.fromkeys(channels))
-
-
-def _channel_spec(name: str, value) -> str:
-    try:
-        parsed = parse_channels(value)
-    except DreamscopeError:
-        raise SettingsError(name, f"must be channel indices like 3,17, or strongest:10 or weakest:10; got {_shown(value)}") from None
-    if isinstance(parsed, ChannelRanking):
-        return f"{'strongest' if parsed.strongest else 'weakest'}:{parsed.count}"
-    return ",".join(map(str, parsed))
-
-
-def parse_unit(spec: str) -> tuple[str, int]:
-    """'stage5.2:17' -> ('stage5.2', 17)."""
-    layer, sep, index = str(spec).rpartition(":")
-    if not sep or not layer.strip() or not index.strip().isdigit():
-        raise DreamscopeError(f"bad unit '{spec}'; write LAYER:INDEX, e.g. stage5.2:17")
-    return layer.strip(), int(index)
-
-
-def _unit_list(name: str, value) -> str:
-    """'stage4.2:17, stage5.2:3' (or a list of such, or of (layer, index) pairs) -> 'stage4.2:17,stage5.2:3'."""
-    given = [value] if isinstance(value, str) or not isinstance(value, (list, tuple)) else list(value)
-    parts = [piece for part in given for piece in (part.split(",") if isinstance(part, str) else [part])
-             if not (isinstance(piece, str) and not piece.strip())]  # a repeated --channel may hold a list too
-    units = []
-    for part in parts:
-        try:
-            layer, index = (str(part[0]), part[1]) if isinstance(part, (list, tuple)) and len(part) == 2 else parse_unit(part)
-            if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-                raise DreamscopeError("bad index")
-        except DreamscopeError:
-            raise SettingsError(name, f"must be LAYER:INDEX, e.g. stage4.2:17 (several comma-separated); got {_shown(part)}") from None
-        units.append(f"{layer.strip()}:{index}")
-    if not units:
-        raise SettingsError(name, "is required: which channels, as LAYER:INDEX (e.g. stage4.2:17)")
-    return ",".join(dict.fromkeys(units))
-
-
-def _tile(name: str, value):
-    if value is None:
-        return None
-    if isinstance(value, str) and value.lower() in ("auto", "off", "none"):
-        return "auto" if value.lower() == "auto" else None
-    if isinstance(value, bool) or not isinstance(value, int) or not 64 <= value <= 8192:
-        raise SettingsError(name, f"must be 'auto', none (no tiling) or a tile size from 64 to 8192 px, got {_shown(value)}")
-    return value
-
-
-def _size(name: str, value):
-    """A side (int) or (height, width), each from 64 to 2048 px."""
-    sides = [value] if not isinstance(value, (list, tuple)) else list(value)
-    if len(sides) not in (1, 2) or any(isinstance(s, bool) or not isinstance(s, int) or not 64 <= s <= 2048 for s in sides):
-        raise SettingsError(name, f"must be a side (or height and width) from 64 to 2048 px, got {_shown(value)}")
-    return sides[0] if len(sides) == 1 else tuple(sides)
 
 
 # -- the settings classes ------------------------------------------------------------------------------------------
 
 
-RECIPES: dict[str, type["Settings"]] = {}  # recipe name -> its settings class: every subclass that names a recipe
+RECIPES: dict[str, type[Settings]] = {}  # recipe name -> its settings class: every subclass that names a recipe
 
 
 @dataclass(frozen=True)
@@ -271,9 +60,15 @@ class Settings:
         if cls.__dict__.get("recipe"):
             RECIPES[cls.recipe] = cls
 
-    model: str = setting(DEFAULT_MODEL, Text(optional=False), "network (see: dreamscope models), or your own as package.module:factory")
-    weights: str | None = setting(None, Text(), "weights file to use: a .caffemodel or state dict for googlenet, a state dict otherwise")
-    seed: int = setting(0, Whole(0, MAX_SEED), "the same input, settings and seed give identical output bytes on the same machine")
+    model: str = setting(
+        DEFAULT_MODEL, Text(optional=False), "network (see: dreamscope models), or your own as package.module:factory"
+    )
+    weights: str | None = setting(
+        None, Text(), "weights file to use: a .caffemodel or state dict for googlenet, a state dict otherwise"
+    )
+    seed: int = setting(
+        0, Whole(0, MAX_SEED), "the same input, settings and seed give identical output bytes on the same machine"
+    )
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -294,7 +89,7 @@ class Settings:
         return {f.name: f.default for f in dataclasses.fields(cls)}
 
     @classmethod
-    def build(cls, settings: "Settings | None" = None, changes: Mapping[str, Any] | None = None):
+    def build(cls, settings: Settings | None = None, changes: Mapping[str, Any] | None = None):
         """`settings` (or the defaults) with `changes` applied; names that are not settings of this recipe are refused."""
         if settings is not None and not isinstance(settings, cls):
             raise DreamscopeError(f"expected {cls.__name__} for {cls.recipe}, got {type(settings).__name__}")
@@ -347,15 +142,33 @@ class DreamSettings(Settings):
 
     recipe: ClassVar[str] = "dream"
 
-    layer: str | None = setting(None, Text(parse=_layer_spec), "layer(s) to amplify; repeat or comma-separate to mix: stage3.1,stage6.0=0.5")
-    channels: str | None = setting(None, Text(parse=_channel_spec), "only some channels: 3,17, or strongest:10 / weakest:10 (ranked by their response to this photo)")
+    layer: str | None = setting(
+        None, Text(parse=layer_spec), "layer(s) to amplify; repeat or comma-separate to mix: stage3.1,stage6.0=0.5"
+    )
+    channels: str | None = setting(
+        None,
+        Text(parse=channel_spec),
+        "only some channels: 3,17, or strongest:10 / weakest:10 (ranked by their response to this photo)",
+    )
     octaves: int = setting(4, Whole(1, 50), "pyramid levels; the dream starts small and carries its detail up")
     octave_scale: float = setting(1.4, Number(1.0, 4.0), "size ratio between pyramid levels")
     steps: int = setting(10, Whole(1, 10_000), "ascent steps per octave")
-    step_size: float = setting(0.015, Number(0.0, 1.0, above=True), "step, as a fraction of the colour range, after normalizing the gradient by its mean magnitude")
+    step_size: float = setting(
+        0.015,
+        Number(0.0, 1.0, above=True),
+        "step, as a fraction of the colour range, after normalizing the gradient by its mean magnitude",
+    )
     jitter: int = setting(32, Whole(0, 1024), "random shift each step, in px (prevents grid artefacts)")
-    max_size: int | None = setting(None, Whole(32, 16_384, optional=True), "downscale the input first so its longest side is at most this")
-    tile: int | str | None = setting("auto", _tile, "auto, none, or a tile size in px: process big pictures in tiles to bound memory")
+    max_size: int | None = setting(
+        None, Whole(32, 16_384, optional=True), "downscale the input first so its longest side is at most this"
+    )
+    tile: int | str | None = setting(
+        "auto",
+        tile_size,
+        "process big pictures in tiles so memory stays bounded: auto uses 384 px tiles "
+        "for octaves over a megapixel (a 4K photo dreams in about 2 GiB), PX tiles "
+        "anything larger, off never tiles",
+    )
     precision: str = precision_setting()
 
 
@@ -372,22 +185,32 @@ class VisualizeSettings(Settings):
     samples: int = setting(1, Whole(1, 64), "how many different pictures of the target")
     diversity: float = setting(0.0, Number(0.0, 100.0), "reward the samples for differing in style (try 1)")
     diversity_layer: str | None = setting(None, Text(), "layer whose style diversity compares (default: the model's)")
-    size: int | tuple = setting(224, _size, "picture side in px; other sizes (512, ...) work")
+    size: int | tuple = setting(224, picture_size, "picture side in px; other sizes (512, ...) work")
     steps: int = setting(150, Whole(1, 10_000), "optimization steps")
-    learning_rate: float | None = setting(None, Number(0.0, 10.0, above=True, optional=True),
-                                          "Adam's step (default: 0.1, 0.05 for plain pixels)")
-    param: str | None = setting(None, Choice(("fft", "maco", "pixels"), optional=True),
-                                "fft: 1/f spectrum, all learned; maco: photos' magnitude spectrum, learned phase; pixels: "
-                                "plain (default: fft, or maco with --accentuate, which then keeps the photo's spectrum)")
+    learning_rate: float | None = setting(
+        None, Number(0.0, 10.0, above=True, optional=True), "Adam's step (default: 0.1, 0.05 for plain pixels)"
+    )
+    param: str | None = setting(
+        None,
+        Choice(("fft", "maco", "pixels"), optional=True),
+        "fft: 1/f spectrum, all learned; maco: photos' magnitude spectrum, learned phase; pixels: "
+        "plain (default: fft, or maco with --accentuate, which then keeps the photo's spectrum)",
+    )
     robust: bool = setting(True, Flag(), "random pad, shift, zoom and rotate every step")
-    transparency: bool = setting(False, Flag(), "fade to white where the objective's gradient was weakest (MaCo's "
-                                               "attribution map; with --param maco)")
-    accentuate: bool = setting(False, Flag(), "strengthen the target in the --init photo while holding the picture close "
-                                             "to it in an early layer (feature accentuation); --size is then the longer "
-                                             "side, the photo keeps its shape")
+    transparency: bool = setting(
+        False, Flag(), "fade to white where the objective's gradient was weakest (MaCo's attribution map; with --param maco)"
+    )
+    accentuate: bool = setting(
+        False,
+        Flag(),
+        "strengthen the target in the --init photo while holding the picture close "
+        "to it in an early layer (feature accentuation); --size is then the longer "
+        "side, the photo keeps its shape",
+    )
     closeness: float = setting(20.0, Number(0.0, 10_000.0), "how strongly --accentuate holds the picture to the photo")
-    closeness_layer: str | None = setting(None, Text(), "the layer where --accentuate compares picture and photo "
-                                                        "(default: the deepest at stride 8 or less)")
+    closeness_layer: str | None = setting(
+        None, Text(), "the layer where --accentuate compares picture and photo (default: the deepest at stride 8 or less)"
+    )
 
     def check(self) -> None:
         if self.target is None:
@@ -396,7 +219,7 @@ class VisualizeSettings(Settings):
             try:
                 parse_unit(self.target)
             except DreamscopeError:
-                raise SettingsError("target", f"must be LAYER:INDEX, e.g. stage5.2:17; got {_shown(self.target)}") from None
+                raise SettingsError("target", f"must be LAYER:INDEX, e.g. stage5.2:17; got {shown(self.target)}") from None
         if self.kind == "channels":
             if self.samples != 1:
                 raise SettingsError("samples", "does not apply to a layer's channel sheet, which has one picture per channel")
@@ -435,7 +258,7 @@ class ZoomSettings(DreamSettings):
     zoom: float = setting(1.04, Number(0.5, 2.0), "magnification per frame (below 1 zooms out)")
     rotate: float = setting(0.0, Number(-45.0, 45.0), "degrees to turn per frame")
     fps: float = setting(24.0, Number(0.1, 240.0), "frames per second of the video")
-    layers: str | None = setting(None, Text(parse=_name_list), "cycle through these layers (A,B,C)")
+    layers: str | None = setting(None, Text(parse=name_list), "cycle through these layers (A,B,C)")
     every: int | None = setting(None, Whole(1, 100_000, optional=True), "frames per layer of the cycle")
 
     def check(self) -> None:
@@ -451,9 +274,9 @@ class MorphSettings(Settings):
 
     recipe: ClassVar[str] = "morph"
 
-    classes: str | None = setting(None, Text(parse=_name_list), "classes to pass through, in order: A,B[,C...]")
+    classes: str | None = setting(None, Text(parse=name_list), "classes to pass through, in order: A,B[,C...]")
     frames: int = setting(120, Whole(1, 100_000), "frames in the result")
-    size: int | tuple = setting(224, _size, "picture side in px; other sizes (512, ...) work")
+    size: int | tuple = setting(224, picture_size, "picture side in px; other sizes (512, ...) work")
     steps: int = setting(15, Whole(1, 10_000), "Adam steps per frame")
     warmup: int = setting(300, Whole(0, 100_000), "Adam steps before the first frame, so the first class is clear")
     learning_rate: float = setting(0.05, Number(0.0, 10.0, above=True), "Adam's step")
@@ -461,7 +284,9 @@ class MorphSettings(Settings):
 
     def check(self) -> None:
         if self.classes is None or len(self.classes.split(",")) < 2:
-            raise SettingsError("classes", f"must name at least two classes, comma-separated (e.g. banana,starfish), got {_shown(self.classes)}")
+            raise SettingsError(
+                "classes", f"must name at least two classes, comma-separated (e.g. banana,starfish), got {shown(self.classes)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -472,8 +297,12 @@ class VideoSettings(DreamSettings):
 
     octaves: int = setting(2, Whole(1, 50), "pyramid levels per frame")
     steps: int = setting(5, Whole(1, 10_000), "ascent steps per octave for the first frame")
-    frame_steps: int = setting(2, Whole(1, 10_000), "ascent steps per octave for later frames, which start from the carried dream")
-    blend: float = setting(0.8, Number(0.0, 1.0, below=True), "share of the warped previous dream in each frame's start; 0: frames on their own")
+    frame_steps: int = setting(
+        2, Whole(1, 10_000), "ascent steps per octave for later frames, which start from the carried dream"
+    )
+    blend: float = setting(
+        0.8, Number(0.0, 1.0, below=True), "share of the warped previous dream in each frame's start; 0: frames on their own"
+    )
 
 
 @dataclass(frozen=True)
@@ -482,23 +311,33 @@ class ProbeSettings(Settings):
 
     recipe: ClassVar[str] = "probe"
 
-    layers: str | None = setting(None, Text(parse=_name_list), "layers to probe, shown shallow to deep whatever the order given")
+    layers: str | None = setting(None, Text(parse=name_list), "layers to probe, shown shallow to deep whatever the order given")
     channels: int = setting(4, Whole(0, 64), "strongest channels shown per layer; 0 for none")
     octaves: int = setting(4, Whole(1, 50), "pyramid levels of each dream")
     octave_scale: float = setting(1.4, Number(1.0, 4.0), "size ratio between pyramid levels")
     steps: int = setting(10, Whole(1, 10_000), "ascent steps per octave")
-    step_size: float = setting(0.015, Number(0.0, 1.0, above=True), "step, as a fraction of the colour range, after normalizing the gradient by its mean magnitude")
+    step_size: float = setting(
+        0.015,
+        Number(0.0, 1.0, above=True),
+        "step, as a fraction of the colour range, after normalizing the gradient by its mean magnitude",
+    )
     jitter: int = setting(32, Whole(0, 1024), "random shift each step, in px (prevents grid artefacts)")
-    max_size: int | None = setting(512, Whole(32, 16_384, optional=True), "downscale the photo first so its longest side is at most this")
+    max_size: int | None = setting(
+        512, Whole(32, 16_384, optional=True), "downscale the photo first so its longest side is at most this"
+    )
     precision: str = precision_setting()
     vis_size: int = setting(128, Whole(64, 2048), "side of the channels' pictures")
     vis_steps: int = setting(128, Whole(1, 10_000), "optimization steps of the channels' pictures")
-    exemplar_folder: str | None = setting(None, Text(), "folder of pictures (searched recursively) in which to find each shown channel's natural exemplars")
+    exemplar_folder: str | None = setting(
+        None, Text(), "folder of pictures (searched recursively) in which to find each shown channel's natural exemplars"
+    )
     exemplar_count: int = setting(4, Whole(1, 16), "natural exemplars per channel, each from a different picture of the folder")
 
     def check(self) -> None:
         if self.exemplar_folder is not None and not self.channels:
-            raise SettingsError("exemplar_folder", "finds pictures for the strongest channels, but {channels} is 0: show some channels")
+            raise SettingsError(
+                "exemplar_folder", "finds pictures for the strongest channels, but {channels} is 0: show some channels"
+            )
 
 
 @dataclass(frozen=True)
@@ -507,9 +346,13 @@ class ExemplarsSettings(Settings):
 
     recipe: ClassVar[str] = "exemplars"
 
-    units: str | None = setting(None, Text(parse=_unit_list), "channels as LAYER:INDEX, e.g. stage4.2:17; several comma-separated")
+    units: str | None = setting(None, Text(parse=unit_list), "channels as LAYER:INDEX, e.g. stage4.2:17; several comma-separated")
     count: int = setting(8, Whole(1, 64), "exemplars per channel, each from a different picture")
-    side: int | None = setting(None, Whole(64, 2048, optional=True), "side the pictures are seen at: scaled, then their centre square (default: the model's resolution)")
+    side: int | None = setting(
+        None,
+        Whole(64, 2048, optional=True),
+        "side the pictures are seen at: scaled, then their centre square (default: the model's resolution)",
+    )
     vis_size: int = setting(128, Whole(64, 2048), "side of the channels' feature visualizations on the sheet")
     vis_steps: int = setting(128, Whole(1, 10_000), "optimization steps of the channels' feature visualizations")
 
@@ -532,7 +375,7 @@ def _class_pair(name: str, value):
         return None
     names = [part.strip() for part in str(value).split(",") if part.strip()]
     if len(names) != 2 or names[0] == names[1]:
-        raise SettingsError(name, f"must name two different classes as A,B, got {_shown(value)}")
+        raise SettingsError(name, f"must name two different classes as A,B, got {shown(value)}")
     return ",".join(names)
 
 
@@ -542,17 +385,36 @@ class AtlasSettings(Settings):
 
     recipe: ClassVar[str] = "atlas"
     # The settings that lay the vectors out and draw them, not those that collect them (a shard's collection ignores them).
-    LAYOUT_ONLY: ClassVar[tuple] = ("grid", "min_count", "class_name", "compare", "keep", "icon_size", "icon_steps", "neighbours",
-                                    "exemplars_per_cell")
+    LAYOUT_ONLY: ClassVar[tuple] = (
+        "grid",
+        "min_count",
+        "class_name",
+        "compare",
+        "keep",
+        "icon_size",
+        "icon_steps",
+        "neighbours",
+        "exemplars_per_cell",
+    )
 
     layer: str | None = setting(None, Text(), "layer to map (default: the model's default dream layer)")
     grid: int = setting(20, Whole(2, 200), "cells across and down the atlas")
     positions: int = setting(10, Whole(1, 4096), "activation vectors taken from each picture, at random positions (seeded)")
-    side: int | None = setting(None, Whole(32, 2048, optional=True), "side the pictures are seen at: scaled, then their centre square (default: the model's resolution)")
+    side: int | None = setting(
+        None,
+        Whole(32, 2048, optional=True),
+        "side the pictures are seen at: scaled, then their centre square (default: the model's resolution)",
+    )
     min_count: int = setting(3, Whole(1, 10_000_000), "a cell with fewer vectors than this stays empty")
-    class_name: str | None = setting(None, Text(), "a class atlas: only the vectors that push toward this class, drawn by strength")
-    compare: str | None = setting(None, Text(parse=_class_pair), "two classes A,B side by side, marking the features that separate them")
-    keep: float = setting(0.05, Number(0.0, 1.0, above=True), "share of all vectors a class atlas keeps: those that push hardest toward the class")
+    class_name: str | None = setting(
+        None, Text(), "a class atlas: only the vectors that push toward this class, drawn by strength"
+    )
+    compare: str | None = setting(
+        None, Text(parse=_class_pair), "two classes A,B side by side, marking the features that separate them"
+    )
+    keep: float = setting(
+        0.05, Number(0.0, 1.0, above=True), "share of all vectors a class atlas keeps: those that push hardest toward the class"
+    )
     icon_size: int = setting(80, Whole(32, 512), "side of each cell's feature visualization, in px")
     icon_steps: int = setting(160, Whole(1, 10_000), "optimization steps of the icons")
     neighbours: int = setting(15, Whole(2, 200), "UMAP's n_neighbors: larger keeps more of the global structure")
@@ -572,9 +434,15 @@ class PatchSettings(Settings):
     from_class: str | None = setting(None, Text(), "the class of the photos (only views the network calls this count)")
     to_class: str | None = setting(None, Text(), "the class the patch should tip them into")
     size: float = setting(0.3, Number(0.02, 1.0), "patch side, as a share of the picture's side")
-    place: str = setting("random", Choice(("random", "corner", "centre")), "where the patch goes: random (seeded, the same place for every patch of one trial), a corner or the centre")
+    place: str = setting(
+        "random",
+        Choice(("random", "corner", "centre")),
+        "where the patch goes: random (seeded, the same place for every patch of one trial), a corner or the centre",
+    )
     views: int = setting(1, Whole(1, 1000), "views of each photo: 1 is the photo; more adds random crops and mirror images of it")
-    side: int | None = setting(None, Whole(32, 2048, optional=True), "side the pictures are seen at (default: the model's resolution)")
+    side: int | None = setting(
+        None, Whole(32, 2048, optional=True), "side the pictures are seen at (default: the model's resolution)"
+    )
 
     def check(self) -> None:
         for name in ("from_class", "to_class"):
@@ -590,20 +458,28 @@ class MicroscopeSettings(Settings):
 
     recipe: ClassVar[str] = "microscope"
 
-    layers: str | None = setting(None, Text(parse=_name_list), "layers to draw, comma-separated (default: every dreamable layer)")
+    layers: str | None = setting(None, Text(parse=name_list), "layers to draw, comma-separated (default: every dreamable layer)")
     size: int = setting(128, Whole(64, 1024), "side of each channel's picture, in px")
     steps: int = setting(128, Whole(1, 10_000), "optimization steps of every picture")
     learning_rate: float = setting(0.05, Number(0.0, 10.0, above=True), "Adam's step")
     samples: int = setting(3, Whole(0, 16), "diverse samples per channel, beside its main picture")
-    diversity: float = setting(100.0, Number(0.0, 1000.0), "how hard a channel's samples are pushed apart in style (Lucid's 100; at 1 they come out alike)")
+    diversity: float = setting(
+        100.0,
+        Number(0.0, 1000.0),
+        "how hard a channel's samples are pushed apart in style (Lucid's 100; at 1 they come out alike)",
+    )
     block: int = setting(16, Whole(1, 256), "channels drawn together in one batch (one work item); part of what makes a picture")
     top: int = setting(5, Whole(0, 100), "classes listed per channel: those its increase pushes up most")
-    exemplar_folder: str | None = setting(None, Text(), "folder of pictures (searched recursively) in which to find each channel's natural exemplars")
+    exemplar_folder: str | None = setting(
+        None, Text(), "folder of pictures (searched recursively) in which to find each channel's natural exemplars"
+    )
     exemplar_count: int = setting(6, Whole(1, 32), "natural exemplars per channel, each from a different picture")
-    side: int | None = setting(None, Whole(32, 2048, optional=True), "side the exemplar pictures are seen at (default: the model's resolution)")
+    side: int | None = setting(
+        None, Whole(32, 2048, optional=True), "side the exemplar pictures are seen at (default: the model's resolution)"
+    )
 
 
 def settings_class(recipe: str | None) -> type[Settings]:
     if recipe not in RECIPES:
-        raise SettingsError("recipe", f"must be one of {', '.join(RECIPES)}, got {_shown(recipe)}")
+        raise SettingsError("recipe", f"must be one of {', '.join(RECIPES)}, got {shown(recipe)}")
     return RECIPES[recipe]

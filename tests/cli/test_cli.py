@@ -24,7 +24,6 @@ import torch
 from PIL import Image
 
 import dreamscope
-
 from conftest import PHOTO_SIZE, USAGE_DRIVER, bomb_png_bytes, chelsea, error_line, run_dreamscope, run_python, snapshot
 
 QUICK = ["--steps", "2", "--octaves", "2"]
@@ -52,64 +51,152 @@ BAD = {
     "decompression-bomb": bad("dream", "bomb.png", says=["decompression bomb", "megapixel limit", "smaller picture"]),
     "input-is-folder": bad("dream", "adir", says=["folder", "picture inside it"]),
     # names
-    "unknown-layer": bad("dream", "photo.png", "--layer", "stage9", says=["--layer names 'stage9'", "not a layer of", "did you mean stage"],
-                         code=2),
-    "unknown-model": bad("dream", "photo.png", "--model", "efficientnet-lite9", says=["unknown model 'efficientnet-lite9'", "did you mean efficientnet-lite", "dreamscope models"]),
-    "channels-foo": bad("dream", "photo.png", "--channels", "foo", says=["--channels must be", "strongest:10", "got 'foo'"], code=2),
-    "channels-strongest-0": bad("dream", "photo.png", "--channels", "strongest:0", says=["--channels must be", "got 'strongest:0'"], code=2),
-    "channel-out-of-range": bad("dream", "photo.png", "--channels", "5000", says=["--channels names channel 5000", "channels 0-"], code=2),
+    "unknown-layer": bad(
+        "dream", "photo.png", "--layer", "stage9", says=["--layer names 'stage9'", "not a layer of", "did you mean stage"]
+    ),
+    "unknown-model": bad(
+        "dream",
+        "photo.png",
+        "--model",
+        "efficientnet-lite9",
+        says=["unknown model 'efficientnet-lite9'", "did you mean efficientnet-lite", "dreamscope models"],
+    ),
+    "channels-foo": bad(
+        "dream", "photo.png", "--channels", "foo", says=["--channels must be", "strongest:10", "got 'foo'"], code=2
+    ),
+    "channels-strongest-0": bad(
+        "dream", "photo.png", "--channels", "strongest:0", says=["--channels must be", "got 'strongest:0'"], code=2
+    ),
+    "channel-out-of-range": bad(
+        "dream", "photo.png", "--channels", "5000", says=["--channels names channel 5000", "channels 0-"]
+    ),
 }
 # Malformed numbers all stop in argparse, before any model or picture is touched; to save seven interpreter
 # start-ups they run one after another in a single interpreter, through the same `python -m dreamscope` entry
 # point (runpy), each with its own stdout, stderr and working folder (see USAGE_DRIVER).
 USAGE = {
-    "steps-negative": bad("dream", "photo.png", "--steps", "-3", says=["--steps must be", "whole number from 1", "got -3"], code=2),
-    "steps-not-a-number": bad("dream", "photo.png", "--steps", "abc", says=["--steps", "expected a whole number", "'abc'"], code=2),
+    "steps-negative": bad(
+        "dream", "photo.png", "--steps", "-3", says=["--steps must be", "whole number from 1", "got -3"], code=2
+    ),
+    "steps-not-a-number": bad(
+        "dream", "photo.png", "--steps", "abc", says=["--steps", "expected a whole number", "'abc'"], code=2
+    ),
     "octaves-zero": bad("dream", "photo.png", "--octaves", "0", says=["--octaves must be a whole number from 1 to 50"], code=2),
     "octaves-huge": bad("dream", "photo.png", "--octaves", "1000000000000000000", says=["--octaves must be", "to 50"], code=2),
-    "seed-overflow": bad("dream", "photo.png", "--seed", str(2**64), says=["--seed must be a whole number from 0 to 2**63-1"], code=2),
+    "seed-overflow": bad(
+        "dream", "photo.png", "--seed", str(2**64), says=["--seed must be a whole number from 0 to 2**63-1"], code=2
+    ),
     "step-size-negative": bad("dream", "photo.png", "--step-size", "-1", says=["--step-size must be a number above 0"], code=2),
     "step-size-nan": bad("dream", "photo.png", "--step-size", "nan", says=["--step-size must be", "above 0", "got nan"], code=2),
     "jitter-negative": bad("dream", "photo.png", "--jitter", "-1", says=["--jitter must be a whole number from 0"], code=2),
-    "octave-scale-below-1": bad("dream", "photo.png", "--octave-scale", "0.5", says=["--octave-scale must be a number from 1"], code=2),
+    "octave-scale-below-1": bad(
+        "dream", "photo.png", "--octave-scale", "0.5", says=["--octave-scale must be a number from 1"], code=2
+    ),
     "tile-tiny": bad("dream", "photo.png", "--tile", "10", says=["--tile must be", "from 64 to 8192"], code=2),
-    "precision-unknown": bad("dream", "photo.png", "--precision", "fp16", says=["--precision", "invalid choice: 'fp16'", "'bf16'"], code=2),
+    "precision-unknown": bad(
+        "dream", "photo.png", "--precision", "fp16", says=["--precision", "invalid choice: 'fp16'", "'bf16'"], code=2
+    ),
     "classify-top-0": bad("classify", "photo.png", "--top", "0", says=["--top must be a whole number from 1"], code=2),
-    "grid-too-big": bad("visualize", "--channels", "stage3.1", "--grid", "100", says=["--grid must be a whole number from 1 to 64, got 100"], code=2),
-    "grid-without-channels": bad("visualize", "--class", "banana", "--grid", "4", says=["--grid applies only to a layer's channel sheet"], code=2),
-    "samples-with-channels": bad("visualize", "--channels", "stage3.1", "--samples", "3", says=["--samples does not apply"], code=2),
+    "grid-too-big": bad(
+        "visualize",
+        "--channels",
+        "stage3.1",
+        "--grid",
+        "100",
+        says=["--grid must be a whole number from 1 to 64, got 100"],
+        code=2,
+    ),
+    "grid-without-channels": bad(
+        "visualize", "--class", "banana", "--grid", "4", says=["--grid applies only to a layer's channel sheet"], code=2
+    ),
+    "samples-with-channels": bad(
+        "visualize", "--channels", "stage3.1", "--samples", "3", says=["--samples does not apply"], code=2
+    ),
 }
-BAD.update({
-    # outputs
-    "output-folder-missing": bad("dream", "photo.png", "-o", "/nonexistent/dir/out.png", says=["output folder does not exist: /nonexistent/dir", "create it first"]),
-    "output-extension": bad("dream", "photo.png", "-o", "out.xyz", says=["cannot write '.xyz' files", ".png"]),
-    "output-is-folder": bad("dream", "photo.png", "-o", "outdir", says=["output path is a folder: outdir", "give a file name"]),
-    # guide
-    "guide-missing": bad("dream", "photo.png", "--guide", "nothere.png", says=["guide image file not found: nothere.png", "check the path"]),
-    "guide-not-a-picture": bad("dream", "photo.png", "--guide", "photo.jpg", says=["guide image file is not a picture", "give a PNG"]),
-    # sizes: default settings (4 octaves of 1.4) shrink 40 px to 15 px
-    "octave-too-small": bad("dream", "small.png", says=["--octaves is too many", "smallest octave", "fewer --octaves"], code=2),
-    # other commands
-    "classify-missing": bad("classify", "missing.png", says=["image file not found: missing.png", "check the path"]),
-    "layers-unknown-model": bad("layers", "--model", "nope", says=["unknown model 'nope'", "dreamscope models"]),
-    "device-banana": bad("dream", "photo.png", "--device", "banana", says=["unknown device 'banana'", "use auto, cpu"]),
-})
-BAD.update({
-    # visualize
-    "visualize-unknown-class": bad("visualize", "--class", "bananna", "-o", "v.png", says=["--class cannot be 'bananna'", "did you mean banana"],
-                                   code=2),
-    "visualize-channel-range": bad("visualize", "--channel", "stage5.2:500", "-o", "v.png", says=["--channel names channel 500", "channels 0-111"],
-                                   code=2),
-    "visualize-bad-layer": bad("visualize", "--channels", "stage9", "-o", "v.png", says=["--channels names 'stage9'", "did you mean"], code=2),
-    "visualize-bad-unit": bad("visualize", "--neuron", "stage5.2", "-o", "v.png", says=["--neuron must be LAYER:INDEX", "got 'stage5.2'"], code=2),
-    "visualize-no-target": bad("visualize", "-o", "v.png", says=["one of the arguments --class --channel --neuron --channels is required"], code=2),
-    "visualize-score-channel": bad("visualize", "--channel", "stage5.2:1", "--score", "-o", "v.png", says=["--score judges class pictures"], code=2),
-    "visualize-accentuate-no-init": bad("visualize", "--class", "banana", "--accentuate", "-o", "v.png",
-                                        says=["--accentuate needs a photo to start from (the --init picture)"], code=2),
-    "visualize-param-no-priors": bad("visualize", "--class", "banana", "--param", "maco", "--no-priors", "-o", "v.png",
-                                     says=["--param cannot be combined with --no-priors"], code=2),
-    "visualize-init-missing": bad("visualize", "--class", "banana", "--init", "nothere.png", "-o", "v.png", says=["init image file not found"]),
-})
+BAD.update(
+    {
+        # outputs
+        "output-folder-missing": bad(
+            "dream",
+            "photo.png",
+            "-o",
+            "/nonexistent/dir/out.png",
+            says=["output folder does not exist: /nonexistent/dir", "create it first"],
+        ),
+        "output-extension": bad("dream", "photo.png", "-o", "out.xyz", says=["cannot write '.xyz' files", ".png"]),
+        "output-is-folder": bad(
+            "dream", "photo.png", "-o", "outdir", says=["output path is a folder: outdir", "give a file name"]
+        ),
+        # guide
+        "guide-missing": bad(
+            "dream", "photo.png", "--guide", "nothere.png", says=["guide image file not found: nothere.png", "check the path"]
+        ),
+        "guide-not-a-picture": bad(
+            "dream", "photo.png", "--guide", "photo.jpg", says=["guide image file is not a picture", "give a PNG"]
+        ),
+        # sizes: default settings (4 octaves of 1.4) shrink 40 px to 15 px
+        "octave-too-small": bad(
+            "dream", "small.png", says=["--octaves is too many", "smallest octave", "fewer --octaves"], code=2
+        ),
+        # other commands
+        "classify-missing": bad("classify", "missing.png", says=["image file not found: missing.png", "check the path"]),
+        "layers-unknown-model": bad("layers", "--model", "nope", says=["unknown model 'nope'", "dreamscope models"]),
+        "device-banana": bad("dream", "photo.png", "--device", "banana", says=["unknown device 'banana'", "use auto, cpu"]),
+    }
+)
+BAD.update(
+    {
+        # visualize
+        "visualize-unknown-class": bad(
+            "visualize", "--class", "bananna", "-o", "v.png", says=["--class cannot be 'bananna'", "did you mean banana"]
+        ),
+        "visualize-channel-range": bad(
+            "visualize",
+            "--channel",
+            "stage5.2:500",
+            "-o",
+            "v.png",
+            says=["--channel names channel 500", "channels 0-111"],
+        ),
+        "visualize-bad-layer": bad(
+            "visualize", "--channels", "stage9", "-o", "v.png", says=["--channels names 'stage9'", "did you mean"]
+        ),
+        "visualize-bad-unit": bad(
+            "visualize", "--neuron", "stage5.2", "-o", "v.png", says=["--neuron must be LAYER:INDEX", "got 'stage5.2'"], code=2
+        ),
+        "visualize-no-target": bad(
+            "visualize", "-o", "v.png", says=["one of the arguments --class --channel --neuron --channels is required"], code=2
+        ),
+        "visualize-score-channel": bad(
+            "visualize", "--channel", "stage5.2:1", "--score", "-o", "v.png", says=["--score judges class pictures"], code=2
+        ),
+        "visualize-accentuate-no-init": bad(
+            "visualize",
+            "--class",
+            "banana",
+            "--accentuate",
+            "-o",
+            "v.png",
+            says=["--accentuate needs a photo to start from (the --init picture)"],
+            code=2,
+        ),
+        "visualize-param-no-priors": bad(
+            "visualize",
+            "--class",
+            "banana",
+            "--param",
+            "maco",
+            "--no-priors",
+            "-o",
+            "v.png",
+            says=["--param cannot be combined with --no-priors"],
+            code=2,
+        ),
+        "visualize-init-missing": bad(
+            "visualize", "--class", "banana", "--init", "nothere.png", "-o", "v.png", says=["init image file not found"]
+        ),
+    }
+)
 if not torch.cuda.is_available():
     BAD["device-cuda-missing"] = bad("dream", "photo.png", "--device", "cuda", says=["CUDA", "not available", "--device cpu"])
 
@@ -123,8 +210,22 @@ GOOD = {
     "visualize-sheet": ("visualize", "--channels", "stage3.1", "--grid", "4", "--size", "64", "--steps", "5", "-o", "sheet.png"),
     "visualize-default-name": ("visualize", "--class", "banana", "--size", "64", "--steps", "2"),
     "visualize-score": ("visualize", "--class", "banana", "--size", "64", "--steps", "2", "--score", "-o", "s.png"),
-    "visualize-accentuate": ("visualize", "--class", "banana", "--init", "photo.png", "--accentuate", "--closeness", "3",
-                             "--size", "64", "--steps", "3", "-o", "a.png"),
+    "visualize-accentuate": (
+        "visualize",
+        "--class",
+        "banana",
+        "--init",
+        "photo.png",
+        "--accentuate",
+        "--closeness",
+        "3",
+        "--size",
+        "64",
+        "--steps",
+        "3",
+        "-o",
+        "a.png",
+    ),
     "sample": ("sample", "coffee", "x.png"),
 }
 
@@ -262,7 +363,7 @@ def test_classify_json_finds_the_cat(runs):
     assert len(rows) == 5  # the default --top
     assert all({"label", "probability"} <= set(row) for row in rows)
     probabilities = [row["probability"] for row in rows]
-    assert probabilities == sorted(probabilities, reverse=True) and 0 <= probabilities[-1] and sum(probabilities) <= 1 + 1e-6
+    assert probabilities == sorted(probabilities, reverse=True) and probabilities[-1] >= 0 and sum(probabilities) <= 1 + 1e-6
     assert rows[0]["label"] == "Egyptian cat"
 
 
@@ -282,7 +383,9 @@ def test_sample_writes_the_photo(runs):
 
 def test_closed_stdout_pipe_is_not_a_traceback(tmp_path):
     """`dreamscope layers | head -1`: the reader goes away before the listing is printed."""
-    proc = subprocess.Popen([sys.executable, "-m", "dreamscope", "layers"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dreamscope", "layers"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
+    )
     proc.stdout.close()  # closed long before the child has imported torch and loaded the model
     stderr = proc.stderr.read().decode()
     proc.wait(timeout=300)
@@ -311,8 +414,11 @@ def test_visualize_scores_its_class_picture(runs):
     run = ok(runs["visualize-score"])
     lines = run.stderr.splitlines()
     assert lines[0] == "wrote s.png" and len(lines) == 2, lines
-    assert re.fullmatch(r"score: efficientnet-lite2 names banana on [0-3] of 3 views: picture [0-9.]+.*; "
-                        r"colourfulness [0-9.]+, saturation [0-9.]+", lines[1]), lines[1]
+    assert re.fullmatch(
+        r"score: efficientnet-lite2 names banana on [0-3] of 3 views: picture [0-9.]+.*; "
+        r"colourfulness [0-9.]+, saturation [0-9.]+",
+        lines[1],
+    ), lines[1]
 
 
 def test_visualize_accentuates_a_photo_and_says_how_far_it_moved(runs):
@@ -320,10 +426,14 @@ def test_visualize_accentuates_a_photo_and_says_how_far_it_moved(runs):
 
     run = ok(runs["visualize-accentuate"])
     (line,) = run.stderr.splitlines()
-    assert re.fullmatch(r"wrote a\.png \(accentuated banana -?[0-9.]+ -> -?[0-9.]+ \(probability [0-9.]+ -> [0-9.]+\); "
-                        r"the picture moved [0-9.]+/255 a pixel, feature distance [0-9.]+ at stage3\.1\)", line), line
+    assert re.fullmatch(
+        r"wrote a\.png \(accentuated banana -?[0-9.]+ -> -?[0-9.]+ \(probability [0-9.]+ -> [0-9.]+\); "
+        r"the picture moved [0-9.]+/255 a pixel, feature distance [0-9.]+ at stage3\.1\)",
+        line,
+    ), line
     record = dreamscope.read_record(run.folder / "a.png")
     assert record.settings.accentuate and record.settings.closeness == 3.0
     again = command_line(dreamscope.Job(record.settings, "a.png", {"init": "photo.png"}))
-    assert again == ("dreamscope visualize -o a.png --init photo.png --class banana --size 64 --steps 3 --accentuate "
-                     "--closeness 3.0")
+    assert again == (
+        "dreamscope visualize -o a.png --init photo.png --class banana --size 64 --steps 3 --accentuate --closeness 3.0"
+    )

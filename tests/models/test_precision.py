@@ -7,14 +7,13 @@ import torch
 from PIL import Image
 
 import dreamscope as ds
-from dreamscope.io import images
-from dreamscope.work import jobs, redo
-from dreamscope.optvis import objectives, render, taps
-from dreamscope.errors import DreamscopeError
-from dreamscope.models import precision
-
 import toy_models
 from conftest import chelsea
+from dreamscope.errors import DreamscopeError
+from dreamscope.io import images
+from dreamscope.models import precision
+from dreamscope.optvis import objectives, render, taps
+from dreamscope.work import redo
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +107,17 @@ def test_redo_computes_as_the_original_did_whatever_this_cpu_would_choose(model,
 
 def test_pictures_stay_float32_whatever_the_network_computes_in(model, twin):
     x = torch.rand(1, 3, 64, 96)
-    events = list(render.ascend(twin, objectives.layer_l2("stage3.1"), x, steps=2, step_size=0.02, jitter=4,
-                                generator=torch.Generator().manual_seed(0)))
+    events = list(
+        render.ascend(
+            twin,
+            objectives.layer_l2("stage3.1"),
+            x,
+            steps=2,
+            step_size=0.02,
+            jitter=4,
+            generator=torch.Generator().manual_seed(0),
+        )
+    )
     assert all(event.picture.dtype == torch.float32 for event in events)
     assert not torch.equal(events[-1].picture, x)
 

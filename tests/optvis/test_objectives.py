@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from dreamscope.optvis import objectives as O
 from dreamscope.errors import DreamscopeError
+from dreamscope.optvis import objectives as O
 
 
 def acts():
@@ -40,10 +40,18 @@ def test_guided_objective_pulls_toward_best_matching_guide_feature():
     assert torch.allclose(x.grad[0, :, 0, 1], torch.tensor([0.0, 0.5]))
 
 
-@pytest.mark.parametrize("spec, expected", [
-    ("3,17", [3, 17]), ("3, 3 ,5", [3, 5]), (None, None), ("", None), ([1, 2], [1, 2]),
-    ("strongest:10", O.ChannelRanking(True, 10)), ("Weakest:2", O.ChannelRanking(False, 2)),
-])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("3,17", [3, 17]),
+        ("3, 3 ,5", [3, 5]),
+        (None, None),
+        ("", None),
+        ([1, 2], [1, 2]),
+        ("strongest:10", O.ChannelRanking(True, 10)),
+        ("Weakest:2", O.ChannelRanking(False, 2)),
+    ],
+)
 def test_parse_channels(spec, expected):
     assert O.parse_channels(spec) == expected
 
@@ -75,8 +83,13 @@ def test_objectives_describe_themselves_and_declare_how_they_reduce():
     composed = O.layer_l2("a") - 0.5 * O.channel("b", 1) + 2 * O.direction("a", [1, 0, 0, 0])
     assert composed.description == "l2(a) - 0.5 * channel(b:1) + 2 * direction(a)"
     assert composed.reduction == "mean"  # every term a mean over its layer's positions: tiles add up exactly
-    for whole in (O.class_logit("banana"), O.neuron("a", 0), O.diversity("a"), O.total_variation(),
-                  O.Objective(lambda a: a["a"].max(), ["a"], "max(a)")):
+    for whole in (
+        O.class_logit("banana"),
+        O.neuron("a", 0),
+        O.diversity("a"),
+        O.total_variation(),
+        O.Objective(lambda a: a["a"].max(), ["a"], "max(a)"),
+    ):
         assert (composed + whole).reduction == "whole", whole
     with pytest.raises(ValueError, match="exactly one"):
         O.Objective(lambda a: a["a"].mean() + a["b"].mean(), ["a", "b"], "two", "mean")
@@ -85,8 +98,10 @@ def test_objectives_describe_themselves_and_declare_how_they_reduce():
 def test_tile_values_add_up_to_the_whole_at_every_stride():
     x = acts()  # "a" is 5x5, "b" 2x2: two strides
     objective = O.layer_l2("a") + 3 * O.layer_l2("b", [0]) + 1.5
-    halves = [({"a": x["a"][..., :, :3], "b": x["b"][..., :, :1]}, {"a": 15 / 25, "b": 2 / 4}),
-              ({"a": x["a"][..., :, 3:], "b": x["b"][..., :, 1:]}, {"a": 10 / 25, "b": 2 / 4})]
+    halves = [
+        ({"a": x["a"][..., :, :3], "b": x["b"][..., :, :1]}, {"a": 15 / 25, "b": 2 / 4}),
+        ({"a": x["a"][..., :, 3:], "b": x["b"][..., :, 1:]}, {"a": 10 / 25, "b": 2 / 4}),
+    ]
     total = sum(float(objective.tile_value(core, shares)) for core, shares in halves) + objective.constant
     assert total == pytest.approx(float(objective(x)), rel=1e-6)
     with pytest.raises(DreamscopeError, match="whole picture"):
@@ -114,3 +129,23 @@ def test_grouped_diversity_compares_only_pictures_of_the_same_group():
     first_group = O.diversity("a", groups=[[1, 2]])({"a": act})
     (gradient,) = torch.autograd.grad(first_group, act)
     assert gradient[[0, 3, 4]].abs().max() == 0 and gradient[[1, 2]].abs().max() > 0
+
+
+def test_an_objective_of_ones_own_from_the_factory_decorator():
+    """One function of the activation: the decorator adds the layer it reads, the sample, the description, the
+    declared reduction and the check, as for the library's own."""
+    from dreamscope.optvis.objectives import objective
+
+    @objective(
+        lambda layer, index: f"edge({layer}:{index})", "mean", check=lambda layer, index: O._channels_in_range(layer, [index])
+    )
+    def edge(layer: str, index: int):
+        return lambda act: act[:, index].abs().mean()
+
+    made = edge("stage3.1", 2, sample=1)
+    assert made.description == "edge(stage3.1:2)@1" and made.layers == ("stage3.1",) and made.reduction == "mean"
+    act = torch.zeros(3, 4, 5, 5)
+    act[1, 2] = -2.0
+    act[0, 2] = 9.0  # another sample: not read
+    assert float(made({"stage3.1": act})) == 2.0
+    assert float(edge("stage3.1", 2)({"stage3.1": act})) == pytest.approx(11 / 3)  # the whole batch: (9 + 2) / 3

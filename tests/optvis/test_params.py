@@ -41,7 +41,7 @@ def test_maco_learns_only_the_phase_and_renders_pictures():
     param = params.MacoImage(2, 64, 96, torch.Generator().manual_seed(0))
     assert [name for name, _ in param.named_parameters()] == ["phase"]
     picture = param()
-    assert picture.shape == (2, 3, 64, 96) and 0 <= float(picture.detach().min()) and float(picture.detach().max()) <= 1
+    assert picture.shape == (2, 3, 64, 96) and float(picture.detach().min()) >= 0 and float(picture.detach().max()) <= 1
     assert not torch.equal(picture[0], picture[1])  # each sample its own phases
     picture[:, :, 20:30, 40:50].sum().backward()
     assert param.phase.grad is not None and param.phase.grad.abs().sum() > 0
@@ -49,7 +49,9 @@ def test_maco_learns_only_the_phase_and_renders_pictures():
     inside = param.attribution[:, :, 20:30, 40:50].sum()
     assert float(inside) > 0 and torch.allclose(inside, param.attribution.sum())
     opacity = param.transparency()
-    assert opacity.shape == (2, 1, 64, 96) and float(opacity[:, :, 25, 45].min()) == 1.0 and float(opacity[:, :, 0, 0].max()) == 0.0
+    assert (
+        opacity.shape == (2, 1, 64, 96) and float(opacity[:, :, 25, 45].min()) == 1.0 and float(opacity[:, :, 0, 0].max()) == 0.0
+    )
 
 
 def test_maco_starts_from_a_photo_and_keeps_its_magnitude():
@@ -61,7 +63,7 @@ def test_maco_starts_from_a_photo_and_keeps_its_magnitude():
         moved = param()
     assert float((moved - photo).abs().mean()) > 0.02
     # (columns 0 and the last must stay Hermitian, which a uniform phase shift breaks; the rest keep their magnitude)
-    spectrum = lambda x: torch.fft.rfft2(params.signal_of(x), norm="ortho").abs()[..., 1:-1]  # noqa: E731
+    spectrum = lambda x: torch.fft.rfft2(params.signal_of(x), norm="ortho").abs()[..., 1:-1]
     relative = (spectrum(moved) - spectrum(photo)).abs() / spectrum(photo).clamp(min=1e-3)
     assert float(relative.median()) < 0.05
 
@@ -71,8 +73,12 @@ def test_make_spectrum_measures_a_folder(tmp_path):
     for i in range(3):  # white noise: a flat spectrum, unlike photos
         Image.fromarray(rng.integers(0, 256, (80, 100, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
     out = tmp_path / "spectrum.npy"
-    done = subprocess.run([sys.executable, str(ROOT / "docs" / "make_spectrum.py"), str(tmp_path), "-o", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "make_spectrum.py"), str(tmp_path), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     table = np.load(out)
     assert table.shape == (3, params.SPECTRUM_SIDE, params.SPECTRUM_SIDE // 2 + 1)

@@ -6,9 +6,9 @@ from scipy import ndimage
 from skimage import data
 
 import dreamscope as ds
+from dreamscope.errors import DreamscopeError
 from dreamscope.io import images
 from dreamscope.optvis import objectives, render
-from dreamscope.errors import DreamscopeError
 
 
 def coffee(width, height):
@@ -79,8 +79,9 @@ def test_soft_bounds_dream_as_much_but_never_pile_up_at_black_or_white(model):
     objective = objectives.layer_l2("stage4.2")
     results = {}
     for soft in (False, True):
-        for event in render.ascend(model, objective, x, steps=8, step_size=0.015, jitter=16,
-                                   generator=torch.Generator().manual_seed(0), soft_bounds=soft):
+        for event in render.ascend(
+            model, objective, x, steps=8, step_size=0.015, jitter=16, generator=torch.Generator().manual_seed(0), soft_bounds=soft
+        ):
             loss, out = event.loss, event.picture
         clipped = float(((out <= 0.5 / 255) | (out >= 254.5 / 255)).float().mean())
         results[soft] = (clipped, float((out - x).abs().mean()), loss)
@@ -101,8 +102,14 @@ def test_tiles_are_exact_for_every_term_of_a_mixed_stride_objective(model):
     assert float((grad - tiled_grad).abs().mean() / grad.abs().mean()) < 0.01
 
 
-@pytest.mark.parametrize("objective", [objectives.class_logit("banana"), objectives.neuron("stage4.2", 1),
-                                       objectives.layer_l2("stage4.2") - 0.1 * objectives.total_variation()])
+@pytest.mark.parametrize(
+    "objective",
+    [
+        objectives.class_logit("banana"),
+        objectives.neuron("stage4.2", 1),
+        objectives.layer_l2("stage4.2") - 0.1 * objectives.total_variation(),
+    ],
+)
 def test_objectives_that_need_the_whole_picture_refuse_tiles_before_any_work(model, objective):
     x = coffee(320, 240)
     with pytest.raises(DreamscopeError, match="needs the whole picture at once, so it cannot be tiled"):
@@ -130,11 +137,11 @@ def test_running_out_of_memory_names_what_to_change(tmp_path):
 import resource, sys
 from PIL import Image
 from dreamscope import cli
-Image.new("RGB", (4000, 3000), (120, 90, 60)).save({str(tmp_path / 'big.png')!r})
+Image.new("RGB", (4000, 3000), (120, 90, 60)).save({str(tmp_path / "big.png")!r})
 import torch  # the runtime maps its libraries first; then the cap leaves room for little more
 limit = 3 * 2**30
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-sys.exit(cli.main(["dream", {str(tmp_path / 'big.png')!r}, "--tile", "off", "--octaves", "1", "--steps", "1", "-q"]))
+sys.exit(cli.main(["dream", {str(tmp_path / "big.png")!r}, "--tile", "off", "--octaves", "1", "--steps", "1", "-q"]))
 """
     result = run_python("-c", script)
     assert result.returncode == 1, result.stderr

@@ -64,7 +64,7 @@ def test_threads_sharing_a_network_each_see_their_own_activations():
             for _ in range(5):
                 out = taps.capture(net, ["3", "1"], torch.full((1,), start))
                 results.setdefault(start, []).append((float(out["1"]), float(out["3"])))
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(float(k),)) for k in (0, 100, 200)]

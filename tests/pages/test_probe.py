@@ -6,17 +6,8 @@ subprocess; the structure tests and the Chromium test read it. The bad inputs ru
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-import json
-import os
 import re
-import select
-import shutil
-import subprocess
-import tempfile
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -26,13 +17,12 @@ import torch
 from PIL import Image
 
 import dreamscope as ds
-from dreamscope.pages import probe as report
-from dreamscope.errors import DreamscopeError
-from dreamscope.recipes import probe as probe_recipe
-from dreamscope.recipes.classify import Prediction
-
 from browser import render
 from conftest import chelsea, error_line, snapshot
+from dreamscope.errors import DreamscopeError
+from dreamscope.pages import probe as report
+from dreamscope.recipes import probe as probe_recipe
+from dreamscope.recipes.classify import Prediction
 
 LAYERS = ["stage2.1", "stage4.2", "stage5.2"]
 QUICK = ["--octaves", "2", "--steps", "3", "--channels", "2", "--vis-size", "64", "--vis-steps", "24"]
@@ -43,22 +33,46 @@ SHEET_ARGS = ("probe", "photo.png", "-o", "sheet.png", "--layers", ",".join(LAYE
 # folder `notes/` with someone's file in it and an empty folder `empty/`.
 BAD = {
     "output-is-a-file": (("probe", "photo.png", "-o", "afile"), ["output path is a file", "afile", "new folder name"]),
-    "unknown-layer": (("probe", "photo.png", "-o", "r/", "--layers", "stage2.1,stage9"), ["--layers names 'stage9'", "not a layer of", "did you mean"]),
+    "unknown-layer": (
+        ("probe", "photo.png", "-o", "r/", "--layers", "stage2.1,stage9"),
+        ["--layers names 'stage9'", "not a layer of", "did you mean"],
+    ),
     "folder-not-a-report": (("probe", "photo.png", "-o", "notes"), ["not empty and holds no dreamscope report", "notes"]),
     "html-file": (("probe", "photo.png", "-o", "report.html"), ["the report is a folder", "name it report/"]),
     "missing-input": (("probe", "nothere.png", "-o", "r/"), ["image file not found: nothere.png"]),
-    "parent-missing": (("probe", "photo.png", "-o", "nowhere/report/"), ["output folder does not exist", "nowhere", "create it first"]),
+    "parent-missing": (
+        ("probe", "photo.png", "-o", "nowhere/report/"),
+        ["output folder does not exist", "nowhere", "create it first"],
+    ),
     "parent-is-a-file": (("probe", "photo.png", "-o", "afile/report/"), ["afile is a file", "write elsewhere"]),
     "too-small-for-deep-layers": (("probe", "small.png", "-o", "r/"), ["smallest octave", "fewer --octaves"]),
-    "too-many-channels": (("probe", "photo.png", "-o", "r/", "--channels", "100"), ["channels must be a whole number from 0 to 64"]),
+    "too-many-channels": (
+        ("probe", "photo.png", "-o", "r/", "--channels", "100"),
+        ["channels must be a whole number from 0 to 64"],
+    ),
     "vis-size-too-small": (("probe", "photo.png", "-o", "r/", "--vis-size", "16"), ["--vis-size must be", "from 64 to 2048"]),
     "steps-zero": (("probe", "photo.png", "-o", "r/", "--steps", "0"), ["--steps must be", "whole number from 1"]),
-    "channels-for-a-sheet": (("probe", "photo.png", "-o", "s.png", "--channels", "2"), ["--channels does not apply to a contact sheet"]),
-    "exemplars-for-a-sheet": (("probe", "photo.png", "-o", "s.png", "--exemplars", "notes"), ["--exemplars does not apply to a contact sheet"]),
-    "exemplar-folder-missing": (("probe", "photo.png", "-o", "r/", "--layers", "stage3.1", "--exemplars", "nothere"), ["folder not found: nothere"]),
+    "channels-for-a-sheet": (
+        ("probe", "photo.png", "-o", "s.png", "--channels", "2"),
+        ["--channels does not apply to a contact sheet"],
+    ),
+    "exemplars-for-a-sheet": (
+        ("probe", "photo.png", "-o", "s.png", "--exemplars", "notes"),
+        ["--exemplars does not apply to a contact sheet"],
+    ),
+    "exemplar-folder-missing": (
+        ("probe", "photo.png", "-o", "r/", "--layers", "stage3.1", "--exemplars", "nothere"),
+        ["folder not found: nothere"],
+    ),
 }
-SETTINGS_MISTAKES = ("unknown-layer", "too-small-for-deep-layers", "too-many-channels", "vis-size-too-small", "steps-zero", "channels-for-a-sheet",
-                     "exemplars-for-a-sheet")
+SETTINGS_MISTAKES = (
+    "too-small-for-deep-layers",
+    "too-many-channels",
+    "vis-size-too-small",
+    "steps-zero",
+    "channels-for-a-sheet",
+    "exemplars-for-a-sheet",
+)
 
 
 def _folder(root: Path, name: str) -> Path:
@@ -150,7 +164,7 @@ def test_layers_run_shallow_to_deep_with_their_facts(made, model):
     assert positions == sorted(positions)  # given deep first on the command line, shown shallow first
     for name in LAYERS:
         info = model.layer(name)
-        section = text[text.index(f'id="{name}"'):]
+        section = text[text.index(f'id="{name}"') :]
         section = section[: section.index("</section>")]
         assert f"{info.channels} channels" in section and f"stride {info.stride}" in section
 
@@ -189,12 +203,24 @@ def test_settings_say_how_to_reproduce_it(made):
     assert f"dreamscope {ds.__version__}" in text
     command = re.search(r"<pre><code>(.*?)</code></pre>", text, re.S).group(1)
     assert command.startswith("dreamscope probe photo.png -o report/ ")
-    for setting in ("--layers stage5.2,stage4.2,stage2.1", "--octaves 2", "--steps 3", "--channels 2", "--vis-size 64",
-                    "--vis-steps 24"):
+    for setting in (
+        "--layers stage5.2,stage4.2,stage2.1",
+        "--octaves 2",
+        "--steps 3",
+        "--channels 2",
+        "--vis-size 64",
+        "--vis-steps 24",
+    ):
         assert setting in command
     assert "--seed" not in command and "--max-size" not in command  # settings at their defaults go without saying
-    for fact in ("<th>seed</th><td>0</td>", "<th>max_size</th><td>512</td>", "<th>model</th><td>efficientnet-lite0</td>",
-                 "<th>layers</th><td>stage2.1, stage4.2, stage5.2</td>", "<th>threads</th>", "<th>device</th><td>cpu</td>"):
+    for fact in (
+        "<th>seed</th><td>0</td>",
+        "<th>max_size</th><td>512</td>",
+        "<th>model</th><td>efficientnet-lite0</td>",
+        "<th>layers</th><td>stage2.1, stage4.2, stage5.2</td>",
+        "<th>threads</th>",
+        "<th>device</th><td>cpu</td>",
+    ):
         assert fact in text, fact
     record = ds.read_record(made)  # the report carries its provenance record (in sheet.png)
     assert record.recipe == "probe" and record.settings.layers == "stage5.2,stage4.2,stage2.1"
@@ -209,7 +235,7 @@ def test_contact_sheet_alone(runs):
         tile = report.SHEET_TILE_WIDTH
         assert img.format == "PNG" and img.width == 4 * tile + 3 * 4  # the photo and three layers in one row
         sheet = np.asarray(img.convert("RGB"), dtype=np.float64)
-    tiles = [sheet[:, i * (tile + 4): i * (tile + 4) + tile] for i in range(4)]
+    tiles = [sheet[:, i * (tile + 4) : i * (tile + 4) + tile] for i in range(4)]
     assert all(np.abs(a - b).mean() > 3.0 for a, b in zip(tiles, tiles[1:]))
 
 
@@ -266,22 +292,38 @@ def _fake_result(tag: int = 0) -> probe_recipe.ProbeResult:
         return Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
 
     layers = [
-        probe_recipe.LayerProbe(name, 16, 4, picture(96, 64, i), [probe_recipe.ChannelProbe(c, 2.0, picture(48, 32, 10 * i + c), picture(32, 32, 50 + c)) for c in (3, 5)])
+        probe_recipe.LayerProbe(
+            name,
+            16,
+            4,
+            picture(96, 64, i),
+            [probe_recipe.ChannelProbe(c, 2.0, picture(48, 32, 10 * i + c), picture(32, 32, 50 + c)) for c in (3, 5)],
+        )
         for i, name in enumerate(["a.1", "b.2"])
     ]
     settings = ds.ProbeSettings()
     record = ds.Record(settings, {"name": "net", "weights": "sha256:00"}, {}, "cpu", 2, "9.9", "2.0")
-    return probe_recipe.ProbeResult(picture(96, 64, 99), "net", [Prediction(1, "goldfish & <friends>", 0.5)], layers, settings, record)
+    return probe_recipe.ProbeResult(
+        picture(96, 64, 99), "net", [Prediction(1, "goldfish & <friends>", 0.5)], layers, settings, record
+    )
 
 
 def test_with_an_exemplar_folder_each_channel_card_shows_its_natural_exemplars(model, tmp_path):
     from conftest import DAMAGED, GOOD_PICTURES, picture_folder
-
     from dreamscope.recipes import exemplars
 
     pics = picture_folder(tmp_path)
-    settings = dict(model=model, layers="stage2.1,stage4.2", channels=2, octaves=1, steps=1, vis_size=64, vis_steps=2,
-                    exemplar_folder=str(pics), exemplar_count=3)
+    settings = dict(
+        model=model,
+        layers="stage2.1,stage4.2",
+        channels=2,
+        octaves=1,
+        steps=1,
+        vis_size=64,
+        vis_steps=2,
+        exemplar_folder=str(pics),
+        exemplar_count=3,
+    )
     events = list(probe_recipe.probe_iter(chelsea((96, 64)), **settings))
     result = events[-1].result
     assert sorted(e.note.split(":")[0] for e in events if e.note) == sorted(f"skipped {name}" for name in DAMAGED)
@@ -291,7 +333,9 @@ def test_with_an_exemplar_folder_each_channel_card_shows_its_natural_exemplars(m
     alone = exemplars.exemplars(pics, units, model=model, count=3)  # one pass for all finds what a pass per channel would
     for layer in result.layers:
         for channel in layer.top:
-            assert [(e.file, e.row, e.col) for e in channel.exemplars] == [(e.file, e.row, e.col) for e in alone[(layer.name, channel.index)]]
+            assert [(e.file, e.row, e.col) for e in channel.exemplars] == [
+                (e.file, e.row, e.col) for e in alone[(layer.name, channel.index)]
+            ]
     folder = report.write_report(result, tmp_path / "report", source="cat.png")
     page = parse(folder / "index.html")
     assert all((folder / src).is_file() for src in page.images)  # every picture of the page is there
@@ -342,8 +386,10 @@ def test_a_failed_report_leaves_nothing(tmp_path, monkeypatch):
 def test_the_browser_check_catches_a_broken_page(tmp_path):
     """The check below must be able to fail: a missing picture, a request off the disk and a script error."""
     page = tmp_path / "broken.html"
-    page.write_text('<!doctype html><title>x</title><img src="missing.jpg"><img src="http://127.0.0.1:9/x.png">'
-                    "<script>console.error('boom'); undefinedFunction();</script>")
+    page.write_text(
+        '<!doctype html><title>x</title><img src="missing.jpg"><img src="http://127.0.0.1:9/x.png">'
+        "<script>console.error('boom'); undefinedFunction();</script>"
+    )
     found, state, _ = render(page, tmp_path)
     assert len(state["broken"]) == 2
     text = "\n".join(found)

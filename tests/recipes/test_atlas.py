@@ -17,11 +17,11 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from dreamscope.optvis import render
 from dreamscope.errors import DreamscopeError
-from dreamscope.models.spec import LOGITS
-from dreamscope.recipes import atlas
 from dreamscope.io import folders
+from dreamscope.models.spec import LOGITS
+from dreamscope.optvis import render
+from dreamscope.recipes import atlas
 
 pytest.importorskip("umap", reason="the atlas's layout needs umap-learn: pip install -e '.[atlas]'")
 
@@ -43,7 +43,12 @@ def make_folder(root: Path, count: int = 16) -> Path:
     for i in range(count):
         picture = samples[i % len(samples)]
         width, height = picture.size
-        box = ((i * 37) % (width // 3), (i * 23) % (height // 3), width - (i * 11) % (width // 3), height - (i * 19) % (height // 3))
+        box = (
+            (i * 37) % (width // 3),
+            (i * 23) % (height // 3),
+            width - (i * 11) % (width // 3),
+            height - (i * 19) % (height // 3),
+        )
         picture = picture.crop(box).resize((96, 80))
         if i % 3 == 1:
             picture = ImageOps.mirror(picture)
@@ -133,9 +138,9 @@ def test_shards_and_lists_of_files_give_the_same_collection(collection, pictures
 
 def test_the_collection_runs_as_batch_work_in_shards_and_a_rerun_keeps_them(collection, pictures, tmp_path, monkeypatch):
     from dreamscope.events import run as run_events
+    from dreamscope.settings import AtlasSettings
     from dreamscope.work import atlas as atlas_work
     from dreamscope.work import batch
-    from dreamscope.settings import AtlasSettings
 
     monkeypatch.setattr(batch, "SHARD_PICTURES", 7)  # the folder's 18 files: 3 shards
     settings = AtlasSettings(layer=LAYER, positions=4, side=SIDE)
@@ -144,6 +149,7 @@ def test_the_collection_runs_as_batch_work_in_shards_and_a_rerun_keeps_them(coll
     done = run_events(batch.run_batch(items, batch.InlineEngine()))
     assert done.count("done") == 3
     joined = atlas_work.join_parts(items)
+
     def places(c):
         return sorted((c.files[p], tuple(q)) for p, q in zip(c.picture.tolist(), c.position.tolist()))
 
@@ -186,7 +192,9 @@ def test_layout_puts_like_vectors_together(collection):
 
 
 def test_icons_point_the_layer_along_their_directions(collection, model):
-    directions = np.stack([collection.vectors[collection.picture == p].mean(0) for p in sorted(set(collection.picture.tolist()))[:3]])
+    directions = np.stack(
+        [collection.vectors[collection.picture == p].mean(0) for p in sorted(set(collection.picture.tolist()))[:3]]
+    )
     events = list(atlas.render_icons_iter(model, LAYER, directions, size=64, steps=30, seed=0, batch=2))
     icons = events[-1].result
     assert len(icons) == 3 and all(icon.size == (64, 64) for icon in icons)
@@ -219,8 +227,25 @@ class _Page(HTMLParser):
             self.sources.append(attrs["href"])
 
 
-SMALL = ["--layer", LAYER, "--side", str(SIDE), "--positions", "4", "--grid", "3", "--min-count", "2",
-         "--icon-size", "32", "--icon-steps", "4", "--neighbours", "8", "-q"]
+SMALL = [
+    "--layer",
+    LAYER,
+    "--side",
+    str(SIDE),
+    "--positions",
+    "4",
+    "--grid",
+    "3",
+    "--min-count",
+    "2",
+    "--icon-size",
+    "32",
+    "--icon-steps",
+    "4",
+    "--neighbours",
+    "8",
+    "-q",
+]
 
 
 @pytest.fixture(scope="module")
@@ -279,8 +304,10 @@ def test_a_class_atlas_and_a_comparison_from_the_saved_collection(made, model, t
     for cell in data["cells"]:
         if cell["favours"] == "tabby":
             assert cell["strength"]["tabby"] > cell["strength"]["space shuttle"]
-    assert atlas_report.unrelated(tmp_path / "vs", "tabby", "space shuttle") == min(
-        data["cells"], key=lambda c: max(c["strength"].values()))["name"]
+    assert (
+        atlas_report.unrelated(tmp_path / "vs", "tabby", "space shuttle")
+        == min(data["cells"], key=lambda c: max(c["strength"].values()))["name"]
+    )
 
 
 MISTAKES = {
@@ -294,7 +321,10 @@ MISTAKES = {
     "not an atlas folder": (["{pictures}", "-o", "mine"], "holds no dreamscope report"),
     "shard out of range": (["{pictures}", "--shard", "2/2", "-o", "s.npz"], "--shard 2/2 does not exist"),
     "shard not I/N": (["{pictures}", "--shard", "half", "-o", "s.npz"], "--shard must be I/N"),
-    "shard with a layout setting": (["{pictures}", "--shard", "0/2", "-o", "s.npz", "--class", "tabby"], "--class does not apply to --shard"),
+    "shard with a layout setting": (
+        ["{pictures}", "--shard", "0/2", "-o", "s.npz", "--class", "tabby"],
+        "--class does not apply to --shard",
+    ),
     "shard to a picture": (["{pictures}", "--shard", "0/2", "-o", "s.png"], "-o names the .npz file"),
     "folder and collection": (["{pictures}", "c.npz"], "not both"),
 }
@@ -308,14 +338,22 @@ def test_bad_input_is_one_line_and_writes_nothing(pictures, tmp_path):
     (tmp_path / "empty" / "notes.txt").write_text("no pictures here")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "keep.txt").write_text("mine")
-    jobs = [[str(tmp_path), ["atlas", *(SHARD if "--shard" in args else SMALL), *(a.format(pictures=pictures) for a in args)]
-             + (["-o", "out"] if "-o" not in args else [])]
-            for args, _ in MISTAKES.values()]
+    jobs = [
+        [
+            str(tmp_path),
+            ["atlas", *(SHARD if "--shard" in args else SMALL), *(a.format(pictures=pictures) for a in args)]
+            + (["-o", "out"] if "-o" not in args else []),
+        ]
+        for args, _ in MISTAKES.values()
+    ]
     driver = run_python("-c", USAGE_DRIVER, json.dumps(jobs))
     assert driver.returncode == 0, driver.stderr
     for (name, (_, message)), result in zip(MISTAKES.items(), (CliResult(*r) for r in json.loads(driver.stdout))):
         lines = result.stderr.strip().splitlines()
-        assert result.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (name, result)
+        assert result.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (
+            name,
+            result,
+        )
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob("s.*"))
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["keep.txt"]
 
@@ -337,7 +375,7 @@ def test_shards_from_the_command_line_join_into_the_whole_folders_atlas(made, pi
     with contextlib.redirect_stderr(io.StringIO()):
         assert cli.main(["atlas", *map(str, parts), "-o", str(tmp_path / "joined"), *SMALL]) == 0
     whole, joined = (atlas.Collection.load(folder / "collection.npz") for folder in (out, tmp_path / "joined"))
-    key = lambda c: sorted((c.files[p], tuple(pos)) for p, pos in zip(c.picture, c.position.tolist()))  # noqa: E731
+    key = lambda c: sorted((c.files[p], tuple(pos)) for p, pos in zip(c.picture, c.position.tolist()))
     assert key(joined) == key(whole) and len(joined.skipped) == 1
     assert json.loads((tmp_path / "joined" / "atlas.json").read_text())["pictures"] == 16
 
@@ -390,7 +428,9 @@ def test_the_page_zooms_and_shows_a_cell_in_chromium(made):
             assert data["cells"][biggest]["top_classes"][0]["class"] in details.inner_text()
             pictures = details.locator("img")
             assert pictures.count() == 1 + len(data["cells"][biggest]["exemplars"])
-            page.wait_for_function("() => [...document.querySelectorAll('#details img')].every(i => i.complete && i.naturalWidth > 0)")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('#details img')].every(i => i.complete && i.naturalWidth > 0)"
+            )
             before = page.locator("#map").evaluate("m => m.getBoundingClientRect().width")
             page.click("#zoom-in")
             after = page.locator("#map").evaluate("m => m.getBoundingClientRect().width")

@@ -6,9 +6,9 @@ from PIL import Image
 from skimage import data
 
 import dreamscope as ds
+from dreamscope.errors import DreamscopeError
 from dreamscope.io import images
 from dreamscope.optvis import objectives, render
-from dreamscope.errors import DreamscopeError
 from dreamscope.recipes.dream import build_objective, octave_sizes
 
 FAST = dict(octaves=2, steps=4)
@@ -67,8 +67,19 @@ def test_too_small_octave_is_refused_up_front(cat):
         ds.dream(cat.resize((80, 80)), octaves=2, layer="head")
 
 
-@pytest.mark.parametrize("bad", [dict(steps=0), dict(octaves=0), dict(step_size=-1.0), dict(step_size=float("nan")),
-                                 dict(jitter=-1), dict(octave_scale=0.5), dict(tile=10), dict(seed=-1)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(steps=0),
+        dict(octaves=0),
+        dict(step_size=-1.0),
+        dict(step_size=float("nan")),
+        dict(jitter=-1),
+        dict(octave_scale=0.5),
+        dict(tile=10),
+        dict(seed=-1),
+    ],
+)
 def test_bad_settings_are_refused(cat, bad):
     with pytest.raises(DreamscopeError):
         ds.dream(cat, **bad)

@@ -8,7 +8,6 @@ subfolders, a damaged and a truncated picture, and a note that is no picture at 
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -17,19 +16,17 @@ import torch
 from PIL import Image
 
 import dreamscope as ds
-from dreamscope.io import folders, images
-from dreamscope.work import jobs, redo
-from dreamscope.optvis import render
+from conftest import DAMAGED, GOOD_PICTURES, error_line, picture_folder, run_good_and_mistakes, snapshot
 from dreamscope.errors import DreamscopeError
+from dreamscope.io import folders, images
+from dreamscope.io import folders as folder_recipe
+from dreamscope.optvis import render
 from dreamscope.pages import sheets
 from dreamscope.recipes import exemplars as ex
-from dreamscope.io import folders as folder_recipe
-
-from conftest import DAMAGED, GOOD_PICTURES, chelsea, error_line, picture_folder, run_good_and_mistakes, snapshot
+from dreamscope.work import redo
 
 SIDE = 96
 UNITS = [("stage2.1", 5), ("stage4.2", 17), ("stage5.2", 3)]
-
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +70,7 @@ def test_the_top_exemplars_are_the_pictures_where_each_channel_fires_most(found,
 
 def test_each_patch_is_cut_around_its_position_from_the_picture_as_the_network_saw_it(pics, found, model):
     scan = folder_recipe.scan(pics, SIDE)
-    for (layer, index), got in found.units.items():
+    for (layer, _index), got in found.units.items():
         stride = model.layer(layer).stride
         size = folder_recipe.patch_size(stride, SIDE)
         for e in got:
@@ -143,7 +140,9 @@ def test_bad_units_and_folders_fail_before_any_work(pics, model, tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "a.png").write_bytes(b"")
     (tmp_path / "bad" / "b.jpg").write_text("no")
-    with pytest.raises(DreamscopeError, match=r"none of the 2 picture files in .*bad could be read \(a.png: picture file is empty"):
+    with pytest.raises(
+        DreamscopeError, match=r"none of the 2 picture files in .*bad could be read \(a.png: picture file is empty"
+    ):
         ex.exemplars(tmp_path / "bad", "stage4.2:1", model=model, side=SIDE)
 
 
@@ -178,17 +177,39 @@ def test_settings_check_units_and_the_probe_needs_channels_for_exemplars():
 QUICK = ("--side", "64", "--vis-size", "64", "--vis-steps", "4")
 GOOD = {"sheet": ("exemplars", "pics", "--channel", "stage4.2:17", "--channel", "stage5.2:3", "--count", "3", *QUICK)}
 MISTAKES = {  # name: (args, exit code, words the error line must have)
-    "unknown-layer": (("exemplars", "pics", "--channel", "stage9:1", "-o", "a.png"), 2, ["--channel names 'stage9'", "did you mean"]),
-    "out-of-range": (("exemplars", "pics", "--channel", "stage4.2:80", "-o", "b.png"), 2,
-                     ["--channel names channel 80 of stage4.2, which has channels 0-79"]),
+    "unknown-layer": (
+        ("exemplars", "pics", "--channel", "stage9:1", "-o", "a.png"),
+        1,
+        ["--channel names 'stage9'", "did you mean"],
+    ),
+    "out-of-range": (
+        ("exemplars", "pics", "--channel", "stage4.2:80", "-o", "b.png"),
+        2,
+        ["--channel names channel 80 of stage4.2, which has channels 0-79"],
+    ),
     "missing-folder": (("exemplars", "nothere", "--channel", "stage4.2:1", "-o", "c.png"), 1, ["folder not found: nothere"]),
-    "unknown-extension": (("exemplars", "pics", "--channel", "stage4.2:1", "-o", "d.xyz"), 1, ["cannot write '.xyz' files", ".png"]),
+    "unknown-extension": (
+        ("exemplars", "pics", "--channel", "stage4.2:1", "-o", "d.xyz"),
+        1,
+        ["cannot write '.xyz' files", ".png"],
+    ),
     "no-channel": (("exemplars", "pics", "-o", "e.png"), 2, ["--channel is required"]),
     "not-a-unit": (("exemplars", "pics", "--channel", "stage4.2", "-o", "f.png"), 2, ["--channel must be LAYER:INDEX"]),
-    "nothing-readable": (("exemplars", "broken-only", "--channel", "stage4.2:1", "-o", "g.png"), 1,
-                         ["could not be read", "give a folder with readable pictures"]),
-    "output-folder-missing": (("exemplars", "pics", "--channel", "stage4.2:1", "-o", "nowhere/h.png"), 1, ["output folder does not exist"]),
-    "count-out-of-range": (("exemplars", "pics", "--channel", "stage4.2:1", "--count", "65", "-o", "i.png"), 2, ["--count must be"]),
+    "nothing-readable": (
+        ("exemplars", "broken-only", "--channel", "stage4.2:1", "-o", "g.png"),
+        1,
+        ["could not be read", "give a folder with readable pictures"],
+    ),
+    "output-folder-missing": (
+        ("exemplars", "pics", "--channel", "stage4.2:1", "-o", "nowhere/h.png"),
+        1,
+        ["output folder does not exist"],
+    ),
+    "count-out-of-range": (
+        ("exemplars", "pics", "--channel", "stage4.2:1", "--count", "65", "-o", "i.png"),
+        2,
+        ["--count must be"],
+    ),
 }
 
 
@@ -199,8 +220,9 @@ def cli(tmp_path_factory, run_cli_many):
     (root / "broken-only").mkdir()
     (root / "broken-only" / "only.png").write_text("no picture here\n")
     before = snapshot(root)
-    results = run_good_and_mistakes(root, GOOD, {name: args for name, (args, _, _) in MISTAKES.items()}, run_cli_many,
-                                    env={"OMP_NUM_THREADS": "1"})
+    results = run_good_and_mistakes(
+        root, GOOD, {name: args for name, (args, _, _) in MISTAKES.items()}, run_cli_many, env={"OMP_NUM_THREADS": "1"}
+    )
     return root, before, results
 
 
@@ -215,8 +237,10 @@ def test_the_command_writes_a_sheet_named_after_the_channels_and_says_what_it_re
     sheet_path = root / "stage4.2_17_stage5.2_3-exemplars.png"
     with Image.open(sheet_path) as sheet:
         assert sheet.format == "PNG"
-        assert sheet.size == (4 * sheets.EXEMPLAR_TILE + 3 * sheets.EXEMPLAR_GAP,
-                              2 * (sheets.EXEMPLAR_TILE + sheets.EXEMPLAR_CAPTION) + sheets.EXEMPLAR_GAP)
+        assert sheet.size == (
+            4 * sheets.EXEMPLAR_TILE + 3 * sheets.EXEMPLAR_GAP,
+            2 * (sheets.EXEMPLAR_TILE + sheets.EXEMPLAR_CAPTION) + sheets.EXEMPLAR_GAP,
+        )
     record = ds.read_record(sheet_path)
     assert record.recipe == "exemplars" and record.settings.units == "stage4.2:17,stage5.2:3" and record.settings.side == 64
     with pytest.raises(DreamscopeError, match="redo cannot make .* again: dreamscope exemplars reads a folder"):
@@ -226,7 +250,7 @@ def test_the_command_writes_a_sheet_named_after_the_channels_and_says_what_it_re
 @pytest.mark.parametrize("case", list(MISTAKES))
 def test_a_mistake_is_one_line_and_leaves_nothing(cli, case):
     root, before, results = cli
-    args, code, needles = MISTAKES[case]
+    _args, code, needles = MISTAKES[case]
     line = error_line(results[case])
     assert results[case].returncode == code, line
     for needle in needles:

@@ -73,30 +73,53 @@ def test_every_patch_of_a_trial_goes_to_the_same_place(result):
 
 
 def test_the_same_seed_gives_the_same_trials(photos, coffee, model, result):
-    again = patch.patch_experiment(photos, Image.open(coffee), result.settings, controls={"grey": Image.new("RGB", (8, 8), (128,) * 3)},
-                                   model=model)
+    again = patch.patch_experiment(
+        photos, Image.open(coffee), result.settings, controls={"grey": Image.new("RGB", (8, 8), (128,) * 3)}, model=model
+    )
     assert [(t.file, t.view, t.box, t.after) for t in again.trials] == [(t.file, t.view, t.box, t.after) for t in result.trials]
 
 
 def test_photos_the_network_never_calls_the_class_are_a_clear_error(photos, coffee, model):
     with pytest.raises(DreamscopeError, match="calls none of the 2 view"):
-        patch.patch_experiment(photos, Image.open(coffee), from_class="banana", to_class="espresso", views=2, side=96, model=model)
+        patch.patch_experiment(
+            photos, Image.open(coffee), from_class="banana", to_class="espresso", views=2, side=96, model=model
+        )
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"from_class": "tabby"}, "to_class is required"),
-    ({"from_class": "tabby", "to_class": "tabby"}, "must differ"),
-    ({"from_class": "tabby", "to_class": "cup", "size": 0}, "size must be"),
-    ({"from_class": "tabby", "to_class": "cup", "place": "left"}, "place must be one of random, corner, centre"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"from_class": "tabby"}, "to_class is required"),
+        ({"from_class": "tabby", "to_class": "tabby"}, "must differ"),
+        ({"from_class": "tabby", "to_class": "cup", "size": 0}, "size must be"),
+        ({"from_class": "tabby", "to_class": "cup", "place": "left"}, "place must be one of random, corner, centre"),
+    ],
+)
 def test_settings_name_what_is_wrong(fields, message):
     with pytest.raises(DreamscopeError, match=message):
         PatchSettings(**fields)
 
 
 def test_the_command_prints_the_rates_and_writes_the_trials(photos, coffee, run_cli, tmp_path):
-    result = run_cli("patch", str(photos), "--from", "Egyptian cat", "--to", "espresso", "--icon", str(coffee),
-                     "--size", "0.5", "--views", "4", "--side", "128", "-o", str(tmp_path / "out"), "-q")
+    result = run_cli(
+        "patch",
+        str(photos),
+        "--from",
+        "Egyptian cat",
+        "--to",
+        "espresso",
+        "--icon",
+        str(coffee),
+        "--size",
+        "0.5",
+        "--views",
+        "4",
+        "--side",
+        "128",
+        "-o",
+        str(tmp_path / "out"),
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("patch experiment: Egyptian cat -> espresso:")
@@ -112,14 +135,29 @@ def test_a_cell_of_an_atlas_is_an_icon_and_brings_its_rival_as_control(photos, r
     atlas = tmp_path / "atlas"
     (atlas / "cells").mkdir(parents=True)
     cells = []
-    for name, colour, strength in (("r00-c00", (200, 120, 60), {"Egyptian cat": 0.1, "espresso": 0.5}),
-                                   ("r00-c01", (60, 60, 200), {"Egyptian cat": 0.05, "espresso": 0.02}),
-                                   ("r01-c00", (60, 200, 60), {"Egyptian cat": 0.6, "espresso": 0.0})):
+    for name, colour, strength in (
+        ("r00-c00", (200, 120, 60), {"Egyptian cat": 0.1, "espresso": 0.5}),
+        ("r00-c01", (60, 60, 200), {"Egyptian cat": 0.05, "espresso": 0.02}),
+        ("r01-c00", (60, 200, 60), {"Egyptian cat": 0.6, "espresso": 0.0}),
+    ):
         Image.new("RGB", (32, 32), colour).save(atlas / "cells" / f"{name}.png")
         cells.append({"name": name, "icon": f"cells/{name}.png", "strength": strength})
     (atlas / "atlas.json").write_text(json.dumps({"cells": cells}))
-    result = run_cli("patch", str(photos), "--from", "Egyptian cat", "--to", "espresso", "--icon", f"{atlas}:0,0",
-                     "--views", "2", "--side", "96", "-q")
+    result = run_cli(
+        "patch",
+        str(photos),
+        "--from",
+        "Egyptian cat",
+        "--to",
+        "espresso",
+        "--icon",
+        f"{atlas}:0,0",
+        "--views",
+        "2",
+        "--side",
+        "96",
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     assert "cell r00-c00 (the icon)" in result.stdout and "cell r00-c01 (control)" in result.stdout
     result = run_cli("patch", str(photos), "--from", "Egyptian cat", "--to", "espresso", "--icon", f"{atlas}:r05-c05", "-q")

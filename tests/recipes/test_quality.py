@@ -6,9 +6,9 @@ from PIL import Image
 from skimage import data
 
 import dreamscope as ds
+from dreamscope.errors import DreamscopeError
 from dreamscope.io import images
 from dreamscope.recipes import quality
-from dreamscope.errors import DreamscopeError
 from dreamscope.recipes.classify import class_probabilities
 
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dreamscope.recipes import flow
-from dreamscope.errors import DreamscopeError
-from dreamscope.recipes import video
-
 from conftest import pan_frames
+from dreamscope.errors import DreamscopeError
+from dreamscope.recipes import flow, video
 
 MOTION = (3, 1)  # the camera's pan per frame; the content moves the other way
 
@@ -40,7 +38,7 @@ def test_flow_guided_dreams_flicker_half_as_much_as_frame_by_frame(model):
     assert video.flicker(frames, content_motion) < 1.0  # the measure itself: a compensated pan is still
     alone = finished(video.video_iter(frames, blend=0.0, model=model))
     guided = finished(video.video_iter(frames, model=model))
-    strength = lambda out: np.mean([np.abs(as_array(o) - as_array(s)).mean() for o, s in zip(out, frames)])  # noqa: E731
+    strength = lambda out: np.mean([np.abs(as_array(o) - as_array(s)).mean() for o, s in zip(out, frames)])
     assert strength(guided) > 0.8 * strength(alone)  # just as dreamy, not calmer because it dreams less
     ratio = video.flicker(guided, content_motion) / video.flicker(alone, content_motion)
     print(f"flicker ratio {ratio:.3f}, strength {strength(guided):.4f} vs {strength(alone):.4f}")

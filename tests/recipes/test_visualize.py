@@ -1,4 +1,5 @@
 import json
+
 import numpy as np
 import pytest
 import torch
@@ -6,11 +7,11 @@ from PIL import Image
 from skimage import data
 
 import dreamscope as ds
+from dreamscope.errors import DreamscopeError
 from dreamscope.io import images
 from dreamscope.optvis import objectives, params, render, transforms
-from dreamscope.errors import DreamscopeError
-from dreamscope.recipes.classify import class_probabilities
 from dreamscope.pages.sheets import contact_sheet, sheet_columns
+from dreamscope.recipes.classify import class_probabilities
 
 SMALL = dict(size=160, steps=120)
 
@@ -132,8 +133,16 @@ def test_robustness_transform_is_seeded():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-@pytest.mark.parametrize("bad, message", [(dict(size=10), "size"), (dict(samples=0), "samples"), (dict(steps=0), "steps"),
-                                          (dict(param="wavelet"), "param"), (dict(diversity=-1.0), "diversity")])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(size=10), "size"),
+        (dict(samples=0), "samples"),
+        (dict(steps=0), "steps"),
+        (dict(param="wavelet"), "param"),
+        (dict(diversity=-1.0), "diversity"),
+    ],
+)
 def test_bad_settings(bad, message):
     with pytest.raises(DreamscopeError, match=message):
         ds.visualize("banana", **bad)
@@ -178,12 +187,15 @@ def test_accentuation_of_a_channel_reports_its_mean():
     assert report["probability_before"] is None and report["target_after"] > report["target_before"]
 
 
-@pytest.mark.parametrize("fields, message", [
-    (dict(), "accentuate needs a photo"),
-    (dict(samples=2), "samples must be 1 with accentuate"),
-    (dict(kind="channels", target="stage4.2"), "accentuate applies to a class, channel or neuron"),
-    (dict(closeness_layer="stage9"), "did you mean"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(), "accentuate needs a photo"),
+        (dict(samples=2), "samples must be 1 with accentuate"),
+        (dict(kind="channels", target="stage4.2"), "accentuate applies to a class, channel or neuron"),
+        (dict(closeness_layer="stage9"), "did you mean"),
+    ],
+)
 def test_accentuation_refuses_what_it_cannot_do(fields, message):
     init = None if not fields else Image.new("RGB", (64, 64), "grey")
     fields = {"target": "banana", **fields}

@@ -6,11 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dreamscope.io import images
-from dreamscope.errors import DreamscopeError
-from dreamscope.recipes import morph, zoom
-
 from conftest import chelsea
+from dreamscope.errors import DreamscopeError
+from dreamscope.io import images
+from dreamscope.recipes import morph, zoom
 
 LAYER = "stage3.1"  # stride 8: small frames dream quickly and still show the loop's behaviour
 
@@ -40,7 +39,9 @@ def finished(run) -> list:
 
 
 def test_a_long_zoom_does_not_drift_burn_out_or_blur(model):
-    frames = [f.tensor for f in finished(zoom.zoom_iter(chelsea((128, 96)), frames=40, zoom=1.08, rotate=1.0, model=model, layer=LAYER))]
+    frames = [
+        f.tensor for f in finished(zoom.zoom_iter(chelsea((128, 96)), frames=40, zoom=1.08, rotate=1.0, model=model, layer=LAYER))
+    ]
     assert len(frames) == 40
     brightness = [float(f.mean()) for f in frames]
     assert max(abs(b / brightness[0] - 1) for b in brightness) < 0.10
@@ -58,7 +59,7 @@ def test_layer_cycle_and_resume_continue_the_same_run(model):
     resumed = finished(zoom.zoom_iter(run[1].image, start=2, first=run[0].image, **settings))
     assert [f.frame for f in resumed] == [2, 3] and resumed[0].stage == "frame 3 of 4 (stage2.1)"
     # dreams are chaotic: compare coarsely. The resumed frame is the original one, up to 8-bit rounding.
-    blur = lambda t: F.avg_pool2d(t, 8)  # noqa: E731
+    blur = lambda t: F.avg_pool2d(t, 8)
     same = (blur(resumed[0].tensor) - blur(run[2].tensor)).abs().mean()
     other = (blur(run[2].tensor) - blur(run[1].tensor)).abs().mean()
     assert same < 0.5 * other, (float(same), float(other))

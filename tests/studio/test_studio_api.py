@@ -20,14 +20,13 @@ pytest.importorskip("fastapi", reason="the studio extra is not installed: pip in
 
 with warnings.catch_warnings():  # newer Starlette asks for httpx2; httpx is what this project installs
     warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient  # noqa: E402
+    from fastapi.testclient import TestClient
 
-from dreamscope.io import provenance, videos  # noqa: E402
-from dreamscope.studio.app import Studio, create_app  # noqa: E402
-from dreamscope.studio.uploads import Limits  # noqa: E402
-from dreamscope.studio.worker import ENDED_KEEP, GIF_SIDE, Worker  # noqa: E402
-
-from conftest import chelsea, pan_frames, write_clip  # noqa: E402
+from conftest import chelsea, pan_frames, write_clip
+from dreamscope.io import provenance, videos
+from dreamscope.studio.app import Studio, create_app
+from dreamscope.studio.uploads import Limits
+from dreamscope.studio.worker import ENDED_KEEP, GIF_SIDE, Worker
 
 BASE = "http://127.0.0.1:8765"
 QUICK = {"max_size": 96, "octaves": 2, "steps": 2, "layer": "stage3.1"}
@@ -102,15 +101,30 @@ def test_info_describes_the_model_recipes_presets_and_limits(client):
     assert {"name": "stage3.1", "channels": 40, "stride": 8} in info["model"]["layers"]
     assert info["model"]["class_names"][954] == "banana"
     fields = {f["name"]: f for f in info["recipes"]["dream"]["fields"]}
-    assert fields["octaves"] == {"name": "octaves", "default": 4, "help": fields["octaves"]["help"], "kind": "whole",
-                                 "min": 1, "max": 50, "optional": False}
+    assert fields["octaves"] == {
+        "name": "octaves",
+        "default": 4,
+        "help": fields["octaves"]["help"],
+        "kind": "whole",
+        "min": 1,
+        "max": 50,
+        "optional": False,
+    }
     assert fields["tile"]["kind"] == "tile" and "model" not in fields and "weights" not in fields
     assert info["recipes"]["visualize"]["inputs"] == ["init"] and info["recipes"]["video"]["required"] == "input"
-    assert {f["name"]: f for f in info["recipes"]["visualize"]["fields"]}["kind"]["options"] == ["class", "channel", "neuron", "channels"]
+    assert {f["name"]: f for f in info["recipes"]["visualize"]["fields"]}["kind"]["options"] == [
+        "class",
+        "channel",
+        "neuron",
+        "channels",
+    ]
     presets = {p["name"]: p for p in info["presets"]}
     assert {"gentle", "default", "deep", "strokes", "layers"} <= set(presets)
-    assert presets["layers"] == {**presets["layers"], "recipe": "probe",
-                                 "settings": {"channels": 0, "max_size": 192, "octaves": 2, "steps": 15}}
+    assert presets["layers"] == {
+        **presets["layers"],
+        "recipe": "probe",
+        "settings": {"channels": 0, "max_size": 192, "octaves": 2, "steps": 15},
+    }
     assert presets["strokes"]["settings"]["layer"] == "stage3.1" and presets["deep"]["recipe"] == "dream"
     assert info["samples"] == ["astronaut", "chelsea", "coffee", "rocket"]
     assert info["limits"] == {"picture_bytes": 50_000_000, "video_bytes": 500_000_000} and info["device"] == "cpu"
@@ -161,15 +175,18 @@ def test_the_event_stream_sends_progress_then_end(client, dream):
     assert json.loads(events[-1].split("data: ", 1)[1])["state"] == "done"
 
 
-@pytest.mark.parametrize("settings, field, words", [
-    ({"octaves": 0}, "octaves", "octaves must be a whole number from 1 to 50"),
-    ({"octavez": 3}, "octavez", "did you mean octaves"),
-    ({"layer": "stage9.9"}, "layer", "not a layer of efficientnet-lite0"),
-    ({"layer": 12}, "layer", "layer"),
-    ({"step_size": "big"}, "step_size", "step_size must be a number"),
-    ({"model": "googlenet"}, "model", "the server's"),
-    ({"{x}": 1}, "settings", "not a setting"),
-])
+@pytest.mark.parametrize(
+    "settings, field, words",
+    [
+        ({"octaves": 0}, "octaves", "octaves must be a whole number from 1 to 50"),
+        ({"octavez": 3}, "octavez", "did you mean octaves"),
+        ({"layer": "stage9.9"}, "layer", "not a layer of efficientnet-lite0"),
+        ({"layer": 12}, "layer", "layer"),
+        ({"step_size": "big"}, "step_size", "step_size must be a number"),
+        ({"model": "googlenet"}, "model", "the server's"),
+        ({"{x}": 1}, "settings", "not a setting"),
+    ],
+)
 def test_a_bad_setting_is_422_naming_the_field(client, photo_id, settings, field, words):
     response = client.post("/api/jobs", json={"recipe": "dream", "settings": settings, "inputs": {"input": photo_id}})
     assert response.status_code == 422, response.text
@@ -177,20 +194,23 @@ def test_a_bad_setting_is_422_naming_the_field(client, photo_id, settings, field
     assert found["field"] == field and words in found["message"], found
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"recipe": "paint"}, "recipe"),
-    ({"recipe": "dream"}, "input"),
-    ({"recipe": "dream", "inputs": {"input": "0" * 32}}, "input"),
-    ({"recipe": "dream", "inputs": {"input": "../studio.sqlite3"}}, "input"),
-    ({"recipe": "visualize", "settings": {"target": "not-a-class"}}, "target"),
-    ({"recipe": "visualize", "settings": {"kind": "channel", "target": "stage3.1:999"}}, "target"),
-    ({"recipe": "morph", "settings": {"classes": "banana"}}, "classes"),
-    ({"recipe": "dream", "settings": [1, 2]}, "settings"),
-    ({"recipe": "dream", "inputs": {"input": 5}}, "input"),
-    ({"settings": {}}, "recipe"),
-    ({"recipe": "probe", "settings": {"exemplar_folder": "/"}}, "exemplar_folder"),  # a folder on the server: CLI only
-    ({"recipe": "probe", "settings": {"exemplar_count": 8}}, "exemplar_count"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"recipe": "paint"}, "recipe"),
+        ({"recipe": "dream"}, "input"),
+        ({"recipe": "dream", "inputs": {"input": "0" * 32}}, "input"),
+        ({"recipe": "dream", "inputs": {"input": "../studio.sqlite3"}}, "input"),
+        ({"recipe": "visualize", "settings": {"target": "not-a-class"}}, "target"),
+        ({"recipe": "visualize", "settings": {"kind": "channel", "target": "stage3.1:999"}}, "target"),
+        ({"recipe": "morph", "settings": {"classes": "banana"}}, "classes"),
+        ({"recipe": "dream", "settings": [1, 2]}, "settings"),
+        ({"recipe": "dream", "inputs": {"input": 5}}, "input"),
+        ({"settings": {}}, "recipe"),
+        ({"recipe": "probe", "settings": {"exemplar_folder": "/"}}, "exemplar_folder"),  # a folder on the server: CLI only
+        ({"recipe": "probe", "settings": {"exemplar_count": 8}}, "exemplar_count"),
+    ],
+)
 def test_a_bad_job_is_422_naming_what_to_fix(client, body, field):
     response = client.post("/api/jobs", json=body)
     assert response.status_code == 422, response.text
@@ -260,8 +280,11 @@ def test_an_upload_over_the_limit_is_413(tmp_path, model):
         assert response.status_code == 413 and detail(response)["field"] == "file"
         assert "20 MB" not in detail(response)["message"] and "0.02 MB" in detail(response)["message"]
         head = b'--abc\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n\r\n'
-        chunked = client.post("/api/uploads", content=iter([head, big, big, b"\r\n--abc--\r\n"]),  # no Content-Length:
-                              headers={"content-type": "multipart/form-data; boundary=abc"})  # counted as it comes
+        chunked = client.post(
+            "/api/uploads",
+            content=iter([head, big, big, b"\r\n--abc--\r\n"]),  # no Content-Length:
+            headers={"content-type": "multipart/form-data; boundary=abc"},
+        )  # counted as it comes
         assert chunked.status_code == 413
         assert upload(client, png_bytes(chelsea((40, 30)))).status_code == 201
     assert not list((tmp_path / "small" / "uploads").glob(".*"))
@@ -269,8 +292,17 @@ def test_an_upload_over_the_limit_is_413(tmp_path, model):
 
 def test_files_of_a_job_cannot_be_reached_outside_its_result(client, dream):
     base = f"/api/jobs/{dream['id']}/files/"
-    for path in ["..%2F..%2Fstudio.sqlite3", "%2e%2e/%2e%2e/studio.sqlite3", "../../studio.sqlite3", "%2Fetc%2Fpasswd",
-                 "dream.png%00.txt", ".dream.png.1234.part", "missing.png", "", "dream.png/..%2F..%2Fstudio.sqlite3"]:
+    for path in [
+        "..%2F..%2Fstudio.sqlite3",
+        "%2e%2e/%2e%2e/studio.sqlite3",
+        "../../studio.sqlite3",
+        "%2Fetc%2Fpasswd",
+        "dream.png%00.txt",
+        ".dream.png.1234.part",
+        "missing.png",
+        "",
+        "dream.png/..%2F..%2Fstudio.sqlite3",
+    ]:
         response = client.get(base + path)
         assert response.status_code == 404, (path, response.status_code)
     assert client.get(base + "dream.png").status_code == 200
@@ -278,8 +310,16 @@ def test_files_of_a_job_cannot_be_reached_outside_its_result(client, dream):
 
 def test_unknown_jobs_are_404(client):
     unknown = "0123456789ab"
-    for method, path in [("GET", ""), ("POST", "/cancel"), ("POST", "/again"), ("DELETE", ""), ("GET", "/events"),
-                         ("GET", "/preview"), ("GET", "/record"), ("GET", "/files/dream.png")]:
+    for method, path in [
+        ("GET", ""),
+        ("POST", "/cancel"),
+        ("POST", "/again"),
+        ("DELETE", ""),
+        ("GET", "/events"),
+        ("GET", "/preview"),
+        ("GET", "/record"),
+        ("GET", "/files/dream.png"),
+    ]:
         response = client.request(method, f"/api/jobs/{unknown}{path}")
         assert response.status_code == 404, (method, path, response.text)
         assert "no job" in detail(response)["message"]
@@ -312,7 +352,7 @@ def test_cancelling_a_queued_job_and_deleting_jobs(client, studio, photo_id):
     first = client.post("/api/jobs", json={"recipe": "dream", "settings": SLOW, "inputs": {"input": photo_id}}).json()
     second = client.post("/api/jobs", json={"recipe": "dream", "settings": QUICK, "inputs": {"input": photo_id}}).json()
     assert client.post(f"/api/jobs/{second['id']}/cancel").json()["state"] == "cancelled"  # still queued behind the first
-    assert [job["id"] for job in client.get("/api/jobs", params={"state": "cancelled"}).json()][0] == second["id"]
+    assert next(job["id"] for job in client.get("/api/jobs", params={"state": "cancelled"}).json()) == second["id"]
     assert client.delete(f"/api/jobs/{first['id']}").status_code == 204  # running or queued: stopped, then removed
     assert client.get(f"/api/jobs/{first['id']}").status_code == 404
     assert studio[1].worker.wait_released(first["id"], 30)
@@ -329,8 +369,10 @@ def test_a_probe_job_lists_its_report_and_each_layers_dream(client, studio):
     assert job["state"] == "done", job["error"]
     result = job["result"]
     assert result["kind"] == "report" and result["files"][0]["name"] == "index.html"
-    assert [(f["name"], f["label"]) for f in result["files"][1:]] == [("dreams/01-stage2.1.jpg", "stage2.1"),
-                                                                      ("dreams/02-stage4.2.jpg", "stage4.2")]
+    assert [(f["name"], f["label"]) for f in result["files"][1:]] == [
+        ("dreams/01-stage2.1.jpg", "stage2.1"),
+        ("dreams/02-stage4.2.jpg", "stage4.2"),
+    ]
     page = client.get(result["files"][0]["url"])
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html") and "stage4.2" in page.text
     # the photo is named as it was uploaded, not by the file the server stored it in
@@ -391,7 +433,9 @@ def test_a_gif_is_at_most_gif_side_and_failing_costs_only_the_gif(studio, tmp_pa
 def test_an_ended_jobs_preview_is_kept_and_after_a_restart_a_picture_shows_its_result(client, studio, zoom):
     big = upload(client, png_bytes(chelsea((800, 600)))).json()["id"]
     settings = {"max_size": 640, "octaves": 1, "steps": 1, "layer": "stage3.1"}
-    job = wait(client, client.post("/api/jobs", json={"recipe": "dream", "settings": settings, "inputs": {"input": big}}).json()["id"])
+    job = wait(
+        client, client.post("/api/jobs", json={"recipe": "dream", "settings": settings, "inputs": {"input": big}}).json()["id"]
+    )
     assert job["state"] == "done", job["error"]
     kept = client.get(f"/api/jobs/{job['id']}/preview", params={"v": 99})  # asked as the page would, just too late
     assert kept.status_code == 200 and kept.headers["content-type"] == "image/jpeg" and int(kept.headers["x-preview"]) >= 1
@@ -420,10 +464,14 @@ def test_too_many_octaves_for_the_picture_is_422_before_it_is_queued(client, pho
     clip = upload(client, (tmp_path / "clip.mp4").read_bytes(), "clip.mp4", "video/mp4").json()["id"]
     refused = [
         client.post("/api/jobs", json={"recipe": "dream", "settings": {"layer": "stage3.1"}, "inputs": {"input": tiny}}),
-        client.post("/api/jobs", json={"recipe": "zoom", "settings": {"octaves": 5, "layers": "stage2.1,stage4.2"},
-                                       "inputs": {"input": photo_id}}),
+        client.post(
+            "/api/jobs",
+            json={"recipe": "zoom", "settings": {"octaves": 5, "layers": "stage2.1,stage4.2"}, "inputs": {"input": photo_id}},
+        ),
         client.post("/api/jobs", json={"recipe": "video", "settings": {"octaves": 4}, "inputs": {"input": clip}}),
-        client.post("/api/jobs", json={"recipe": "probe", "settings": {"octaves": 6, "max_size": 96}, "inputs": {"input": photo_id}}),
+        client.post(
+            "/api/jobs", json={"recipe": "probe", "settings": {"octaves": 6, "max_size": 96}, "inputs": {"input": photo_id}}
+        ),
         client.post(f"/api/jobs/{dream['id']}/again", json={"settings": {"octaves": 6}}),
     ]
     for response in refused:
@@ -487,8 +535,13 @@ def test_no_server_errors_anywhere_in_the_schema(tmp_path, model):
         if operation.path.endswith("/events"):
             continue  # an endless stream: its own test above
 
-        @settings(max_examples=50, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=50,
+            deadline=None,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=operation.as_strategy())
         def no_5xx(case):
             case.call_and_validate(checks=[not_a_server_error])

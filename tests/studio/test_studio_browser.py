@@ -13,7 +13,6 @@ import json
 import os
 import queue
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -42,9 +41,15 @@ class Server:
 
     def __init__(self, data: Path):
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "dreamscope", "studio", "--port", "0", "--data", str(data)],
-                                     cwd=data, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dreamscope", "studio", "--port", "0", "--data", str(data)],
+            cwd=data,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: list[str] = []
         found: queue.Queue = queue.Queue()
 
@@ -158,7 +163,9 @@ def wait_until(page, expression: str, timeout: float = 30_000) -> None:
 
 def choose(page, recipe: str, name: str, option: str) -> None:
     """Click one option of a field with a few choices."""
-    page.locator(f'#form-{recipe} .field[data-field="{name}"] .segment').filter(has_text=re.compile(f"^{re.escape(option)}$")).click()
+    page.locator(f'#form-{recipe} .field[data-field="{name}"] .segment').filter(
+        has_text=re.compile(f"^{re.escape(option)}$")
+    ).click()
 
 
 def wait_state(page, job: str, states, timeout: float = 60) -> str:
@@ -196,8 +203,13 @@ def test_the_browser_check_catches_a_broken_page(studio, server):
     }""")
     page.wait_for_timeout(1500)
     text = "\n".join(watch.problems)
-    for needle in ("console.error: boom", "exception:", "HTTP 404", "request failed: http://127.0.0.1:9/x.png",
-                   "off-site request: http://127.0.0.1:9/x.png"):
+    for needle in (
+        "console.error: boom",
+        "exception:",
+        "HTTP 404",
+        "request failed: http://127.0.0.1:9/x.png",
+        "off-site request: http://127.0.0.1:9/x.png",
+    ):
         assert needle in text, (needle, watch.problems)
 
 
@@ -295,7 +307,9 @@ def _screenshot(page, server) -> None:
     page.set_viewport_size({"width": 1280, "height": 800})
     page.click("#tab-dream")
     page.locator('#form-dream .drop[data-role="input"] button[data-sample="coffee"]').click()
-    wait_until(page, """document.querySelector('#form-dream .drop[data-role="input"] .drop-name').textContent.startsWith('coffee')""")
+    wait_until(
+        page, """document.querySelector('#form-dream .drop[data-role="input"] .drop-name').textContent.startsWith('coffee')"""
+    )
     page.click("#form-dream .actions button.ghost")  # reset all
     page.click("#see-layers")
     page.wait_for_selector("#ladder-row .rung img", timeout=120_000)
@@ -305,8 +319,7 @@ def _screenshot(page, server) -> None:
         page.click("#form-dream button[type=submit]")
     job = job_id_of(posted.value)
     wait_state(page, job, "done", timeout=240)
-    wait_until(page, "document.getElementById('stage-image').naturalWidth > 0 && "
-                           "[...document.images].every(i => i.complete)")
+    wait_until(page, "document.getElementById('stage-image').naturalWidth > 0 && [...document.images].every(i => i.complete)")
     page.evaluate("""() => {
         document.querySelectorAll('#form-dream details.more').forEach(d => { d.open = false; });
         document.getElementById('controls').scrollTop = 0;
@@ -391,10 +404,19 @@ def test_visualize_a_layers_channels_from_noise(studio, server):
     with page.expect_response(lambda r: r.url.endswith("/api/jobs") and r.request.method == "POST") as posted:
         form.locator("button[type=submit]").click()
     job = job_id_of(posted.value)
-    assert posted.value.request.post_data_json["settings"] == {"kind": "channels", "target": "stage3.1", "grid": 4, "size": 64, "steps": 12}
+    assert posted.value.request.post_data_json["settings"] == {
+        "kind": "channels",
+        "target": "stage3.1",
+        "grid": 4,
+        "size": 64,
+        "steps": 12,
+    }
     wait_state(page, job, "done", timeout=90)
-    wait_until(page, f"document.getElementById('stage-image').getAttribute('src').includes('/api/jobs/{job}/files/')"
-                           " && document.getElementById('stage-image').naturalWidth > 0")
+    wait_until(
+        page,
+        f"document.getElementById('stage-image').getAttribute('src').includes('/api/jobs/{job}/files/')"
+        " && document.getElementById('stage-image').naturalWidth > 0",
+    )
     assert watch.unexpected() == []
 
 

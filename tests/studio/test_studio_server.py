@@ -24,9 +24,8 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the studio extra is not installed: pip install -e '.[studio]'")
 httpx = pytest.importorskip("httpx")
 
-from dreamscope.io import provenance, videos  # noqa: E402
-
 from conftest import USAGE_DRIVER, chelsea, run_python  # noqa: E402
+from dreamscope.io import provenance, videos  # noqa: E402
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 ADDRESS = re.compile(r"dreamscope studio: (http://127\.0\.0\.1:(\d+)/)")
@@ -37,14 +36,21 @@ class Server:
     pipes never fill, and kept for the checks."""
 
     def __init__(self, data: Path, *options: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "dreamscope", "studio", "--port", "0", "--data", str(data),
-                                      "--threads", "1", *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, env=ENV, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dreamscope", "studio", "--port", "0", "--data", str(data), "--threads", "1", *options],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=ENV,
+            text=True,
+        )
         self.out: list[str] = []
         self.err: list[str] = []
         self.printed = threading.Event()
-        self.readers = [threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True),
-                        threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True)]
+        self.readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True),
+        ]
         for reader in self.readers:
             reader.start()
         assert self.printed.wait(90) and self.out, f"no address printed; stderr: {''.join(self.err)}"
@@ -239,4 +245,6 @@ def test_without_the_studio_extra_the_command_says_how_to_install_it(tmp_path):
     script = "import sys; sys.modules['fastapi'] = None\nfrom dreamscope.cli import main\nsys.exit(main(['studio']))"
     result = run_python("-c", script, cwd=tmp_path, env=ENV)
     assert result.returncode == 1
-    assert result.stderr.strip() == ("error: dreamscope studio needs fastapi, not installed here; run: pip install -e '.[studio]'")
+    assert result.stderr.strip() == (
+        "error: dreamscope studio needs fastapi, not installed here; run: pip install -e '.[studio]'"
+    )

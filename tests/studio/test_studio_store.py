@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the studio extra is not installed: pip install -e '.[studio]'")
 
-from dreamscope.errors import DreamscopeError  # noqa: E402
-from dreamscope.studio.store import DataFolder, Store, UploadRow, empty  # noqa: E402
+from dreamscope.errors import DreamscopeError
+from dreamscope.studio.store import DataFolder, Store, UploadRow, empty
 
 SETTINGS = {"recipe": "dream", "steps": 2}
 
@@ -45,7 +45,7 @@ def test_claim_takes_the_oldest_queued_job_once_even_from_many_threads(store):
         try:
             while (job := store.claim()) is not None:
                 claimed.append(job.id)
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=claim_all) for _ in range(8)]
@@ -129,7 +129,7 @@ def test_many_threads_read_and_write_at_once(store):
                 job = store.add_job("dream", SETTINGS, {})
                 assert store.job(job.id).id == job.id
                 store.jobs()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work) for _ in range(8)]

@@ -18,10 +18,10 @@ from PIL import Image, ImageOps
 from batch_tasks import marked
 from conftest import chelsea, run_dreamscope
 from dreamscope import cli
-from dreamscope.work import batch
-from dreamscope.io import provenance
 from dreamscope.events import run as run_events
+from dreamscope.io import provenance
 from dreamscope.settings import DreamSettings, ProbeSettings
+from dreamscope.work import batch
 
 TESTS = str(Path(__file__).resolve().parents[1])  # the helpers (batch_tasks) live there
 TOY = dict(model="toy_models:factory", octaves=1, steps=3)
@@ -107,10 +107,12 @@ def test_the_command_reports_failures_with_a_nonzero_exit_and_leaves_no_folder_o
     code = cli.main(["batch", "dream", str(folder), "-o", "out", "--workers", "0", "-q", *TOY_FLAGS])
     err = capsys.readouterr().err
     assert code == 1 and "1 made, 1 failed" in err and "damaged.jpg failed:" in err and "Traceback" not in err
-    for argv, needle in ((["batch", "dream", "missing", "-o", "x"], "not a folder: missing"),
-                         (["batch", "dream", str(folder), "-o", str(folder / "more" / "cat0.png")], "is a file"),
-                         (["batch", "dream", str(folder), "-o", "x", "--ray", "127.0.0.1:1"], "no Ray cluster answers at 127.0.0.1:1"),
-                         (["batch", "dream", str(folder), "-o", "x", "--octaves", "0"], "--octaves")):
+    for argv, needle in (
+        (["batch", "dream", "missing", "-o", "x"], "not a folder: missing"),
+        (["batch", "dream", str(folder), "-o", str(folder / "more" / "cat0.png")], "is a file"),
+        (["batch", "dream", str(folder), "-o", "x", "--ray", "127.0.0.1:1"], "no Ray cluster answers at 127.0.0.1:1"),
+        (["batch", "dream", str(folder), "-o", "x", "--octaves", "0"], "--octaves"),
+    ):
         assert cli.main(argv) != 0
         err = capsys.readouterr().err
         assert err.startswith("error: ") and needle in err and err.count("\n") == 1, err
@@ -178,8 +180,14 @@ def ray_cluster():
     separate processes) whose workers import the tests' models; the command line joins it as a second driver, by
     address, as it would join any cluster. Shut down afterwards."""
     ray = batch.import_ray()
-    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": TESTS}})
+    ray.init(
+        num_cpus=2,
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"PYTHONPATH": TESTS}},
+    )
     try:
         yield "127.0.0.1:" + ray.get_runtime_context().gcs_address.rpartition(":")[2]
     finally:
@@ -188,7 +196,9 @@ def ray_cluster():
 
 def test_a_ray_cluster_gives_the_same_bytes_as_this_machine(ray_cluster, tmp_path):
     folder = photos(tmp_path / "in", 3, damaged=True)
-    made = run_dreamscope("batch", "dream", folder, "-o", tmp_path / "ray", "--ray", ray_cluster, *TOY_FLAGS, env={"PYTHONPATH": TESTS})
+    made = run_dreamscope(
+        "batch", "dream", folder, "-o", tmp_path / "ray", "--ray", ray_cluster, *TOY_FLAGS, env={"PYTHONPATH": TESTS}
+    )
     assert made.returncode == 1 and "2 CPUs" in made.stderr and "3 made, 1 failed" in made.stderr, made.stderr
     summary = json.loads((tmp_path / "ray" / "batch.json").read_text())
     assert summary["engine"].startswith(f"Ray ({ray_cluster}") and summary["failures"][0]["item"] == "damaged.jpg"
@@ -214,8 +224,24 @@ def test_a_ray_worker_killed_mid_item_is_retried_by_ray(ray_cluster, tmp_path):
 def test_an_interrupted_ray_batch_resumes_with_only_what_is_missing(ray_cluster, tmp_path):
     folder = photos(tmp_path / "in", 6)
     out = tmp_path / "out"
-    argv = [sys.executable, "-m", "dreamscope", "batch", "dream", str(folder), "-o", str(out), "--ray", ray_cluster,
-            "--model", "toy_models:factory", "--octaves", "2", "--steps", "25"]
+    argv = [
+        sys.executable,
+        "-m",
+        "dreamscope",
+        "batch",
+        "dream",
+        str(folder),
+        "-o",
+        str(out),
+        "--ray",
+        ray_cluster,
+        "--model",
+        "toy_models:factory",
+        "--octaves",
+        "2",
+        "--steps",
+        "25",
+    ]
     proc = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": TESTS}, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while len(outputs(out) if out.exists() else {}) < 2 and time.monotonic() < deadline and proc.poll() is None:
@@ -239,10 +265,13 @@ def test_an_interrupted_ray_batch_resumes_with_only_what_is_missing(ray_cluster,
 
 def test_probe_reports_are_folders_that_a_rerun_recognises(tmp_path):
     folder = photos(tmp_path / "in", 2)
-    settings = ProbeSettings(model="toy_models:factory", layers="features.2", channels=1, octaves=1, steps=2, vis_size=64,
-                             vis_steps=2)
+    settings = ProbeSettings(
+        model="toy_models:factory", layers="features.2", channels=1, octaves=1, steps=2, vis_size=64, vis_steps=2
+    )
     out = tmp_path / "reports"
     first = run(batch.folder_jobs(folder, settings, out), batch.InlineEngine())
-    assert first.count("done") == 2 and (out / "cat0" / "index.html").is_file() and (out / "more" / "cat1" / "sheet.png").is_file()
+    assert (
+        first.count("done") == 2 and (out / "cat0" / "index.html").is_file() and (out / "more" / "cat1" / "sheet.png").is_file()
+    )
     again = run(batch.folder_jobs(folder, settings, out), batch.InlineEngine())
     assert again.count("skipped") == 2

@@ -8,20 +8,20 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 from PIL import Image, ImageEnhance
 
 import dreamscope as ds
+from conftest import chelsea
 from dreamscope import settings as S
 from dreamscope.events import Event, Run, Stage, finish
 from dreamscope.io import provenance
 from dreamscope.recipes import base
 from dreamscope.work import batch, catalogue, jobs
 from dreamscope.work.flags import command_line
-
-from conftest import chelsea
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,16 @@ def toy_check(settings: ToySettings, model, sizes=None) -> None:
 
 
 TOY = catalogue.Recipe(
-    "toy", ToySettings, run=f"{__name__}:toy_iter", check=f"{__name__}:toy_check",
+    "toy",
+    ToySettings,
+    run=f"{__name__}:toy_iter",
+    check=f"{__name__}:toy_check",
     inputs=(catalogue.Input("input", required=True, help="picture to brighten", label="Photo", param="image"),),
     output=catalogue.Output("picture", "where to write it (default: INPUT_toy.png)", catalogue.beside_input("_toy.png")),
-    batch=True, help="brighten a photo", description="Brighten a photo, as a test.", batch_help="brighten every picture",
+    batch=True,
+    help="brighten a photo",
+    description="Brighten a photo, as a test.",
+    batch_help="brighten every picture",
     form=catalogue.Form("Toy", "Brighten", "Make a photo brighter.", ("brightness",)),
 )
 
@@ -102,7 +108,7 @@ def test_it_runs_as_a_job_and_redoes_to_the_same_bytes(photo_file, tmp_path):
     done = ds.run_job(jobs.Job(ToySettings(brightness=1.2), str(output), {"input": str(photo_file)})).result()
     assert done == str(output) and Image.open(output).getpixel((5, 5)) != chelsea().getpixel((5, 5))
     again = ds.redo(output).result()
-    assert ds.redo.__module__ == "dreamscope.work.redo" and open(again, "rb").read() == output.read_bytes()
+    assert ds.redo.__module__ == "dreamscope.work.redo" and Path(again).read_bytes() == output.read_bytes()
     with pytest.raises(ds.SettingsError, match="brightness"):
         jobs.check(jobs.Job(ToySettings(brightness=0.0), None, {"input": str(photo_file)}))
 
@@ -132,7 +138,9 @@ def test_the_studio_offers_it_and_runs_it(tmp_path, model):
         assert offered["form"]["tab"] == "Toy" and offered["inputs"] == ["input"] and offered["output"] == "picture"
         assert [field["name"] for field in offered["fields"]] == ["seed", "brightness"]
         upload = client.post("/api/uploads", files={"file": ("cat.png", _png(), "image/png")}).json()
-        refused = client.post("/api/jobs", json={"recipe": "toy", "settings": {"brightness": 0}, "inputs": {"input": upload["id"]}})
+        refused = client.post(
+            "/api/jobs", json={"recipe": "toy", "settings": {"brightness": 0}, "inputs": {"input": upload["id"]}}
+        )
         assert refused.status_code == 422 and refused.json()["detail"]["field"] == "brightness"
         made = client.post("/api/jobs", json={"recipe": "toy", "settings": {"brightness": 2}, "inputs": {"input": upload["id"]}})
         assert made.status_code == 201, made.text
@@ -162,11 +170,15 @@ def _wait(client, job_id: str, timeout: float = 60) -> dict:
 
 
 def test_every_registered_function_and_batch_task_loads():
-    import dreamscope.work.atlas  # noqa: F401 - modules whose batch tasks register when they load
+    import dreamscope.work.atlas
     import dreamscope.work.microscope  # noqa: F401
 
-    named = [name for recipe in catalogue.RECIPES.values()
-             for name in (recipe.run, recipe.check, recipe.job, recipe.output.write, recipe.output.name) if isinstance(name, str)]
+    named = [
+        name
+        for recipe in catalogue.RECIPES.values()
+        for name in (recipe.run, recipe.check, recipe.job, recipe.output.write, recipe.output.name)
+        if isinstance(name, str)
+    ]
     assert len(named) > 20
     for name in named:
         assert callable(catalogue.function(name)), name

@@ -17,11 +17,10 @@ import pytest
 from PIL import Image
 
 import dreamscope as ds
-from dreamscope.work import jobs, redo
-from dreamscope.io import videos
-from dreamscope.errors import DreamscopeError
-
 from conftest import chelsea, run_dreamscope
+from dreamscope.errors import DreamscopeError
+from dreamscope.io import videos
+from dreamscope.work import redo
 
 QUICK = ["--layer", "stage3.1", "--octaves", "2", "--steps", "2", "-q"]
 ENV = {"OMP_NUM_THREADS": "1"}
@@ -96,7 +95,9 @@ def test_python_results_carry_their_record_and_save_writes_it(tmp_path, model):
 
 def test_a_job_is_plain_json_and_runs_from_it(tmp_path, model):
     chelsea((96, 64)).save(tmp_path / "photo.png")
-    job = ds.Job(ds.DreamSettings(layer="stage3.1", octaves=1, steps=1), str(tmp_path / "out.png"), {"input": str(tmp_path / "photo.png")})
+    job = ds.Job(
+        ds.DreamSettings(layer="stage3.1", octaves=1, steps=1), str(tmp_path / "out.png"), {"input": str(tmp_path / "photo.png")}
+    )
     again = ds.Job.from_json(json.loads(json.dumps(job.to_json())))
     assert again == job
     events = list(ds.run_job(again, model=model))
@@ -108,8 +109,14 @@ def test_a_job_is_plain_json_and_runs_from_it(tmp_path, model):
 
 def test_cancelling_leaves_nothing_half_written_and_a_cancelled_zoom_continues(tmp_path, model):
     chelsea((96, 64)).save(tmp_path / "photo.png")
-    dream = ds.run_job(ds.Job(ds.DreamSettings(layer="stage3.1", octaves=2, steps=3), str(tmp_path / "d.png"),
-                              {"input": str(tmp_path / "photo.png")}), model=model)
+    dream = ds.run_job(
+        ds.Job(
+            ds.DreamSettings(layer="stage3.1", octaves=2, steps=3),
+            str(tmp_path / "d.png"),
+            {"input": str(tmp_path / "photo.png")},
+        ),
+        model=model,
+    )
     next(dream), next(dream)
     dream.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
@@ -130,17 +137,27 @@ def test_cancelling_leaves_nothing_half_written_and_a_cancelled_zoom_continues(t
         ds.resume_zoom(tmp_path / "z.mp4", 5, model=model)
 
     # a frames folder whose last frame was cut short (a copy, a full disk) says which frame, not a traceback
-    ds.run_job(ds.Job(settings.replace(frames=3), str(tmp_path / "frames"), {"input": str(tmp_path / "photo.png")}),
-               model=model).result()
+    ds.run_job(
+        ds.Job(settings.replace(frames=3), str(tmp_path / "frames"), {"input": str(tmp_path / "photo.png")}), model=model
+    ).result()
     last = tmp_path / "frames" / "frame_000003.png"
     last.write_bytes(last.read_bytes()[:200])
-    with pytest.raises(DreamscopeError, match="frame_000003.png is damaged, truncated or not a PNG picture; delete it and resume"):
+    with pytest.raises(
+        DreamscopeError, match="frame_000003.png is damaged, truncated or not a PNG picture; delete it and resume"
+    ):
         ds.resume_zoom(tmp_path / "frames", 5, model=model)
 
 
 def start(args, cwd, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dreamscope", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, **ENV}, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dreamscope", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **ENV},
+        **kwargs,
+    )
 
 
 def wait_for(condition, seconds: float = 120) -> None:
@@ -188,12 +205,56 @@ def test_hostile_names_and_inputs(tmp_path, run_cli_many):
     photo.save(tmp_path / "-dash.png")
     frames = [photo, photo.rotate(90).resize((96, 64)), photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
-    runs = dict(zip(["probe-odd", "probe-dash", "anim"], run_cli_many([
-        (["probe", odd, "-o", "odd/", "--layers", "stage3.1", "--channels", "1", "--octaves", "1", "--steps", "1",
-          "--vis-size", "64", "--vis-steps", "2", "-q"], tmp_path),
-        (["probe", "-o", "dash.png", "--layers", "stage3.1", "--octaves", "1", "--steps", "1", "-q", "--", "-dash.png"], tmp_path),
-        (["dream", "anim.gif", "-o", "anim_dream.png", *QUICK], tmp_path),
-    ], env=ENV)))
+    runs = dict(
+        zip(
+            ["probe-odd", "probe-dash", "anim"],
+            run_cli_many(
+                [
+                    (
+                        [
+                            "probe",
+                            odd,
+                            "-o",
+                            "odd/",
+                            "--layers",
+                            "stage3.1",
+                            "--channels",
+                            "1",
+                            "--octaves",
+                            "1",
+                            "--steps",
+                            "1",
+                            "--vis-size",
+                            "64",
+                            "--vis-steps",
+                            "2",
+                            "-q",
+                        ],
+                        tmp_path,
+                    ),
+                    (
+                        [
+                            "probe",
+                            "-o",
+                            "dash.png",
+                            "--layers",
+                            "stage3.1",
+                            "--octaves",
+                            "1",
+                            "--steps",
+                            "1",
+                            "-q",
+                            "--",
+                            "-dash.png",
+                        ],
+                        tmp_path,
+                    ),
+                    (["dream", "anim.gif", "-o", "anim_dream.png", *QUICK], tmp_path),
+                ],
+                env=ENV,
+            ),
+        )
+    )
     for name, result in runs.items():
         assert result.returncode == 0 and "Traceback" not in result.stderr, (name, result.stderr)
     page = (tmp_path / "odd" / "index.html").read_text(encoding="utf-8")
@@ -217,9 +278,14 @@ def test_a_picture_from_standard_input(tmp_path):
     chelsea((96, 64)).save(tmp_path / "photo.png")
     for stdin in ((tmp_path / "photo.png").read_bytes(), None):  # through a pipe, and redirected from the file
         with open(tmp_path / "photo.png", "rb") as handle:
-            result = subprocess.run([sys.executable, "-m", "dreamscope", "dream", "/dev/stdin", "-o", "out.png", *QUICK],
-                                    cwd=tmp_path, input=stdin, stdin=None if stdin else handle, capture_output=True,
-                                    env={**os.environ, **ENV})
+            result = subprocess.run(
+                [sys.executable, "-m", "dreamscope", "dream", "/dev/stdin", "-o", "out.png", *QUICK],
+                cwd=tmp_path,
+                input=stdin,
+                stdin=None if stdin else handle,
+                capture_output=True,
+                env={**os.environ, **ENV},
+            )
         assert result.returncode == 0, result.stderr
         assert Image.open(tmp_path / "out.png").size == (96, 64)
         assert "path" not in ds.read_record(tmp_path / "out.png").inputs["input"]  # a stream is named by its pixels
@@ -231,12 +297,15 @@ def test_a_picture_from_standard_input(tmp_path):
 def test_users_models_refuse_imagenet_class_names_and_list_what_they_have(tmp_path, run_cli_many):
     tests = str(Path(__file__).resolve().parents[1])
     env = {**ENV, "PYTHONPATH": tests + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    visualize, morph, classes, search = run_cli_many([
-        (["visualize", "--class", "banana", "--model", "toy_models:factory", "-o", "v.png"], tmp_path),
-        (["zoom", "--morph", "banana,lemon", "--model", "toy_models:factory", "-o", "m.mp4"], tmp_path),
-        (["classes", "--model", "toy_models:factory"], tmp_path),
-        (["classes", "--search", "cat", "--json"], tmp_path),
-    ], env=env)
+    visualize, morph, classes, search = run_cli_many(
+        [
+            (["visualize", "--class", "banana", "--model", "toy_models:factory", "-o", "v.png"], tmp_path),
+            (["zoom", "--morph", "banana,lemon", "--model", "toy_models:factory", "-o", "m.mp4"], tmp_path),
+            (["classes", "--model", "toy_models:factory"], tmp_path),
+            (["classes", "--search", "cat", "--json"], tmp_path),
+        ],
+        env=env,
+    )
     for result in (visualize, morph, classes):
         assert "scores 10 classes of its own" in one_error(result) or "10 classes of its own" in one_error(result)
         assert "0 to 9" in one_error(result)

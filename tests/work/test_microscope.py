@@ -11,13 +11,12 @@ import pytest
 import torch
 from PIL import ImageOps
 
+from browser import render as render_in_chromium
 from conftest import chelsea
 from dreamscope import cli, load_model
-from dreamscope.work import batch
-from dreamscope.optvis import render
 from dreamscope.events import run as run_events
-from dreamscope.work import microscope
-from browser import render as render_in_chromium
+from dreamscope.optvis import render
+from dreamscope.work import batch, microscope
 
 TOY = dict(model="toy_models:factory", size=64, steps=8, samples=2, block=8, exemplar_count=2)
 
@@ -93,8 +92,11 @@ def test_the_classes_of_the_last_layer_are_the_classifiers_weights(site):
 
 def test_chromium_renders_the_front_a_layer_and_a_channel_page_cleanly(site, tmp_path):
     folder, _ = site
-    for page, pictures in ((folder / "index.html", 5 * 8), (folder / "features.3" / "index.html", 16),
-                           (folder / "features.2" / "4.html", 1 + 2 + 2)):
+    for page, pictures in (
+        (folder / "index.html", 5 * 8),
+        (folder / "features.3" / "index.html", 16),
+        (folder / "features.2" / "4.html", 1 + 2 + 2),
+    ):
         found, state, _ = render_in_chromium(page, tmp_path)
         assert found == [] and state["broken"] == [] and state["images"] == pictures, (page, found, state)
         assert state["overflow"] <= 0
@@ -121,8 +123,9 @@ def test_exemplars_found_in_shards_equal_one_pass(site, tmp_path, monkeypatch):
     parts = json.loads((tmp_path / "sharded" / "microscope.json").read_text())["layers"]
     for layer in ("features.2", "features"):
         for channel, facts in parts[layer]["channels"].items():
-            assert [(e["file"], e["activation"]) for e in facts["exemplars"]] == \
-                   [(e["file"], e["activation"]) for e in whole[layer]["channels"][channel]["exemplars"]]
+            assert [(e["file"], e["activation"]) for e in facts["exemplars"]] == [
+                (e["file"], e["activation"]) for e in whole[layer]["channels"][channel]["exemplars"]
+            ]
 
 
 def test_each_picture_of_a_registered_model_excites_its_own_channel_most(tmp_path):
@@ -147,16 +150,37 @@ def test_each_picture_of_a_registered_model_excites_its_own_channel_most(tmp_pat
 
 def test_the_command_draws_a_site_and_refuses_mistakes_before_any_work(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code = cli.main(["microscope", "-o", "site", "--model", "toy_models:factory", "--layers", "features.0", "--size", "64",
-                     "--steps", "2", "--samples", "0", "--workers", "0", "-q"])
+    code = cli.main(
+        [
+            "microscope",
+            "-o",
+            "site",
+            "--model",
+            "toy_models:factory",
+            "--layers",
+            "features.0",
+            "--size",
+            "64",
+            "--steps",
+            "2",
+            "--samples",
+            "0",
+            "--workers",
+            "0",
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0 and "microscope of 8 channels" in err and (tmp_path / "site" / "features.0" / "7.html").is_file()
     assert cli.main(["redo", "site/features.0/3.png"]) == 1
     assert "one channel of a microscope" in capsys.readouterr().err
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
-    for argv, needle in ((["--layers", "nope"], "--layers names nope"), (["-o", "other"], "not empty"),
-                         (["--exemplars", str(tmp_path / "missing")], "missing")):
+    for argv, needle in (
+        (["--layers", "nope"], "--layers names nope"),
+        (["-o", "other"], "not empty"),
+        (["--exemplars", str(tmp_path / "missing")], "missing"),
+    ):
         argv = ["microscope", "--model", "toy_models:factory", *(argv if "-o" in argv else ["-o", "new", *argv])]
         assert cli.main(argv) != 0
         err = capsys.readouterr().err

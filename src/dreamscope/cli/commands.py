@@ -36,8 +36,11 @@ def typed(args, cls) -> dict:
                 fields.update({choice.by: value, choice.field: getattr(args, dest)})
     for preset in PRESETS.get(cls.recipe, ()):
         if getattr(args, preset.dest, False):
-            refuse(args, [name for name in preset.sets if name in fields], f"cannot be combined with {preset.flag}, which means "
-                                                                           "plain pixels")
+            refuse(
+                args,
+                [name for name in preset.sets if name in fields],
+                f"cannot be combined with {preset.flag}, which means plain pixels",
+            )
             fields.update(preset.sets)
     return fields
 
@@ -164,18 +167,29 @@ def zoom(args) -> int:
         from ..work import redo as redoing
 
         if args.input or args.output or "classes" in vars(args) or args.guide or args.init:
-            raise UsageError("--resume continues its video in place with the settings recorded in it: give only --frames "
-                             "(and --device, --threads, -q)")
-        refuse(args, (zoom_fields | morph_fields) - {"frames"},
-               "cannot change when resuming: the zoom continues with the settings recorded in its video (only --frames can)")
+            raise UsageError(
+                "--resume continues its video in place with the settings recorded in it: give only --frames "
+                "(and --device, --threads, -q)"
+            )
+        refuse(
+            args,
+            (zoom_fields | morph_fields) - {"frames"},
+            "cannot change when resuming: the zoom continues with the settings recorded in its video (only --frames can)",
+        )
         _prepare(args)
         last = follow(redoing.resume_zoom(args.resume, vars(args).get("frames"), device=_device(args)), args.quiet, "zooming")
         _wrote(last)
         return 0
     if "classes" in vars(args):
         if args.input or args.guide:
-            raise UsageError("--morph grows pictures from noise: it takes no input picture or --guide (--init starts from a photo)")
-        refuse(args, zoom_fields - morph_fields, "does not apply to zoom --morph, which grows pictures from noise (see: dreamscope zoom --help)")
+            raise UsageError(
+                "--morph grows pictures from noise: it takes no input picture or --guide (--init starts from a photo)"
+            )
+        refuse(
+            args,
+            zoom_fields - morph_fields,
+            "does not apply to zoom --morph, which grows pictures from noise (see: dreamscope zoom --help)",
+        )
         settings = morph_recipe.settings.build(None, typed(args, morph_recipe.settings))
         _wrote(_run(args, Job(settings, args.output, _inputs(args, morph_recipe)), "morphing"))
         return 0
@@ -210,11 +224,13 @@ def atlas(args) -> int:
     fields = typed(args, recipe.settings)
     sources = [Path(given) for given in args.sources]
     saved = [path for path in sources if path.suffix.lower() == ".npz"]
-    if saved and len(saved) < len(sources) or len(sources) > 1 and not saved:
+    if (saved and len(saved) < len(sources)) or (len(sources) > 1 and not saved):
         raise UsageError("give one folder of pictures, or one or more collections (.npz), not both")
     if (args.ray is not None or args.workers is not None) and (args.shard is not None or saved):
-        raise UsageError(f"{'--ray' if args.ray is not None else '--workers'} runs the collection of a folder's pictures; "
-                         f"{'--shard collects one part itself' if args.shard is not None else 'these collections are already made'}")
+        raise UsageError(
+            f"{'--ray' if args.ray is not None else '--workers'} runs the collection of a folder's pictures; "
+            f"{'--shard collects one part itself' if args.shard is not None else 'these collections are already made'}"
+        )
     if args.shard is not None:
         return _atlas_shard(args, sources, fields)
     settings = recipe.settings.build(None, fields)
@@ -235,7 +251,11 @@ def _atlas_shard(args, sources, fields) -> int:
         raise UsageError(f"--shard {args.shard} does not exist: I goes from 0 to N-1")
     if len(sources) != 1 or sources[0].suffix.lower() == ".npz":
         raise UsageError("--shard collects from one folder of pictures")
-    refuse(args, catalogue.get("atlas").settings.LAYOUT_ONLY, "does not apply to --shard, which only collects; give it when joining the shards")
+    refuse(
+        args,
+        catalogue.get("atlas").settings.LAYOUT_ONLY,
+        "does not apply to --shard, which only collects; give it when joining the shards",
+    )
     settings = catalogue.get("atlas").settings.build(None, fields)
     _prepare(args)
     run = atlas_work.shard_job(sources[0], settings, (number, count), args.output, device=_device(args))
@@ -250,11 +270,20 @@ def patch(args) -> int:
     recipe = catalogue.get("patch")
     settings = recipe.settings.build(None, typed(args, recipe.settings))
     result = _run(args, Job(settings, args.output, _inputs(args, recipe)), "patching").result
-    print(f"patch experiment: {result.from_label} -> {result.to_label}: {len(result.trials)} view(s) called {result.from_label} "
-          f"(of {result.views} tried), patch {settings.size:.0%} of the side, {settings.place} place")
+    print(
+        f"patch experiment: {result.from_label} -> {result.to_label}: {len(result.trials)} view(s) called {result.from_label} "
+        f"(of {result.views} tried), patch {settings.size:.0%} of the side, {settings.place} place"
+    )
     header = ["patch", f"flips to {result.to_label}", f"mean p({result.to_label})", f"still {result.from_label}"]
-    rows = [[result.label(row["patch"]), f"{row['flips']}/{row['trials']} ({row['flip_rate']:.0%})", f"{row['mean_probability']:.3f}",
-             str(row["still_from_class"])] for row in result.table()]
+    rows = [
+        [
+            result.label(row["patch"]),
+            f"{row['flips']}/{row['trials']} ({row['flip_rate']:.0%})",
+            f"{row['mean_probability']:.3f}",
+            str(row["still_from_class"]),
+        ]
+        for row in result.table()
+    ]
     widths = [max(len(line[i]) for line in [header, *rows]) for i in range(4)]
     for line in [header, *rows]:
         print("  ".join([line[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(line[1:], widths[1:])]))
@@ -276,8 +305,15 @@ def microscope(args) -> int:
     return code
 
 
-HANDLERS = {"visualize": visualize, "zoom": zoom, "probe": probe, "atlas": atlas, "patch": patch, "microscope": microscope,
-            "classify": classify}
+HANDLERS = {
+    "visualize": visualize,
+    "zoom": zoom,
+    "probe": probe,
+    "atlas": atlas,
+    "patch": patch,
+    "microscope": microscope,
+    "classify": classify,
+}
 
 
 # -- batch, redo and the tools ----------------------------------------------------------------------------------
@@ -291,8 +327,11 @@ def _absolute(fields: dict, *names: str) -> dict:
 def _batch_summary(result, output, what: str) -> int:
     done, skipped, failed = result.count("done"), result.count("skipped"), result.failures
     parts = [f"{done} made"] + ([f"{skipped} already done"] if skipped else []) + ([f"{len(failed)} failed"] if failed else [])
-    print(f"{what} in {shown(output)}: {', '.join(parts)} ({result.engine}, {result.seconds:.0f} s); "
-          f"every item in {shown(os.path.join(output, 'batch.json'))}", file=sys.stderr)
+    print(
+        f"{what} in {shown(output)}: {', '.join(parts)} ({result.engine}, {result.seconds:.0f} s); "
+        f"every item in {shown(os.path.join(output, 'batch.json'))}",
+        file=sys.stderr,
+    )
     return 1 if failed else 0  # each failure was a note as it came; batch.json lists them all
 
 
@@ -303,8 +342,12 @@ def run_batch(args) -> int:
     settings = recipe.settings.build(None, _absolute(typed(args, recipe.settings), "weights", "exemplar_folder"))
     items = batch.folder_jobs(args.folder, settings, args.output)
     _prepare(args)
-    run = batch.run_batch(items, _engine(args), summary=os.path.join(args.output, batch.SUMMARY),
-                          describe={"command": f"batch {args.recipe}", "folder": os.path.abspath(args.folder), "settings": settings.to_json()})
+    run = batch.run_batch(
+        items,
+        _engine(args),
+        summary=os.path.join(args.output, batch.SUMMARY),
+        describe={"command": f"batch {args.recipe}", "folder": os.path.abspath(args.folder), "settings": settings.to_json()},
+    )
     result = follow(run, args.quiet, f"batch {args.recipe}").result
     return _batch_summary(result, args.output, f"{len(items)} {recipe.made or recipe.name + ' outputs'}")
 
@@ -317,12 +360,25 @@ def redo(args) -> int:
     runtime.configure(args.threads or provenance.read(args.original).threads)
     given = {role: getattr(args, f"given_{role}") for role in ("input", "guide", "init") if getattr(args, f"given_{role}")}
     device = None if args.device == "auto" else args.device
-    last = follow(redoing.redo(args.original, args.output, inputs=given, device=device, describe=command_line), args.quiet, "redoing")
+    last = follow(
+        redoing.redo(args.original, args.output, inputs=given, device=device, describe=command_line), args.quiet, "redoing"
+    )
     output = last.result
-    verdict = {"identical": "identical to", "same pictures": "the same pictures as", "a folder": "the same job as",
-               "different": "made again from"}[redoing.compare(args.original, output)]
-    print(f"wrote {shown(output)}: {verdict} {shown(args.original)}" + ("" if verdict != "made again from" else
-          " (not the same pixels: another machine, device or library version rounds differently)"), file=sys.stderr)
+    verdict = {
+        "identical": "identical to",
+        "same pictures": "the same pictures as",
+        "a folder": "the same job as",
+        "different": "made again from",
+    }[redoing.compare(args.original, output)]
+    print(
+        f"wrote {shown(output)}: {verdict} {shown(args.original)}"
+        + (
+            ""
+            if verdict != "made again from"
+            else " (not the same pixels: another machine, device or library version rounds differently)"
+        ),
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -355,9 +411,12 @@ def classes(args) -> int:
     name = getattr(args, "model", DEFAULT_MODEL)
     names, count = class_names(name, weights=getattr(args, "weights", None))
     if names is None:
-        raise DreamscopeError(f"model {name} has {count} classes of its own, without names here: give a class index from 0 to {count - 1}")
-    rows = [{"index": i, "label": label} for i, label in enumerate(names)
-            if not args.search or args.search.lower() in label.lower()]
+        raise DreamscopeError(
+            f"model {name} has {count} classes of its own, without names here: give a class index from 0 to {count - 1}"
+        )
+    rows = [
+        {"index": i, "label": label} for i, label in enumerate(names) if not args.search or args.search.lower() in label.lower()
+    ]
     if args.json:
         print(json.dumps(rows, indent=2))
     elif not rows:
@@ -373,8 +432,16 @@ def _download(args) -> int:
 
     from ..models.download import fetch_weights
 
-    with tqdm(disable=True if args.quiet else None, file=sys.stderr, leave=False, desc=f"downloading {args.download}",
-              unit="B", unit_scale=True, unit_divisor=1024) as bar:
+    with tqdm(
+        disable=True if args.quiet else None,
+        file=sys.stderr,
+        leave=False,
+        desc=f"downloading {args.download}",
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+    ) as bar:
+
         def progress(done: int, total: int | None) -> None:
             if bar.total != total:  # known from the server's first answer
                 bar.total = total
@@ -395,8 +462,13 @@ def models(args) -> int:
     if args.url or args.sha256:
         raise UsageError("--url and --sha256 go with --download NAME (see: dreamscope models --help)")
     rows = [
-        {"name": spec.name, "weights_present": spec.weights.present(), "how_to_get": spec.weights.how_to_get(),
-         "description": spec.description, "default": spec.name == DEFAULT_MODEL}
+        {
+            "name": spec.name,
+            "weights_present": spec.weights.present(),
+            "how_to_get": spec.weights.how_to_get(),
+            "description": spec.description,
+            "default": spec.name == DEFAULT_MODEL,
+        }
         for spec in REGISTRY.values()
     ]
     if args.json:
@@ -428,14 +500,28 @@ def studio(args) -> int:
         raise UsageError(f"--port must be from 0 to 65535 (0: any free one), got {args.port}")
     if args.max_upload_mb is not None and not (math.isfinite(args.max_upload_mb) and args.max_upload_mb > 0):
         raise UsageError(f"--max-upload-mb must be a number of megabytes above 0, got {args.max_upload_mb:g}")
-    if args.token is not None and not (args.token.isascii() and args.token.isprintable() and args.token.strip() == args.token
-                                       and args.token and ";" not in args.token and "," not in args.token):
+    if args.token is not None and not (
+        args.token.isascii()
+        and args.token.isprintable()
+        and args.token.strip() == args.token
+        and args.token
+        and ";" not in args.token
+        and "," not in args.token
+    ):
         raise UsageError("--token must be printable ASCII without spaces, commas or semicolons (it goes into a cookie)")
     if args.data is not None and Path(args.data).expanduser().exists() and not Path(args.data).expanduser().is_dir():
         raise UsageError(f"--data must be a folder; {shown(args.data)} is a file")
     from ..studio import server
 
-    return server.serve(host=args.host, port=args.port, data=args.data, open_browser=args.open, token=args.token,
-                        model=getattr(args, "model", server.DEFAULT_MODEL), weights=getattr(args, "weights", None),
-                        device=args.device, threads=args.threads, max_upload_mb=args.max_upload_mb)
-
+    return server.serve(
+        host=args.host,
+        port=args.port,
+        data=args.data,
+        open_browser=args.open,
+        token=args.token,
+        model=getattr(args, "model", server.DEFAULT_MODEL),
+        weights=getattr(args, "weights", None),
+        device=args.device,
+        threads=args.threads,
+        max_upload_mb=args.max_upload_mb,
+    )

@@ -69,11 +69,15 @@ def _interrupted(exc: KeyboardInterrupt) -> None:
     from ..work.jobs import Interrupted
 
     if isinstance(exc, Stopped):
-        print("error: interrupted; the outputs finished so far are kept: run the same command again to do the rest",
-              file=sys.stderr)
+        print(
+            "error: interrupted; the outputs finished so far are kept: run the same command again to do the rest", file=sys.stderr
+        )
     elif isinstance(exc, Interrupted):
-        how = (f"finish it with: dreamscope zoom --resume {argument_path(shown(exc.output))}" if exc.resumable
-               else "a morph cannot be resumed")
+        how = (
+            f"finish it with: dreamscope zoom --resume {argument_path(shown(exc.output))}"
+            if exc.resumable
+            else "a morph cannot be resumed"
+        )
         print(f"error: interrupted; wrote the {exc.frames} frames done to {shown(exc.output)}; {how}", file=sys.stderr)
     else:
         print("error: interrupted; nothing was written", file=sys.stderr)

@@ -48,24 +48,40 @@ def add_run_options(parser, device: bool = True, threads: bool = True) -> None:
     if device:
         parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     if threads:
-        parser.add_argument("--threads", type=whole, metavar="N",
-                            help=f"CPU threads (default: ${runtime.ENV}, else one per core this process may use)")
+        parser.add_argument(
+            "--threads",
+            type=whole,
+            metavar="N",
+            help=f"CPU threads (default: ${runtime.ENV}, else one per core this process may use)",
+        )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def add_engine_options(parser, run_options: bool = True) -> None:
     """Where batch work runs: this machine's processes (the default) or a Ray cluster."""
     engine = parser.add_mutually_exclusive_group()
-    engine.add_argument("--ray", metavar="auto|local|ADDRESS",
-                        help="run on a Ray cluster: auto (the one this machine joined with `ray start`), local (a Ray instance "
-                             "started here for this run) or the head's HOST:PORT; inputs and outputs must be on storage every "
-                             "node sees at the same path")
-    engine.add_argument("--workers", type=_whole_or_zero, metavar="N",
-                        help="worker processes on this machine (default: one per core; 0: in this process)")
+    engine.add_argument(
+        "--ray",
+        metavar="auto|local|ADDRESS",
+        help="run on a Ray cluster: auto (the one this machine joined with `ray start`), local (a Ray instance "
+        "started here for this run) or the head's HOST:PORT; inputs and outputs must be on storage every "
+        "node sees at the same path",
+    )
+    engine.add_argument(
+        "--workers",
+        type=_whole_or_zero,
+        metavar="N",
+        help="worker processes on this machine (default: one per core; 0: in this process)",
+    )
     if not run_options:
         return
-    parser.add_argument("--threads", type=whole, metavar="N", default=1,
-                        help="CPU threads per worker (default 1); the same on any engine, so outputs are identical")
+    parser.add_argument(
+        "--threads",
+        type=whole,
+        metavar="N",
+        default=1,
+        help="CPU threads per worker (default 1); the same on any engine, so outputs are identical",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -73,23 +89,37 @@ def add_engine_options(parser, run_options: bool = True) -> None:
 
 
 def _visualize_extras(parser) -> None:
-    parser.add_argument("--score", action="store_true", help="judge each class picture with a held-out network (its probability "
-                                                             "of the class on the picture, its mirror and a centre crop) and "
-                                                             "measure its colourfulness")
+    parser.add_argument(
+        "--score",
+        action="store_true",
+        help="judge each class picture with a held-out network (its probability "
+        "of the class on the picture, its mirror and a centre crop) and "
+        "measure its colourfulness",
+    )
 
 
 def _zoom_extras(parser) -> None:
-    parser.add_argument("--resume", metavar="VIDEO", help="continue this zoom, in place, with its own settings, to --frames frames")
+    parser.add_argument(
+        "--resume", metavar="VIDEO", help="continue this zoom, in place, with its own settings, to --frames frames"
+    )
 
 
 def _atlas_extras(parser) -> None:
-    parser.add_argument("sources", nargs="+", metavar="FOLDER|COLLECTION",
-                        help="folder of pictures, searched recursively (files that cannot be read are skipped and listed); or the "
-                             "collection.npz of an earlier atlas, or the shards written with --shard, to lay them out without "
-                             "reading the pictures")
-    parser.add_argument("--shard", metavar="I/N", help="only collect, from every N-th picture starting at the I-th (0-based), and "
-                                                       "write the vectors to a .npz: N such jobs, on any machines, give the folder's "
-                                                       "whole collection")
+    parser.add_argument(
+        "sources",
+        nargs="+",
+        metavar="FOLDER|COLLECTION",
+        help="folder of pictures, searched recursively (files that cannot be read are skipped and listed); or the "
+        "collection.npz of an earlier atlas, or the shards written with --shard, to lay them out without "
+        "reading the pictures",
+    )
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="only collect, from every N-th picture starting at the I-th (0-based), and "
+        "write the vectors to a .npz: N such jobs, on any machines, give the folder's "
+        "whole collection",
+    )
 
 
 def _classify_extras(parser) -> None:
@@ -97,8 +127,12 @@ def _classify_extras(parser) -> None:
 
 
 # command -> (adds its own arguments, whether those include its inputs)
-EXTRAS = {"visualize": (_visualize_extras, False), "zoom": (_zoom_extras, False), "atlas": (_atlas_extras, True),
-          "classify": (_classify_extras, False)}
+EXTRAS = {
+    "visualize": (_visualize_extras, False),
+    "zoom": (_zoom_extras, False),
+    "atlas": (_atlas_extras, True),
+    "classify": (_classify_extras, False),
+}
 
 
 def _recipe_commands() -> dict[str, list[catalogue.Recipe]]:
@@ -160,24 +194,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     batch_recipes = [recipe for recipe in catalogue.RECIPES.values() if recipe.batch]
     ba = commands_parser.add_parser(
-        "batch", help=f"{' or '.join(recipe.name for recipe in batch_recipes)} every picture of a folder, on this machine's "
-                      "cores or a Ray cluster",
+        "batch",
+        help=f"{' or '.join(recipe.name for recipe in batch_recipes)} every picture of a folder, on this machine's "
+        "cores or a Ray cluster",
         description="Run one recipe with one set of settings over every picture of a folder (recursively). Outputs are named "
-                    "after their inputs; a picture that fails is recorded and the batch goes on; running it again skips what is "
-                    "complete (by the record inside each output).")
+        "after their inputs; a picture that fails is recorded and the batch goes on; running it again skips what is "
+        "complete (by the record inside each output).",
+    )
     recipes = ba.add_subparsers(dest="recipe", metavar="RECIPE", parser_class=Parser)
     recipes.required = True
     for recipe in batch_recipes:
         each = recipes.add_parser(recipe.name, help=recipe.batch_help)
         each.add_argument("folder", help="folder of pictures, searched recursively")
-        each.add_argument("-o", "--output", required=True, help="folder for the outputs (created if missing; may hold an earlier run's)")
+        each.add_argument(
+            "-o", "--output", required=True, help="folder for the outputs (created if missing; may hold an earlier run's)"
+        )
         add_settings(each, recipe.settings)
         add_engine_options(each)
     ba.set_defaults(run=commands.run_batch)
 
-    redo = commands_parser.add_parser("redo", help="make a picture (or video, or report) again from the record inside it",
-                                      description="Re-run what made OUTPUT, from the settings, seed, model and input digests it "
-                                                  "carries; on the same machine the result has the same bytes.")
+    redo = commands_parser.add_parser(
+        "redo",
+        help="make a picture (or video, or report) again from the record inside it",
+        description="Re-run what made OUTPUT, from the settings, seed, model and input digests it "
+        "carries; on the same machine the result has the same bytes.",
+    )
     redo.add_argument("original", metavar="OUTPUT", help="a picture, video, frames folder or probe report dreamscope wrote")
     redo.add_argument("-o", "--output", help="where to write (default: NAME_redo.EXT beside it)")
     for role in ("input", "guide", "init"):
@@ -199,8 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     mod = commands_parser.add_parser("models", help="list registered models and whether their weights are present")
     mod.add_argument("--json", action="store_true", help="machine-readable output")
     mod.add_argument("--download", metavar="NAME", help="fetch a model's weights into the cache folder (e.g. googlenet)")
-    mod.add_argument("--url", help="with --download: fetch from this address instead (default: $DREAMSCOPE_<MODEL>_URL or the known one)")
-    mod.add_argument("--sha256", metavar="HEX", help="with --download: the SHA-256 the file must have (replaces the known digest)")
+    mod.add_argument(
+        "--url", help="with --download: fetch from this address instead (default: $DREAMSCOPE_<MODEL>_URL or the known one)"
+    )
+    mod.add_argument(
+        "--sha256", metavar="HEX", help="with --download: the SHA-256 the file must have (replaces the known digest)"
+    )
     add_run_options(mod, device=False, threads=False)
     mod.set_defaults(run=commands.models)
 
@@ -209,20 +254,37 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("output", help="where to write it (.png, .jpg, ...)")
     smp.set_defaults(run=commands.sample)
 
-    std = commands_parser.add_parser("studio", help="a local web app: dream, zoom and probe in your browser",
-                                     description="Serve dreamscope studio, a web page for every recipe with live previews and a "
-                                                 "queue of jobs, on this machine (127.0.0.1 unless --host says otherwise).")
-    std.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
-                                                         "any other needs a token, made up when --token is not given)")
+    std = commands_parser.add_parser(
+        "studio",
+        help="a local web app: dream, zoom and probe in your browser",
+        description="Serve dreamscope studio, a web page for every recipe with live previews and a "
+        "queue of jobs, on this machine (127.0.0.1 unless --host says otherwise).",
+    )
+    std.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; "
+        "any other needs a token, made up when --token is not given)",
+    )
     std.add_argument("--port", type=whole, default=8765, metavar="N", help="port (default 8765; 0: any free one)")
-    std.add_argument("--data", metavar="DIR", help="folder for uploads, results and the job queue "
-                                                   "(default $XDG_DATA_HOME/dreamscope/studio, else ~/.local/share/dreamscope/studio)")
+    std.add_argument(
+        "--data",
+        metavar="DIR",
+        help="folder for uploads, results and the job queue "
+        "(default $XDG_DATA_HOME/dreamscope/studio, else ~/.local/share/dreamscope/studio)",
+    )
     std.add_argument("--open", action="store_true", help="open the page in a browser")
     std.add_argument("--token", metavar="T", help="require this token (opening the printed address once sets it)")
     add_settings(std, S.Settings, only=("model", "weights"))
     std.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    std.add_argument("--threads", type=whole, metavar="N",
-                     help=f"CPU threads (default: ${runtime.ENV}, else one per core this process may use)")
-    std.add_argument("--max-upload-mb", type=real, metavar="N", help="largest upload in MB (default: 50 for pictures, 500 for videos)")
+    std.add_argument(
+        "--threads",
+        type=whole,
+        metavar="N",
+        help=f"CPU threads (default: ${runtime.ENV}, else one per core this process may use)",
+    )
+    std.add_argument(
+        "--max-upload-mb", type=real, metavar="N", help="largest upload in MB (default: 50 for pictures, 500 for videos)"
+    )
     std.set_defaults(run=commands.studio)
     return parser

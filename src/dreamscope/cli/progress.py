@@ -20,8 +20,14 @@ def follow(run, quiet: bool, desc: str):
 
     last = None
     # disable=None: off when stderr is not a terminal (logs, pipes)
-    with tqdm(total=1000, disable=True if quiet else None, file=sys.stderr, leave=False, desc=desc,
-              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}") as bar:
+    with tqdm(
+        total=1000,
+        disable=True if quiet else None,
+        file=sys.stderr,
+        leave=False,
+        desc=desc,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+    ) as bar:
         for event in run:
             if event.done:
                 last = event

@@ -104,8 +104,6 @@ def reason(exc: BaseException) -> str:
     return str(getattr(exc, "strerror", None) or exc or type(exc).__name__).strip().rstrip(".").lower()
 
 
-
-
 def new_folder_beside(folder: Path, kind: str) -> Path:
     """A new `.NAME.XXXX.KIND` folder beside `folder`. Unlike tempfile.mkdtemp (always private, mode 0700) it
     gets the permissions the umask gives any new folder, so the renamed report is readable like any other."""

@@ -11,10 +11,10 @@ Reading the next batch (decoding JPEGs) overlaps with the network's work on this
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import torch
 from PIL import Image
@@ -36,13 +36,15 @@ def picture_files(folder: str | os.PathLike) -> list[Path]:
     a shard number name the same pictures on every machine. Hidden files and folders are left out."""
     root = Path(folder)
     if not root.is_dir():
-        raise DreamscopeError(f"folder not found: {root} (give a folder of pictures)" if not root.exists()
-                              else f"{root} is a file, not a folder (give the folder that holds the pictures)")
+        raise DreamscopeError(
+            f"folder not found: {root} (give a folder of pictures)"
+            if not root.exists()
+            else f"{root} is a file, not a folder (give the folder that holds the pictures)"
+        )
     found = []
     for directory, subfolders, names in os.walk(root, onerror=None, followlinks=False):
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-        found += [Path(directory, name) for name in names
-                  if not name.startswith(".") and name.lower().endswith(PICTURE_SUFFIXES)]
+        found += [Path(directory, name) for name in names if not name.startswith(".") and name.lower().endswith(PICTURE_SUFFIXES)]
     return sorted(found, key=lambda path: path.relative_to(root).as_posix())
 
 
@@ -98,8 +100,9 @@ def scan(folder: str | os.PathLike | Sequence[str | os.PathLike], side: int, sha
         root = Path(folder)
         files = [path.relative_to(root).as_posix() for path in picture_files(root)]
         if not files:
-            raise DreamscopeError(f"no pictures in folder {root} (looked for {', '.join(PICTURE_SUFFIXES)} files, "
-                                  "in subfolders too)")
+            raise DreamscopeError(
+                f"no pictures in folder {root} (looked for {', '.join(PICTURE_SUFFIXES)} files, in subfolders too)"
+            )
     else:
         paths = [Path(p) for p in folder]
         if not paths:
@@ -120,8 +123,8 @@ def patch_box(row: int, col: int, grid: tuple[int, int], side: int, patch: int) 
     patch = min(patch, side)
     centre_y = (row + 0.5) * side / grid[0]
     centre_x = (col + 0.5) * side / grid[1]
-    top = int(round(min(max(centre_y - patch / 2, 0), side - patch)))
-    left = int(round(min(max(centre_x - patch / 2, 0), side - patch)))
+    top = round(min(max(centre_y - patch / 2, 0), side - patch))
+    left = round(min(max(centre_x - patch / 2, 0), side - patch))
     return left, top, left + patch, top + patch
 
 

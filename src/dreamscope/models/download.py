@@ -13,9 +13,9 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..errors import DreamscopeError
 from ..io.files import temporary_file
@@ -54,13 +54,22 @@ def _check(found: dict[str, str], expected: dict[str, str | None], url: str) -> 
             )
 
 
-def download(url: str, destination: str | Path, *, sha256: str | None = None, sha1: str | None = None,
-             progress: Progress | None = None, timeout: float = TIMEOUT_S) -> Fetched:
+def download(
+    url: str,
+    destination: str | Path,
+    *,
+    sha256: str | None = None,
+    sha1: str | None = None,
+    progress: Progress | None = None,
+    timeout: float = TIMEOUT_S,
+) -> Fetched:
     """Download `url` to `destination`, refusing it unless it has the given digest (at least one is required)."""
     expected = {"sha256": _digest("sha256", sha256), "sha1": _digest("sha1", sha1)}
     if not any(expected.values()):
-        raise DreamscopeError(f"no digest is known for {url}; pass its SHA-256 (sha256=, --sha256 HEX on the command line) "
-                              "from a source you trust, so a wrong file is refused")
+        raise DreamscopeError(
+            f"no digest is known for {url}; pass its SHA-256 (sha256=, --sha256 HEX on the command line) "
+            "from a source you trust, so a wrong file is refused"
+        )
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("http", "https"):
         raise DreamscopeError(f"cannot download '{url}': give an http:// or https:// address")
@@ -68,8 +77,10 @@ def download(url: str, destination: str | Path, *, sha256: str | None = None, sh
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file in the way, a read-only disk: the cache folder is the user's to move
-        raise DreamscopeError(f"cannot make the weights folder {destination.parent} ({exc.strerror or exc}); set "
-                              "DREAMSCOPE_CACHE to a folder you can write") from None
+        raise DreamscopeError(
+            f"cannot make the weights folder {destination.parent} ({exc.strerror or exc}); set "
+            "DREAMSCOPE_CACHE to a folder you can write"
+        ) from None
     if destination.is_file():
         found = file_digests(destination, ("sha256", "sha1"))
         if all(not digest or found[name] == digest for name, digest in expected.items()):
@@ -97,16 +108,17 @@ def download(url: str, destination: str | Path, *, sha256: str | None = None, sh
     except (urllib.error.URLError, OSError) as exc:
         Path(tmp).unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc.strerror or exc
-        raise DreamscopeError(f"cannot download {url} ({reason}); check the address and your connection, "
-                              "or fetch the file yourself and pass it as weights= (--weights)") from None
+        raise DreamscopeError(
+            f"cannot download {url} ({reason}); check the address and your connection, "
+            "or fetch the file yourself and pass it as weights= (--weights)"
+        ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return Fetched(destination, found["sha256"], done)
 
 
-def fetch_weights(name: str, *, url: str | None = None, sha256: str | None = None,
-                  progress: Progress | None = None) -> Fetched:
+def fetch_weights(name: str, *, url: str | None = None, sha256: str | None = None, progress: Progress | None = None) -> Fetched:
     """`dreamscope models --download NAME`: the model's weights into the cache folder, where it finds them.
 
     The address is `url`, else $DREAMSCOPE_<MODEL>_URL, else the registered one. The registered digest applies

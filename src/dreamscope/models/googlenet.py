@@ -71,16 +71,18 @@ def _lrn() -> nn.LocalResponseNorm:
 
 class Inception(nn.ModuleDict):
     def __init__(self, in_ch, c1, c3r, c3, c5r, c5, pool_proj):
-        super().__init__({
-            "1x1": ConvReLU(in_ch, c1, 1),
-            "3x3_reduce": ConvReLU(in_ch, c3r, 1),
-            "3x3": ConvReLU(c3r, c3, 3, padding=1),
-            "5x5_reduce": ConvReLU(in_ch, c5r, 1),
-            "5x5": ConvReLU(c5r, c5, 5, padding=2),
-            "pool": _pool(3, 1, 1),
-            "pool_proj": ConvReLU(in_ch, pool_proj, 1),
-            "output": Concat(),
-        })
+        super().__init__(
+            {
+                "1x1": ConvReLU(in_ch, c1, 1),
+                "3x3_reduce": ConvReLU(in_ch, c3r, 1),
+                "3x3": ConvReLU(c3r, c3, 3, padding=1),
+                "5x5_reduce": ConvReLU(in_ch, c5r, 1),
+                "5x5": ConvReLU(c5r, c5, 5, padding=2),
+                "pool": _pool(3, 1, 1),
+                "pool_proj": ConvReLU(in_ch, pool_proj, 1),
+                "output": Concat(),
+            }
+        )
         self.channels = c1 + c3 + c5 + pool_proj
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,15 +128,29 @@ class GoogLeNet(nn.Module):
 
     def layer_table(self) -> list[tuple[str, str, int, int]]:
         """(Caffe name, module path, channels, stride) for every dreamable layer, shallow to deep."""
-        rows = [("conv1/7x7_s2", 64, 2), ("pool1/3x3_s2", 64, 4), ("pool1/norm1", 64, 4), ("conv2/3x3_reduce", 64, 4),
-                ("conv2/3x3", 192, 4), ("conv2/norm2", 192, 4), ("pool2/3x3_s2", 192, 8)]
-        for name, stride, pool_after in (("inception_3a", 8, None), ("inception_3b", 8, "pool3/3x3_s2"),
-                                         *((f"inception_4{c}", 16, None) for c in "abcd"), ("inception_4e", 16, "pool4/3x3_s2"),
-                                         ("inception_5a", 32, None), ("inception_5b", 32, None)):
+        rows = [
+            ("conv1/7x7_s2", 64, 2),
+            ("pool1/3x3_s2", 64, 4),
+            ("pool1/norm1", 64, 4),
+            ("conv2/3x3_reduce", 64, 4),
+            ("conv2/3x3", 192, 4),
+            ("conv2/norm2", 192, 4),
+            ("pool2/3x3_s2", 192, 8),
+        ]
+        for name, stride, pool_after in (
+            ("inception_3a", 8, None),
+            ("inception_3b", 8, "pool3/3x3_s2"),
+            *((f"inception_4{c}", 16, None) for c in "abcd"),
+            ("inception_4e", 16, "pool4/3x3_s2"),
+            ("inception_5a", 32, None),
+            ("inception_5b", 32, None),
+        ):
             block = getattr(self, name)
             for branch in BRANCHES:
                 module = block[branch]
-                channels = {"pool": block["1x1"].in_channels, "output": block.channels}.get(branch) or getattr(module, "out_channels", 0)
+                channels = {"pool": block["1x1"].in_channels, "output": block.channels}.get(branch) or getattr(
+                    module, "out_channels", 0
+                )
                 rows.append((f"{name}/{branch}", channels, stride))
             if pool_after:
                 rows.append((pool_after, block.channels, stride * 2))
@@ -163,8 +179,10 @@ class MissingClassifier(nn.Module):
 
     def __init__(self, model: str, source: Path):
         super().__init__()
-        self.message = (f"the {model} weights in {source} have no classifier (loss3/classifier), so there are no class "
-                        "scores; dream on a layer instead, or use weights with the classifier (the .caffemodel has it)")
+        self.message = (
+            f"the {model} weights in {source} have no classifier (loss3/classifier), so there are no class "
+            "scores; dream on a layer instead, or use weights with the classifier (the .caffemodel has it)"
+        )
 
     def forward(self, x):
         raise DreamscopeError(self.message)
@@ -196,7 +214,9 @@ def read_layers(path: Path, net: nn.Module, model: str) -> dict[str, list[torch.
         elif not key.startswith(AUXILIARY):
             unknown.append(key)
     if unknown:
-        raise DreamscopeError(f"weights in {path} do not fit {model}: unknown entries {few(unknown)}; is it a GoogLeNet state dict?")
+        raise DreamscopeError(
+            f"weights in {path} do not fit {model}: unknown entries {few(unknown)}; is it a GoogLeNet state dict?"
+        )
     return {layer: [blobs[kind] for kind in ("weight", "bias") if kind in blobs] for layer, blobs in layers.items()}
 
 
@@ -215,14 +235,18 @@ def load_weights(net: GoogLeNet, path: str | Path, model: str) -> bool:
     if unknown or missing:
         found = ", ".join(list(layers)[:3])
         problem = f"it has layers GoogLeNet has not ({few(unknown)})" if unknown else f"it lacks layer {few(missing)}"
-        raise DreamscopeError(f"weights in {path} do not fit {model}: {problem}; is it a GoogLeNet file? (its first layers: {found})")
+        raise DreamscopeError(
+            f"weights in {path} do not fit {model}: {problem}; is it a GoogLeNet file? (its first layers: {found})"
+        )
     state = {}
     for name, module in expected.items():
         if name not in layers:
             continue
         blobs = layers[name]
         if len(blobs) != 2:
-            raise DreamscopeError(f"weights in {path} do not fit {model}: layer {name} has {len(blobs)} blob(s), not a weight and a bias")
+            raise DreamscopeError(
+                f"weights in {path} do not fit {model}: layer {name} has {len(blobs)} blob(s), not a weight and a bias"
+            )
         for blob, kind in zip(blobs, ("weight", "bias")):
             needed = getattr(module, kind).shape
             dims = list(blob.shape)

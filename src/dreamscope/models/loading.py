@@ -39,7 +39,9 @@ _cache: OrderedDict[tuple, _Slot] = OrderedDict()
 _cache_lock = threading.Lock()  # guards the table only; builds run under their slot's lock
 
 
-def load_model(name: str = DEFAULT_MODEL, device: str | torch.device | None = None, weights: str | Path | None = None) -> LoadedModel:
+def load_model(
+    name: str = DEFAULT_MODEL, device: str | torch.device | None = None, weights: str | Path | None = None
+) -> LoadedModel:
     """A registered model, or your own as "package.module:factory"; `weights` is a file that overrides where
     the weights would come from (a .caffemodel or state dict for GoogLeNet, a state dict otherwise)."""
     stamp = None
@@ -91,8 +93,14 @@ def _load(name: str, device: torch.device, weights: Path | None) -> LoadedModel:
     net.to(device)
     if spec.channels_last:
         net.to(memory_format=torch.channels_last)
-    return LoadedModel(spec=spec, net=net, layers=_layer_infos(net), device=device,
-                       not_dreamable=dict(getattr(net, "not_dreamable", {})), weights_path=path)
+    return LoadedModel(
+        spec=spec,
+        net=net,
+        layers=_layer_infos(net),
+        device=device,
+        not_dreamable=dict(getattr(net, "not_dreamable", {})),
+        weights_path=path,
+    )
 
 
 def _installed_weights(spec: ModelSpec) -> Path:

@@ -22,12 +22,12 @@ import torch
 from torch import nn
 
 from ..errors import DreamscopeError
-from ..settings import PRECISIONS
+from ..fields import PRECISIONS
 from .spec import HOOKS_LOCK, LoadedModel
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
-_twins: "weakref.WeakKeyDictionary[LoadedModel, LoadedModel]" = weakref.WeakKeyDictionary()
+_twins: weakref.WeakKeyDictionary[LoadedModel, LoadedModel] = weakref.WeakKeyDictionary()
 _twins_lock = threading.Lock()
 _auto_means: contextvars.ContextVar[str | None] = contextvars.ContextVar("dreamscope_auto_precision", default=None)
 
@@ -39,7 +39,7 @@ def cpu_has_bf16() -> bool:
 
 
 def resolve(precision: str, model: LoadedModel) -> str:
-    """"fp32" or "bf16" for `precision` ("auto", "fp32" or "bf16") on `model`.
+    """ "fp32" or "bf16" for `precision` ("auto", "fp32" or "bf16") on `model`.
 
     auto chooses bfloat16 only where it was measured to be faster and to dream as strongly: a registered model
     that allows it (its spec's `bf16`), on a CPU with AMX.
@@ -77,7 +77,7 @@ def at(model: LoadedModel, precision: str) -> LoadedModel:
 
 
 def name_of(model: LoadedModel) -> str:
-    """"fp32" or "bf16": what `model` computes in (the name a record gives it)."""
+    """ "fp32" or "bf16": what `model` computes in (the name a record gives it)."""
     return next(name for name, dtype in DTYPES.items() if dtype == model.dtype)
 
 
@@ -94,8 +94,7 @@ def _bf16_twin(model: LoadedModel) -> LoadedModel:
 
 
 def _strided_depthwise(module: nn.Module) -> bool:
-    return (isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels
-            and module.stride != (1, 1))
+    return isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels and module.stride != (1, 1)
 
 
 def _inputs_to_float(_module, inputs):

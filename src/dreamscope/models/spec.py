@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -76,7 +76,7 @@ class LoadedModel:
     spec: ModelSpec
     net: nn.Module
     layers: Mapping[str, LayerInfo] = field(default_factory=dict)
-    device: torch.device = torch.device("cpu")
+    device: torch.device = torch.device("cpu")  # noqa: RUF009 - a device is immutable: one shared default is safe
     not_dreamable: Mapping[str, str] = field(default_factory=dict)  # layer -> why it cannot be dreamed on
     weights_path: Path | None = None  # the file the weights were read from; None: they came from code
     dtype: torch.dtype = torch.float32  # what the network computes in (see `precision`); pictures stay float32
@@ -91,8 +91,15 @@ class LoadedModel:
             object.__setattr__(self, "_weights_stamp", _stamp(self.weights_path))
 
     def __reduce__(self):  # read-only views neither pickle nor deep-copy: rebuild from plain dicts
-        return LoadedModel, (self.spec, self.net, dict(self.layers), self.device, dict(self.not_dreamable), self.weights_path,
-                             self.dtype)
+        return LoadedModel, (
+            self.spec,
+            self.net,
+            dict(self.layers),
+            self.device,
+            dict(self.not_dreamable),
+            self.weights_path,
+            self.dtype,
+        )
 
     @property
     def name(self) -> str:
@@ -119,8 +126,10 @@ class LoadedModel:
         if self.weights_path is None:
             return state_digest(self.net.state_dict())
         if _stamp(self.weights_path) != self._weights_stamp:
-            raise DreamscopeError(f"the weights file {self.weights_path} changed or went away after model {self.name} was "
-                                  "loaded, so its digest would not name the weights in use; load the model again")
+            raise DreamscopeError(
+                f"the weights file {self.weights_path} changed or went away after model {self.name} was "
+                "loaded, so its digest would not name the weights in use; load the model again"
+            )
         return "sha256:" + file_digests(self.weights_path)["sha256"]
 
     def layer(self, name: str) -> LayerInfo:
@@ -139,8 +148,10 @@ class LoadedModel:
 
     def _logits_module(self) -> str:
         if self.spec.logits_module is None:
-            raise DreamscopeError(f"model {self.name} gives no class scores here (no classifier), so class objectives "
-                                  "cannot use it; dream on one of its layers instead")
+            raise DreamscopeError(
+                f"model {self.name} gives no class scores here (no classifier), so class objectives "
+                "cannot use it; dream on one of its layers instead"
+            )
         return self.spec.logits_module
 
     def resolve_class(self, name_or_index: str | int) -> int:
@@ -152,8 +163,9 @@ class LoadedModel:
         text = str(name_or_index).strip()
         if not text.lstrip("-").isdigit():
             whose = f"{self.spec.classes} classes" if self.spec.classes else "classes of its own"
-            raise DreamscopeError(f"model {self.name} scores {self.spec.num_classes} {whose}, not ImageNet's; "
-                                  f"give a class index from 0 to {last}")
+            raise DreamscopeError(
+                f"model {self.name} scores {self.spec.num_classes} {whose}, not ImageNet's; give a class index from 0 to {last}"
+            )
         index = int(text)
         if not 0 <= index <= last:
             raise DreamscopeError(f"class {index} does not exist in model {self.name}, which has classes 0-{last}")

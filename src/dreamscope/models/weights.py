@@ -12,9 +12,9 @@ import importlib
 import importlib.util
 import os
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Union
 
 import torch
 from torch import nn
@@ -83,8 +83,11 @@ class FileWeights:
             return False
 
     def how_to_get(self) -> str:
-        ways = [f"pass weights=FILE (--weights FILE on the command line; {self.formats})", f"set {self.env}=FILE",
-                f"put {self.file_names[0]} in {weights_dir()}"]
+        ways = [
+            f"pass weights=FILE (--weights FILE on the command line; {self.formats})",
+            f"set {self.env}=FILE",
+            f"put {self.file_names[0]} in {weights_dir()}",
+        ]
         if self.download:
             ways.append(f"run: dreamscope models --download {self.model}")
         return ", ".join(ways[:-1]) + " or " + ways[-1]
@@ -129,7 +132,7 @@ class OwnWeights:
         return None
 
 
-WeightSource = Union[PackageWeights, FileWeights, OwnWeights]
+WeightSource = PackageWeights | FileWeights | OwnWeights
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
@@ -149,10 +152,14 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         raise
     except Exception as exc:  # any decoding failure means an unusable file
         if isinstance(exc, pickle.UnpicklingError) and "unsupported global" in str(exc).lower():  # refused before building it
-            raise DreamscopeError(f"cannot read weights from {path}: it holds objects other than tensors, which dreamscope "
-                                  "refuses to unpickle (a weights file must be data, not code); save a plain state dict") from None
-        raise DreamscopeError(f"cannot read weights from {path}: it is damaged or not a PyTorch state dict "
-                              f"({exc.__class__.__name__}); save or download it again") from None
+            raise DreamscopeError(
+                f"cannot read weights from {path}: it holds objects other than tensors, which dreamscope "
+                "refuses to unpickle (a weights file must be data, not code); save a plain state dict"
+            ) from None
+        raise DreamscopeError(
+            f"cannot read weights from {path}: it is damaged or not a PyTorch state dict "
+            f"({exc.__class__.__name__}); save or download it again"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -175,7 +182,9 @@ def assign(net: nn.Module, state: Mapping[str, torch.Tensor], source: str | Path
     missing = [key for key in own if key not in state]
     unexpected = [key for key in state if key not in own]
     if missing or unexpected:
-        parts = ([f"it lacks {few(missing)}"] if missing else []) + ([f"it has unknown entries {few(unexpected)}"] if unexpected else [])
+        parts = ([f"it lacks {few(missing)}"] if missing else []) + (
+            [f"it has unknown entries {few(unexpected)}"] if unexpected else []
+        )
         raise DreamscopeError(f"weights in {source} do not fit {model}: {'; '.join(parts)}; are they for a different network?")
     for key, tensor in state.items():
         if tuple(tensor.shape) != tuple(own[key].shape):
@@ -211,6 +220,6 @@ def state_digest(state: Mapping[str, torch.Tensor]) -> str:
     digest = hashlib.sha256()
     for key in sorted(state):
         tensor = state[key].detach().to("cpu").contiguous().reshape(-1)
-        digest.update(f"{key}\0{str(tensor.dtype)}\0{tuple(state[key].shape)}\0".encode())
+        digest.update(f"{key}\0{tensor.dtype!s}\0{tuple(state[key].shape)}\0".encode())
         digest.update(tensor.view(torch.uint8).numpy())  # the raw bytes, whatever the dtype, without a copy
     return "sha256:" + digest.hexdigest()

@@ -16,15 +16,17 @@ pseudo-layers that every model answers (`LoadedModel.layer`).
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import torch
 
 from ..errors import DreamscopeError
+from ..fields import ChannelRanking, parse_channels, parse_layer_weights, parse_unit  # noqa: F401 - part of this API
 from ..models.classes import imagenet_labels, resolve_class
 from ..models.spec import IMAGE, LOGITS
-from ..settings import ChannelRanking, parse_channels, parse_layer_weights, parse_unit  # noqa: F401 - part of this API
 
 Activations = Mapping[str, torch.Tensor]
 REDUCTIONS = ("mean", "whole")
@@ -46,9 +48,17 @@ class Objective:
     """A weighted sum of terms (plus a constant). `Objective(fn, layers, description, reduction)` makes one term;
     a custom `fn` reduces "whole" unless it declares "mean" (and then reads exactly one layer)."""
 
-    def __init__(self, fn: Callable[[Activations], torch.Tensor] | None = None, layers: Sequence[str] = (),
-                 description: str = "objective", reduction: str = "whole", *, check: Callable | None = None,
-                 terms: tuple[tuple[float, Term], ...] | None = None, constant: float = 0.0):
+    def __init__(
+        self,
+        fn: Callable[[Activations], torch.Tensor] | None = None,
+        layers: Sequence[str] = (),
+        description: str = "objective",
+        reduction: str = "whole",
+        *,
+        check: Callable | None = None,
+        terms: tuple[tuple[float, Term], ...] | None = None,
+        constant: float = 0.0,
+    ):
         if terms is None:
             if reduction not in REDUCTIONS:
                 raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -102,7 +112,7 @@ class Objective:
     def __repr__(self) -> str:
         return f"Objective({self.description})"
 
-    def _scaled(self, factor: float) -> "Objective":
+    def _scaled(self, factor: float) -> Objective:
         return Objective(terms=tuple((factor * c, t) for c, t in self.terms), constant=factor * self.constant)
 
     def __add__(self, other):
@@ -134,14 +144,6 @@ class Objective:
         return self * (1.0 / divisor)
 
 
-def _pick(activation: torch.Tensor, sample: int | None) -> torch.Tensor:
-    return activation if sample is None else activation[sample : sample + 1]
-
-
-def _on(sample: int | None) -> str:
-    return "" if sample is None else f"@{sample}"
-
-
 def _select(activation: torch.Tensor, channels: Sequence[int] | None) -> torch.Tensor:
     return activation if channels is None else activation[:, list(channels)]
 
@@ -156,14 +158,59 @@ def _channels_in_range(layer: str, channels: Sequence[int] | None):
     return check
 
 
-def layer_l2(layer: str, channels: Sequence[int] | None = None, sample: int | None = None) -> Objective:
+def objective(
+    describe: Callable[..., str],
+    reduction: str = "whole",
+    *,
+    reads: str | None = None,
+    check: Callable[..., Callable | None] | None = None,
+    per_sample: bool = True,
+):
+    """Make an objective factory from a function that returns `fn(activation)` -> scalar (Lucid's `wrap_objective`).
+
+    The objective reads one layer: `reads` (a pseudo-layer such as LOGITS), else the factory's `layer` argument.
+    `fn` gets that layer's activation; with `per_sample` the factory also takes `sample`, and `fn` then sees that
+    picture of the batch alone. `describe(**arguments)` and `check(**arguments)` (a check of the model, or None)
+    take the factory's arguments by name; the reduction is declared here, once.
+    """
+
+    def wrap(factory):
+        signature = inspect.signature(factory)
+
+        @functools.wraps(factory)
+        def make(*args, **kwargs) -> Objective:
+            sample = kwargs.pop("sample", None) if per_sample else None
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = dict(bound.arguments)
+            layer = reads or values["layer"]
+            inner = factory(**values)
+            fn = inner if sample is None else (lambda act: inner(act[sample : sample + 1]))
+            return Objective(
+                lambda a: fn(a[layer]),
+                [layer],
+                describe(**values) + ("" if sample is None else f"@{sample}"),
+                reduction,
+                check=check(**values) if check else None,
+            )
+
+        return make
+
+    return wrap
+
+
+def _l2_label(layer: str, channels: Sequence[int] | None) -> str:
+    return f"l2({layer})" if channels is None else f"l2({layer}[{','.join(map(str, channels))}])"
+
+
+@objective(_l2_label, "mean", check=_channels_in_range)
+def layer_l2(layer: str, channels: Sequence[int] | None = None):
     """Mean squared activation of a layer (optionally only some channels): DeepDream's 'amplify what you see'."""
-    label = layer if channels is None else f"{layer}[{','.join(map(str, channels))}]"
-    return Objective(lambda a: _select(_pick(a[layer], sample), channels).pow(2).mean(), [layer], f"l2({label}){_on(sample)}",
-                     "mean", check=_channels_in_range(layer, channels))
+    return lambda act: _select(act, channels).pow(2).mean()
 
 
-def guided(layer: str, guide_features: torch.Tensor, channels: Sequence[int] | None = None) -> Objective:
+@objective(lambda layer, **_: f"guided({layer})", "mean", check=lambda layer, channels, **_: _channels_in_range(layer, channels))
+def guided(layer: str, guide_features: torch.Tensor, channels: Sequence[int] | None = None):
     """Pull each position's feature vector toward its best-matching feature of a guide image.
 
     As in the original notebook: for every position, find the guide feature with the largest dot product and
@@ -171,12 +218,12 @@ def guided(layer: str, guide_features: torch.Tensor, channels: Sequence[int] | N
     """
     guide = _select(guide_features, channels).flatten(2)[0].detach()  # (C, M)
 
-    def fn(a: Activations) -> torch.Tensor:
-        x = _select(a[layer], channels).flatten(2)[0]  # (C, N)
+    def fn(act: torch.Tensor) -> torch.Tensor:
+        x = _select(act, channels).flatten(2)[0]  # (C, N)
         best = (x.detach().T @ guide).argmax(dim=1)  # (N,) index of the best guide feature per position
         return (x * guide[:, best]).sum(0).mean()
 
-    return Objective(fn, [layer], f"guided({layer})", "mean", check=_channels_in_range(layer, channels))
+    return fn
 
 
 def rank_channels(activation: torch.Tensor, ranking: ChannelRanking) -> list[int]:
@@ -189,37 +236,54 @@ def class_logit(name_or_index: str | int, sample: int | None = None, label: str 
     """The logit (pre-softmax score) of a class: an ImageNet class by name ("banana"), or any model's class by index."""
     by_name = isinstance(name_or_index, str) and not name_or_index.strip().isdigit()
     index = resolve_class(name_or_index) if by_name else int(name_or_index)
-    label = label or (imagenet_labels()[index] if by_name else f"#{index}")
+    return _logit(index, name_or_index, label or (imagenet_labels()[index] if by_name else f"#{index}"), sample=sample)
 
+
+def _class_check(index: int, given, label: str):
     def check(model):
-        resolved = model.resolve_class(name_or_index)  # a name on a model with its own classes is refused here
+        resolved = model.resolve_class(given)  # a name on a model with its own classes is refused here
         if resolved != index:
-            raise DreamscopeError(f"class {name_or_index!r} is #{resolved} in model {model.name}, not #{index}")
+            raise DreamscopeError(f"class {given!r} is #{resolved} in model {model.name}, not #{index}")
 
-    return Objective(lambda a: _pick(a[LOGITS], sample)[:, index].mean(), [LOGITS], f"class({label}){_on(sample)}", "whole", check=check)
-
-
-def _unit_check(layer: str, index: int):
-    return _channels_in_range(layer, [index])
+    return check
 
 
-def channel(layer: str, index: int, sample: int | None = None) -> Objective:
+@objective(lambda index, given, label: f"class({label})", reads=LOGITS, check=_class_check)
+def _logit(index: int, given, label: str):
+    return lambda logits: logits[:, index].mean()
+
+
+@objective(
+    lambda layer, index: f"channel({layer}:{index})", "mean", check=lambda layer, index: _channels_in_range(layer, [index])
+)
+def channel(layer: str, index: int):
     """Mean activation of one channel over all positions."""
-    return Objective(lambda a: _pick(a[layer], sample)[:, index].mean(), [layer], f"channel({layer}:{index}){_on(sample)}",
-                     "mean", check=_unit_check(layer, index))
+    return lambda act: act[:, index].mean()
 
 
-def neuron(layer: str, index: int, sample: int | None = None) -> Objective:
+@objective(lambda layer, index: f"neuron({layer}:{index})", check=lambda layer, index: _channels_in_range(layer, [index]))
+def neuron(layer: str, index: int):
     """Activation of one channel at the centre position only (a single unit)."""
-
-    def fn(a: Activations) -> torch.Tensor:
-        act = _pick(a[layer], sample)
-        return act[:, index, act.shape[-2] // 2, act.shape[-1] // 2].mean()
-
-    return Objective(fn, [layer], f"neuron({layer}:{index}){_on(sample)}", "whole", check=_unit_check(layer, index))
+    return lambda act: act[:, index, act.shape[-2] // 2, act.shape[-1] // 2].mean()
 
 
-def direction(layer: str, vector: torch.Tensor | Sequence[float], sample: int | None = None, cossim_power: float = 0.0) -> Objective:
+def _direction_check(layer: str, vector, cossim_power: float):
+    def check(model):
+        channels, count = model.layer(layer).channels, torch.as_tensor(vector).numel()
+        if channels != count:
+            raise DreamscopeError(f"direction has {count} values but layer {layer} has {channels} channels")
+
+    return check
+
+
+@objective(
+    lambda layer, vector, cossim_power: (
+        f"direction({layer})" if not cossim_power else f"direction_cossim({layer}, {cossim_power:g})"
+    ),
+    "mean",
+    check=_direction_check,
+)
+def direction(layer: str, vector: torch.Tensor | Sequence[float], cossim_power: float = 0.0):
     """Projection of each position's activation vector on a direction in the layer's channel space.
 
     With `cossim_power` p > 0 each position's projection is weighted by its cosine similarity to the
@@ -229,30 +293,25 @@ def direction(layer: str, vector: torch.Tensor | Sequence[float], sample: int | 
     vector = torch.as_tensor(vector, dtype=torch.float32).flatten()
     vector = vector / vector.norm().clamp(min=1e-8)
 
-    def fn(a: Activations) -> torch.Tensor:
-        act = _pick(a[layer], sample)
+    def fn(act: torch.Tensor) -> torch.Tensor:
         dot = (act * vector.to(act).view(1, -1, 1, 1)).sum(1)
         if cossim_power:
             cosine = dot / act.norm(dim=1).clamp(min=1e-8)
             dot = dot * cosine.clamp(min=1e-3) ** cossim_power
         return dot.mean()
 
-    def check(model):
-        channels = model.layer(layer).channels
-        if channels != vector.numel():
-            raise DreamscopeError(f"direction has {vector.numel()} values but layer {layer} has {channels} channels")
-
-    label = f"direction({layer})" if not cossim_power else f"direction_cossim({layer}, {cossim_power:g})"
-    return Objective(fn, [layer], f"{label}{_on(sample)}", "mean", check=check)
+    return fn
 
 
 def direction_sheet(layer: str, vectors: torch.Tensor | Sequence[Sequence[float]], cossim_power: float = 1.0) -> Objective:
     """One objective for a batch: picture i follows direction `vectors[i]` of `layer` (an atlas's icons)."""
-    return sum((direction(layer, vector, sample=i, cossim_power=cossim_power) for i, vector in enumerate(vectors)),
-               Objective(terms=()))
+    return sum(
+        (direction(layer, vector, sample=i, cossim_power=cossim_power) for i, vector in enumerate(vectors)), Objective(terms=())
+    )
 
 
-def diversity(layer: str, groups: Sequence[Sequence[int]] | None = None) -> Objective:
+@objective(lambda layer, groups: f"diversity({layer}{'' if groups is None else f', {len(groups)} groups'})", per_sample=False)
+def diversity(layer: str, groups: Sequence[Sequence[int]] | None = None):
     """Minus the mean cosine similarity of the batch's Gram matrices at a layer: rewards different styles.
 
     With `groups` (lists of sample indices), only pictures of the same group are compared (the samples of one
@@ -267,37 +326,32 @@ def diversity(layer: str, groups: Sequence[Sequence[int]] | None = None) -> Obje
         similarity = grams @ grams.T
         return -(similarity.sum() - similarity.diagonal().sum()) / (batch * (batch - 1))
 
-    def fn(a: Activations) -> torch.Tensor:
-        act = a[layer]
-        if groups is None:
-            return spread(act)
-        return sum((spread(act[list(group)]) for group in groups), act.new_zeros(()))
-
-    shown = "" if groups is None else f", {len(groups)} groups"
-    return Objective(fn, [layer], f"diversity({layer}{shown})", "whole")
+    if groups is None:
+        return spread
+    return lambda act: sum((spread(act[list(group)]) for group in groups), act.new_zeros(()))
 
 
-def feature_distance(layer: str, sample: int = 0, reference: int = 1) -> Objective:
+@objective(
+    lambda layer, sample, reference: f"feature_distance({layer}, {sample} from {reference})",
+    per_sample=False,
+    check=lambda layer, **_: _channels_in_range(layer, None),
+)
+def feature_distance(layer: str, sample: int = 0, reference: int = 1):
     """How far one sample's activation at `layer` is from a reference sample's: the mean squared difference over
     the reference's mean square (0: the same features; 1: as far as from nothing). Subtracted, it holds a picture
     close to a photo in the batch (feature accentuation's regularizer, Hamblin et al. 2024)."""
 
-    def fn(a: Activations) -> torch.Tensor:
-        x, ref = a[layer][sample], a[layer][reference].detach()
+    def fn(act: torch.Tensor) -> torch.Tensor:
+        x, ref = act[sample], act[reference].detach()
         return (x - ref).pow(2).mean() / ref.pow(2).mean().clamp(min=1e-12)
 
-    return Objective(fn, [layer], f"feature_distance({layer}, {sample} from {reference})", "whole",
-                     check=_channels_in_range(layer, None))
+    return fn
 
 
-def total_variation() -> Objective:
+@objective(lambda: "total_variation", reads=IMAGE, per_sample=False)
+def total_variation():
     """Mean absolute difference between neighbouring pixels of the picture (subtract it to smooth)."""
-
-    def fn(a: Activations) -> torch.Tensor:
-        x = a[IMAGE]
-        return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
-
-    return Objective(fn, [IMAGE], "total_variation", "whole")
+    return lambda x: (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
 
 def channel_sheet(layer: str, channels: Sequence[int]) -> Objective:

@@ -67,8 +67,16 @@ class PixelImage(ImageParam):
 
 
 class FourierImage(ImageParam):
-    def __init__(self, batch: int, height: int, width: int, generator: torch.Generator,
-                 init: torch.Tensor | None = None, decay: float = 1.0, decorrelate: bool = True):
+    def __init__(
+        self,
+        batch: int,
+        height: int,
+        width: int,
+        generator: torch.Generator,
+        init: torch.Tensor | None = None,
+        decay: float = 1.0,
+        decorrelate: bool = True,
+    ):
         super().__init__()
         self.size = (height, width)
         self.decorrelate = decorrelate
@@ -165,8 +173,9 @@ class MacoImage(ImageParam):
         return (blurred / top.clamp(min=1e-12)).sqrt().clamp(0, 1)
 
 
-def make_param(kind: str, batch: int, height: int, width: int, generator: torch.Generator,
-               init: torch.Tensor | None = None) -> ImageParam:
+def make_param(
+    kind: str, batch: int, height: int, width: int, generator: torch.Generator, init: torch.Tensor | None = None
+) -> ImageParam:
     """'fft' (1/f prior, all coefficients learned: the default), 'maco' (natural magnitude, learned phase) or
     'pixels' (plain, for comparison)."""
     if kind == "maco":

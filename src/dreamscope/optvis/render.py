@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -22,8 +22,13 @@ from . import taps, transforms
 from .objectives import Objective
 
 
-def activations(model: LoadedModel, layers, x: torch.Tensor, image: torch.Tensor | None = None,
-                replace: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+def activations(
+    model: LoadedModel,
+    layers,
+    x: torch.Tensor,
+    image: torch.Tensor | None = None,
+    replace: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+) -> dict[str, torch.Tensor]:
     """Activations of readable layers for pictures x (RGB in [0, 1]); the forward pass stops at the deepest.
 
     The pseudo-layer "image" is the picture itself: `image` when given (the untransformed picture of a
@@ -70,12 +75,15 @@ def can_tile(model: LoadedModel, objective: Objective) -> bool:
 def check_tiling(model: LoadedModel, objective: Objective | None = None) -> None:
     """Refuse, before any work, tiles that could not be exact: on this model, for this objective (when given)."""
     if not model.spec.tileable:
-        raise DreamscopeError(template=f"tiling is exact only for EfficientNet-Lite models; {model.name} runs untiled "
-                                       "(set {tile} to auto or none)")
+        raise DreamscopeError(
+            template=f"tiling is exact only for EfficientNet-Lite models; {model.name} runs untiled "
+            "(set {tile} to auto or none)"
+        )
     if objective is not None and objective.reduction != "mean":
         whole = [term.description for _, term in objective.terms if term.reduction != "mean"]
-        raise DreamscopeError(template=f"{_braces(whole[0])} needs the whole picture at once, so it cannot be tiled "
-                                       "(set {tile} to none)")
+        raise DreamscopeError(
+            template=f"{_braces(whole[0])} needs the whole picture at once, so it cannot be tiled (set {{tile}} to none)"
+        )
 
 
 def _braces(text: str) -> str:
@@ -89,10 +97,17 @@ def _memory_guard(x: torch.Tensor):
         yield
     except (MemoryError, RuntimeError) as exc:
         text = str(exc).lower()
-        if isinstance(exc, MemoryError) or "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text:
+        if (
+            isinstance(exc, MemoryError)
+            or "out of memory" in text
+            or "can't allocate memory" in text
+            or "not enough memory" in text
+        ):
             height, width = x.shape[-2:]
-            raise DreamscopeError(template=f"out of memory at {width}x{height} px on {x.device.type}; use smaller "
-                                           "{tile}s or a smaller picture ({max_size})") from None
+            raise DreamscopeError(
+                template=f"out of memory at {width}x{height} px on {x.device.type}; use smaller "
+                "{tile}s or a smaller picture ({max_size})"
+            ) from None
         raise
 
 
@@ -143,8 +158,10 @@ def objective_gradient(
 
 def _finite(value: float, step: int, what: str) -> None:
     if not math.isfinite(value):
-        raise DreamscopeError(f"the {what} became NaN or infinite at step {step}: the model's weights or this picture "
-                              "give non-finite values, so the result would be blank; check the weights file")
+        raise DreamscopeError(
+            f"the {what} became NaN or infinite at step {step}: the model's weights or this picture "
+            "give non-finite values, so the result would be blank; check the weights file"
+        )
 
 
 def ascend(

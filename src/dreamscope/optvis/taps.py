@@ -13,7 +13,7 @@ only change ever made to the network, and it happens once per module.
 from __future__ import annotations
 
 import contextvars
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -26,7 +26,7 @@ class _Enough(Exception):
 
 
 class _Capture:
-    __slots__ = ("paths", "outputs", "replace")
+    __slots__ = ("outputs", "paths", "replace")
 
     def __init__(self, paths: dict[nn.Module, list[str]], replace: dict[nn.Module, Callable] | None = None):
         self.paths = paths  # module -> the dotted paths it was asked by (a module can have two names)
@@ -60,8 +60,12 @@ def _install(modules) -> None:
                 module.register_forward_hook(_dispatch)
 
 
-def capture(net: nn.Module, modules: list[str] | tuple[str, ...], x: torch.Tensor,
-            replace: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+def capture(
+    net: nn.Module,
+    modules: list[str] | tuple[str, ...],
+    x: torch.Tensor,
+    replace: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+) -> dict[str, torch.Tensor]:
     """Run `net(x)` until every module in `modules` (dotted paths; "" is the whole network) has produced its
     output; return those outputs by path.
 

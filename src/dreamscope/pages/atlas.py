@@ -42,8 +42,14 @@ def check_atlas_folder(path: str | os.PathLike) -> Path:
     return check_page_folder(path, GENERATOR)
 
 
-def write_atlas(result: AtlasResult, folder: str | os.PathLike, *, command: str | None = None, source: str = "pictures",
-                metadata: dict[str, str] | None = None) -> Path:
+def write_atlas(
+    result: AtlasResult,
+    folder: str | os.PathLike,
+    *,
+    command: str | None = None,
+    source: str = "pictures",
+    metadata: dict[str, str] | None = None,
+) -> Path:
     """Write the atlas folder (replacing an earlier atlas there); returns its path. `metadata` goes into atlas.png
     (default: the result's own record)."""
     folder = check_atlas_folder(folder)
@@ -125,24 +131,38 @@ def facts(result: AtlasResult, command: str | None = None) -> dict:
     collection = result.collection
     separating = _separating(result)
     return {
-        "kind": result.kind, "model": result.model, "layer": result.layer, "classes": result.classes,
+        "kind": result.kind,
+        "model": result.model,
+        "layer": result.layer,
+        "classes": result.classes,
         "settings": {k: v for k, v in result.settings.to_json().items() if k != "recipe"},
-        "pictures": len(collection.files) - len(collection.skipped), "vectors": len(result.selected),
-        "collected_vectors": len(collection), "grid": result.settings.grid, "icon_size": result.settings.icon_size,
+        "pictures": len(collection.files) - len(collection.skipped),
+        "vectors": len(result.selected),
+        "collected_vectors": len(collection),
+        "grid": result.settings.grid,
+        "icon_size": result.settings.icon_size,
         "skipped": [{"file": f, "why": why} for f, why in collection.skipped],
-        "command": command, "dreamscope": result.record.dreamscope, "device": result.record.device,
+        "command": command,
+        "dreamscope": result.record.dreamscope,
+        "device": result.record.device,
         "cells": [_cell_facts(cell, separating.get(cell.name)) for cell in result.cells],
     }
 
 
 def _cell_facts(cell: Cell, favours: str | None) -> dict:
     return {
-        "name": cell.name, "row": cell.row, "col": cell.col, "count": cell.count, "icon": f"cells/{cell.name}.png",
+        "name": cell.name,
+        "row": cell.row,
+        "col": cell.col,
+        "count": cell.count,
+        "icon": f"cells/{cell.name}.png",
         "top_classes": [{"class": name, "attribution": round(value, 5)} for name, value in cell.top_classes],
         "strength": {name: round(value, 5) for name, value in cell.strength.items()},
         "favours": favours,
-        "exemplars": [{"file": e.file, "box": list(e.box), "patch": f"exemplars/{cell.name}-{n}.jpg" if e.patch is not None else None}
-                      for n, e in enumerate(cell.exemplars, start=1)],
+        "exemplars": [
+            {"file": e.file, "box": list(e.box), "patch": f"exemplars/{cell.name}-{n}.jpg" if e.patch is not None else None}
+            for n, e in enumerate(cell.exemplars, start=1)
+        ],
     }
 
 
@@ -155,19 +175,31 @@ def render_html(result: AtlasResult, data: dict, picture_size: tuple[int, int], 
     titled = TITLE_HEIGHT if result.classes else 0
     width, height = picture_size
     overlays = []
-    for number, name in enumerate(panels(result)):
+    for number, _name in enumerate(panels(result)):
         left = number * (grid * size + PANEL_GAP)
         for index, cell in enumerate(result.cells):
-            box = (100 * (left + cell.col * size) / width, 100 * (titled + cell.row * size) / height, 100 * size / width, 100 * size / height)
-            overlays.append(f'<button class="cell" data-cell="{index}" data-panel="{number}" aria-label="cell {cell.name}" '
-                            f'style="left:{box[0]:.4f}%;top:{box[1]:.4f}%;width:{box[2]:.4f}%;height:{box[3]:.4f}%"></button>')
-    what = {"atlas": f"{len(result.selected):,} activation vectors of layer {e(result.layer)}",
-            "class atlas": f"the {len(result.selected):,} activation vectors of layer {e(result.layer)} that push hardest toward "
-                           f"<em>{e(result.classes[0]) if result.classes else ''}</em>, faded where they push least",
-            "comparison": f"the activation vectors of layer {e(result.layer)} that push hardest toward "
-                          + " or ".join(f"<em>{e(c)}</em>" for c in result.classes)}[result.kind]
-    panels_note = (" Each panel fades the cells that push little toward its class and outlines those that favour it over "
-                   "the other." if result.kind == "comparison" else "")
+            box = (
+                100 * (left + cell.col * size) / width,
+                100 * (titled + cell.row * size) / height,
+                100 * size / width,
+                100 * size / height,
+            )
+            overlays.append(
+                f'<button class="cell" data-cell="{index}" data-panel="{number}" aria-label="cell {cell.name}" '
+                f'style="left:{box[0]:.4f}%;top:{box[1]:.4f}%;width:{box[2]:.4f}%;height:{box[3]:.4f}%"></button>'
+            )
+    what = {
+        "atlas": f"{len(result.selected):,} activation vectors of layer {e(result.layer)}",
+        "class atlas": f"the {len(result.selected):,} activation vectors of layer {e(result.layer)} that push hardest toward "
+        f"<em>{e(result.classes[0]) if result.classes else ''}</em>, faded where they push least",
+        "comparison": f"the activation vectors of layer {e(result.layer)} that push hardest toward "
+        + " or ".join(f"<em>{e(c)}</em>" for c in result.classes),
+    }[result.kind]
+    panels_note = (
+        " Each panel fades the cells that push little toward its class and outlines those that favour it over the other."
+        if result.kind == "comparison"
+        else ""
+    )
     skipped = data["skipped"]
     skipped_html = ""
     if skipped:
@@ -175,8 +207,10 @@ def render_html(result: AtlasResult, data: dict, picture_size: tuple[int, int], 
         skipped_html = f"<details><summary>{len(skipped)} file(s) skipped</summary><ul>{items}</ul></details>"
     command = f"<p>Made with:</p><pre><code>{e(data['command'])}</code></pre>" if data["command"] else ""
     title = f"Activation atlas of {result.model} {result.layer}" + (f": {', '.join(result.classes)}" if result.classes else "")
-    cells_json = json.dumps([{k: c[k] for k in ("name", "count", "icon", "top_classes", "strength", "favours", "exemplars")}
-                             for c in data["cells"]], ensure_ascii=False).replace("</", "<\\/")
+    cells_json = json.dumps(
+        [{k: c[k] for k in ("name", "count", "icon", "top_classes", "strength", "favours", "exemplars")} for c in data["cells"]],
+        ensure_ascii=False,
+    ).replace("</", "<\\/")
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -189,7 +223,7 @@ def render_html(result: AtlasResult, data: dict, picture_size: tuple[int, int], 
 <body>
 <header>
 <h1>{e(title)}</h1>
-<p class="lede">A map of {what}, from {data['pictures']:,} {e(source)} ({result.settings.positions} random positions each).
+<p class="lede">A map of {what}, from {data["pictures"]:,} {e(source)} ({result.settings.positions} random positions each).
 UMAP laid the vectors out so similar features sit together, and a {grid}&times;{grid} grid bins them; each icon is a
 picture grown to point the layer's activations along its cell's mean.{panels_note} Scroll or use the buttons to zoom,
 drag to move; hover or click a cell for the classes it pushes toward and the real patches that fell there.</p>
@@ -371,7 +405,9 @@ def cell_icon(folder: str | os.PathLike, cell: str) -> tuple[dict, Image.Image]:
     found = next((c for c in data["cells"] if c["name"] == name), None)
     if found is None:
         names = ", ".join(c["name"] for c in data["cells"][:6])
-        raise DreamscopeError(f"atlas {folder} has no cell {cell!r} (empty or outside its grid); its cells are named like {names}, ...")
+        raise DreamscopeError(
+            f"atlas {folder} has no cell {cell!r} (empty or outside its grid); its cells are named like {names}, ..."
+        )
     return found, images.load_image(Path(folder) / found["icon"], "icon")
 
 

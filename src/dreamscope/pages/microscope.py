@@ -25,7 +25,6 @@ STRIP = 8  # channels shown per layer on the front page
 LAZY = 200  # a layer page with more channels than this loads its pictures as they scroll into view
 
 
-
 @dataclass(frozen=True)
 class Site:
     """What a microscope's site shows: the layers with their channel counts and strides, the class names."""
@@ -97,11 +96,21 @@ def write_site(plan: Site, failed: list[tuple[str, str]], exemplars: dict, facts
         for channel, fact in channels.items():
             _write(root / layer_folder(layer) / f"{channel}.html", _channel_page(plan, layer, channel, fact, len(channels)))
     _write(root / "index.html", _front_page(plan, layers, failed, facts))
-    data = {"model": model, "settings": plan.settings.to_json(), "classes": plan.classes is not None,
-            "exemplar_pictures": {k: v for k, v in facts.items() if k in ("read", "skipped")},
-            "layers": {layer: {"stride": plan.strides[layer], "channels": {
-                str(c): {**f, "classes": [[_class(plan, i), v] for i, v in f.get("classes", [])]} for c, f in channels.items()}}
-                for layer, channels in layers.items()}}
+    data = {
+        "model": model,
+        "settings": plan.settings.to_json(),
+        "classes": plan.classes is not None,
+        "exemplar_pictures": {k: v for k, v in facts.items() if k in ("read", "skipped")},
+        "layers": {
+            layer: {
+                "stride": plan.strides[layer],
+                "channels": {
+                    str(c): {**f, "classes": [[_class(plan, i), v] for i, v in f.get("classes", [])]} for c, f in channels.items()
+                },
+            }
+            for layer, channels in layers.items()
+        },
+    }
     files.write_file(root / "microscope.json", lambda handle: handle.write(json.dumps(data, indent=1).encode()))
     return sum("missing" not in fact for channels in layers.values() for fact in channels.values())
 
@@ -112,9 +121,11 @@ def _write(path: Path, text: str) -> None:
 
 
 def _page(title: str, body: str) -> str:
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="generator" content="{GENERATOR}">'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{html.escape(title)}</title>'
-            f"<style>{STYLE}</style></head><body><main>{body}</main></body></html>\n")
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="generator" content="{GENERATOR}">'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body><main>{body}</main></body></html>\n"
+    )
 
 
 def _class(plan: Site, index: int) -> str:
@@ -125,8 +136,13 @@ def placeholder(root: Path, model: str) -> None:
     """A front page that says the microscope is being drawn: it also marks the folder as a microscope's, so a
     resumed run may write into it."""
     if not (root / "index.html").exists():
-        _write(root / "index.html", _page(f"{model}: microscope", f"<h1>{html.escape(model)}</h1><p class=note>Being drawn; "
-                                                                   "this page is replaced when the work is done.</p>"))
+        _write(
+            root / "index.html",
+            _page(
+                f"{model}: microscope",
+                f"<h1>{html.escape(model)}</h1><p class=note>Being drawn; this page is replaced when the work is done.</p>",
+            ),
+        )
 
 
 def _front_page(plan: Site, layers: dict, failed: list[tuple[str, str]], facts: dict) -> str:
@@ -136,24 +152,40 @@ def _front_page(plan: Site, layers: dict, failed: list[tuple[str, str]], facts: 
     rows = []
     for layer, channels in layers.items():
         folder = layer_folder(layer)
-        strip = "".join(f'<a href="{folder}/{c}.html"><img src="{folder}/{picture_name(c)}" alt="{html.escape(layer)} channel {c}"></a>' for c in list(channels)[:STRIP] if "missing" not in channels[c])
+        strip = "".join(
+            f'<a href="{folder}/{c}.html"><img src="{folder}/{picture_name(c)}" alt="{html.escape(layer)} channel {c}"></a>'
+            for c in list(channels)[:STRIP]
+            if "missing" not in channels[c]
+        )
         missing = sum("missing" in f for f in channels.values())
-        rows.append(f'<tr><td><a href="{folder}/index.html">{html.escape(layer)}</a></td><td>{len(channels)}</td>'
-                    f'<td>{plan.strides[layer]}</td><td class=strip>{strip}</td><td>{f"{missing} not drawn" if missing else ""}</td></tr>')
+        rows.append(
+            f'<tr><td><a href="{folder}/index.html">{html.escape(layer)}</a></td><td>{len(channels)}</td>'
+            f"<td>{plan.strides[layer]}</td><td class=strip>{strip}</td><td>{f'{missing} not drawn' if missing else ''}</td></tr>"
+        )
     exemplar_note = ""
     if s.exemplar_folder:
-        exemplar_note = (f"<p class=note>Natural exemplars from {facts.get('read', 0):,} pictures of {html.escape(s.exemplar_folder)}"
-                         + (f" ({len(facts.get('skipped', []))} could not be read)" if facts.get("skipped") else "") + ".</p>")
+        exemplar_note = (
+            f"<p class=note>Natural exemplars from {facts.get('read', 0):,} pictures of {html.escape(s.exemplar_folder)}"
+            + (f" ({len(facts.get('skipped', []))} could not be read)" if facts.get("skipped") else "")
+            + ".</p>"
+        )
     failed = "".join(f"<li>{html.escape(name)}: {html.escape(message)}</li>" for name, message in failed)
-    return _page(f"{plan.model}: microscope", (
-        f"<h1>{html.escape(plan.model)}</h1>"
-        f"<p class=note>{drawn:,} of {total:,} channels of {len(layers)} layers, each drawn by feature visualization: "
-        f"a picture grown from noise that excites the channel most ({s.size} px, {s.steps} steps, seed {s.seed})"
-        + (f", with {s.samples} diverse samples" if s.samples else "")
-        + ("; the classes each pushes toward" if plan.classes is not None and s.top else "") + ".</p>"
-        + exemplar_note
-        + "<table><tr><th>layer</th><th>channels</th><th>stride</th><th>first channels</th><th></th></tr>" + "".join(rows) + "</table>"
-        + (f"<h2>Failed work</h2><ul>{failed}</ul>" if failed else "")))
+    return _page(
+        f"{plan.model}: microscope",
+        (
+            f"<h1>{html.escape(plan.model)}</h1>"
+            f"<p class=note>{drawn:,} of {total:,} channels of {len(layers)} layers, each drawn by feature visualization: "
+            f"a picture grown from noise that excites the channel most ({s.size} px, {s.steps} steps, seed {s.seed})"
+            + (f", with {s.samples} diverse samples" if s.samples else "")
+            + ("; the classes each pushes toward" if plan.classes is not None and s.top else "")
+            + ".</p>"
+            + exemplar_note
+            + "<table><tr><th>layer</th><th>channels</th><th>stride</th><th>first channels</th><th></th></tr>"
+            + "".join(rows)
+            + "</table>"
+            + (f"<h2>Failed work</h2><ul>{failed}</ul>" if failed else "")
+        ),
+    )
 
 
 def _layer_page(model: str, layer: str, channels: dict, stride: int, neighbours) -> str:
@@ -163,15 +195,23 @@ def _layer_page(model: str, layer: str, channels: dict, stride: int, neighbours)
         if "missing" in fact:
             cells.append(f'<div class=cell><div class=missing title="{html.escape(fact["missing"])}">not drawn</div>{c}</div>')
         else:
-            cells.append(f'<div class=cell><a href="{c}.html"><img src="{picture_name(c)}" alt="channel {c}"{lazy}></a>'
-                         f'<a href="{c}.html">{c}</a></div>')
+            cells.append(
+                f'<div class=cell><a href="{c}.html"><img src="{picture_name(c)}" alt="channel {c}"{lazy}></a>'
+                f'<a href="{c}.html">{c}</a></div>'
+            )
     previous, following = neighbours
-    nav = (f'<div class=nav><span>{_link(previous, "../" + layer_folder(previous) + "/index.html", "← ") if previous else ""}</span>'
-           f'<span>{_link(following, "../" + layer_folder(following) + "/index.html", "", " →") if following else ""}</span></div>')
-    return _page(f"{model} {layer}", (
-        f'<div class=crumbs><a href="../index.html">{html.escape(model)}</a> › {html.escape(layer)}</div>{nav}'
-        f"<h1>{html.escape(layer)}</h1><p class=note>{len(channels)} channels, stride {stride} px. Click a channel for its "
-        f"samples, classes and exemplars.</p><div class=grid>{''.join(cells)}</div>"))
+    nav = (
+        f"<div class=nav><span>{_link(previous, '../' + layer_folder(previous) + '/index.html', '← ') if previous else ''}</span>"
+        f"<span>{_link(following, '../' + layer_folder(following) + '/index.html', '', ' →') if following else ''}</span></div>"
+    )
+    return _page(
+        f"{model} {layer}",
+        (
+            f'<div class=crumbs><a href="../index.html">{html.escape(model)}</a> › {html.escape(layer)}</div>{nav}'
+            f"<h1>{html.escape(layer)}</h1><p class=note>{len(channels)} channels, stride {stride} px. Click a channel for its "
+            f"samples, classes and exemplars.</p><div class=grid>{''.join(cells)}</div>"
+        ),
+    )
 
 
 def _link(text: str, href: str, before: str = "", after: str = "") -> str:
@@ -180,26 +220,42 @@ def _link(text: str, href: str, before: str = "", after: str = "") -> str:
 
 def _channel_page(plan: Site, layer: str, channel: int, fact: dict, count: int) -> str:
     model = plan.model
-    nav = (f'<div class=nav><span>{_link(f"channel {channel - 1}", f"{channel - 1}.html", "← ") if channel > 0 else ""}</span>'
-           f'<span>{_link(f"channel {channel + 1}", f"{channel + 1}.html", "", " →") if channel + 1 < count else ""}</span></div>')
-    head = (f'<div class=crumbs><a href="../index.html">{html.escape(model)}</a> › <a href="index.html">{html.escape(layer)}</a> › '
-            f"channel {channel}</div>{nav}<h1>{html.escape(layer)}:{channel}</h1>")
+    nav = (
+        f"<div class=nav><span>{_link(f'channel {channel - 1}', f'{channel - 1}.html', '← ') if channel > 0 else ''}</span>"
+        f"<span>{_link(f'channel {channel + 1}', f'{channel + 1}.html', '', ' →') if channel + 1 < count else ''}</span></div>"
+    )
+    head = (
+        f'<div class=crumbs><a href="../index.html">{html.escape(model)}</a> › <a href="index.html">{html.escape(layer)}</a> › '
+        f"channel {channel}</div>{nav}<h1>{html.escape(layer)}:{channel}</h1>"
+    )
     if "missing" in fact:
         return _page(f"{model} {layer}:{channel}", head + f"<p>Not drawn: {html.escape(fact['missing'])}</p>")
     samples = "".join(f'<img src="{picture_name(channel, j)}" alt="sample {j}">' for j in range(1, 1 + plan.settings.samples))
-    body = (f'<img class=big src="{picture_name(channel)}" alt="{html.escape(layer)} channel {channel}">'
-            f"<p class=note>Grown from noise to excite the channel (mean activation at the end: {fact['activation']:.3g}).</p>")
+    body = (
+        f'<img class=big src="{picture_name(channel)}" alt="{html.escape(layer)} channel {channel}">'
+        f"<p class=note>Grown from noise to excite the channel (mean activation at the end: {fact['activation']:.3g}).</p>"
+    )
     if samples:
         body += f"<h2>Diverse samples</h2><p class=note>Pushed apart in style: what else the channel responds to.</p><div class=samples>{samples}</div>"
     if fact.get("classes"):
         top = max(abs(v) for _, v in fact["classes"]) or 1.0
-        rows = "".join(f'<tr><td>{html.escape(_class(plan, i))}</td><td><span class=bar style="width:{max(2, round(120 * v / top)) if v > 0 else 2}px">'
-                       f"</span>{v:+.3g}</td></tr>" for i, v in fact["classes"])
-        body += ("<h2>Classes it pushes toward</h2><p class=note>How much each class's score rises when this channel rises "
-                 f"by 1 everywhere on its picture (the derivative through the rest of the network).</p><table>{rows}</table>")
+        rows = "".join(
+            f'<tr><td>{html.escape(_class(plan, i))}</td><td><span class=bar style="width:{max(2, round(120 * v / top)) if v > 0 else 2}px">'
+            f"</span>{v:+.3g}</td></tr>"
+            for i, v in fact["classes"]
+        )
+        body += (
+            "<h2>Classes it pushes toward</h2><p class=note>How much each class's score rises when this channel rises "
+            f"by 1 everywhere on its picture (the derivative through the rest of the network).</p><table>{rows}</table>"
+        )
     if fact.get("exemplars"):
-        shown = "".join(f'<div class=ex><img src="../{html.escape(e["picture"])}" alt="exemplar {n}">{html.escape(e["file"])} '
-                        f'({e["activation"]:.3g})</div>' for n, e in enumerate(fact["exemplars"], start=1))
-        body += ("<h2>Natural exemplars</h2><p class=note>The patches of real pictures where this channel fires most, each from "
-                 f"a different picture (file, activation).</p>{shown}")
+        shown = "".join(
+            f'<div class=ex><img src="../{html.escape(e["picture"])}" alt="exemplar {n}">{html.escape(e["file"])} '
+            f"({e['activation']:.3g})</div>"
+            for n, e in enumerate(fact["exemplars"], start=1)
+        )
+        body += (
+            "<h2>Natural exemplars</h2><p class=note>The patches of real pictures where this channel fires most, each from "
+            f"a different picture (file, activation).</p>{shown}"
+        )
     return _page(f"{model} {layer}:{channel}", head + body)

@@ -16,10 +16,7 @@ def check_page_folder(path: str | os.PathLike, generator: str, alternative: str 
     shown = os.fspath(path)
     path = Path(os.path.abspath(path))
     if path.exists() and not path.is_dir():
-        raise DreamscopeError(
-            f"output path is a file, but the report is a folder: {shown} "
-            f"(give a new folder name{alternative})"
-        )
+        raise DreamscopeError(f"output path is a file, but the report is a folder: {shown} (give a new folder name{alternative})")
     if path == Path.cwd() or path == path.parent:
         raise DreamscopeError(f"the report needs a folder of its own, not {shown}; give a new folder name such as report/")
     if path.is_dir() and any(path.iterdir()) and not is_page_folder(path, generator):

@@ -16,10 +16,24 @@ def write_patch(result: PatchResult, folder: str | os.PathLike, **_) -> Path:
     """Write result.json and examples.png into `folder` (made if missing)."""
     folder = Path(folder)
     folder.mkdir(exist_ok=True)
-    data = {"from": result.from_label, "to": result.to_label, "settings": result.settings.to_json(), "views_tried": result.views,
-            "rates": result.table(), "skipped": [{"file": f, "why": w} for f, w in result.skipped],
-            "trials": [{"file": t.file, "view": t.view, "box": list(t.box), "before": round(t.before, 4),
-                        "after": {k: {"top": top, "p_to": round(p, 4)} for k, (top, p) in t.after.items()}} for t in result.trials]}
+    data = {
+        "from": result.from_label,
+        "to": result.to_label,
+        "settings": result.settings.to_json(),
+        "views_tried": result.views,
+        "rates": result.table(),
+        "skipped": [{"file": f, "why": w} for f, w in result.skipped],
+        "trials": [
+            {
+                "file": t.file,
+                "view": t.view,
+                "box": list(t.box),
+                "before": round(t.before, 4),
+                "after": {k: {"top": top, "p_to": round(p, 4)} for k, (top, p) in t.after.items()},
+            }
+            for t in result.trials
+        ],
+    }
     files.write_file(folder / "result.json", lambda handle: handle.write(json.dumps(data, indent=1, ensure_ascii=False).encode()))
     names = list(result.examples)
     sheet = contact_sheet([result.examples[n] for n in names], columns=len(names), labels=[result.label(n) for n in names])

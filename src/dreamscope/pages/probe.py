@@ -35,8 +35,14 @@ def check_report_folder(path: str | os.PathLike) -> Path:
     return check_page_folder(path, GENERATOR, alternative=", or a .png name for just the contact sheet")
 
 
-def write_report(result: ProbeResult, folder: str | os.PathLike, *, source: str = "photo", command: str | None = None,
-                 metadata: dict[str, str] | None = None) -> Path:
+def write_report(
+    result: ProbeResult,
+    folder: str | os.PathLike,
+    *,
+    source: str = "photo",
+    command: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> Path:
     """Write index.html, its pictures and sheet.png into `folder` (replacing an earlier report there).
 
     `source` names the photo in the page; `command` is a command line that reproduces the report; `metadata`
@@ -57,8 +63,14 @@ def write_report(result: ProbeResult, folder: str | os.PathLike, *, source: str 
     return folder
 
 
-def write(result: ProbeResult, output: str | os.PathLike, *, metadata: dict[str, str] | None = None, source: str = "photo",
-          command: str | None = None) -> Path:
+def write(
+    result: ProbeResult,
+    output: str | os.PathLike,
+    *,
+    metadata: dict[str, str] | None = None,
+    source: str = "photo",
+    command: str | None = None,
+) -> Path:
     """What a probe job writes: the report folder, or just its contact sheet when `output` names a picture file."""
     if Path(output).suffix.lower() in images.OUTPUT_FORMATS:
         return write_sheet(result, output, metadata=metadata)
@@ -93,8 +105,11 @@ def _legend(result: ProbeResult, size: tuple[int, int]) -> Image.Image:
     tile = Image.new("RGB", size, CAPTION_BACKGROUND)
     draw = ImageDraw.Draw(tile)
     draw.text((14, 14), "dreamscope probe", fill=(245, 245, 245), font=font(20))
-    lines = [result.model, f"{settings.octaves} octaves x {settings.steps} steps per layer",
-             f"seed {settings.seed}, dreamscope {result.record.dreamscope}"]
+    lines = [
+        result.model,
+        f"{settings.octaves} octaves x {settings.steps} steps per layer",
+        f"seed {settings.seed}, dreamscope {result.record.dreamscope}",
+    ]
     for i, line in enumerate(lines):
         draw.text((14, 46 + 20 * i), line, fill=(160, 166, 178), font=font(14))
     return tile
@@ -142,8 +157,10 @@ def _patch(exemplar) -> Image.Image:
 
 
 def _img(path: str, picture: Image.Image, alt: str) -> str:
-    return (f'<img src="{html.escape(path)}" width="{picture.width}" height="{picture.height}" '
-            f'alt="{html.escape(alt)}" title="{html.escape(alt)}">')
+    return (
+        f'<img src="{html.escape(path)}" width="{picture.width}" height="{picture.height}" '
+        f'alt="{html.escape(alt)}" title="{html.escape(alt)}">'
+    )
 
 
 def render_html(result: ProbeResult, source: str = "photo", command: str | None = None) -> str:
@@ -162,7 +179,7 @@ def render_html(result: ProbeResult, source: str = "photo", command: str | None 
     )
     sections = "\n".join(_layer_section(n, layer, len(result.layers)) for n, layer in enumerate(result.layers, start=1))
     rows = "\n".join(f"<tr><th>{e(str(key))}</th><td>{e(_setting(value))}</td></tr>" for key, value in facts.items())
-    reproduce = f'<p>Reproduce it with:</p>\n<pre><code>{e(command)}</code></pre>' if command else ""
+    reproduce = f"<p>Reproduce it with:</p>\n<pre><code>{e(command)}</code></pre>" if command else ""
     title = f"What {result.model} sees in {source}"
     return f"""<!doctype html>
 <html lang="en">
@@ -218,16 +235,36 @@ def _layer_section(number: int, layer, count: int) -> str:
     pair = f' style="grid-template-columns: {widths} {aspect}"'
     cards = "\n".join(
         f'<figure class="channel"><div class="pair"{pair}>'
-        + (_img(_channel_path(number, layer, c, "visualization"), c.visualization, f"what channel {c.index} of {layer.name} looks for")
-           if c.visualization is not None else "")
-        + _img(_channel_path(number, layer, c, "heatmap"), c.heatmap, f"where channel {c.index} of {layer.name} fires in the photo")
-        + "</div>" + _exemplar_strip(number, layer, c)
-        + f'<figcaption>channel {c.index} <span>{c.strength:.1f}&times; average</span></figcaption></figure>'
+        + (
+            _img(
+                _channel_path(number, layer, c, "visualization"),
+                c.visualization,
+                f"what channel {c.index} of {layer.name} looks for",
+            )
+            if c.visualization is not None
+            else ""
+        )
+        + _img(
+            _channel_path(number, layer, c, "heatmap"), c.heatmap, f"where channel {c.index} of {layer.name} fires in the photo"
+        )
+        + "</div>"
+        + _exemplar_strip(number, layer, c)
+        + f"<figcaption>channel {c.index} <span>{c.strength:.1f}&times; average</span></figcaption></figure>"
         for c in layer.top
     )
-    found = "; below them, the patches of the folder&rsquo;s pictures that excite it most" if any(c.exemplars for c in layer.top) else ""
-    channels = (f'<div class="channels"><h3>Strongest channels <span>what each looks for, where it fires, and how strongly it responds to this photo compared with the layer&rsquo;s average channel{found}</span></h3>'
-                f'<div class="cards">{cards}</div></div>') if layer.top else ""
+    found = (
+        "; below them, the patches of the folder&rsquo;s pictures that excite it most"
+        if any(c.exemplars for c in layer.top)
+        else ""
+    )
+    channels = (
+        (
+            f'<div class="channels"><h3>Strongest channels <span>what each looks for, where it fires, and how strongly it responds to this photo compared with the layer&rsquo;s average channel{found}</span></h3>'
+            f'<div class="cards">{cards}</div></div>'
+        )
+        if layer.top
+        else ""
+    )
     return f"""<section class="layer" id="{e(layer.name)}">
 <h2>{e(layer.name)} <span>layer {number} of {count} &middot; {layer.channels} channels &middot; stride {layer.stride}</span></h2>
 <div class="body">
@@ -241,11 +278,15 @@ def _exemplar_strip(number: int, layer, channel) -> str:
     """A channel's natural exemplars, strongest first, each titled with its file and activation; '' without."""
     if not channel.exemplars:
         return ""
-    pictures = "".join(_img(_exemplar_path(number, layer, channel, rank), _patch(e), f"{e.file}, activation {e.activation:.3g}")
-                       for rank, e in enumerate(channel.exemplars, start=1))
+    pictures = "".join(
+        _img(_exemplar_path(number, layer, channel, rank), _patch(e), f"{e.file}, activation {e.activation:.3g}")
+        for rank, e in enumerate(channel.exemplars, start=1)
+    )
     columns = min(4, len(channel.exemplars))
-    return (f'<div class="exemplars" style="grid-template-columns: repeat({columns}, 1fr)">{pictures}</div>'
-            f'<p class="found">strongest in the folder&rsquo;s pictures</p>')
+    return (
+        f'<div class="exemplars" style="grid-template-columns: repeat({columns}, 1fr)">{pictures}</div>'
+        f'<p class="found">strongest in the folder&rsquo;s pictures</p>'
+    )
 
 
 def _exemplar_note(result: ProbeResult) -> str:
@@ -256,10 +297,14 @@ def _exemplar_note(result: ProbeResult) -> str:
     e = html.escape
     skipped = ""
     if found.skipped:
-        names = ", ".join(e(name) for name, _ in found.skipped[:10]) + (f" and {len(found.skipped) - 10} more" if len(found.skipped) > 10 else "")
+        names = ", ".join(e(name) for name, _ in found.skipped[:10]) + (
+            f" and {len(found.skipped) - 10} more" if len(found.skipped) > 10 else ""
+        )
         skipped = f", {len(found.skipped)} skipped ({names})"
-    return (f'<p class="note">Natural exemplars from <code>{e(result.settings.exemplar_folder)}</code>: '
-            f'{found.read} picture{"" if found.read == 1 else "s"} read{skipped}.</p>\n')
+    return (
+        f'<p class="note">Natural exemplars from <code>{e(result.settings.exemplar_folder)}</code>: '
+        f"{found.read} picture{'' if found.read == 1 else 's'} read{skipped}.</p>\n"
+    )
 
 
 def _setting(value) -> str:

@@ -3,12 +3,14 @@ examples) and the exemplars sheet (a row per channel: its feature visualization,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from PIL import Image, ImageDraw
 
-EXEMPLAR_TILE = 128  # px: the exemplars sheet shows the visualization and every patch at this side, whatever the layer's patch size
+EXEMPLAR_TILE = (
+    128  # px: the exemplars sheet shows the visualization and every patch at this side, whatever the layer's patch size
+)
 EXEMPLAR_GAP = 4
 EXEMPLAR_CAPTION = 34  # two lines of 12 px text
 
@@ -16,15 +18,16 @@ EXEMPLAR_CAPTION = 34  # two lines of 12 px text
 def sheet_columns(count: int) -> int:
     """Columns for `count` pictures: as square as possible with every row full (8 -> 4x2, 12 -> 4x3), falling
     back to the squarest grid when no such layout is reasonable (7 -> 3 columns)."""
-    best = max(1, round(count ** 0.5))
-    for columns in sorted(range(1, count + 1), key=lambda c: abs(c - count ** 0.5)):
+    best = max(1, round(count**0.5))
+    for columns in sorted(range(1, count + 1), key=lambda c: abs(c - count**0.5)):
         if count % columns == 0 and columns >= count // columns and columns <= 2 * best:
             return columns
     return best
 
 
-def contact_sheet(pictures: Sequence[Image.Image], columns: int | None = None, gap: int = 4,
-                  labels: Sequence[str] | None = None) -> Image.Image:
+def contact_sheet(
+    pictures: Sequence[Image.Image], columns: int | None = None, gap: int = 4, labels: Sequence[str] | None = None
+) -> Image.Image:
     """Pictures in a grid, left to right, top to bottom, each with its label underneath when given."""
     columns = columns or sheet_columns(len(pictures))
     rows = -(-len(pictures) // columns)

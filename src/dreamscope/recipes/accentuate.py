@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ..optvis import objectives
 from ..models import LoadedModel
+from ..optvis import objectives
 from ..optvis.render import activations
 
 MAX_STRIDE = 8  # the default comparison layer: the deepest at this stride or finer (shapes, not objects)
@@ -56,12 +56,20 @@ class Accentuation:
         rose = f"{target} {self.target_before:.2f} -> {self.target_after:.2f}"
         if self.probability_before is not None:
             rose += f" (probability {self.probability_before:.3f} -> {self.probability_after:.3f})"
-        return (f"accentuated {rose}; the picture moved {self.pixel_change:.1f}/255 a pixel, "
-                f"feature distance {self.feature_distance:.3f} at {self.layer}")
+        return (
+            f"accentuated {rose}; the picture moved {self.pixel_change:.1f}/255 a pixel, "
+            f"feature distance {self.feature_distance:.3f} at {self.layer}"
+        )
 
 
-def measure(model: LoadedModel, target: objectives.Objective, layer: str, photo: torch.Tensor, picture: torch.Tensor,
-            class_index: int | None = None) -> Accentuation:
+def measure(
+    model: LoadedModel,
+    target: objectives.Objective,
+    layer: str,
+    photo: torch.Tensor,
+    picture: torch.Tensor,
+    class_index: int | None = None,
+) -> Accentuation:
     """Compare the finished picture with the photo, both as they are (no transforms)."""
     from .classify import class_probabilities
 
@@ -71,8 +79,13 @@ def measure(model: LoadedModel, target: objectives.Objective, layer: str, photo:
         acts = activations(model, tuple(dict.fromkeys((*target.layers, layer))), batch, image=batch)
         before = float(target({name: a[1:] for name, a in acts.items()}))
         after = float(target({name: a[:1] for name, a in acts.items()}))
-        result = dict(layer=layer, pixel_change=float((picture - photo.to(picture)).abs().mean() * 255),
-                      feature_distance=float(distance(acts)), target_before=before, target_after=after)
+        result = dict(
+            layer=layer,
+            pixel_change=float((picture - photo.to(picture)).abs().mean() * 255),
+            feature_distance=float(distance(acts)),
+            target_before=before,
+            target_after=after,
+        )
         if class_index is not None:
             probabilities = class_probabilities(model, batch)[:, class_index]
             result.update(probability_before=float(probabilities[1]), probability_after=float(probabilities[0]))

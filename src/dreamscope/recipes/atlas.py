@@ -21,25 +21,23 @@ diver" map that led the paper to its patch attack, `recipes/patch.py`).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.autograd.forward_ad as fwAD
 from PIL import Image
 
-from .. import imaging
-from ..io import files, provenance
-from ..optvis import objectives, params, render, transforms
 from ..errors import DreamscopeError
 from ..events import Event, Run, Stage, finish, nest
+from ..io import files, folders, provenance
 from ..models import LoadedModel
 from ..models.spec import LOGITS
+from ..optvis import objectives, params, render, transforms
 from ..settings import AtlasSettings
 from . import base
-from ..io import folders
 
 TOP_CLASSES = 5  # classes listed per cell
 ICON_BATCH = 24  # icons optimized together: one batch keeps both cores busy without holding many pictures
@@ -72,53 +70,95 @@ class Collection:
 
     def save(self, path: str | os.PathLike) -> Path:
         """One .npz file (no pickled objects): a shard of a large collection, or a collection to lay out again."""
-        meta = np.array([str(FORMAT), self.model, self.layer, str(self.side), f"{self.grid[0]},{self.grid[1]}", str(self.seed), self.root])
-        arrays = dict(meta=meta, files=np.array(self.files, dtype=str), vectors=self.vectors, picture=self.picture,
-                      position=self.position, skipped=np.array(self.skipped, dtype=str).reshape(-1, 2))
+        meta = np.array(
+            [str(FORMAT), self.model, self.layer, str(self.side), f"{self.grid[0]},{self.grid[1]}", str(self.seed), self.root]
+        )
+        arrays = dict(
+            meta=meta,
+            files=np.array(self.files, dtype=str),
+            vectors=self.vectors,
+            picture=self.picture,
+            position=self.position,
+            skipped=np.array(self.skipped, dtype=str).reshape(-1, 2),
+        )
         if self.attributions is not None:
             arrays["attributions"] = self.attributions
         path = Path(path)
         return files.write_file(path, lambda stream: np.savez_compressed(stream, **arrays))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Collection":
+    def load(cls, path: str | os.PathLike) -> Collection:
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = [str(v) for v in data["meta"]]
                 if meta[0] != str(FORMAT):
-                    raise DreamscopeError(f"{path} is a collection of format {meta[0]}; this dreamscope reads format {FORMAT}: collect again")
+                    raise DreamscopeError(
+                        f"{path} is a collection of format {meta[0]}; this dreamscope reads format {FORMAT}: collect again"
+                    )
                 rows, cols = (int(v) for v in meta[4].split(","))
-                return cls(meta[1], meta[2], int(meta[3]), (rows, cols), int(meta[5]), meta[6], [str(f) for f in data["files"]],
-                           data["vectors"], data["picture"], data["position"],
-                           data["attributions"] if "attributions" in data else None,
-                           [(str(a), str(b)) for a, b in data["skipped"]])
+                return cls(
+                    meta[1],
+                    meta[2],
+                    int(meta[3]),
+                    (rows, cols),
+                    int(meta[5]),
+                    meta[6],
+                    [str(f) for f in data["files"]],
+                    data["vectors"],
+                    data["picture"],
+                    data["position"],
+                    data.get("attributions", None),
+                    [(str(a), str(b)) for a, b in data["skipped"]],
+                )
         except (OSError, KeyError, ValueError, IndexError) as exc:
-            raise DreamscopeError(f"cannot read collection {path} ({files.reason(exc) if isinstance(exc, OSError) else exc}); "
-                                  "collect it again") from None
+            raise DreamscopeError(
+                f"cannot read collection {path} ({files.reason(exc) if isinstance(exc, OSError) else exc}); collect it again"
+            ) from None
 
     @classmethod
-    def concatenate(cls, parts: Sequence["Collection"]) -> "Collection":
+    def concatenate(cls, parts: Sequence[Collection]) -> Collection:
         """Shards of one folder (or several folders' collections) as one collection."""
         if not parts:
             raise DreamscopeError("no collections to join")
         first = parts[0]
         for part in parts[1:]:
             if (part.model, part.layer, part.side) != (first.model, first.layer, first.side):
-                raise DreamscopeError(f"cannot join a collection of {part.model} {part.layer} at {part.side} px with one of "
-                                      f"{first.model} {first.layer} at {first.side} px")
+                raise DreamscopeError(
+                    f"cannot join a collection of {part.model} {part.layer} at {part.side} px with one of "
+                    f"{first.model} {first.layer} at {first.side} px"
+                )
         files, pictures = [], []
         for part in parts:
             root = Path(part.root)
             pictures.append(part.picture + len(files))
             files += [os.path.relpath(root / name, first.root) if part.root != first.root else name for name in part.files]
         attributions = None if any(p.attributions is None for p in parts) else np.concatenate([p.attributions for p in parts])
-        return cls(first.model, first.layer, first.side, first.grid, first.seed, first.root, files,
-                   np.concatenate([p.vectors for p in parts]), np.concatenate(pictures),
-                   np.concatenate([p.position for p in parts]), attributions, [s for p in parts for s in p.skipped])
+        return cls(
+            first.model,
+            first.layer,
+            first.side,
+            first.grid,
+            first.seed,
+            first.root,
+            files,
+            np.concatenate([p.vectors for p in parts]),
+            np.concatenate(pictures),
+            np.concatenate([p.position for p in parts]),
+            attributions,
+            [s for p in parts for s in p.skipped],
+        )
 
 
-def collect_iter(folder, layer: str | None = None, settings: AtlasSettings | None = None, *, shard: tuple[int, int] | None = None,
-                 model: str | LoadedModel | None = None, device: str | None = None, **fields) -> Run:
+def collect_iter(
+    folder,
+    layer: str | None = None,
+    settings: AtlasSettings | None = None,
+    *,
+    shard: tuple[int, int] | None = None,
+    model: str | LoadedModel | None = None,
+    device: str | None = None,
+    **fields,
+) -> Run:
     """Collect `positions` activation vectors per picture of `folder` (a path, or a list of picture files) at
     `layer` (default: the model's default layer); the atlas settings give positions, seed, side, model and
     weights. `shard` (i, n) reads only every n-th picture from the i-th: n such jobs, joined with
@@ -148,11 +188,26 @@ def _collect(net: LoadedModel, layer: str, scan: folders.Scan, positions: int, s
         done = indices[-1] + 1
         yield Event((Stage("picture", done, len(scan.files)),), done / len(scan.files))
     if not vectors:
-        raise DreamscopeError(f"none of the {len(scan.files)} pictures in {scan.root} could be read "
-                              f"(first: {scan.skipped[0][0]}: {scan.skipped[0][1]})")
-    yield finish(Collection(net.name, layer, scan.side, grid, seed, str(scan.root), scan.files, np.concatenate(vectors),
-                            np.concatenate(pictures), np.concatenate(places),
-                            np.concatenate(attributions) if attributions else None, list(scan.skipped)))
+        raise DreamscopeError(
+            f"none of the {len(scan.files)} pictures in {scan.root} could be read "
+            f"(first: {scan.skipped[0][0]}: {scan.skipped[0][1]})"
+        )
+    yield finish(
+        Collection(
+            net.name,
+            layer,
+            scan.side,
+            grid,
+            seed,
+            str(scan.root),
+            scan.files,
+            np.concatenate(vectors),
+            np.concatenate(pictures),
+            np.concatenate(places),
+            np.concatenate(attributions) if attributions else None,
+            list(scan.skipped),
+        )
+    )
 
 
 def collect(folder, layer: str | None = None, **options) -> Collection:
@@ -218,7 +273,11 @@ def _sample(net: LoadedModel, layer: str, x: torch.Tensor, picks: torch.Tensor, 
 
 def _gather(flat: torch.Tensor, picks: torch.Tensor) -> torch.Tensor:
     """flat (B, C, HW), picks (B, K) -> vectors (B*K, C)."""
-    return flat.gather(2, picks.to(flat.device).unsqueeze(1).expand(-1, flat.shape[1], -1)).transpose(1, 2).reshape(-1, flat.shape[1])
+    return (
+        flat.gather(2, picks.to(flat.device).unsqueeze(1).expand(-1, flat.shape[1], -1))
+        .transpose(1, 2)
+        .reshape(-1, flat.shape[1])
+    )
 
 
 def _covering(picks: torch.Tensor, grid: tuple[int, int], rows: int, cols: int) -> torch.Tensor:
@@ -262,9 +321,18 @@ def layout(vectors: np.ndarray, seed: int = 0, neighbours: int = 15, min_dist: f
     umap = _umap()
     count = len(vectors)
     if count < 4:
-        raise DreamscopeError(f"an atlas needs at least 4 activation vectors to lay out, got {count}: give more pictures or --positions")
-    reducer = umap.UMAP(n_components=2, n_neighbors=min(neighbours, count - 1), min_dist=min_dist, metric="cosine",
-                        random_state=seed, n_jobs=1, init="spectral" if count > 16 else "random")
+        raise DreamscopeError(
+            f"an atlas needs at least 4 activation vectors to lay out, got {count}: give more pictures or --positions"
+        )
+    reducer = umap.UMAP(
+        n_components=2,
+        n_neighbors=min(neighbours, count - 1),
+        min_dist=min_dist,
+        metric="cosine",
+        random_state=seed,
+        n_jobs=1,
+        init="spectral" if count > 16 else "random",
+    )
     with np.errstate(all="ignore"):
         return reducer.fit_transform(np.asarray(vectors, dtype=np.float32)).astype(np.float32)
 
@@ -278,8 +346,10 @@ def _umap():
             import umap
         return umap
     except ImportError:
-        raise DreamscopeError("the atlas lays out activations with UMAP, which is not installed: "
-                              "pip install 'dreamscope[atlas]' (or pip install umap-learn)") from None
+        raise DreamscopeError(
+            "the atlas lays out activations with UMAP, which is not installed: "
+            "pip install 'dreamscope[atlas]' (or pip install umap-learn)"
+        ) from None
 
 
 def check_layout_available() -> None:
@@ -333,7 +403,7 @@ def bin_cells(coords: np.ndarray, grid: int, min_count: int = 3) -> list[Cell]:
     cells = []
     for key, start, size in zip(*np.unique(keys, return_index=True, return_counts=True)):
         if size >= min_count:
-            cells.append(Cell(int(key // grid), int(key % grid), np.sort(order[start:start + size]), np.zeros(0)))
+            cells.append(Cell(int(key // grid), int(key % grid), np.sort(order[start : start + size]), np.zeros(0)))
     return cells
 
 
@@ -345,8 +415,17 @@ def cell_means(cells: list[Cell], vectors: np.ndarray) -> None:
 # -- 4. icons --------------------------------------------------------------------------------------------------
 
 
-def render_icons_iter(net: LoadedModel, layer: str, directions: np.ndarray, *, size: int = 80, steps: int = 160,
-                      seed: int = 0, batch: int = ICON_BATCH, cossim_power: float = 1.0) -> Iterator[Event]:
+def render_icons_iter(
+    net: LoadedModel,
+    layer: str,
+    directions: np.ndarray,
+    *,
+    size: int = 80,
+    steps: int = 160,
+    seed: int = 0,
+    batch: int = ICON_BATCH,
+    cossim_power: float = 1.0,
+) -> Iterator[Event]:
     """Feature visualizations of activation directions at `layer` (one picture each), `batch` at a time; the
     last event's result is the list of PIL pictures. The transformations are scaled to the icon's size."""
     total = len(directions)
@@ -354,12 +433,18 @@ def render_icons_iter(net: LoadedModel, layer: str, directions: np.ndarray, *, s
     scale = size / 224
     pad, jitter = max(2, round(12 * scale)), max(1, round(8 * scale))
     for start in range(0, total, batch):
-        chunk = torch.as_tensor(np.asarray(directions[start:start + batch]), dtype=torch.float32)
+        chunk = torch.as_tensor(np.asarray(directions[start : start + batch]), dtype=torch.float32)
         generator = base.generator(seed + start)
         picture = params.make_param("fft", len(chunk), size, size, generator).to(net.device)
         objective = objectives.direction_sheet(layer, chunk, cossim_power)
-        events = render.optimize(net, objective, picture, steps=steps, generator=generator,
-                                 transform=lambda x, g: transforms.robustness(x, g, pad=pad, jitter=jitter))
+        events = render.optimize(
+            net,
+            objective,
+            picture,
+            steps=steps,
+            generator=generator,
+            transform=transforms.standard_transforms(pad=pad, jitter=jitter),
+        )
         stage = Stage("icons", min(start + batch, total), total)
         last = None
         for last in events:
@@ -396,8 +481,10 @@ class AtlasResult:
         for cell in self.cells:
             if (cell.row, cell.col) == (row, col):
                 return cell
-        raise DreamscopeError(f"the atlas has no cell at row {row}, column {col} (it is empty or outside the {self.settings.grid}x"
-                              f"{self.settings.grid} grid)")
+        raise DreamscopeError(
+            f"the atlas has no cell at row {row}, column {col} (it is empty or outside the {self.settings.grid}x"
+            f"{self.settings.grid} grid)"
+        )
 
 
 def check(settings: AtlasSettings, model: LoadedModel, sizes: Mapping[str, tuple[int, int]] | None = None) -> None:
@@ -411,8 +498,15 @@ def check(settings: AtlasSettings, model: LoadedModel, sizes: Mapping[str, tuple
         base.known_class(model, "compare", name)
 
 
-def atlas_iter(folder=None, settings: AtlasSettings | None = None, *, collection: Collection | None = None,
-               model: str | LoadedModel | None = None, device: str | None = None, **fields) -> Run:
+def atlas_iter(
+    folder=None,
+    settings: AtlasSettings | None = None,
+    *,
+    collection: Collection | None = None,
+    model: str | LoadedModel | None = None,
+    device: str | None = None,
+    **fields,
+) -> Run:
     """Make an activation atlas of a folder of pictures (or of a `collection` gathered before, e.g. in shards).
 
     Everything is checked before any work: the layer, the classes (`class_name`, `compare`), that UMAP is
@@ -442,27 +536,38 @@ COLLECT_SHARE, _LAYOUT, _ICONS = 0.35, 0.10, 0.50
 
 def _atlas(net, layer, settings: AtlasSettings, scan, collection, classes, indices, record) -> Iterator[Event]:
     if collection is None:
-        collection = yield from nest(_collect(net, layer, scan, settings.positions, settings.seed), Stage("collect", 1, 4), 0.0, COLLECT_SHARE)
+        collection = yield from nest(
+            _collect(net, layer, scan, settings.positions, settings.seed), Stage("collect", 1, 4), 0.0, COLLECT_SHARE
+        )
     selected = _select(collection, indices, settings.keep)
     yield Event((Stage("layout", 2, 4, f"{len(selected)} vectors"),), COLLECT_SHARE)
     coords = layout(collection.vectors[selected], settings.seed, settings.neighbours)
     cells = bin_cells(coords, settings.grid, settings.min_count)
     if not cells:
-        raise DreamscopeError(f"no cell of the {settings.grid}x{settings.grid} grid holds {settings.min_count} vectors; "
-                              "use a smaller grid or min_count, or more pictures")
+        raise DreamscopeError(
+            f"no cell of the {settings.grid}x{settings.grid} grid holds {settings.min_count} vectors; "
+            "use a smaller grid or min_count, or more pictures"
+        )
     for cell in cells:
         cell.members = selected[cell.members]
     cell_means(cells, collection.vectors)
     _describe(cells, collection, net, classes, indices)
-    icons = yield from nest(render_icons_iter(net, layer, np.stack([c.mean for c in cells]), size=settings.icon_size,
-                                              steps=settings.icon_steps, seed=settings.seed),
-                            Stage("icons", 3, 4), COLLECT_SHARE + _LAYOUT, _ICONS)
+    icons = yield from nest(
+        render_icons_iter(
+            net, layer, np.stack([c.mean for c in cells]), size=settings.icon_size, steps=settings.icon_steps, seed=settings.seed
+        ),
+        Stage("icons", 3, 4),
+        COLLECT_SHARE + _LAYOUT,
+        _ICONS,
+    )
     for cell, icon in zip(cells, icons):
         cell.icon = icon
     yield Event((Stage("exemplars", 4, 4),), COLLECT_SHARE + _LAYOUT + _ICONS)
     if settings.exemplars_per_cell:
         add_exemplars(cells, collection, net.layer(layer).stride, settings.exemplars_per_cell)
-    yield finish(AtlasResult(settings, net.name, layer, collection, selected, coords, cells, [net.class_label(i) for i in indices], record))
+    yield finish(
+        AtlasResult(settings, net.name, layer, collection, selected, coords, cells, [net.class_label(i) for i in indices], record)
+    )
 
 
 def _select(collection: Collection, classes: list[int], keep: float) -> np.ndarray:
@@ -478,8 +583,10 @@ def _select(collection: Collection, classes: list[int], keep: float) -> np.ndarr
         order = np.argsort(-push, kind="stable")[: max(8, round(keep * len(collection)))]
         chosen.update(order[push[order] > 0].tolist())
     if len(chosen) < 8:
-        raise DreamscopeError(f"only {len(chosen)} activation vectors push toward the class: too few for an atlas; "
-                              "give more pictures (of that class or like it) or a larger keep")
+        raise DreamscopeError(
+            f"only {len(chosen)} activation vectors push toward the class: too few for an atlas; "
+            "give more pictures (of that class or like it) or a larger keep"
+        )
     return np.array(sorted(chosen))
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
-from ..errors import DreamscopeError, SettingsError, literal, suggest
+from ..errors import DreamscopeError, SettingsError, UnknownName, literal, suggest
 from ..models import IMAGE, LOGITS, LayerInfo, LoadedModel, load_model
 from ..settings import Settings
 
@@ -22,7 +23,9 @@ def prepare(cls: type[Settings], settings: Settings | None, fields: Mapping[str,
     if isinstance(model, str):
         fields["model"] = model
     elif model is not None and not isinstance(model, LoadedModel):
-        raise TypeError(f"model must be a name or a LoadedModel (dreamscope.load_model or wrap_model), got {type(model).__name__}")
+        raise TypeError(
+            f"model must be a name or a LoadedModel (dreamscope.load_model or wrap_model), got {type(model).__name__}"
+        )
     settings = cls.build(settings, fields)
     if isinstance(model, LoadedModel):
         if settings.model != model.source:
@@ -51,7 +54,13 @@ def known_layer(model: LoadedModel, field: str, name: str, *, pseudo: bool = Fal
     dreamable layer. `pseudo` also accepts "image" and "logits" (a diversity or comparison layer may be either)."""
     if name not in model.layers and not (pseudo and name in (IMAGE, LOGITS)):
         why = f" ({model.not_dreamable[name]})" if name in model.not_dreamable else ""
-        raise SettingsError(field, literal(f"names {name!r}, which is not a layer of {model.name}{why}{suggest(name, model.layers)}"))
+        raise UnknownName(
+            field,
+            literal(
+                f"names {name!r}, which is not a layer of {model.name}{why}{suggest(name, model.layers)}; "
+                f"list them with: dreamscope layers --model {model.name}"
+            ),
+        )
     return model.layer(name)
 
 
@@ -63,7 +72,7 @@ def known_class(model: LoadedModel, field: str, name: str | int) -> int:
         raise
     except DreamscopeError as exc:
         why = str(exc).replace(f"unknown class '{str(name).strip()}'", "no such class")
-        raise SettingsError(field, literal(f"cannot be {str(name)!r}: {why}")) from None
+        raise UnknownName(field, literal(f"cannot be {str(name)!r}: {why}")) from None
 
 
 def known_channels(model: LoadedModel, field: str, layer: str, channels) -> None:
@@ -71,4 +80,4 @@ def known_channels(model: LoadedModel, field: str, layer: str, channels) -> None
     count = model.layer(layer).channels
     bad = [c for c in channels if not 0 <= c < count]
     if bad:
-        raise SettingsError(field, f"names channel {bad[0]} of {layer}, which has channels 0-{count - 1}")
+        raise UnknownName(field, f"names channel {bad[0]} of {layer}, which has channels 0-{count - 1}")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 from PIL import Image
@@ -44,8 +44,14 @@ def check(settings: ClassifySettings, model: LoadedModel, sizes: Mapping[str, tu
     model.layer(LOGITS)
 
 
-def classify_iter(image: Image.Image, settings: ClassifySettings | None = None, *, model: str | LoadedModel | None = None,
-                  device: str | None = None, **fields) -> Run:
+def classify_iter(
+    image: Image.Image,
+    settings: ClassifySettings | None = None,
+    *,
+    model: str | LoadedModel | None = None,
+    device: str | None = None,
+    **fields,
+) -> Run:
     """The model's `top` classes for a picture, most probable first: a Run whose one event's result is the list of
     Predictions (what a job runs; `classify` gives the list)."""
     settings, net = base.prepare(ClassifySettings, settings, fields, model, device)

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping
 
 import torch
 from PIL import Image
 
 from .. import imaging
-from ..io import provenance
-from ..optvis import objectives, render
 from ..errors import SettingsError
 from ..events import Event, Run, Stage, finish
+from ..fields import ChannelRanking, parse_channels, parse_layer_weights
+from ..io import provenance
 from ..models import LayerInfo, LoadedModel, precision
-from ..settings import ChannelRanking, DreamSettings, parse_channels, parse_layer_weights
+from ..optvis import objectives, render
+from ..settings import DreamSettings
 from . import base
 
 AUTO_TILE_SIZE = 384  # measured: the lowest 4K peak memory without losing speed (2.0 GiB, see docs/benchmarks.md)
@@ -44,7 +45,9 @@ def layer_weights(model: LoadedModel, spec: str | None, field: str = "layer") ->
     return found
 
 
-def check_plan(model: LoadedModel, specs: Iterable[tuple[str | None, str]], settings, size: tuple[int, int] | None = None) -> None:
+def check_plan(
+    model: LoadedModel, specs: Iterable[tuple[str | None, str]], settings, size: tuple[int, int] | None = None
+) -> None:
     """What a dream asks of the model, for each (layer spec, its setting's name) in `specs` (a zoom cycles through
     several): known feature maps, channels they have, octaves the picture of `size` (width, height, as dreamed) is
     large enough for, and tiles that can be exact."""
@@ -67,8 +70,14 @@ def check(settings: DreamSettings, model: LoadedModel, sizes: Mapping[str, tuple
     check_plan(model, [(settings.layer, "layer")], settings, size and imaging.limited_size(size, settings.max_size))
 
 
-def build_objective(model: LoadedModel, photo: torch.Tensor, layer: str | None, channels: str | None,
-                    guide: Image.Image | None, field: str = "layer") -> objectives.Objective:
+def build_objective(
+    model: LoadedModel,
+    photo: torch.Tensor,
+    layer: str | None,
+    channels: str | None,
+    guide: Image.Image | None,
+    field: str = "layer",
+) -> objectives.Objective:
     """Weighted L2 (or guided) objective over the chosen layers (the setting `field`); names and channels checked
     against the model."""
     weighted = layer_weights(model, layer, field)
@@ -113,9 +122,12 @@ def check_octaves(model: LoadedModel, layers: Iterable[str], size: tuple[int, in
     deepest = max((model.layer(name) for name in layers), key=lambda info: info.stride or 0)
     min_side = max(32, 2 * (deepest.stride or 1))
     if min(sizes[0]) < min_side:
-        raise SettingsError("octaves", f"is too many for this {size[1]}x{size[0]} px picture: the smallest octave would be "
-                                       f"{sizes[0][1]}x{sizes[0][0]} px, too small for layer {deepest.name} (needs "
-                                       f"{min_side} px per side); use fewer {{octaves}}, a smaller {{octave_scale}} or a larger picture")
+        raise SettingsError(
+            "octaves",
+            f"is too many for this {size[1]}x{size[0]} px picture: the smallest octave would be "
+            f"{sizes[0][1]}x{sizes[0][0]} px, too small for layer {deepest.name} (needs "
+            f"{min_side} px per side); use fewer {{octaves}}, a smaller {{octave_scale}} or a larger picture",
+        )
 
 
 @dataclass(frozen=True)
@@ -139,8 +151,18 @@ def plan_octaves(model: LoadedModel, objective: objectives.Objective, size, sett
     return [Octave(s, AUTO_TILE_SIZE if auto and s[0] * s[1] > AUTO_TILE_ABOVE else None) for s in sizes]
 
 
-def octave_dream(model: LoadedModel, objective: objectives.Objective, photo: torch.Tensor, plan: list[Octave], *,
-                 steps: int, step_size: float, jitter: int, generator: torch.Generator, soft_bounds: bool = False) -> Iterator[Event]:
+def octave_dream(
+    model: LoadedModel,
+    objective: objectives.Objective,
+    photo: torch.Tensor,
+    plan: list[Octave],
+    *,
+    steps: int,
+    step_size: float,
+    jitter: int,
+    generator: torch.Generator,
+    soft_bounds: bool = False,
+) -> Iterator[Event]:
     """The octave loop on a picture tensor (NCHW RGB in [0, 1]); the last event's result is the dreamed tensor.
 
     The fraction done counts pixel-steps, so it tracks time: the last octave is the largest and slowest.
@@ -153,8 +175,17 @@ def octave_dream(model: LoadedModel, objective: objectives.Objective, photo: tor
         base_x = imaging.resize(photo, octave.size)
         x = (base_x + imaging.resize(detail, octave.size)).clamp_(0.0, 1.0)
         stage = Stage("octave", number, len(plan))
-        for event in render.ascend(model, objective, x, steps=steps, step_size=step_size, jitter=jitter, generator=generator,
-                                   tile=octave.tile, soft_bounds=soft_bounds):
+        for event in render.ascend(
+            model,
+            objective,
+            x,
+            steps=steps,
+            step_size=step_size,
+            jitter=jitter,
+            generator=generator,
+            tile=octave.tile,
+            soft_bounds=soft_bounds,
+        ):
             x, loss = event.picture, event.loss
             yield event.nested(stage, done / total, work[number - 1] / total)
         done += work[number - 1]
@@ -162,8 +193,15 @@ def octave_dream(model: LoadedModel, objective: objectives.Objective, photo: tor
     yield finish(x, picture=x, loss=loss)
 
 
-def dream_iter(image: Image.Image, settings: DreamSettings | None = None, *, guide: Image.Image | None = None,
-               model: str | LoadedModel | None = None, device: str | None = None, **fields) -> Run:
+def dream_iter(
+    image: Image.Image,
+    settings: DreamSettings | None = None,
+    *,
+    guide: Image.Image | None = None,
+    model: str | LoadedModel | None = None,
+    device: str | None = None,
+    **fields,
+) -> Run:
     """Dream `image` (a PIL image): a Run of events, the last with `done=True` and the dreamed PIL image.
 
     `settings` (a DreamSettings) and/or its fields as keywords: `layer` is a name or "a=1,b=0.5"; `channels` is
@@ -179,8 +217,16 @@ def dream_iter(image: Image.Image, settings: DreamSettings | None = None, *, gui
     plan = plan_octaves(net, objective, x.shape[-2:], settings)
     dreamer = precision.at(net, settings.precision)
     record = provenance.make(settings, net, {"input": image, "guide": guide}, precision=precision.name_of(dreamer))
-    events = octave_dream(dreamer, objective, x, plan, steps=settings.steps, step_size=settings.step_size,
-                          jitter=settings.jitter, generator=base.generator(settings.seed))
+    events = octave_dream(
+        dreamer,
+        objective,
+        x,
+        plan,
+        steps=settings.steps,
+        step_size=settings.step_size,
+        jitter=settings.jitter,
+        generator=base.generator(settings.seed),
+    )
     return Run(_dreamed(events, record), settings, record, net)
 
 
@@ -197,4 +243,3 @@ def _dreamed(events: Iterator[Event], record: provenance.Record) -> Iterator[Eve
 def dream(image: Image.Image, settings: DreamSettings | None = None, **options) -> Image.Image:
     """Dream `image` and return the result as a PIL image; takes what `dream_iter` takes."""
     return dream_iter(image, settings, **options).result()
-

@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import torch
 from PIL import Image
 
-from .. import imaging
-from ..io import provenance
-from ..optvis import objectives, render
 from ..errors import DreamscopeError, SettingsError
 from ..events import Event, Run, Stage, finish, nest
+from ..fields import parse_unit
+from ..io import folders, provenance
 from ..models import LoadedModel
-from ..settings import ExemplarsSettings, parse_unit
-from ..io import folders
+from ..optvis import objectives, render
+from ..settings import ExemplarsSettings
 from . import base
 from .visualize import visualize_iter
 
@@ -75,8 +74,11 @@ def parse_units(model: LoadedModel, units: str) -> list[Unit]:
         layer, index = parse_unit(text)
         info = base.known_layer(model, "units", layer, pseudo=True)  # with the closest names; "logits" is not a map
         if info.stride is None:
-            raise SettingsError("units", f"names {layer}, which is not a feature map (it has no positions to cut a patch "
-                                         f"from); pick a layer such as {model.spec.default_layer}")
+            raise SettingsError(
+                "units",
+                f"names {layer}, which is not a feature map (it has no positions to cut a patch "
+                f"from); pick a layer such as {model.spec.default_layer}",
+            )
         if not 0 <= index < info.channels:
             raise SettingsError("units", f"names channel {index} of {layer}, which has channels 0-{info.channels - 1}")
         parsed.append((layer, index))
@@ -90,9 +92,16 @@ def check(settings: ExemplarsSettings, model: LoadedModel, sizes: Mapping[str, t
         raise SettingsError("units", f"names {len(units)} channels; one sheet shows at most {MAX_SHEET_UNITS}")
 
 
-def exemplars_iter(path: str | os.PathLike, units: str | Sequence | None = None, settings: ExemplarsSettings | None = None, *,
-                   model: str | LoadedModel | None = None, device: str | None = None, batch_size: int = folders.BATCH,
-                   **fields) -> Run:
+def exemplars_iter(
+    path: str | os.PathLike,
+    units: str | Sequence | None = None,
+    settings: ExemplarsSettings | None = None,
+    *,
+    model: str | LoadedModel | None = None,
+    device: str | None = None,
+    batch_size: int = folders.BATCH,
+    **fields,
+) -> Run:
     """Find the natural exemplars of `units` ("layer:channel", comma-separated, or (layer, channel) pairs) in the
     pictures under the folder `path`: a Run of events; the last has the ExemplarsResult.
 
@@ -121,14 +130,21 @@ def _exemplars(net, scan, chosen, settings, record, batch_size) -> Iterator[Even
     yield finish(dataclasses.replace(found, settings=settings, record=record))
 
 
-def exemplars(path: str | os.PathLike, units: str | Sequence | None = None, settings: ExemplarsSettings | None = None,
-              **options) -> ExemplarsResult:
+def exemplars(
+    path: str | os.PathLike, units: str | Sequence | None = None, settings: ExemplarsSettings | None = None, **options
+) -> ExemplarsResult:
     """Like `exemplars_iter`, but returns the finished `ExemplarsResult`."""
     return exemplars_iter(path, units, settings, **options).result()
 
 
-def sheet_iter(path: str | os.PathLike, settings: ExemplarsSettings | None = None, *, model: str | LoadedModel | None = None,
-               device: str | None = None, **fields) -> Run:
+def sheet_iter(
+    path: str | os.PathLike,
+    settings: ExemplarsSettings | None = None,
+    *,
+    model: str | LoadedModel | None = None,
+    device: str | None = None,
+    **fields,
+) -> Run:
     """What an exemplars sheet shows: the units' natural exemplars in the pictures under `path`, then each unit's
     feature visualization (`vis_size`, `vis_steps`), all in one batch. The last event's result is the
     ExemplarsResult with its `visualizations`; its note says how many pictures were read and skipped."""
@@ -139,18 +155,22 @@ def sheet_iter(path: str | os.PathLike, settings: ExemplarsSettings | None = Non
     def events() -> Iterator[Event]:
         found = yield from nest(run, Stage("part", 1, 2, "exemplars"), 0.0, 0.5)
         drawn = yield from nest(_unit_pictures(net, settings, list(found.units)), Stage("part", 2, 2, "visualization"), 0.5, 0.5)
-        yield finish(dataclasses.replace(found, visualizations=drawn), note=f"{_count(found.read, 'picture')} read, "
-                                                                             f"{len(found.skipped)} skipped")
+        yield finish(
+            dataclasses.replace(found, visualizations=drawn),
+            note=f"{_count(found.read, 'picture')} read, {len(found.skipped)} skipped",
+        )
 
     return Run(events(), run.settings, run.record, net)
 
 
 def _unit_pictures(net: LoadedModel, settings: ExemplarsSettings, units: Sequence[Unit]) -> Run:
     """The units' feature visualizations as one batched optimization: picture i maximizes unit i."""
-    objective = sum((objectives.channel(layer, index, sample=i) for i, (layer, index) in enumerate(units)),
-                    objectives.Objective(terms=()))
-    return visualize_iter(objective, model=net, size=settings.vis_size, steps=settings.vis_steps, seed=settings.seed,
-                          samples=len(units))
+    objective = sum(
+        (objectives.channel(layer, index, sample=i) for i, (layer, index) in enumerate(units)), objectives.Objective(terms=())
+    )
+    return visualize_iter(
+        objective, model=net, size=settings.vis_size, steps=settings.vis_steps, seed=settings.seed, samples=len(units)
+    )
 
 
 def _count(number: int, noun: str) -> str:
@@ -178,22 +198,26 @@ class _TopK:
         self.positions = torch.cat([self.positions, positions])[keep]
 
 
-def search(model: LoadedModel, scan: folders.Scan, units: Sequence[Unit], count: int,
-           batch_size: int = folders.BATCH) -> Iterator[Event]:
+def search(
+    model: LoadedModel, scan: folders.Scan, units: Sequence[Unit], count: int, batch_size: int = folders.BATCH
+) -> Iterator[Event]:
     """One pass over the scan's pictures for all `units` at once, then their patches: events, the last with an
     ExemplarsResult (without settings or record). A folder without one readable picture is an error."""
     tops, grids, read = yield from top_responses(model, scan, units, count, batch_size, span=0.9)
     if not read:
         first, why = scan.skipped[0]
         which = "the only picture file" if len(scan.files) == 1 else f"none of the {len(scan.files)} picture files"
-        raise DreamscopeError(f"{which} in {scan.root} could{' not' if len(scan.files) == 1 else ''} be read ({first}: {why}); "
-                              "give a folder with readable pictures")
+        raise DreamscopeError(
+            f"{which} in {scan.root} could{' not' if len(scan.files) == 1 else ''} be read ({first}: {why}); "
+            "give a folder with readable pictures"
+        )
     found = yield from _cut(model, scan, units, tops, grids)
     yield finish(ExemplarsResult(scan.root, scan.side, found, read, list(scan.skipped)))
 
 
-def top_responses(model: LoadedModel, scan: folders.Scan, units: Sequence[Unit], count: int, batch_size: int = folders.BATCH,
-                  span: float = 1.0):
+def top_responses(
+    model: LoadedModel, scan: folders.Scan, units: Sequence[Unit], count: int, batch_size: int = folders.BATCH, span: float = 1.0
+):
     """The pass itself: yields progress (fractions up to `span`) and returns ({unit: _TopK over indices of
     scan.files}, {layer: its grid (rows, cols)}, pictures read). A shard with no readable picture reads 0."""
     layers = list(dict.fromkeys(layer for layer, _ in units))
@@ -221,7 +245,9 @@ def _cut(model, scan, units, tops, grids) -> Iterator[Event]:
     """The patches of every unit's top pictures, re-reading each of those pictures once."""
     wanted: dict[int, list] = {}  # picture -> (unit, rank, position, score)
     for unit, top in tops.items():
-        for rank, (picture, position, score) in enumerate(zip(top.pictures.tolist(), top.positions.tolist(), top.scores.tolist())):
+        for rank, (picture, position, score) in enumerate(
+            zip(top.pictures.tolist(), top.positions.tolist(), top.scores.tolist())
+        ):
             wanted.setdefault(picture, []).append((unit, rank, position, score))
     found = {unit: [None] * len(tops[unit].scores) for unit in units}
     for number, picture in enumerate(sorted(wanted), start=1):

@@ -34,8 +34,11 @@ class FlowEstimator:
 
     def __init__(self, preset: str = "medium"):
         cv2 = _cv2()
-        presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-                   "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+        presets = {
+            "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+            "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+        }
         self._dis = cv2.DISOpticalFlow_create(presets[preset])
 
     def backward(self, previous: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

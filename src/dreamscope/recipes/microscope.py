@@ -5,6 +5,8 @@ microscope's work (its items, resuming, exemplars) is `work/microscope.py`, its 
 
 from __future__ import annotations
 
+from collections import deque
+
 import torch
 import torch.autograd.forward_ad as fwAD
 
@@ -20,18 +22,25 @@ def render_channels(net: LoadedModel, layer: str, channels: list[int], settings:
     channel i (0: the main picture, drawn without the diversity term). Returns the pictures (N, 3, H, W) on the CPU
     and each picture's final mean activation of its channel."""
     per = 1 + settings.samples
-    objective = sum((objectives.channel(layer, channel, sample=i * per + j) for i, channel in enumerate(channels) for j in range(per)),
-                    objectives.Objective(terms=()))
+    objective = sum(
+        (objectives.channel(layer, channel, sample=i * per + j) for i, channel in enumerate(channels) for j in range(per)),
+        objectives.Objective(terms=()),
+    )
     if settings.samples >= 2 and settings.diversity > 0:
         groups = [[i * per + 1 + j for j in range(settings.samples)] for i in range(len(channels))]
         objective = objective + settings.diversity * objectives.diversity(layer, groups)
     generator = base.generator_for(settings.seed, layer, channels[0])
     param = params.make_param("fft", len(channels) * per, settings.size, settings.size, generator).to(net.device)
-    last = None
-    for last in render.optimize(net, objective, param, steps=settings.steps, learning_rate=settings.learning_rate,
-                                generator=generator, transform=transforms.robustness):
-        pass
-    pictures = last.picture.float()
+    steps = render.optimize(
+        net,
+        objective,
+        param,
+        steps=settings.steps,
+        learning_rate=settings.learning_rate,
+        generator=generator,
+        transform=transforms.robustness,
+    )
+    pictures = deque(steps, maxlen=1)[0].picture.float()  # the last step's
     with torch.no_grad():
         act = render.activations(net, [layer], pictures)[layer]
     index = torch.tensor([c for c in channels for _ in range(per)])

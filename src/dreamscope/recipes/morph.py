@@ -9,16 +9,16 @@ favour it.
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import torch
 from PIL import Image
 
 from .. import imaging
-from ..io import provenance
-from ..optvis import objectives, params, render, transforms
 from ..events import Event, Run, Stage, finish
+from ..io import provenance
 from ..models import LoadedModel
+from ..optvis import objectives, params, render, transforms
 from ..settings import MorphSettings
 from . import base
 from .classify import probabilities
@@ -43,8 +43,14 @@ def check(settings: MorphSettings, model: LoadedModel, sizes: Mapping[str, tuple
         base.known_class(model, "classes", name)
 
 
-def morph_iter(settings: MorphSettings | None = None, *, init: Image.Image | None = None, model: str | LoadedModel | None = None,
-               device: str | None = None, **fields) -> Run:
+def morph_iter(
+    settings: MorphSettings | None = None,
+    *,
+    init: Image.Image | None = None,
+    model: str | LoadedModel | None = None,
+    device: str | None = None,
+    **fields,
+) -> Run:
     """Frames morphing through `classes` ("banana,starfish", names or indices): a Run of events, each finished
     frame an event with `frame` set and the frame as its picture."""
     settings, net = base.prepare(MorphSettings, settings, fields, model, device)
@@ -100,8 +106,16 @@ def _frames(net, objective, picture, optimizer, generator, weights, targets, nam
 
     def run(steps: int, stop, start: float, span: float, stage: Stage):
         last = None
-        for last in render.optimize(net, objective, picture, steps=steps, generator=generator, optimizer=optimizer,
-                                    transform=transforms.robustness, stop=stop):
+        for last in render.optimize(
+            net,
+            objective,
+            picture,
+            steps=steps,
+            generator=generator,
+            optimizer=optimizer,
+            transform=transforms.robustness,
+            stop=stop,
+        ):
             yield Event((stage, *last.stages), start + span * last.fraction, last.loss, last.picture)
         return last
 

@@ -10,20 +10,19 @@ side by side, say whether the feature itself does the work or any patch there wo
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Sequence
 
 import torch
 from PIL import Image, ImageOps
 
 from .. import imaging
-from ..io import images
 from ..errors import DreamscopeError
 from ..events import Event, Run, Stage, finish
+from ..io import folders, images
 from ..models import LoadedModel
 from ..settings import PatchSettings
 from . import base
-from ..io import folders
 from .classify import class_probabilities
 
 NOISE = "noise"
@@ -71,9 +70,17 @@ class PatchResult:
         return sum(trial.after[patch][0] == self.from_label for trial in self.trials)
 
     def table(self) -> list[dict]:
-        return [{"patch": name, "trials": len(self.trials), "flips": self.flips(name), "flip_rate": round(self.flip_rate(name), 4),
-                 "mean_probability": round(self.mean_probability(name), 4), "still_from_class": self.kept(name)}
-                for name in self.patches]
+        return [
+            {
+                "patch": name,
+                "trials": len(self.trials),
+                "flips": self.flips(name),
+                "flip_rate": round(self.flip_rate(name), 4),
+                "mean_probability": round(self.mean_probability(name), 4),
+                "still_from_class": self.kept(name),
+            }
+            for name in self.patches
+        ]
 
 
 def check(settings: PatchSettings, model: LoadedModel, sizes: Mapping[str, tuple[int, int]] | None = None) -> None:
@@ -82,9 +89,17 @@ def check(settings: PatchSettings, model: LoadedModel, sizes: Mapping[str, tuple
         base.known_class(model, name, getattr(settings, name))
 
 
-def patch_iter(photos: str | os.PathLike | Sequence[str | os.PathLike], icon: Image.Image, settings: PatchSettings | None = None, *,
-               controls: dict[str, Image.Image] | None = None, icon_name: str = "icon", model: str | LoadedModel | None = None,
-               device: str | None = None, **fields) -> Run:
+def patch_iter(
+    photos: str | os.PathLike | Sequence[str | os.PathLike],
+    icon: Image.Image,
+    settings: PatchSettings | None = None,
+    *,
+    controls: dict[str, Image.Image] | None = None,
+    icon_name: str = "icon",
+    model: str | LoadedModel | None = None,
+    device: str | None = None,
+    **fields,
+) -> Run:
     """Run the experiment on `photos` (a folder, searched recursively, or picture files) with `icon` (named
     `icon_name` in tables) and, besides the noise control, each picture in `controls` (name -> picture). The last
     event's result is a PatchResult."""
@@ -96,8 +111,9 @@ def patch_iter(photos: str | os.PathLike | Sequence[str | os.PathLike], icon: Im
     return Run(_experiment(net, scan, settings, source, target, patches, icon_name), settings, None, net)
 
 
-def _experiment(net, scan: folders.Scan, settings: PatchSettings, source: int, target: int, patches: dict,
-                icon_name: str) -> Iterator[Event]:
+def _experiment(
+    net, scan: folders.Scan, settings: PatchSettings, source: int, target: int, patches: dict, icon_name: str
+) -> Iterator[Event]:
     side = scan.side
     patch_side = max(2, round(settings.size * side))
     from_label, to_label = net.class_label(source), net.class_label(target)
@@ -129,8 +145,10 @@ def _experiment(net, scan: folders.Scan, settings: PatchSettings, source: int, t
                 examples = variants
         yield Event((Stage("photo", number, len(scan.files)),), number / len(scan.files))
     if not trials:
-        raise DreamscopeError(f"the network calls none of the {views} view(s) of the photos {from_label} (its top class), so "
-                              "there is nothing to flip: give photos of that class, or more views (--views)")
+        raise DreamscopeError(
+            f"the network calls none of the {views} view(s) of the photos {from_label} (its top class), so "
+            "there is nothing to flip: give photos of that class, or more views (--views)"
+        )
     yield finish(PatchResult(settings, from_label, to_label, list(patches), trials, views, skipped, examples, icon_name))
 
 

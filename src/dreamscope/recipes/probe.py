@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Iterator, Mapping
 
 import torch
 from PIL import Image
 
 from .. import imaging
-from ..io import provenance
-from ..optvis import objectives, render
 from ..events import Event, Run, Stage, finish, nest
+from ..io import folders, provenance
 from ..models import LayerInfo, LoadedModel, precision
+from ..optvis import objectives, render
 from ..settings import DreamSettings, ProbeSettings
 from . import base
 from . import dream as dream_recipe
 from . import exemplars as exemplars_recipe
-from ..io import folders
 from . import visualize as visualize_recipe
 from .classify import Prediction, classify
 
@@ -76,9 +75,15 @@ class ProbeResult:
         """Every setting, the layers as probed and what ran them: the report's table. The exemplar settings only
         with an exemplar folder: without one, the table is as it was before exemplars existed."""
         unused = ("recipe",) + (("exemplar_folder", "exemplar_count") if self.settings.exemplar_folder is None else ())
-        return {**{k: v for k, v in self.settings.to_json().items() if k not in unused}, "layers": [layer.name for layer in self.layers], "photo_size": list(self.photo.size),
-                "device": self.record.device, "threads": self.record.threads, "dreamscope": self.record.dreamscope,
-                "torch": self.record.torch}
+        return {
+            **{k: v for k, v in self.settings.to_json().items() if k not in unused},
+            "layers": [layer.name for layer in self.layers],
+            "photo_size": list(self.photo.size),
+            "device": self.record.device,
+            "threads": self.record.threads,
+            "dreamscope": self.record.dreamscope,
+            "torch": self.record.torch,
+        }
 
 
 def default_layers(model: LoadedModel, count: int = LAYER_COUNT) -> list[str]:
@@ -115,18 +120,33 @@ def check(settings: ProbeSettings, model: LoadedModel, sizes: Mapping[str, tuple
     """Refuse, before any work, what `settings` ask that `model` cannot do: every layer, dreamed on its own (its
     octaves checked for the input's size, a deep layer needing a larger picture than a shallow one)."""
     size = (sizes or {}).get("input")
-    dream_recipe.check_plan(model, [(name, "layers") for name in parse_layers(model, settings.layers)], _dream_settings(settings),
-                            size and imaging.limited_size(size, settings.max_size))
+    dream_recipe.check_plan(
+        model,
+        [(name, "layers") for name in parse_layers(model, settings.layers)],
+        _dream_settings(settings),
+        size and imaging.limited_size(size, settings.max_size),
+    )
 
 
 def _dream_settings(settings: ProbeSettings) -> DreamSettings:
     """The dream each layer gets: the probe's own dream settings."""
-    return DreamSettings.build(None, {k: getattr(settings, k) for k in
-                                      ("model", "weights", "seed", "octaves", "octave_scale", "steps", "step_size", "jitter")})
+    return DreamSettings.build(
+        None,
+        {
+            k: getattr(settings, k)
+            for k in ("model", "weights", "seed", "octaves", "octave_scale", "steps", "step_size", "jitter")
+        },
+    )
 
 
-def probe_iter(image: Image.Image, settings: ProbeSettings | None = None, *, model: str | LoadedModel | None = None,
-               device: str | None = None, **fields) -> Run:
+def probe_iter(
+    image: Image.Image,
+    settings: ProbeSettings | None = None,
+    *,
+    model: str | LoadedModel | None = None,
+    device: str | None = None,
+    **fields,
+) -> Run:
     """Probe `image` at `layers` (default: `default_layers`): a Run of events; the last has the ProbeResult.
 
     `channels` is how many of each layer's strongest channels to show (0: dreams and classes only, which is
@@ -163,13 +183,22 @@ def _probe(net, dreamer, photo, photo_x, names, plans, settings: ProbeSettings, 
     for number, (name, (objective, plan)) in enumerate(zip(names, plans), start=1):
         stage = Stage("layer", number, len(names), name)
         at = (number - 1) * width
-        dreamed = dream_recipe.octave_dream(dreamer, objective, photo_x, plan, steps=settings.steps, step_size=settings.step_size,
-                                            jitter=settings.jitter, generator=base.generator(settings.seed))
+        dreamed = dream_recipe.octave_dream(
+            dreamer,
+            objective,
+            photo_x,
+            plan,
+            steps=settings.steps,
+            step_size=settings.step_size,
+            jitter=settings.jitter,
+            generator=base.generator(settings.seed),
+        )
         dream_x = yield from nest(dreamed, stage, at, per_dream / per_layer * width)
         top = []
         if settings.channels:
-            top = yield from _channels(net, photo_x, name, settings, stage, at + per_dream / per_layer * width,
-                                       settings.vis_steps / per_layer * width)
+            top = yield from _channels(
+                net, photo_x, name, settings, stage, at + per_dream / per_layer * width, settings.vis_steps / per_layer * width
+            )
         info = net.layer(name)
         probes.append(LayerProbe(name, info.channels, info.stride, imaging.to_pil(dream_x), top))
     found = None
@@ -186,8 +215,15 @@ def _exemplars(net, scan: folders.Scan, probes: list[LayerProbe], settings: Prob
     found = yield from nest(searched, Stage("exemplars", 1, 1, scan.root.name), at, span)
     for note in exemplars_recipe.skipped_notes(found.skipped):
         yield Event(fraction=at + span, note=note)  # where the bar is: a note must not move it back
-    probes = [dataclasses.replace(layer, top=[dataclasses.replace(channel, exemplars=tuple(found.units[(layer.name, channel.index)]))
-                                              for channel in layer.top]) for layer in probes]
+    probes = [
+        dataclasses.replace(
+            layer,
+            top=[
+                dataclasses.replace(channel, exemplars=tuple(found.units[(layer.name, channel.index)])) for channel in layer.top
+            ],
+        )
+        for layer in probes
+    ]
     return probes, found
 
 
@@ -198,11 +234,19 @@ def _channels(net, photo_x, name, settings: ProbeSettings, stage: Stage, at: flo
     ranked = objectives.rank_channels(activation, objectives.ChannelRanking(True, settings.channels))
     strengths = activation.pow(2).mean(dim=(0, 2, 3))  # rank_channels' score
     strengths = strengths / strengths.mean().clamp(min=1e-12)
-    visualized = visualize_recipe.visualize_iter(objectives.channel_sheet(name, ranked), model=net, size=settings.vis_size,
-                                                 steps=settings.vis_steps, seed=settings.seed, samples=len(ranked))
+    visualized = visualize_recipe.visualize_iter(
+        objectives.channel_sheet(name, ranked),
+        model=net,
+        size=settings.vis_size,
+        steps=settings.vis_steps,
+        seed=settings.seed,
+        samples=len(ranked),
+    )
     pictures = yield from nest(visualized, stage, at, span)
-    return [ChannelProbe(index, float(strengths[index]), heatmap(photo_x, activation[:, index]), pictures[i])
-            for i, index in enumerate(ranked)]
+    return [
+        ChannelProbe(index, float(strengths[index]), heatmap(photo_x, activation[:, index]), pictures[i])
+        for i, index in enumerate(ranked)
+    ]
 
 
 def probe(image: Image.Image, settings: ProbeSettings | None = None, **options) -> ProbeResult:

@@ -23,8 +23,11 @@ from .classify import class_probabilities
 VIEWS = ("picture", "mirror", "crop")
 CROP = 0.75  # the crop view keeps the middle 75% of each side
 # The judge of a maker's pictures: a network of another size, trained separately.
-JUDGES = {"efficientnet-lite0": "efficientnet-lite2", "efficientnet-lite1": "efficientnet-lite2",
-          "efficientnet-lite2": "efficientnet-lite0"}
+JUDGES = {
+    "efficientnet-lite0": "efficientnet-lite2",
+    "efficientnet-lite1": "efficientnet-lite2",
+    "efficientnet-lite2": "efficientnet-lite0",
+}
 DEFAULT_JUDGE = "efficientnet-lite2"
 
 
@@ -73,10 +76,14 @@ class Score:
         return sum(view.top1 for view in self.views.values())
 
     def summary(self) -> str:
-        shown = ", ".join(f"{name} {view.probability:.3f}{'' if view.top1 else ' (judge: ' + view.judge_top1 + ')'}"
-                          for name, view in self.views.items())
-        return (f"{self.judge} names {self.target} on {self.recognized} of {len(self.views)} views: {shown}; "
-                f"colourfulness {self.colourfulness:.1f}, saturation {self.saturation:.2f}")
+        shown = ", ".join(
+            f"{name} {view.probability:.3f}{'' if view.top1 else ' (judge: ' + view.judge_top1 + ')'}"
+            for name, view in self.views.items()
+        )
+        return (
+            f"{self.judge} names {self.target} on {self.recognized} of {len(self.views)} views: {shown}; "
+            f"colourfulness {self.colourfulness:.1f}, saturation {self.saturation:.2f}"
+        )
 
 
 def score(picture: Image.Image, target: int, judge: LoadedModel) -> Score:
@@ -88,8 +95,9 @@ def score(picture: Image.Image, target: int, judge: LoadedModel) -> Score:
         for name, view in views(x).items():
             probabilities = class_probabilities(judge, view)[0]
             top = int(probabilities.argmax())
-            judged[name] = ViewScore(top == target, float(probabilities[target]), judge.class_label(top),
-                                     float(probabilities[top]))
+            judged[name] = ViewScore(
+                top == target, float(probabilities[target]), judge.class_label(top), float(probabilities[top])
+            )
     return Score(judge.name, judge.class_label(target), judged, colour.colourfulness(picture), colour.saturation(picture))
 
 

@@ -9,16 +9,16 @@ blend is then dreamed, so the invented detail moves with the scene instead of bo
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
 from .. import imaging
-from ..io import provenance
 from ..errors import DreamscopeError
 from ..events import Event, Run, Stage, finish, nest
+from ..io import provenance
 from ..models import LoadedModel, precision
 from ..settings import VideoSettings
 from . import base
@@ -37,9 +37,16 @@ def check(settings: VideoSettings, model: LoadedModel, sizes: Mapping[str, tuple
     dream_recipe.check_plan(model, [(settings.layer, "layer")], settings, size and imaging.limited_size(size, settings.max_size))
 
 
-def video_iter(frames: Iterable[Image.Image], settings: VideoSettings | None = None, *, count: int | None = None,
-               guide: Image.Image | None = None, model: str | LoadedModel | None = None, device: str | None = None,
-               **fields) -> Run:
+def video_iter(
+    frames: Iterable[Image.Image],
+    settings: VideoSettings | None = None,
+    *,
+    count: int | None = None,
+    guide: Image.Image | None = None,
+    model: str | LoadedModel | None = None,
+    device: str | None = None,
+    **fields,
+) -> Run:
     """Dream a stream of frames (PIL images, all one size): a Run of events, one with `frame` set per source frame.
 
     `frames` is consumed lazily, one at a time, so a long video never sits in memory; `count` (when known, or the
@@ -67,7 +74,9 @@ def video_iter(frames: Iterable[Image.Image], settings: VideoSettings | None = N
     return Run(events, settings, record, net)
 
 
-def _frames(net, objective, plan, settings: VideoSettings, frames: Iterator[Image.Image], count: int | None, label: str) -> Iterator[Event]:
+def _frames(
+    net, objective, plan, settings: VideoSettings, frames: Iterator[Image.Image], count: int | None, label: str
+) -> Iterator[Event]:
     estimator = optical_flow.FlowEstimator() if settings.blend > 0 else None
     previous_source = previous_dream = shape = None
     total = count or 0
@@ -78,7 +87,9 @@ def _frames(net, objective, plan, settings: VideoSettings, frames: Iterator[Imag
         if shape is None:
             shape, size = source.shape, picture.size
         elif source.shape != shape:
-            raise DreamscopeError(f"frame {index + 1} is {picture.width}x{picture.height}, not {size[0]}x{size[1]} like the first")
+            raise DreamscopeError(
+                f"frame {index + 1} is {picture.width}x{picture.height}, not {size[0]}x{size[1]} like the first"
+            )
         start = source
         carried = estimator is not None and previous_dream is not None
         if carried:
@@ -88,9 +99,17 @@ def _frames(net, objective, plan, settings: VideoSettings, frames: Iterator[Imag
         start_x = torch.from_numpy(np.ascontiguousarray(start)).permute(2, 0, 1).unsqueeze(0).to(net.device)
         stage = Stage("frame", index + 1, max(total, index + 1), label)
         at, span = (index / total, 1 / total) if total else (0.0, 0.0)
-        dreamed = dream_recipe.octave_dream(net, objective, start_x, plan, steps=settings.frame_steps if carried else settings.steps,
-                                            step_size=settings.step_size, jitter=settings.jitter,
-                                            generator=base.generator(settings.seed), soft_bounds=True)
+        dreamed = dream_recipe.octave_dream(
+            net,
+            objective,
+            start_x,
+            plan,
+            steps=settings.frame_steps if carried else settings.steps,
+            step_size=settings.step_size,
+            jitter=settings.jitter,
+            generator=base.generator(settings.seed),
+            soft_bounds=True,
+        )
         x = yield from nest(dreamed, stage, at, span)
         previous_source = source
         previous_dream = x[0].permute(1, 2, 0).cpu().numpy()
@@ -111,7 +130,7 @@ def flicker(frames: Sequence[Image.Image], motion: tuple[int, int]) -> float:
         b = np.asarray(after.convert("RGB"), dtype=np.float32)
         height, width = a.shape[:2]
         # after[y, x] shows what before[y - dy, x - dx] showed
-        a_part = a[max(0, -dy): height - max(0, dy), max(0, -dx): width - max(0, dx)]
-        b_part = b[max(0, dy): height - max(0, -dy), max(0, dx): width - max(0, -dx)]
+        a_part = a[max(0, -dy) : height - max(0, dy), max(0, -dx) : width - max(0, dx)]
+        b_part = b[max(0, dy) : height - max(0, -dy), max(0, dx) : width - max(0, -dx)]
         changes.append(float(np.abs(a_part - b_part).mean()))
     return float(np.mean(changes))

@@ -9,17 +9,18 @@ nothing. With `init` and `accentuate` it strengthens the target in a photo inste
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 from PIL import Image
 
 from .. import imaging
-from ..io import images, provenance
-from ..optvis import objectives, params, render, transforms
 from ..errors import SettingsError
 from ..events import Event, Run, finish
+from ..fields import parse_unit
+from ..io import provenance
 from ..models import LoadedModel
-from ..settings import VisualizeSettings, parse_unit
+from ..optvis import objectives, params, render, transforms
+from ..settings import VisualizeSettings
 from . import accentuate, base
 
 DEFAULT_GRID = 16  # channels in a layer's sheet when `grid` is not given
@@ -45,7 +46,9 @@ def check(settings: VisualizeSettings, model: LoadedModel, sizes: Mapping[str, t
         raise SettingsError("accentuate", "needs a photo to start from (the {init} picture)")
 
 
-def objective_for(model: LoadedModel, settings: VisualizeSettings, sample: int | None = None) -> tuple[objectives.Objective, list[str]]:
+def objective_for(
+    model: LoadedModel, settings: VisualizeSettings, sample: int | None = None
+) -> tuple[objectives.Objective, list[str]]:
     """The objective the settings name, checked against the model, and a label per picture. `sample`: a class,
     channel or neuron read on that sample of the batch only."""
     if settings.kind == "class":
@@ -69,9 +72,15 @@ def objective_for(model: LoadedModel, settings: VisualizeSettings, sample: int |
     return objective, labels
 
 
-def visualize_iter(target: str | int | objectives.Objective | None = None, settings: VisualizeSettings | None = None, *,
-                   init: Image.Image | None = None, model: str | LoadedModel | None = None, device: str | None = None,
-                   **fields) -> Run:
+def visualize_iter(
+    target: str | int | objectives.Objective | None = None,
+    settings: VisualizeSettings | None = None,
+    *,
+    init: Image.Image | None = None,
+    model: str | LoadedModel | None = None,
+    device: str | None = None,
+    **fields,
+) -> Run:
     """Grow pictures that maximize `target`: a class name or index, or any Objective (from Python).
 
     Or name the target in the settings: `kind` "class", "channel" or "neuron" (target "LAYER:INDEX") or
@@ -90,8 +99,11 @@ def visualize_iter(target: str | int | objectives.Objective | None = None, setti
     if custom is None:
         check(settings, net, {"init": init.size} if init is not None else {})
     if custom is not None:
-        objective = custom + (settings.diversity * objectives.diversity(settings.diversity_layer or net.spec.default_layer)
-                              if settings.diversity > 0 else 0)
+        objective = custom + (
+            settings.diversity * objectives.diversity(settings.diversity_layer or net.spec.default_layer)
+            if settings.diversity > 0
+            else 0
+        )
         objective.check(net)
         labels = [custom.description] * settings.samples
         record = None  # a Python objective is not data: nothing could make it again from a record
@@ -115,10 +127,11 @@ def visualize_iter(target: str | int | objectives.Objective | None = None, setti
         objective.check(net)
         transform = accentuate.beside(start, transform)
         index = net.resolve_class(settings.target) if settings.kind == "class" else None
-        finished = lambda final: accentuate.measure(net, target, layer, start, final, index)  # noqa: E731
+        finished = lambda final: accentuate.measure(net, target, layer, start, final, index)
     learning_rate = settings.learning_rate or params.LEARNING_RATES[settings.parameterization]
-    events = render.optimize(net, objective, picture, steps=settings.steps, learning_rate=learning_rate,
-                             generator=generator, transform=transform)
+    events = render.optimize(
+        net, objective, picture, steps=settings.steps, learning_rate=learning_rate, generator=generator, transform=transform
+    )
     faded = picture.transparency if settings.transparency else None
     return Run(_pictures(events, labels, record, finished, faded), settings, record, net)
 

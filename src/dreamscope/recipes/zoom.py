@@ -9,16 +9,16 @@ matched to the first frame's, channel by channel, and the dream itself keeps res
 from __future__ import annotations
 
 import math
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from .. import imaging
-from ..io import provenance
 from ..errors import DreamscopeError, SettingsError
 from ..events import Event, Run, Stage, finish, nest
+from ..io import provenance
 from ..models import LoadedModel, precision
 from ..settings import ZoomSettings
 from . import base
@@ -84,9 +84,17 @@ def check(settings: ZoomSettings, model: LoadedModel, sizes: Mapping[str, tuple[
     dream_recipe.check_plan(model, layer_specs(settings), settings, size and dreamed_size(size, settings))
 
 
-def zoom_iter(image: Image.Image, settings: ZoomSettings | None = None, *, guide: Image.Image | None = None,
-              model: str | LoadedModel | None = None, device: str | None = None, start: int = 0,
-              first: Image.Image | None = None, **fields) -> Run:
+def zoom_iter(
+    image: Image.Image,
+    settings: ZoomSettings | None = None,
+    *,
+    guide: Image.Image | None = None,
+    model: str | LoadedModel | None = None,
+    device: str | None = None,
+    start: int = 0,
+    first: Image.Image | None = None,
+    **fields,
+) -> Run:
     """Zoom frames from `image`: each dreamed, matched to the first frame's colours, then zoomed for the next.
 
     A Run of events: the steps of each frame's dream, then an event with `frame` set (its index from 0) and the
@@ -111,8 +119,10 @@ def zoom_iter(image: Image.Image, settings: ZoomSettings | None = None, *, guide
     if first is not None:
         first_x = imaging.to_tensor(first.convert("RGB"), net.device)
         if first_x.shape != x.shape:
-            raise DreamscopeError(f"the first frame is {first.width}x{first.height} but the last is {x.shape[-1]}x{x.shape[-2]}; "
-                                  "they are not from the same zoom")
+            raise DreamscopeError(
+                f"the first frame is {first.width}x{first.height} but the last is {x.shape[-1]}x{x.shape[-2]}; "
+                "they are not from the same zoom"
+            )
         reference = colour_distribution(first_x)
     dreamer = precision.at(net, settings.precision)
     record = provenance.make(settings, net, {"input": image, "guide": guide}, precision=precision.name_of(dreamer))
@@ -128,8 +138,17 @@ def _frames(net, x, plans, settings: ZoomSettings, start: int, reference) -> Ite
         objective, plan, name = plans[(index // every) % len(plans)]
         stage = Stage("frame", index + 1, frames, name)
         # A generator per frame: a resumed run draws the same jitter as the uninterrupted one did.
-        dreamed = dream_recipe.octave_dream(net, objective, x, plan, steps=settings.steps, step_size=settings.step_size,
-                                            jitter=settings.jitter, generator=base.generator(settings.seed + index), soft_bounds=True)
+        dreamed = dream_recipe.octave_dream(
+            net,
+            objective,
+            x,
+            plan,
+            steps=settings.steps,
+            step_size=settings.step_size,
+            jitter=settings.jitter,
+            generator=base.generator(settings.seed + index),
+            soft_bounds=True,
+        )
         x = yield from nest(dreamed, stage, index / frames, 1 / frames)
         if reference is None:
             reference = colour_distribution(x)

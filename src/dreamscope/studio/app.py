@@ -34,9 +34,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from .. import settings as S
+from ..errors import DreamscopeError, SettingsError, literal, suggest
 from ..io import provenance
 from ..work import catalogue, jobs
-from ..errors import DreamscopeError, SettingsError, literal, suggest
 from . import info, uploads
 from .guard import Access, Guard
 from .store import ENDED, STATES, DataFolder, JobRow, Store, UploadRow, empty, finite_number
@@ -74,9 +74,19 @@ def field_error(field: str, problem: str, fallback: str) -> SettingsError:
 class Studio:
     """One server's state: its data folder, database, model (the only one its jobs may use) and worker."""
 
-    def __init__(self, data: str | Path, model, *, weights: str | Path | None = None, host: str = "127.0.0.1",
-                 port: int = 8765, token: str | None = None, limits: uploads.Limits | None = None, extra_hosts=(),
-                 run_worker: bool = True):
+    def __init__(
+        self,
+        data: str | Path,
+        model,
+        *,
+        weights: str | Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        token: str | None = None,
+        limits: uploads.Limits | None = None,
+        extra_hosts=(),
+        run_worker: bool = True,
+    ):
         self.data = DataFolder(Path(data)).make()
         self.weights = str(weights) if weights is not None else None  # the --weights the model was loaded with
         self.store = Store(self.data.database)
@@ -129,12 +139,25 @@ class Studio:
     def job_json(self, job: JobRow) -> dict[str, Any]:
         live = self.worker.live(job.id) if job.state == "running" else None
         return {
-            "id": job.id, "recipe": job.recipe, "settings": job.settings, "inputs": job.inputs, "state": job.state,
-            "created": job.created, "started": job.started, "finished": job.finished,
-            "fraction": live.fraction if live else job.fraction, "stage": live.stage if live else job.stage,
-            "loss": finite_number(live.loss if live else job.loss), "eta_s": live.eta_s if live else None,
-            "preview": live.preview if live else None, "error": job.error, "output": job.output if job.state == "done" else None,
-            "parent": job.parent, "continues": job.resume, "attempts": job.attempts, "notes": list(job.notes),
+            "id": job.id,
+            "recipe": job.recipe,
+            "settings": job.settings,
+            "inputs": job.inputs,
+            "state": job.state,
+            "created": job.created,
+            "started": job.started,
+            "finished": job.finished,
+            "fraction": live.fraction if live else job.fraction,
+            "stage": live.stage if live else job.stage,
+            "loss": finite_number(live.loss if live else job.loss),
+            "eta_s": live.eta_s if live else None,
+            "preview": live.preview if live else None,
+            "error": job.error,
+            "output": job.output if job.state == "done" else None,
+            "parent": job.parent,
+            "continues": job.resume,
+            "attempts": job.attempts,
+            "notes": list(job.notes),
             "result": self.result_json(job),
         }
 
@@ -181,9 +204,16 @@ class Studio:
         settings = self._settings(offered[recipe].settings, changes)
         checked = self._inputs(offered[recipe], inputs)
         rows = {role: self.store.upload(upload_id) for role, upload_id in checked.items()}
-        jobs.check(jobs.Job(settings, None, {role: str(self.data.uploads / row.file) for role, row in rows.items()},
-                            {role: row.name for role, row in rows.items()}),
-                   self.model, sizes={role: (row.width, row.height) for role, row in rows.items()})
+        jobs.check(
+            jobs.Job(
+                settings,
+                None,
+                {role: str(self.data.uploads / row.file) for role, row in rows.items()},
+                {role: row.name for role, row in rows.items()},
+            ),
+            self.model,
+            sizes={role: (row.width, row.height) for role, row in rows.items()},
+        )
         job = self.store.add_job(recipe, settings.to_json(), checked, parent=parent)
         self.worker.wake()
         return job
@@ -286,17 +316,26 @@ class Studio:
             if name not in known:
                 raise field_error(name, f"is not a setting of {cls.recipe}{suggest(str(name), known)}", "settings")
             if name in info.FIXED and value not in (None, "", self._fixed(name)):
-                raise SettingsError(name, literal(f"is the server's: it runs {self._fixed('model')}; start dreamscope studio "
-                                                  f"with --{name} to use another"))
+                raise SettingsError(
+                    name,
+                    literal(
+                        f"is the server's: it runs {self._fixed('model')}; start dreamscope studio with --{name} to use another"
+                    ),
+                )
             if name in info.SERVER_ONLY and value not in (None, "", known[name].default):
-                raise SettingsError(name, "is not offered by the studio: it names a folder on the server; use the command line "
-                                          "(dreamscope probe --exemplars FOLDER)")
+                raise SettingsError(
+                    name,
+                    "is not offered by the studio: it names a folder on the server; use the command line "
+                    "(dreamscope probe --exemplars FOLDER)",
+                )
             try:
                 known[name].metadata["check"](name, value)
             except DreamscopeError:
                 raise
-            except Exception:  # noqa: BLE001 - a value of a type the check does not expect (a number for a layer)
-                raise SettingsError(name, literal(f"cannot be {json.dumps(value)[:80]}; see its help for what it takes")) from None
+            except Exception:
+                raise SettingsError(
+                    name, literal(f"cannot be {json.dumps(value)[:80]}; see its help for what it takes")
+                ) from None
         changes.update(model=self._fixed("model"), weights=self._fixed("weights"))
         return cls.build(None, changes)
 
@@ -313,14 +352,20 @@ class Studio:
                 continue
             if role not in recipe.roles:
                 raise field_error(role, f"is not an input of {recipe.name}, which takes {', '.join(recipe.roles)}", "inputs")
-            upload = self.store.upload(upload_id) if isinstance(upload_id, str) and uploads.UPLOAD_ID.fullmatch(upload_id) else None
+            upload = (
+                self.store.upload(upload_id) if isinstance(upload_id, str) and uploads.UPLOAD_ID.fullmatch(upload_id) else None
+            )
             if upload is None:
                 raise SettingsError(role, literal(f"names no upload ({str(upload_id)[:40]!r}); upload the file first"))
             if recipe.input(role).kind == "video":
                 if upload.kind != "video":
-                    raise SettingsError(role, literal(f"must be a video; {upload.name} is a picture (dream it with the dream recipe)"))
+                    raise SettingsError(
+                        role, literal(f"must be a video; {upload.name} is a picture (dream it with the dream recipe)")
+                    )
             elif not upload.still:
-                raise SettingsError(role, literal(f"must be a picture; {upload.name} is a video (dream it with the video recipe)"))
+                raise SettingsError(
+                    role, literal(f"must be a picture; {upload.name} is a video (dream it with the video recipe)")
+                )
             checked[role] = upload.id
         return checked
 
@@ -350,8 +395,16 @@ class ContinueRequest(BaseModel):
     frames: int = Field(description="how many more frames")
 
 
-UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}}
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}
+            }
+        },
+    }
+}
 
 
 # -- the application -----------------------------------------------------------------------------------------------
@@ -401,8 +454,11 @@ def _handlers(app: FastAPI) -> None:
     async def database_failed(_request, exc: sqlite3.Error):
         log.error("dreamscope studio: database error: %s", exc)
         full = "full" in str(exc).lower()
-        return _error(507 if full else 503, f"the studio's database cannot be used now ({exc}); "
-                      + ("free some disk space" if full else "try again, or restart dreamscope studio"))
+        return _error(
+            507 if full else 503,
+            f"the studio's database cannot be used now ({exc}); "
+            + ("free some disk space" if full else "try again, or restart dreamscope studio"),
+        )
 
     @app.exception_handler(DreamscopeError)
     async def refused(_request, exc: DreamscopeError):
@@ -453,8 +509,9 @@ def _routes(app: FastAPI, studio: Studio) -> None:
         if length.isdigit() and int(length) > limits.largest + uploads.MULTIPART_SLACK:
             raise uploads.too_large(limits.largest)  # said before a byte of it is read
         try:
-            received = await uploads.receive(request.stream(), request.headers.get("content-type"), studio.data.uploads,
-                                             limits.largest)
+            received = await uploads.receive(
+                request.stream(), request.headers.get("content-type"), studio.data.uploads, limits.largest
+            )
         except ClientDisconnect:  # the client went away mid-upload: nobody reads this answer
             return _error(400, "the upload was cut off before its end; send it again", "file")
         try:
@@ -476,8 +533,11 @@ def _routes(app: FastAPI, studio: Studio) -> None:
     @app.get("/api/uploads/{upload_id}")
     def get_upload(upload_id: str):
         row = studio.upload(upload_id)
-        return FileResponse(studio.data.uploads / row.file, media_type=uploads.media_type(row.file),
-                            headers={"Cache-Control": "private, max-age=31536000, immutable"})
+        return FileResponse(
+            studio.data.uploads / row.file,
+            media_type=uploads.media_type(row.file),
+            headers={"Cache-Control": "private, max-age=31536000, immutable"},
+        )
 
     # -- jobs --
 
@@ -501,7 +561,7 @@ def _routes(app: FastAPI, studio: Studio) -> None:
         return studio.job_json(studio.cancel(job_id))
 
     @app.post("/api/jobs/{job_id}/again", status_code=201)
-    def post_again(job_id: str, body: AgainRequest | None = Body(default=None)):
+    def post_again(job_id: str, body: AgainRequest | None = Body(default=None)):  # noqa: B008 - FastAPI's way to declare an optional body
         job = studio.again(job_id, body.settings if body is not None else {})
         return JSONResponse(studio.job_json(job), status_code=201)
 
@@ -520,8 +580,11 @@ def _routes(app: FastAPI, studio: Studio) -> None:
         first = await run_in_threadpool(studio.job_json_by_id, job_id)
         if first is None:
             raise not_found(f"no job {job_id!r}; it may have been deleted")
-        return StreamingResponse(_events(studio, job_id, request), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            _events(studio, job_id, request),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     @app.get("/api/jobs/{job_id}/preview")
     def get_preview(job_id: str, v: int | None = None):
@@ -541,9 +604,16 @@ def _routes(app: FastAPI, studio: Studio) -> None:
 
 def _media_type(path: Path) -> str:
     suffix = path.suffix.lower()
-    known = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-             ".svg": "image/svg+xml", ".json": "application/json"}
-    return known.get(suffix) or uploads.MEDIA_TYPES.get(suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    known = {
+        ".html": "text/html; charset=utf-8",
+        ".css": "text/css; charset=utf-8",
+        ".js": "text/javascript; charset=utf-8",
+        ".svg": "image/svg+xml",
+        ".json": "application/json",
+    }
+    return (
+        known.get(suffix) or uploads.MEDIA_TYPES.get(suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    )
 
 
 async def _events(studio: Studio, job_id: str, request: Request):

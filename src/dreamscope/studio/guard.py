@@ -14,10 +14,16 @@ from urllib.parse import parse_qs, urlsplit
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 # The page's own files, its API and the report pages it frames: nothing from elsewhere.
-PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
-               "script-src 'self'; connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'")
-HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-           (b"x-frame-options", b"SAMEORIGIN"), (b"content-security-policy", PAGE_POLICY.encode())]
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
+)
+HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"content-security-policy", PAGE_POLICY.encode()),
+]
 
 
 def is_loopback(host: str) -> bool:
@@ -113,9 +119,16 @@ class Guard:
                 response = RedirectResponse("/", status_code=303)
                 response.set_cookie(access.cookie, access.token, httponly=True, samesite="strict", path="/")
             elif not access.has_token(headers.get("authorization"), request.cookies):
-                response = JSONResponse({"detail": {"field": None, "message": "this studio needs its token: open the address "
-                                         "dreamscope studio printed (with ?token=...), or send Authorization: Bearer TOKEN"}},
-                                        status_code=401)
+                response = JSONResponse(
+                    {
+                        "detail": {
+                            "field": None,
+                            "message": "this studio needs its token: open the address "
+                            "dreamscope studio printed (with ?token=...), or send Authorization: Bearer TOKEN",
+                        }
+                    },
+                    status_code=401,
+                )
         if response is not None:
             return await response(scope, receive, _with_headers(send))
         return await self.app(scope, receive, _with_headers(send))

@@ -31,15 +31,21 @@ def field_json(field: dataclasses.Field) -> dict[str, Any]:
     if isinstance(check, S.Whole):
         data.update(kind="whole", min=check.low, max=check.high, optional=check.optional)
     elif isinstance(check, S.Number):
-        data.update(kind="number", min=check.low, max=check.high, min_exclusive=check.above, max_exclusive=check.below,
-                    optional=check.optional)
+        data.update(
+            kind="number",
+            min=check.low,
+            max=check.high,
+            min_exclusive=check.above,
+            max_exclusive=check.below,
+            optional=check.optional,
+        )
     elif isinstance(check, S.Flag):
         data.update(kind="flag")
     elif isinstance(check, S.Choice):
         data.update(kind="choice", options=list(check.options))
-    elif check is S._tile:
+    elif check is S.tile_size:
         data.update(kind="tile", optional=True)
-    elif check is S._size:
+    elif check is S.picture_size:
         data.update(kind="size", min=64, max=2048)
     else:
         data.update(kind="text", optional=getattr(check, "optional", True))
@@ -52,7 +58,7 @@ def offered() -> dict[str, catalogue.Recipe]:
 
 
 def output_kind(recipe: str) -> str:
-    """"picture", "video" or "report": how the page shows a recipe's result."""
+    """ "picture", "video" or "report": how the page shows a recipe's result."""
     return SHOWN_AS[catalogue.get(recipe).output.kind]
 
 
@@ -100,10 +106,19 @@ def presets(model) -> list[dict[str, Any]]:
         ("deep", "Deep", f"a deep layer ({deep}): eyes, faces, objects", {"layer": deep, "steps": 20} if deep else {"steps": 20}),
         ("strokes", "Strokes", f"a shallow layer ({strokes}): brush strokes and textures", {"layer": strokes} if strokes else {}),
     ]
-    listed = [{"name": name, "label": label, "recipe": "dream", "help": text, "settings": changes}
-              for name, label, text, changes in dream]
-    listed.append({"name": "layers", "label": "What each layer sees", "recipe": "probe",
-                   "help": "a fast probe: the photo dreamed at each layer, small and quick", "settings": dict(PROBE_PRESET)})
+    listed = [
+        {"name": name, "label": label, "recipe": "dream", "help": text, "settings": changes}
+        for name, label, text, changes in dream
+    ]
+    listed.append(
+        {
+            "name": "layers",
+            "label": "What each layer sees",
+            "recipe": "probe",
+            "help": "a fast probe: the photo dreamed at each layer, small and quick",
+            "settings": dict(PROBE_PRESET),
+        }
+    )
     return listed
 
 

@@ -40,16 +40,24 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock = socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
     except socket.gaierror:
-        raise DreamscopeError(f"cannot listen on {host}: no such address here; give --host 127.0.0.1 or an address of this machine") from None
+        raise DreamscopeError(
+            f"cannot listen on {host}: no such address here; give --host 127.0.0.1 or an address of this machine"
+        ) from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise DreamscopeError(f"port {port} on {host} is in use (another dreamscope studio?); choose another with --port, "
-                                  "or --port 0 for any free one") from None
+            raise DreamscopeError(
+                f"port {port} on {host} is in use (another dreamscope studio?); choose another with --port, "
+                "or --port 0 for any free one"
+            ) from None
         if exc.errno == errno.EACCES:
             raise DreamscopeError(f"port {port} needs administrator rights here; choose one above 1023 with --port") from None
         if exc.errno == errno.EADDRNOTAVAIL:
-            raise DreamscopeError(f"cannot listen on {host}: it is not an address of this machine; give --host 127.0.0.1") from None
-        raise DreamscopeError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --host or --port") from None
+            raise DreamscopeError(
+                f"cannot listen on {host}: it is not an address of this machine; give --host 127.0.0.1"
+            ) from None
+        raise DreamscopeError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --host or --port"
+        ) from None
     return sock
 
 
@@ -61,9 +69,19 @@ def address(host: str, port: int, token: str | None) -> str:
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 
 
-def serve(*, host: str = "127.0.0.1", port: int = 8765, data: str | Path | None = None, open_browser: bool = False,
-          token: str | None = None, model: str = DEFAULT_MODEL, weights: str | None = None, device: str | None = "auto",
-          threads: int | None = None, max_upload_mb: float | None = None) -> int:
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    data: str | Path | None = None,
+    open_browser: bool = False,
+    token: str | None = None,
+    model: str = DEFAULT_MODEL,
+    weights: str | None = None,
+    device: str | None = "auto",
+    threads: int | None = None,
+    max_upload_mb: float | None = None,
+) -> int:
     """Run the studio until Ctrl-C or SIGTERM; returns the exit code."""
     from .. import runtime
     from ..models import load_model
@@ -80,8 +98,15 @@ def serve(*, host: str = "127.0.0.1", port: int = 8765, data: str | Path | None 
         bound = sock.getsockname()[1]
         studio = Studio(folder, loaded, weights=weights, host=host, port=bound, token=token, limits=Limits.from_mb(max_upload_mb))
         requeued = studio.recover()
-        config = uvicorn.Config(create_app(studio), host=host, port=bound, log_level="warning", access_log=False,
-                                lifespan="on", timeout_graceful_shutdown=SHUTDOWN_GRACE)
+        config = uvicorn.Config(
+            create_app(studio),
+            host=host,
+            port=bound,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE,
+        )
         server = _Server(config, studio)  # serves on `sock`, already listening
         url = address(host, bound, token)
         print(f"dreamscope studio: {url}", flush=True)

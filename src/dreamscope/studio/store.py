@@ -15,9 +15,10 @@ import shutil
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import DreamscopeError
 from ..io.files import reason
@@ -84,13 +85,15 @@ class DataFolder:
     def job(self, job_id: str) -> Path:
         return self.jobs / job_id
 
-    def make(self) -> "DataFolder":
+    def make(self) -> DataFolder:
         """Create the folders; a place that cannot hold them is one DreamscopeError."""
         try:
             for folder in (self.root, self.uploads, self.jobs):
                 folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DreamscopeError(f"cannot use {self.root} as the studio's data folder ({reason(exc)}); give another with --data") from None
+            raise DreamscopeError(
+                f"cannot use {self.root} as the studio's data folder ({reason(exc)}); give another with --data"
+            ) from None
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise DreamscopeError(f"cannot write into {self.root} (permission denied); give another data folder with --data")
         return self
@@ -151,12 +154,35 @@ class UploadRow:
     created: float = field(default_factory=time.time)
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "name": self.name, "width": self.width, "height": self.height,
-                "frames": self.frames}
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "width": self.width,
+            "height": self.height,
+            "frames": self.frames,
+        }
 
 
-_JOB_COLUMNS = ("id", "recipe", "settings", "inputs", "state", "created", "started", "finished", "fraction", "stage",
-                "loss", "error", "output", "parent", "attempts", "resume", "notes")
+_JOB_COLUMNS = (
+    "id",
+    "recipe",
+    "settings",
+    "inputs",
+    "state",
+    "created",
+    "started",
+    "finished",
+    "fraction",
+    "stage",
+    "loss",
+    "error",
+    "output",
+    "parent",
+    "attempts",
+    "resume",
+    "notes",
+)
 _UPLOAD_COLUMNS = ("id", "kind", "name", "file", "width", "height", "frames", "still", "bytes", "created")
 
 
@@ -186,8 +212,10 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across a killed process
             found = self._db.execute("PRAGMA user_version").fetchone()[0]
             if found > VERSION:
-                raise DreamscopeError(f"{self.path} was written by a newer dreamscope (layout {found}); upgrade dreamscope "
-                                      "or give another --data folder")
+                raise DreamscopeError(
+                    f"{self.path} was written by a newer dreamscope (layout {found}); upgrade dreamscope "
+                    "or give another --data folder"
+                )
             if found == 1:  # the first layout lacked jobs.notes
                 self._db.execute("ALTER TABLE jobs ADD COLUMN notes TEXT NOT NULL DEFAULT '[]'")
             self._db.executescript(SCHEMA)
@@ -200,7 +228,7 @@ class Store:
     # -- plumbing ----------------------------------------------------------------------------------------------
 
     class _Transaction:
-        def __init__(self, store: "Store"):
+        def __init__(self, store: Store):
             self.store = store
 
         def __enter__(self) -> sqlite3.Connection:
@@ -215,7 +243,7 @@ class Store:
                 self.store._lock.release()
             return False
 
-    def _transaction(self) -> "_Transaction":
+    def _transaction(self) -> _Transaction:
         return Store._Transaction(self)
 
     def _execute(self, sql: str, params=()) -> sqlite3.Cursor:
@@ -253,11 +281,14 @@ class Store:
 
     # -- jobs --------------------------------------------------------------------------------------------------
 
-    def add_job(self, recipe: str, settings: dict[str, Any], inputs: dict[str, str], *, parent: str | None = None,
-                resume: bool = False) -> JobRow:
+    def add_job(
+        self, recipe: str, settings: dict[str, Any], inputs: dict[str, str], *, parent: str | None = None, resume: bool = False
+    ) -> JobRow:
         job = JobRow(new_job_id(), recipe, dict(settings), dict(inputs), "queued", time.time(), parent=parent, resume=resume)
-        self._execute("INSERT INTO jobs (id, recipe, settings, inputs, state, created, parent, resume) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                      (job.id, recipe, json.dumps(job.settings), json.dumps(job.inputs), job.state, job.created, parent, int(resume)))
+        self._execute(
+            "INSERT INTO jobs (id, recipe, settings, inputs, state, created, parent, resume) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (job.id, recipe, json.dumps(job.settings), json.dumps(job.inputs), job.state, job.created, parent, int(resume)),
+        )
         return job
 
     def job(self, job_id: str) -> JobRow | None:
@@ -267,7 +298,9 @@ class Store:
     def jobs(self, state: str | None = None) -> list[JobRow]:
         """Newest first; only those in `state` when given."""
         where, params = ("WHERE state = ?", (state,)) if state else ("", ())
-        return [self._job(row) for row in self._rows(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs {where} ORDER BY seq DESC", params)]
+        return [
+            self._job(row) for row in self._rows(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs {where} ORDER BY seq DESC", params)
+        ]
 
     def claim(self) -> JobRow | None:
         """The oldest queued job, now running (one transaction: two workers never take the same job)."""
@@ -276,13 +309,18 @@ class Store:
             if row is None:
                 return None
             job = self._job(row)
-            db.execute("UPDATE jobs SET state = 'running', started = ?, attempts = attempts + 1, fraction = 0, stage = '', "
-                       "loss = NULL, error = NULL, notes = '[]' WHERE id = ?", (time.time(), job.id))
+            db.execute(
+                "UPDATE jobs SET state = 'running', started = ?, attempts = attempts + 1, fraction = 0, stage = '', "
+                "loss = NULL, error = NULL, notes = '[]' WHERE id = ?",
+                (time.time(), job.id),
+            )
         return self.job(job.id)
 
     def progress(self, job_id: str, fraction: float, stage: str, loss: float | None) -> bool:
-        cursor = self._execute("UPDATE jobs SET fraction = ?, stage = ?, loss = ? WHERE id = ? AND state = 'running'",
-                               (float(fraction), stage, finite_number(loss), job_id))
+        cursor = self._execute(
+            "UPDATE jobs SET fraction = ?, stage = ?, loss = ? WHERE id = ? AND state = 'running'",
+            (float(fraction), stage, finite_number(loss), job_id),
+        )
         return cursor.rowcount == 1
 
     def add_note(self, job_id: str, note: str) -> bool:
@@ -298,20 +336,28 @@ class Store:
         """A running job ends; False when it is no longer running (cancelled or deleted meanwhile)."""
         assert state in ENDED
         fraction = "1" if state == "done" else "fraction"
-        cursor = self._execute(f"UPDATE jobs SET state = ?, finished = ?, error = ?, output = ?, fraction = {fraction} "
-                               "WHERE id = ? AND state = 'running'", (state, time.time(), error, output, job_id))
+        cursor = self._execute(
+            f"UPDATE jobs SET state = ?, finished = ?, error = ?, output = ?, fraction = {fraction} "
+            "WHERE id = ? AND state = 'running'",
+            (state, time.time(), error, output, job_id),
+        )
         return cursor.rowcount == 1
 
     def cancel(self, job_id: str) -> bool:
         """A queued or running job is cancelled; False when it had already ended (or is unknown)."""
-        cursor = self._execute("UPDATE jobs SET state = 'cancelled', finished = ? WHERE id = ? AND state IN ('queued', 'running')",
-                               (time.time(), job_id))
+        cursor = self._execute(
+            "UPDATE jobs SET state = 'cancelled', finished = ? WHERE id = ? AND state IN ('queued', 'running')",
+            (time.time(), job_id),
+        )
         return cursor.rowcount == 1
 
     def requeue(self, job_id: str) -> bool:
         """A running job goes back to the queue (the server is stopping): it runs again from the start."""
-        cursor = self._execute("UPDATE jobs SET state = 'queued', started = NULL, fraction = 0, stage = '', loss = NULL "
-                               "WHERE id = ? AND state = 'running'", (job_id,))
+        cursor = self._execute(
+            "UPDATE jobs SET state = 'queued', started = NULL, fraction = 0, stage = '', loss = NULL "
+            "WHERE id = ? AND state = 'running'",
+            (job_id,),
+        )
         return cursor.rowcount == 1
 
     def delete(self, job_id: str) -> bool:
@@ -321,7 +367,9 @@ class Store:
         """At start-up: jobs left running by a killed server go back to the queue. Returns their ids."""
         with self._transaction() as db:
             ids = [row[0] for row in db.execute("SELECT id FROM jobs WHERE state = 'running'")]
-            db.execute("UPDATE jobs SET state = 'queued', started = NULL, fraction = 0, stage = '', loss = NULL WHERE state = 'running'")
+            db.execute(
+                "UPDATE jobs SET state = 'queued', started = NULL, fraction = 0, stage = '', loss = NULL WHERE state = 'running'"
+            )
         return ids
 
     def ids(self) -> Iterator[tuple[str, str]]:

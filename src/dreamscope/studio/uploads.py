@@ -10,12 +10,12 @@ import os
 import re
 import secrets
 import warnings
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
 
-from ..io import files, images, videos
 from ..errors import DreamscopeError
+from ..io import files, images, videos
 from .store import UploadRow
 
 MB = 1_000_000
@@ -24,9 +24,18 @@ MB = 1_000_000
 PICTURE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif"}
 # FFmpeg demuxers taken as videos (a narrow set: FFmpeg reads many formats nobody uploads on purpose).
 VIDEO_FORMATS = {"mov,mp4,m4a,3gp,3g2,mj2": ".mp4", "matroska,webm": ".mkv", "avi": ".avi", "gif": ".gif", "apng": ".png"}
-MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp",
-               ".tif": "image/tiff", ".mp4": "video/mp4", ".mkv": "video/x-matroska", ".webm": "video/webm",
-               ".avi": "video/x-msvideo"}
+MEDIA_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".bmp": "image/bmp",
+    ".tif": "image/tiff",
+    ".mp4": "video/mp4",
+    ".mkv": "video/x-matroska",
+    ".webm": "video/webm",
+    ".avi": "video/x-msvideo",
+}
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 MULTIPART_SLACK = 64 * 1024  # bytes of a multipart body that are not the file: boundaries, headers, other fields
 TEMP_PREFIX = ".upload-"
@@ -40,7 +49,7 @@ class Limits:
     video: int = 500 * MB
 
     @classmethod
-    def from_mb(cls, mb: float | None) -> "Limits":
+    def from_mb(cls, mb: float | None) -> Limits:
         """`--max-upload-mb N`: N for pictures and videos alike; None: the defaults."""
         return cls() if mb is None else cls(int(mb * MB), int(mb * MB))
 
@@ -65,8 +74,9 @@ class StorageFailed(DreamscopeError):
 
 
 def too_large(limit: int) -> UploadTooLarge:
-    return UploadTooLarge(f"the file is larger than the {_mb(limit)} limit; send a smaller one "
-                          "(dreamscope studio --max-upload-mb raises the limit)")
+    return UploadTooLarge(
+        f"the file is larger than the {_mb(limit)} limit; send a smaller one (dreamscope studio --max-upload-mb raises the limit)"
+    )
 
 
 def _mb(size: int) -> str:
@@ -136,13 +146,21 @@ async def receive(body: AsyncIterator[bytes], content_type: str | None, folder: 
         if state["writing"]:
             state.update(writing=False, done=True)
 
-    parser = MultipartParser(boundary, {
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
-        "on_part_end": on_part_end})
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
     total = 0
     try:
-        handle = await to_thread.run_sync(lambda: open(path, "xb"))
+        handle = await to_thread.run_sync(lambda: open(path, "xb"))  # noqa: SIM115 - closed in the finally below, across awaits
         async for chunk in body:
             total += len(chunk)
             if total > limit + MULTIPART_SLACK:
@@ -151,7 +169,7 @@ async def receive(body: AsyncIterator[bytes], content_type: str | None, folder: 
                 parser.write(chunk)
             except DreamscopeError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - python-multipart's own errors: a malformed body
+            except Exception as exc:
                 raise UploadRefused(f"the multipart body is malformed ({exc}); send the file in a field named file") from None
             if pending:
                 data = bytes(pending)
@@ -159,7 +177,7 @@ async def receive(body: AsyncIterator[bytes], content_type: str | None, folder: 
                 await to_thread.run_sync(handle.write, data)
         try:
             parser.finalize()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         await to_thread.run_sync(handle.close)
         if not state["done"]:
@@ -212,7 +230,7 @@ def _inspect(path: Path, limits: Limits) -> Sniffed:
                 picture_format = img.format
     except Image.DecompressionBombError:
         bomb = True
-    except Exception:  # noqa: BLE001 - not a picture Pillow knows: maybe a video
+    except Exception:
         pass
     if bomb or picture_format is not None:
         if not bomb and picture_format not in PICTURE_FORMATS:
@@ -230,8 +248,10 @@ def _inspect(path: Path, limits: Limits) -> Sniffed:
         return Sniffed("picture", PICTURE_FORMATS[picture_format], picture.width, picture.height, 1, True)
     container = _container_format(path)
     if container not in VIDEO_FORMATS:
-        raise UploadRefused(f"{path} is not a picture or video dreamscope can read; send a PNG, JPEG or WebP picture, "
-                            f"or an {videos.READABLE} video")
+        raise UploadRefused(
+            f"{path} is not a picture or video dreamscope can read; send a PNG, JPEG or WebP picture, "
+            f"or an {videos.READABLE} video"
+        )
     if size > limits.video:
         raise too_large(limits.video)
     info = _video(path)
@@ -247,7 +267,7 @@ def _container_format(path: Path) -> str | None:
     try:
         with av.open(str(path)) as container:
             return container.format.name
-    except Exception:  # noqa: BLE001 - FFmpeg's errors for "not a video": many kinds
+    except Exception:
         return None
 
 
@@ -258,7 +278,7 @@ def _webm(path: Path) -> bool:
     try:
         with av.open(str(path)) as container:
             return all(s.codec_context.name in ("vp8", "vp9", "av1", "opus", "vorbis") for s in container.streams)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
@@ -274,8 +294,9 @@ def store_file(received: Received, sniffed: Sniffed, folder: Path) -> UploadRow:
         os.replace(received.path, folder / file)
     except OSError as exc:
         raise StorageFailed(f"cannot store the upload ({files.reason(exc)}); free some disk space") from None
-    return UploadRow(upload_id, sniffed.kind, received.name, file, sniffed.width, sniffed.height, sniffed.frames,
-                     sniffed.still, received.size)
+    return UploadRow(
+        upload_id, sniffed.kind, received.name, file, sniffed.width, sniffed.height, sniffed.frames, sniffed.still, received.size
+    )
 
 
 def media_type(file: str) -> str:
@@ -307,4 +328,6 @@ def make_sample(name: str, folder: Path) -> UploadRow:
     upload_id = secrets.token_hex(16)
     file = f"{upload_id}.png"
     images.save_image(picture, folder / file)
-    return UploadRow(upload_id, "picture", f"{name}.png", file, picture.width, picture.height, 1, True, (folder / file).stat().st_size)
+    return UploadRow(
+        upload_id, "picture", f"{name}.png", file, picture.width, picture.height, 1, True, (folder / file).stat().st_size
+    )

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import io
 import logging
-from collections import OrderedDict
 import os
 import secrets
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -171,7 +171,7 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 job = self.store.claim()
-            except Exception:  # noqa: BLE001 - the database is unreachable for now (disk full, locked): retry
+            except Exception:
                 log.exception("dreamscope studio: cannot read the queue")
                 self._stopping.wait(IDLE_WAIT)
                 continue
@@ -185,7 +185,7 @@ class Worker:
                 self._ended.pop(job.id, None)  # a job queued again (recovered) starts its previews afresh
             try:
                 self._run(job)
-            except Exception:  # noqa: BLE001 - never let one job take the worker down
+            except Exception:
                 log.exception("dreamscope studio: job %s", job.id)
             finally:
                 with self._lock:
@@ -211,7 +211,7 @@ class Worker:
         output = output_name(job.recipe)
         try:
             finished = self._follow(job, self._start(job, folder / output))
-        except Exception as exc:  # noqa: BLE001 - each kind of failure becomes one line on the job
+        except Exception as exc:
             empty(folder)
             if not self.store.finish(job.id, "failed", error=failure_message(exc)):
                 self._after_stop(job.id, folder)
@@ -245,8 +245,12 @@ class Worker:
         try:
             info = videos.open_video(video)
             if info.frames > GIF_MAX_FRAMES:
-                log.warning("dreamscope studio: job %s: no GIF beside its video (%d frames, over the %d a GIF keeps modest)",
-                            job_id, info.frames, GIF_MAX_FRAMES)
+                log.warning(
+                    "dreamscope studio: job %s: no GIF beside its video (%d frames, over the %d a GIF keeps modest)",
+                    job_id,
+                    info.frames,
+                    GIF_MAX_FRAMES,
+                )
                 return
             scale = min(1.0, GIF_SIDE / max(info.size))
             size = (max(1, round(info.width * scale)), max(1, round(info.height * scale)))
@@ -256,8 +260,10 @@ class Worker:
                         raise _GifStopped  # leaves the `with`: FrameWriter removes its temporary file
                     writer.write(frame if frame.size == size else frame.resize(size, Image.LANCZOS))
         except _GifStopped:
-            log.warning("dreamscope studio: job %s: its GIF was not finished (the job was cancelled, or the server is stopping)", job_id)
-        except Exception as exc:  # noqa: BLE001 - whatever it is, the video stands
+            log.warning(
+                "dreamscope studio: job %s: its GIF was not finished (the job was cancelled, or the server is stopping)", job_id
+            )
+        except Exception as exc:
             log.warning("dreamscope studio: job %s: no GIF beside its video (%s)", job_id, failure_message(exc))
 
     def _after_stop(self, job_id: str, folder: Path) -> None:
@@ -279,11 +285,17 @@ class Worker:
                 raise DreamscopeError(f"the {role} upload {upload_id} is gone; upload the file again")
             inputs[role] = str(self.data.uploads / upload.file)
             names[role] = upload.name  # the client's name (shown_name: printable, no folders), for display only
+
         def describe(made: jobs.Job) -> str:
             """The command that makes it again (a probe report shows it), in the user's names, not the server's
             paths: the uploads by the names they were uploaded under, the output as a folder of their choosing."""
-            return command_line(jobs.Job(made.settings, "report/", {role: made.names.get(role) or Path(path).name
-                                                                     for role, path in made.inputs.items()}))
+            return command_line(
+                jobs.Job(
+                    made.settings,
+                    "report/",
+                    {role: made.names.get(role) or Path(path).name for role, path in made.inputs.items()},
+                )
+            )
 
         return jobs.run(jobs.Job(settings, str(output), inputs, names), model=self.model, describe=describe)
 
@@ -370,7 +382,6 @@ def jpeg(picture: Image.Image) -> bytes:
     buffer = io.BytesIO()
     picture.convert("RGB").save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()
-
 
 
 def failure_message(exc: BaseException) -> str:

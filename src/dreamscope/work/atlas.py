@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import DreamscopeError, SettingsError
 from ..events import Event, Run, Stage, finish, nest
@@ -17,7 +17,6 @@ from ..recipes import atlas, base
 from ..recipes.atlas import Collection
 from ..settings import AtlasSettings
 from . import batch, catalogue
-
 
 
 def default_name(settings: AtlasSettings, inputs) -> str:
@@ -43,8 +42,9 @@ def atlas_job(job, *, model=None, device: str | None = None, describe=None, engi
     settings = job.settings
     if collection is not None:  # what the collection was made with, unless the settings say otherwise
         defaults = AtlasSettings.defaults()
-        settings = settings.replace(**{name: getattr(collection, name) for name in ("model", "layer")
-                                       if getattr(settings, name) == defaults[name]})
+        settings = settings.replace(
+            **{name: getattr(collection, name) for name in ("model", "layer") if getattr(settings, name) == defaults[name]}
+        )
     check_atlas_folder(job.output)  # before the work, not after it
     settings, net = base.prepare(AtlasSettings, settings, {}, model, device)
     job = type(job)(settings, job.output, job.inputs, job.names)
@@ -58,14 +58,22 @@ def atlas_job(job, *, model=None, device: str | None = None, describe=None, engi
             made, parts = yield from _collected(Path(folder), settings, job.output, engine)
         run = atlas.atlas_iter(None if made is not None else folder, settings, collection=made, model=net)
         result = yield from nest(run)  # after a collection made elsewhere, its events start where that one's share ends
-        write(result, job.output, metadata={provenance.KEY: result.record.to_text()}, source="pictures",
-              command=describe(job) if describe else None)
+        write(
+            result,
+            job.output,
+            metadata={provenance.KEY: result.record.to_text()},
+            source="pictures",
+            command=describe(job) if describe else None,
+        )
         if parts is not None:
             shutil.rmtree(parts, ignore_errors=True)  # the collection is in the atlas now
         for note in skipped_notes(result.collection.skipped, "(reasons in the page)"):
             yield Event(fraction=1.0, note=note)
-        yield finish(job.output, note=f"{result.kind} of {len(result.cells)} cells from {len(result.selected):,} vectors of "
-                                      f"{len(result.collection.files) - len(result.collection.skipped):,} pictures")
+        yield finish(
+            job.output,
+            note=f"{result.kind} of {len(result.cells)} cells from {len(result.selected):,} vectors of "
+            f"{len(result.collection.files) - len(result.collection.skipped):,} pictures",
+        )
 
     return Run(events(), settings, None, net)
 
@@ -75,13 +83,19 @@ def _collected(folder: Path, settings: AtlasSettings, output: str, engine: batch
     interruption keeps the shards already made); events over the collection's share of the atlas's progress."""
     parts = Path(output).resolve().parent / f".{Path(output).resolve().name}.collection"
     items = collection_items(folder, settings, parts)
-    run = batch.run_batch(items, engine, summary=parts / batch.SUMMARY,
-                          describe={"command": "atlas collection", "folder": str(folder.resolve()), "settings": settings.to_json()})
+    run = batch.run_batch(
+        items,
+        engine,
+        summary=parts / batch.SUMMARY,
+        describe={"command": "atlas collection", "folder": str(folder.resolve()), "settings": settings.to_json()},
+    )
     result = yield from nest(run, Stage("collect", 1, 4, "in shards"), 0.0, atlas.COLLECT_SHARE)
     if result.failures:
         first = result.failures[0]
-        raise DreamscopeError(f"{len(result.failures)} of {len(items)} collection shards failed ({first.name}: {first.message}); "
-                              f"run the same command again to retry them (the others are kept in {files.shown(parts)})")
+        raise DreamscopeError(
+            f"{len(result.failures)} of {len(items)} collection shards failed ({first.name}: {first.message}); "
+            f"run the same command again to retry them (the others are kept in {files.shown(parts)})"
+        )
     return join_parts(items), parts
 
 
@@ -91,9 +105,16 @@ def collection_items(folder: str | os.PathLike, settings: AtlasSettings, parts: 
     count = max(1, -(-len(folders.picture_files(folder)) // batch.SHARD_PICTURES))
     payload = {"settings": settings.to_json(), "folder": os.path.abspath(folder)}
     outputs = [str(Path(parts, f"part-{number}-of-{count}.npz").resolve()) for number in range(count)]
-    return [batch.Item(f"pictures, part {number + 1} of {count}", batch.task_name(collect_shard),
-                       {**payload, "shard": [number, count], "output": output}, output, batch.task_name(shard_complete))
-            for number, output in enumerate(outputs)]
+    return [
+        batch.Item(
+            f"pictures, part {number + 1} of {count}",
+            batch.task_name(collect_shard),
+            {**payload, "shard": [number, count], "output": output},
+            output,
+            batch.task_name(shard_complete),
+        )
+        for number, output in enumerate(outputs)
+    ]
 
 
 @batch.task
@@ -113,8 +134,13 @@ def shard_complete(item) -> bool:
     settings = AtlasSettings.from_json(item.arguments["settings"])
     number, count = item.arguments["shard"]
     names = [p.relative_to(item.arguments["folder"]).as_posix() for p in folders.picture_files(item.arguments["folder"])]
-    return (part.files == names[number::count] and part.seed == settings.seed and settings.layer in (None, part.layer)
-            and settings.side in (None, part.side) and part.root == item.arguments["folder"])
+    return (
+        part.files == names[number::count]
+        and part.seed == settings.seed
+        and settings.layer in (None, part.layer)
+        and settings.side in (None, part.side)
+        and part.root == item.arguments["folder"]
+    )
 
 
 def join_parts(items) -> Collection:
@@ -122,8 +148,14 @@ def join_parts(items) -> Collection:
     return Collection.concatenate([Collection.load(item.output) for item in items])
 
 
-def shard_job(folder: str | os.PathLike, settings: AtlasSettings, shard: tuple[int, int], output: str | None = None, *,
-              device: str | None = None) -> Run:
+def shard_job(
+    folder: str | os.PathLike,
+    settings: AtlasSettings,
+    shard: tuple[int, int],
+    output: str | None = None,
+    *,
+    device: str | None = None,
+) -> Run:
     """Collect only shard `shard` (i, n) of the folder's pictures and save it as a .npz (default:
     FOLDER-shard-I-of-N.npz in the current folder): N such jobs, on any machines, give the folder's whole collection.
     The last event's result is the file."""
@@ -139,8 +171,11 @@ def shard_job(folder: str | os.PathLike, settings: AtlasSettings, shard: tuple[i
         collection.save(path)
         for note in skipped_notes(collection.skipped):
             yield Event(fraction=1.0, note=note)
-        yield finish(str(path), note=f"{len(collection):,} vectors of {len(collection.files) - len(collection.skipped):,} "
-                                     f"pictures, shard {number} of {count}")
+        yield finish(
+            str(path),
+            note=f"{len(collection):,} vectors of {len(collection.files) - len(collection.skipped):,} "
+            f"pictures, shard {number} of {count}",
+        )
 
     return Run(events(), run.settings, None, run.model)
 
@@ -149,5 +184,7 @@ def skipped_notes(skipped, where: str = "") -> list[str]:
     """One note naming the files that could not be read (the first ten, then how many more)."""
     if not skipped:
         return []
-    names = ", ".join(files.shown(name) for name, _ in skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+    names = ", ".join(files.shown(name) for name, _ in skipped[:10]) + (
+        f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+    )
     return [f"skipped {len(skipped)} file(s) that could not be read: {names}" + (f" {where}" if where else "")]

@@ -23,11 +23,12 @@ import socket
 import sys
 import time
 from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from .. import runtime
 from ..errors import DreamscopeError
@@ -126,7 +127,7 @@ def perform(item: Item, threads: int) -> dict:
         status, message = "failed", str(exc)
     except MemoryError:
         status, message = "failed", "out of memory: give each worker more memory, or use fewer workers or smaller settings"
-    except Exception as exc:  # noqa: BLE001 - a bug in one item must not stop the batch; the summary names it
+    except Exception as exc:
         status, message = "failed", f"{type(exc).__name__}: {exc}"
     finally:
         _busy = False
@@ -201,8 +202,9 @@ class LocalEngine(Engine):
         pending = deque(items)
         attempts: dict[str, int] = {}
         while pending:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_start_worker, initargs=(threads,))
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=(threads,)
+            )
             running: dict = {}
             broken = False
             try:
@@ -217,8 +219,10 @@ class LocalEngine(Engine):
                         except BrokenProcessPool:
                             broken = True  # kept in `running`: tried again below
                             continue
-                        except Exception as exc:  # noqa: BLE001 - e.g. arguments that cannot be sent to a process
-                            outcome = asdict(Outcome(running[future].name, "failed", running[future].output, f"{type(exc).__name__}: {exc}"))
+                        except Exception as exc:
+                            outcome = asdict(
+                                Outcome(running[future].name, "failed", running[future].output, f"{type(exc).__name__}: {exc}")
+                            )
                         item = running.pop(future)
                         outcome["attempts"] = attempts.get(item.name, 0) + 1
                         yield outcome
@@ -228,8 +232,15 @@ class LocalEngine(Engine):
                 for item in reversed(list(running.values())):
                     attempts[item.name] = attempts.get(item.name, 0) + 1
                     if attempts[item.name] >= MAX_ATTEMPTS:
-                        yield asdict(Outcome(item.name, "failed", item.output, f"its worker died {MAX_ATTEMPTS} times "
-                                             "(out of memory? killed?)", attempts=MAX_ATTEMPTS))
+                        yield asdict(
+                            Outcome(
+                                item.name,
+                                "failed",
+                                item.output,
+                                f"its worker died {MAX_ATTEMPTS} times (out of memory? killed?)",
+                                attempts=MAX_ATTEMPTS,
+                            )
+                        )
                     else:
                         pending.appendleft(item)
 
@@ -270,8 +281,12 @@ class RayEngine(Engine):
         if not ray.is_initialized():
             _check_reachable(self.address)
             # the driver's own module folders (a custom model's package, not its Python's): workers import from them too
-            options = dict(include_dashboard=False, log_to_driver=False, configure_logging=False,
-                           runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(module_folders())}})
+            options = dict(
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(module_folders())}},
+            )
             try:
                 if self.address == "local":
                     ray.init(num_cpus=runtime.cores(), _node_ip_address="127.0.0.1", **options)
@@ -305,11 +320,25 @@ class RayEngine(Engine):
                     try:
                         yield ray.get(ref)
                     except ray.exceptions.OutOfMemoryError:
-                        yield asdict(Outcome(item.name, "failed", item.output, "out of memory: Ray stopped its worker; use "
-                                             "fewer workers per node or smaller settings", attempts=MAX_ATTEMPTS))
+                        yield asdict(
+                            Outcome(
+                                item.name,
+                                "failed",
+                                item.output,
+                                "out of memory: Ray stopped its worker; use fewer workers per node or smaller settings",
+                                attempts=MAX_ATTEMPTS,
+                            )
+                        )
                     except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.RayError) as exc:
-                        yield asdict(Outcome(item.name, "failed", item.output, f"its worker died {MAX_ATTEMPTS} times "
-                                             f"({type(exc).__name__})", attempts=MAX_ATTEMPTS))
+                        yield asdict(
+                            Outcome(
+                                item.name,
+                                "failed",
+                                item.output,
+                                f"its worker died {MAX_ATTEMPTS} times ({type(exc).__name__})",
+                                attempts=MAX_ATTEMPTS,
+                            )
+                        )
         finally:
             # Stopped early (Ctrl-C): the tasks still running end with this driver's job, when close() disconnects.
             # (Cancelling them one by one instead, ray.cancel(force=True), can crash Ray 2.60's driver when a task
@@ -325,8 +354,11 @@ class RayEngine(Engine):
 
 
 def _token_present() -> bool:
-    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
-                or os.path.isfile(os.path.expanduser("~/.ray/auth_token")))
+    return bool(
+        os.environ.get("RAY_AUTH_TOKEN")
+        or os.environ.get("RAY_AUTH_TOKEN_PATH")
+        or os.path.isfile(os.path.expanduser("~/.ray/auth_token"))
+    )
 
 
 def _check_reachable(address: str) -> None:
@@ -339,8 +371,10 @@ def _check_reachable(address: str) -> None:
     except ValueError:
         raise DreamscopeError(f"a Ray address is HOST:PORT (e.g. 127.0.0.1:6379), auto or local; got {address!r}") from None
     except OSError as exc:
-        raise DreamscopeError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
-                              f"`ray start --head --port {port}`, or check the address") from None
+        raise DreamscopeError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+            f"`ray start --head --port {port}`, or check the address"
+        ) from None
 
 
 def module_folders() -> list[str]:
@@ -396,8 +430,14 @@ def engine_for(ray: str | None = None, workers: int | None = None, threads: int 
 # -- the driver ---------------------------------------------------------------------------------------------------
 
 
-def run_batch(items: Sequence[Item], engine: Engine | None = None, *, threads: int | None = None,
-              summary: str | os.PathLike | None = None, describe: Mapping[str, Any] | None = None) -> Run:
+def run_batch(
+    items: Sequence[Item],
+    engine: Engine | None = None,
+    *,
+    threads: int | None = None,
+    summary: str | os.PathLike | None = None,
+    describe: Mapping[str, Any] | None = None,
+) -> Run:
     """Run the items on `engine` (default: local processes sized to the cores) with `threads` torch threads each
     (default: the engine's): events over all items, the last one's result a BatchResult. Complete outputs are
     skipped, not redone. `summary` is where batch.json goes (with `describe`: what the batch was, e.g. its
@@ -422,8 +462,11 @@ def _drive(items, engine: Engine, threads: int, summary: Path | None, describe: 
         else:
             todo.append(item)
     if outcomes:
-        yield Event((Stage("item", len(outcomes), total, "skipped"),), len(outcomes) / max(1, total),
-                    note=f"{len(outcomes)} of {total} already done (their records match): skipped")
+        yield Event(
+            (Stage("item", len(outcomes), total, "skipped"),),
+            len(outcomes) / max(1, total),
+            note=f"{len(outcomes)} of {total} already done (their records match): skipped",
+        )
     interrupted = False
     try:
         for data in engine.run(todo, threads):
@@ -456,11 +499,19 @@ def _in_order(outcomes: list[Outcome], items: Sequence[Item]) -> list[Outcome]:
 
 def write_summary(result: BatchResult, path: Path, describe: dict, total: int) -> None:
     """batch.json: what the batch was, its engine, and every item's outcome (failures first to read)."""
-    data = {**describe, "engine": result.engine, "items": total, "done": result.count("done"), "skipped": result.count("skipped"),
-            "failed": result.count("failed"), "not run": total - len(result.outcomes), "interrupted": result.interrupted,
-            "seconds": round(result.seconds, 3),
-            "failures": [{"item": o.name, "message": o.message} for o in result.failures],
-            "outcomes": [{**asdict(o), "seconds": round(o.seconds, 3)} for o in result.outcomes]}
+    data = {
+        **describe,
+        "engine": result.engine,
+        "items": total,
+        "done": result.count("done"),
+        "skipped": result.count("skipped"),
+        "failed": result.count("failed"),
+        "not run": total - len(result.outcomes),
+        "interrupted": result.interrupted,
+        "seconds": round(result.seconds, 3),
+        "failures": [{"item": o.name, "message": o.message} for o in result.failures],
+        "outcomes": [{**asdict(o), "seconds": round(o.seconds, 3)} for o in result.outcomes],
+    }
     files.write_file(path, lambda handle: handle.write(json.dumps(data, indent=1).encode()))
 
 

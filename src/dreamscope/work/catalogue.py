@@ -13,11 +13,11 @@ runs, so the command line builds its parser from here before torch loads.
 from __future__ import annotations
 
 import importlib
-import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .. import settings as S
 from ..errors import DreamscopeError, SettingsError, suggest
@@ -183,142 +183,337 @@ def _video_suffix(path: Path) -> str:
 
 
 def _visualize_name(settings, _inputs) -> str:
-    name = {"class": settings.target, "channel": settings.target, "neuron": f"neuron-{settings.target}",
-            "channels": f"{settings.target}-channels"}[settings.kind]
+    name = {
+        "class": settings.target,
+        "channel": settings.target,
+        "neuron": f"neuron-{settings.target}",
+        "channels": f"{settings.target}-channels",
+    }[settings.kind]
     return f"{safe_name(name)}.png"
 
 
 # -- the recipes ------------------------------------------------------------------------------------------------
 
-GUIDE = Input("guide", what="guide image", flag="--guide", metavar="IMAGE", help="guide picture: pull the dream toward its features",
-              label="Guide picture")
+GUIDE = Input(
+    "guide",
+    what="guide image",
+    flag="--guide",
+    metavar="IMAGE",
+    help="guide picture: pull the dream toward its features",
+    label="Guide picture",
+)
 
-register(Recipe(
-    "dream", S.DreamSettings, run="dreamscope.recipes.dream:dream_iter", check="dreamscope.recipes.dream:check",
-    inputs=(Input("input", required=True, help="picture to dream (PNG, JPEG, WebP, ...)", label="Photo", param="image"), GUIDE),
-    output=Output("picture", "where to write the dream (default: INPUT_dream.png beside the input)", beside_input("_dream.png")),
-    batch=True, help="DeepDream a photo", description="Amplify what a layer sees in a photo.", made="dreams",
-    batch_help="DeepDream every picture: OUT/NAME.png for FOLDER/NAME.jpg",
-    form=Form("Dream", "Dream", "Amplify what a layer sees in your photo.", ("layer", "channels", "octaves", "steps", "step_size", "seed")),
-))
+register(
+    Recipe(
+        "dream",
+        S.DreamSettings,
+        run="dreamscope.recipes.dream:dream_iter",
+        check="dreamscope.recipes.dream:check",
+        inputs=(
+            Input("input", required=True, help="picture to dream (PNG, JPEG, WebP, ...)", label="Photo", param="image"),
+            GUIDE,
+        ),
+        output=Output(
+            "picture", "where to write the dream (default: INPUT_dream.png beside the input)", beside_input("_dream.png")
+        ),
+        batch=True,
+        help="DeepDream a photo",
+        description="Amplify what a layer sees in a photo.",
+        made="dreams",
+        batch_help="DeepDream every picture: OUT/NAME.png for FOLDER/NAME.jpg",
+        form=Form(
+            "Dream",
+            "Dream",
+            "Amplify what a layer sees in your photo.",
+            ("layer", "channels", "octaves", "steps", "step_size", "seed"),
+        ),
+    )
+)
 
-register(Recipe(
-    "visualize", S.VisualizeSettings, run="dreamscope.recipes.visualize:visualize_iter", check="dreamscope.recipes.visualize:check",
-    inputs=(Input("init", what="init image", flag="--init", metavar="IMAGE", help="start from this photo instead of noise",
-                  label="Start from a picture"),),
-    output=Output("picture", "where to write the picture, a sheet when there are several (default: named after the target)",
-                  _visualize_name, write="dreamscope.pages.sheets:pictures_sheet"),
-    help="grow a picture of what a class, channel or neuron responds to",
-    description="Grow pictures from noise that maximize a class, a channel or a neuron.",
-    form=Form("From noise", "Visualize", "Grow a picture from noise: a class, a channel, or a layer's channels.",
-              ("kind", "target", "grid", "samples", "size", "steps", "seed")),
-))
+register(
+    Recipe(
+        "visualize",
+        S.VisualizeSettings,
+        run="dreamscope.recipes.visualize:visualize_iter",
+        check="dreamscope.recipes.visualize:check",
+        inputs=(
+            Input(
+                "init",
+                what="init image",
+                flag="--init",
+                metavar="IMAGE",
+                help="start from this photo instead of noise",
+                label="Start from a picture",
+            ),
+        ),
+        output=Output(
+            "picture",
+            "where to write the picture, a sheet when there are several (default: named after the target)",
+            _visualize_name,
+            write="dreamscope.pages.sheets:pictures_sheet",
+        ),
+        help="grow a picture of what a class, channel or neuron responds to",
+        description="Grow pictures from noise that maximize a class, a channel or a neuron.",
+        form=Form(
+            "From noise",
+            "Visualize",
+            "Grow a picture from noise: a class, a channel, or a layer's channels.",
+            ("kind", "target", "grid", "samples", "size", "steps", "seed"),
+        ),
+    )
+)
 
-register(Recipe(
-    "zoom", S.ZoomSettings, run="dreamscope.recipes.zoom:zoom_iter", check="dreamscope.recipes.zoom:check",
-    inputs=(Input("input", required=True, help="picture to start from (not with --resume or --morph)", label="Photo", param="image"), GUIDE),
-    output=Output("video", f"video to write: {VIDEO_OUTPUTS} (default: INPUT_zoom.mp4)", beside_input("_zoom.mp4"),
-                  keep_partial=True, resumable=True),
-    help="endless zoom: dream, zoom in a little, dream again (MP4, GIF or PNG frames)",
-    description="Feed a dream back into itself, zooming and turning a little each frame; or, with --morph, grow a picture "
-                "from noise whose class glides from one to the next.",
-    form=Form("Zoom", "Make the zoom", "Dream, zoom in a little, dream again: an endless zoom video.",
-              ("frames", "zoom", "rotate", "fps", "layer", "layers", "every", "octaves", "steps", "step_size", "seed")),
-))
+register(
+    Recipe(
+        "zoom",
+        S.ZoomSettings,
+        run="dreamscope.recipes.zoom:zoom_iter",
+        check="dreamscope.recipes.zoom:check",
+        inputs=(
+            Input(
+                "input", required=True, help="picture to start from (not with --resume or --morph)", label="Photo", param="image"
+            ),
+            GUIDE,
+        ),
+        output=Output(
+            "video",
+            f"video to write: {VIDEO_OUTPUTS} (default: INPUT_zoom.mp4)",
+            beside_input("_zoom.mp4"),
+            keep_partial=True,
+            resumable=True,
+        ),
+        help="endless zoom: dream, zoom in a little, dream again (MP4, GIF or PNG frames)",
+        description="Feed a dream back into itself, zooming and turning a little each frame; or, with --morph, grow a picture "
+        "from noise whose class glides from one to the next.",
+        form=Form(
+            "Zoom",
+            "Make the zoom",
+            "Dream, zoom in a little, dream again: an endless zoom video.",
+            ("frames", "zoom", "rotate", "fps", "layer", "layers", "every", "octaves", "steps", "step_size", "seed"),
+        ),
+    )
+)
 
-register(Recipe(
-    "morph", S.MorphSettings, run="dreamscope.recipes.morph:morph_iter", check="dreamscope.recipes.morph:check", command="zoom",
-    inputs=(Input("init", what="init image", flag="--init", metavar="IMAGE", help="with --morph: start from this photo instead of noise",
-                  label="Start from a picture"),),
-    output=Output("video", name=lambda settings, _inputs: f"morph_{safe_name(settings.classes.replace(',', '_'))}.mp4", keep_partial=True),
-    form=Form("Morph", "Morph", "A visualization that glides from class to class, one frame at a time.",
-              ("classes", "frames", "size", "steps", "fps", "seed")),
-))
+register(
+    Recipe(
+        "morph",
+        S.MorphSettings,
+        run="dreamscope.recipes.morph:morph_iter",
+        check="dreamscope.recipes.morph:check",
+        command="zoom",
+        inputs=(
+            Input(
+                "init",
+                what="init image",
+                flag="--init",
+                metavar="IMAGE",
+                help="with --morph: start from this photo instead of noise",
+                label="Start from a picture",
+            ),
+        ),
+        output=Output(
+            "video",
+            name=lambda settings, _inputs: f"morph_{safe_name(settings.classes.replace(',', '_'))}.mp4",
+            keep_partial=True,
+        ),
+        form=Form(
+            "Morph",
+            "Morph",
+            "A visualization that glides from class to class, one frame at a time.",
+            ("classes", "frames", "size", "steps", "fps", "seed"),
+        ),
+    )
+)
 
-register(Recipe(
-    "video", S.VideoSettings, run="dreamscope.recipes.video:video_iter", check="dreamscope.recipes.video:check",
-    inputs=(Input("input", "video", required=True, help="video to dream (MP4, MOV, MKV, WebM, GIF, ...)", label="Video clip",
-                  param="frames"), GUIDE),
-    output=Output("video", f"where to write: {VIDEO_OUTPUTS} (default: INPUT_dream.mp4)", beside_input(_video_suffix)),
-    help="dream a video, frame by frame, carried along the optical flow",
-    description="Dream every frame of a video; each starts from the previous dream warped along the motion, so it doesn't flicker.",
-    form=Form("Video", "Dream the video", "Dream every frame of a clip, carried along the optical flow.",
-              ("layer", "blend", "octaves", "steps", "frame_steps", "step_size", "seed")),
-))
+register(
+    Recipe(
+        "video",
+        S.VideoSettings,
+        run="dreamscope.recipes.video:video_iter",
+        check="dreamscope.recipes.video:check",
+        inputs=(
+            Input(
+                "input",
+                "video",
+                required=True,
+                help="video to dream (MP4, MOV, MKV, WebM, GIF, ...)",
+                label="Video clip",
+                param="frames",
+            ),
+            GUIDE,
+        ),
+        output=Output("video", f"where to write: {VIDEO_OUTPUTS} (default: INPUT_dream.mp4)", beside_input(_video_suffix)),
+        help="dream a video, frame by frame, carried along the optical flow",
+        description="Dream every frame of a video; each starts from the previous dream warped along the motion, so it doesn't flicker.",
+        form=Form(
+            "Video",
+            "Dream the video",
+            "Dream every frame of a clip, carried along the optical flow.",
+            ("layer", "blend", "octaves", "steps", "frame_steps", "step_size", "seed"),
+        ),
+    )
+)
 
-register(Recipe(
-    "probe", S.ProbeSettings, run="dreamscope.recipes.probe:probe_iter", check="dreamscope.recipes.probe:check",
-    inputs=(Input("input", required=True, help="picture to probe", label="Photo", param="image"),),
-    output=Output("folder", "a folder for the HTML report (default: INPUT_probe/ beside the input), or a picture name (.png, .jpg) "
-                            "for just the contact sheet of the dreams", beside_input("_probe"), write="dreamscope.pages.probe:write",
-                  generator="dreamscope probe",
-                  sheet=Sheet(reset={"channels": 0}, refused=("exemplar_folder", "vis_size", "vis_steps", "exemplar_count"))),
-    batch=True, made="probe reports", help="report what each layer sees in a photo (HTML page or contact sheet)",
-    description="Dream a photo at several layers, shallow to deep, with the channels that respond most strongly to it and the "
-                "network's top classes: an HTML report or a contact sheet.",
-    batch_help="a probe report for every picture: OUT/NAME/index.html",
-    form=Form("Probe", "Probe", "One report of what each layer sees in a photo, shallow to deep.",
-              ("layers", "channels", "octaves", "steps", "max_size")),
-))
+register(
+    Recipe(
+        "probe",
+        S.ProbeSettings,
+        run="dreamscope.recipes.probe:probe_iter",
+        check="dreamscope.recipes.probe:check",
+        inputs=(Input("input", required=True, help="picture to probe", label="Photo", param="image"),),
+        output=Output(
+            "folder",
+            "a folder for the HTML report (default: INPUT_probe/ beside the input), or a picture name (.png, .jpg) "
+            "for just the contact sheet of the dreams",
+            beside_input("_probe"),
+            write="dreamscope.pages.probe:write",
+            generator="dreamscope probe",
+            sheet=Sheet(reset={"channels": 0}, refused=("exemplar_folder", "vis_size", "vis_steps", "exemplar_count")),
+        ),
+        batch=True,
+        made="probe reports",
+        help="report what each layer sees in a photo (HTML page or contact sheet)",
+        description="Dream a photo at several layers, shallow to deep, with the channels that respond most strongly to it and the "
+        "network's top classes: an HTML report or a contact sheet.",
+        batch_help="a probe report for every picture: OUT/NAME/index.html",
+        form=Form(
+            "Probe",
+            "Probe",
+            "One report of what each layer sees in a photo, shallow to deep.",
+            ("layers", "channels", "octaves", "steps", "max_size"),
+        ),
+    )
+)
 
-register(Recipe(
-    "exemplars", S.ExemplarsSettings, run="dreamscope.recipes.exemplars:sheet_iter", check="dreamscope.recipes.exemplars:check",
-    inputs=(Input("folder", "folder", required=True, param="path",
-                  help="folder of pictures, searched recursively (PNG, JPEG, WebP, ...); files that cannot be read are skipped and named"),),
-    output=Output("picture", "the sheet to write, .png or another picture format (default: LAYER_INDEX-exemplars.png in the current folder)",
-                  lambda settings, _inputs: f"{safe_name(settings.units.replace(',', '_'))}-exemplars.png",
-                  write="dreamscope.pages.sheets:exemplar_sheet"),
-    help="the pictures of a folder that excite a channel most, beside its feature visualization",
-    description="Find the patches of a folder's pictures that excite a channel most (natural exemplars, each from a different "
-                "picture) and write them beside the channel's feature visualization as one sheet; a row per --channel.",
-))
+register(
+    Recipe(
+        "exemplars",
+        S.ExemplarsSettings,
+        run="dreamscope.recipes.exemplars:sheet_iter",
+        check="dreamscope.recipes.exemplars:check",
+        inputs=(
+            Input(
+                "folder",
+                "folder",
+                required=True,
+                param="path",
+                help="folder of pictures, searched recursively (PNG, JPEG, WebP, ...); files that cannot be read are skipped and named",
+            ),
+        ),
+        output=Output(
+            "picture",
+            "the sheet to write, .png or another picture format (default: LAYER_INDEX-exemplars.png in the current folder)",
+            lambda settings, _inputs: f"{safe_name(settings.units.replace(',', '_'))}-exemplars.png",
+            write="dreamscope.pages.sheets:exemplar_sheet",
+        ),
+        help="the pictures of a folder that excite a channel most, beside its feature visualization",
+        description="Find the patches of a folder's pictures that excite a channel most (natural exemplars, each from a different "
+        "picture) and write them beside the channel's feature visualization as one sheet; a row per --channel.",
+    )
+)
 
-register(Recipe(
-    "atlas", S.AtlasSettings, run="dreamscope.recipes.atlas:atlas_iter", check="dreamscope.recipes.atlas:check",
-    job="dreamscope.work.atlas:atlas_job", engine=True,
-    inputs=(Input("folder", "folder", help="folder of pictures, searched recursively"),
-            Input("collections", "collections", param="collection",
-                  help="the collection.npz of an earlier atlas, or the shards written with --shard")),
-    output=Output("folder", "folder to write (default: NAME-atlas/ in the current folder, NAME-atlas-CLASS/ for a class); with "
-                            "--shard, the .npz file to write", "dreamscope.work.atlas:default_name",
-                  write="dreamscope.pages.atlas:write_atlas",
-                  generator="dreamscope atlas"),
-    help="an activation atlas: a zoomable map of what a layer sees over a folder of pictures",
-    description="Collect a layer's activations from every picture of a folder, lay them out with UMAP, and draw each cell of the "
-                "map by feature visualization, with the classes it pushes toward and the real patches that fell there: a picture "
-                "and a page to explore.",
-))
+register(
+    Recipe(
+        "atlas",
+        S.AtlasSettings,
+        run="dreamscope.recipes.atlas:atlas_iter",
+        check="dreamscope.recipes.atlas:check",
+        job="dreamscope.work.atlas:atlas_job",
+        engine=True,
+        inputs=(
+            Input("folder", "folder", help="folder of pictures, searched recursively"),
+            Input(
+                "collections",
+                "collections",
+                param="collection",
+                help="the collection.npz of an earlier atlas, or the shards written with --shard",
+            ),
+        ),
+        output=Output(
+            "folder",
+            "folder to write (default: NAME-atlas/ in the current folder, NAME-atlas-CLASS/ for a class); with "
+            "--shard, the .npz file to write",
+            "dreamscope.work.atlas:default_name",
+            write="dreamscope.pages.atlas:write_atlas",
+            generator="dreamscope atlas",
+        ),
+        help="an activation atlas: a zoomable map of what a layer sees over a folder of pictures",
+        description="Collect a layer's activations from every picture of a folder, lay them out with UMAP, and draw each cell of the "
+        "map by feature visualization, with the classes it pushes toward and the real patches that fell there: a picture "
+        "and a page to explore.",
+    )
+)
 
-register(Recipe(
-    "patch", S.PatchSettings, run="dreamscope.recipes.patch:patch_iter", check="dreamscope.recipes.patch:check",
-    job="dreamscope.work.patch:patch_job",
-    inputs=(Input("photos", "pictures", required=True, help="photos of the --from class, or folders of them (searched recursively)"),
-            Input("icon", "patch", required=True, flag="--icon", metavar="CELL|IMAGE", what="patch picture",
-                  help="what to paste: a cell of an atlas as ATLAS_FOLDER:rRR-cCC (or ATLAS_FOLDER:ROW,COL), or a picture file"),
-            Input("controls", "patches", flag="--control", metavar="CELL|IMAGE", what="patch picture",
-                  help="another patch to compare with, besides noise (repeatable; default for a cell of a comparison: its cell "
-                       "that pushes least toward either class, an unrelated icon)")),
-    output=Output("folder", "a folder for result.json (every trial) and examples.png (one view with each patch)",
-                  write="dreamscope.pages.patch:write_patch"),
-    help="the patch experiment: does a feature pasted into photos of one class tip them into another?",
-    description="Paste a feature's icon (a cell of an atlas comparison) or any picture into photos the network calls --from, and "
-                "count how often its top class becomes --to, against a patch of noise of the same size and any --control "
-                "pictures, at the same places.",
-))
+register(
+    Recipe(
+        "patch",
+        S.PatchSettings,
+        run="dreamscope.recipes.patch:patch_iter",
+        check="dreamscope.recipes.patch:check",
+        job="dreamscope.work.patch:patch_job",
+        inputs=(
+            Input(
+                "photos", "pictures", required=True, help="photos of the --from class, or folders of them (searched recursively)"
+            ),
+            Input(
+                "icon",
+                "patch",
+                required=True,
+                flag="--icon",
+                metavar="CELL|IMAGE",
+                what="patch picture",
+                help="what to paste: a cell of an atlas as ATLAS_FOLDER:rRR-cCC (or ATLAS_FOLDER:ROW,COL), or a picture file",
+            ),
+            Input(
+                "controls",
+                "patches",
+                flag="--control",
+                metavar="CELL|IMAGE",
+                what="patch picture",
+                help="another patch to compare with, besides noise (repeatable; default for a cell of a comparison: its cell "
+                "that pushes least toward either class, an unrelated icon)",
+            ),
+        ),
+        output=Output(
+            "folder",
+            "a folder for result.json (every trial) and examples.png (one view with each patch)",
+            write="dreamscope.pages.patch:write_patch",
+        ),
+        help="the patch experiment: does a feature pasted into photos of one class tip them into another?",
+        description="Paste a feature's icon (a cell of an atlas comparison) or any picture into photos the network calls --from, and "
+        "count how often its top class becomes --to, against a patch of noise of the same size and any --control "
+        "pictures, at the same places.",
+    )
+)
 
-register(Recipe(
-    "microscope", S.MicroscopeSettings, run="dreamscope.work.microscope:microscope_iter", job="dreamscope.work.microscope:microscope_job",
-    engine=True,
-    output=Output("folder", "folder for the site (index.html); an earlier microscope there is continued", required=True,
-                  write="dreamscope.pages.microscope:write_site", generator="dreamscope microscope"),
-    help="every channel of a network drawn, as a website: a page per layer and per channel",
-    description="Draw every channel of the model's layers by feature visualization, with diverse samples, the classes each pushes "
-                "toward and (with --exemplars) the real pictures that excite it most; write a static website that opens from disk. "
-                "Resumable: run it again to finish.",
-))
+register(
+    Recipe(
+        "microscope",
+        S.MicroscopeSettings,
+        run="dreamscope.work.microscope:microscope_iter",
+        job="dreamscope.work.microscope:microscope_job",
+        engine=True,
+        output=Output(
+            "folder",
+            "folder for the site (index.html); an earlier microscope there is continued",
+            required=True,
+            write="dreamscope.pages.microscope:write_site",
+            generator="dreamscope microscope",
+        ),
+        help="every channel of a network drawn, as a website: a page per layer and per channel",
+        description="Draw every channel of the model's layers by feature visualization, with diverse samples, the classes each pushes "
+        "toward and (with --exemplars) the real pictures that excite it most; write a static website that opens from disk. "
+        "Resumable: run it again to finish.",
+    )
+)
 
-register(Recipe(
-    "classify", S.ClassifySettings, run="dreamscope.recipes.classify:classify_iter", check="dreamscope.recipes.classify:check",
-    inputs=(Input("input", required=True, help="picture to classify", param="image"),),
-    help="what the network thinks a picture shows",
-))
+register(
+    Recipe(
+        "classify",
+        S.ClassifySettings,
+        run="dreamscope.recipes.classify:classify_iter",
+        check="dreamscope.recipes.classify:check",
+        inputs=(Input("input", required=True, help="picture to classify", param="image"),),
+        help="what the network thinks a picture shows",
+    )
+)

@@ -14,7 +14,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..settings import PRECISIONS, Choice, Flag, Number, Whole, settings_class
+from ..fields import PRECISIONS, Choice, Flag, Number, Whole
+from ..settings import settings_class
 from . import catalogue
 
 
@@ -102,14 +103,16 @@ FLAGS = {
     "views": ("--views", dict(type=whole, metavar="N")),
 }
 # A field typed differently by one recipe: probe's channels is a count, dream's a choice of channels.
-RECIPE_FLAGS = {("probe", "channels"): ("--channels", dict(type=whole, metavar="N")),
-                ("atlas", "layer"): ("--layer", dict(metavar="NAME")),
-                ("patch", "size"): ("--size", dict(type=real, metavar="F"))}
-# Longer help than the field's own, for the command line.
-EXTRA_HELP = {"tile": "process big pictures in tiles so memory stays bounded: auto uses 384 px tiles for octaves over a "
-                      "megapixel (a 4K photo dreams in about 2 GiB), PX tiles anything larger, off never tiles",
-              "units": "a channel to find exemplars of, as LAYER:INDEX (e.g. stage4.2:17); repeat it, or comma-separate, "
-                       "for a row per channel"}
+RECIPE_FLAGS = {
+    ("probe", "channels"): ("--channels", dict(type=whole, metavar="N")),
+    ("atlas", "layer"): ("--layer", dict(metavar="NAME")),
+    ("patch", "size"): ("--size", dict(type=real, metavar="F")),
+}
+# Help in the command line's own words, where the field's does not fit a flag that can be repeated.
+EXTRA_HELP = {
+    "units": "a channel to find exemplars of, as LAYER:INDEX (e.g. stage4.2:17); repeat it, or comma-separate, "
+    "for a row per channel"
+}
 
 
 @dataclass(frozen=True)
@@ -134,14 +137,29 @@ class Preset:
     help: str
 
 
-CHOICES = {"visualize": ChosenBy("target", "kind", (
-    ("--class", "class", "class_name", "NAME", "class name or index, e.g. banana (see: dreamscope classes)"),
-    ("--channel", "channel", "unit_channel", "LAYER:INDEX", "one channel of a layer, e.g. stage5.2:17"),
-    ("--neuron", "neuron", "neuron", "LAYER:INDEX", "the centre unit of a channel"),
-    ("--channels", "channels", "sheet_layer", "LAYER", "contact sheet of a layer's first --grid channels"),
-))}
-PRESETS = {"visualize": (Preset("--no-priors", "no_priors", {"param": "pixels", "robust": False}, {"robust": False},
-                                "plain pixels and no transforms: shows the adversarial noise the priors prevent"),)}
+CHOICES = {
+    "visualize": ChosenBy(
+        "target",
+        "kind",
+        (
+            ("--class", "class", "class_name", "NAME", "class name or index, e.g. banana (see: dreamscope classes)"),
+            ("--channel", "channel", "unit_channel", "LAYER:INDEX", "one channel of a layer, e.g. stage5.2:17"),
+            ("--neuron", "neuron", "neuron", "LAYER:INDEX", "the centre unit of a channel"),
+            ("--channels", "channels", "sheet_layer", "LAYER", "contact sheet of a layer's first --grid channels"),
+        ),
+    )
+}
+PRESETS = {
+    "visualize": (
+        Preset(
+            "--no-priors",
+            "no_priors",
+            {"param": "pixels", "robust": False},
+            {"robust": False},
+            "plain pixels and no transforms: shows the adversarial noise the priors prevent",
+        ),
+    )
+}
 
 
 def flag(recipe: str, field: str) -> tuple[str, dict] | None:

@@ -12,14 +12,15 @@ what a cluster task carries.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from ..errors import DreamscopeError, SettingsError
 from ..events import Event, Run, finish
-from ..io import images, provenance, videos
+from ..io import files, images, provenance, videos
 from ..settings import Settings
 from . import catalogue
 from .catalogue import Recipe, function
@@ -43,15 +44,23 @@ class Job:
         return self.settings.recipe
 
     def to_json(self) -> dict[str, Any]:
-        return {"settings": self.settings.to_json(), "output": self.output,
-                "inputs": {role: path for role, path in self.inputs.items() if path is not None}, "names": dict(self.names)}
+        return {
+            "settings": self.settings.to_json(),
+            "output": self.output,
+            "inputs": {role: path for role, path in self.inputs.items() if path is not None},
+            "names": dict(self.names),
+        }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Job":
+    def from_json(cls, data: Mapping[str, Any]) -> Job:
         if not isinstance(data, Mapping) or "settings" not in data:
             raise DreamscopeError("a job is a JSON object with settings, output and inputs")
-        return cls(Settings.from_json(data["settings"]), data.get("output"), dict(data.get("inputs") or {}),
-                   dict(data.get("names") or {}))
+        return cls(
+            Settings.from_json(data["settings"]),
+            data.get("output"),
+            dict(data.get("inputs") or {}),
+            dict(data.get("names") or {}),
+        )
 
 
 class Interrupted(KeyboardInterrupt):
@@ -81,7 +90,10 @@ def settle(job: Job) -> Job:
         raise SettingsError(unknown[0], f"is not an input of {recipe.name}, which takes {', '.join(recipe.roles) or 'none'}")
     for spec in recipe.inputs:
         if spec.required and spec.role not in inputs:
-            raise SettingsError(spec.role, f"is required: give {'a video' if spec.kind == 'video' else 'a picture' if spec.kind == 'picture' else 'it'}")
+            raise SettingsError(
+                spec.role,
+                f"is required: give {'a video' if spec.kind == 'video' else 'a picture' if spec.kind == 'picture' else 'it'}",
+            )
     output = job.output
     if output is None and recipe.output.kind != "none" and recipe.output.name is not None:
         output = default_output(job.settings, inputs)
@@ -134,14 +146,17 @@ def _check_output(recipe: Recipe, job: Job, before_inputs: bool = False) -> Job:
         path = Path(output)
         sheet = recipe.output.sheet
         if path.suffix.lower() in (".html", ".htm"):
-            raise DreamscopeError(f"the report is a folder, not a file: name it {path.with_suffix('')}/ (it holds index.html)"
-                                  + (", or give a .png name for just the contact sheet" if sheet else ""))
+            raise DreamscopeError(
+                f"the report is a folder, not a file: name it {path.with_suffix('')}/ (it holds index.html)"
+                + (", or give a .png name for just the contact sheet" if sheet else "")
+            )
         if sheet is not None and path.suffix.lower() in images.OUTPUT_FORMATS:
             defaults = type(job.settings).defaults()
             for name in sheet.refused:
                 if getattr(job.settings, name) != defaults[name]:
-                    raise SettingsError(name, "does not apply to a contact sheet, which shows the dreams only; give a folder "
-                                              "name for the report")
+                    raise SettingsError(
+                        name, "does not apply to a contact sheet, which shows the dreams only; give a folder name for the report"
+                    )
             return replace(job, settings=job.settings.replace(**sheet.reset))
         return job
     if before_inputs:
@@ -153,7 +168,9 @@ def _check_output(recipe: Recipe, job: Job, before_inputs: bool = False) -> Job:
     elif kind == "folder" and recipe.output.generator is not None:
         from ..pages.output import check_page_folder
 
-        check_page_folder(output, recipe.output.generator, ", or a .png name for just the contact sheet" if recipe.output.sheet else "")
+        check_page_folder(
+            output, recipe.output.generator, ", or a .png name for just the contact sheet" if recipe.output.sheet else ""
+        )
     return job
 
 
@@ -181,10 +198,18 @@ def run(job: Job, *, model=None, device: str | None = None, describe: Callable[[
         _check_output(recipe, job)
     model = _model(job.settings, model, device)
     if recipe.check is not None:
-        function(recipe.check)(job.settings, model, {role: value.size for role, value in loaded.items() if hasattr(value, "size")})
-    made = function(recipe.run)(settings=job.settings, model=model, device=device,
-                                **{spec.keyword: loaded[spec.role] for spec in recipe.inputs if spec.role in loaded})
-    notes = [_animated_note(loaded["input"], job.inputs["input"]) if isinstance(loaded.get("input"), images.Image.Image) else None]
+        function(recipe.check)(
+            job.settings, model, {role: value.size for role, value in loaded.items() if hasattr(value, "size")}
+        )
+    made = function(recipe.run)(
+        settings=job.settings,
+        model=model,
+        device=device,
+        **{spec.keyword: loaded[spec.role] for spec in recipe.inputs if spec.role in loaded},
+    )
+    notes = [
+        _animated_note(loaded["input"], job.inputs["input"]) if isinstance(loaded.get("input"), images.Image.Image) else None
+    ]
     kind = recipe.output.kind
     if kind == "video":
         return _video(recipe, made, job, loaded, notes)
@@ -205,14 +230,16 @@ def load(spec: catalogue.Input, path):
 def _animated_note(photo, path) -> str | None:
     frames = photo.info.get("n_frames", 1)
     if frames > 1:
-        return (f"{path} is animated ({frames} frames); this dreams its first frame. To dream every frame use: "
-                f"dreamscope video {path} -o dreamed.gif")
+        return (
+            f"{path} is animated ({frames} frames); this dreams its first frame. To dream every frame use: "
+            f"dreamscope video {path} -o dreamed.gif"
+        )
     return None
 
 
 def shown_name(path: str | os.PathLike) -> str:
     """A file's name for a page or a message: bytes that are not UTF-8 shown as U+FFFD instead of failing."""
-    return os.fsencode(Path(path).name).decode("utf-8", "replace")
+    return files.shown(Path(path).name)
 
 
 def _written(recipe: Recipe, run: Run, job: Job, notes, describe) -> Run:
@@ -250,15 +277,22 @@ def _video(recipe: Recipe, run: Run, job: Job, loaded: Mapping[str, Any], notes)
     kind = videos.output_kind(job.output)
     sound = source is not None and source.audio is not None and kind == "video"
     if source is not None and source.audio is not None and not sound:
-        notes.append(f"the sound ({source.audio}) is dropped: {'a GIF' if kind == 'gif' else 'a folder of PNG frames'} "
-                     "cannot carry it")
-    writer = videos.FrameWriter(job.output, source.fps if source is not None else run.settings.fps,
-                                keep_partial=recipe.output.keep_partial, audio_from=source.path if sound else None,
-                                metadata={provenance.KEY: run.record.with_files(job.inputs, job.output).to_text()})
+        notes.append(
+            f"the sound ({source.audio}) is dropped: {'a GIF' if kind == 'gif' else 'a folder of PNG frames'} cannot carry it"
+        )
+    writer = videos.FrameWriter(
+        job.output,
+        source.fps if source is not None else run.settings.fps,
+        keep_partial=recipe.output.keep_partial,
+        audio_from=source.path if sound else None,
+        metadata={provenance.KEY: run.record.with_files(job.inputs, job.output).to_text()},
+    )
     return Run(frames_to(writer, run, job, notes, recipe.output.resumable, sound), run.settings, run.record, run.model)
 
 
-def frames_to(writer: videos.FrameWriter, run: Run, job: Job, notes=(), resumable: bool = True, sound: bool = False) -> Iterator[Event]:
+def frames_to(
+    writer: videos.FrameWriter, run: Run, job: Job, notes=(), resumable: bool = True, sound: bool = False
+) -> Iterator[Event]:
     """Write each finished frame; an interrupt keeps the frames done as a playable file (`Interrupted`). The last
     event's note sums up what was written."""
     for note in notes:
@@ -287,4 +321,3 @@ def noted(notes, run: Run) -> Iterator[Event]:
             yield Event(note=note)
     with closing(run):
         yield from run
-

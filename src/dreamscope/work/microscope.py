@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from .. import imaging
 from ..errors import DreamscopeError, SettingsError, suggest
@@ -61,8 +62,11 @@ def plan(settings: MicroscopeSettings, output: str | os.PathLike) -> Plan:
         wanted = settings.layers.split(",")
         unknown = [name for name in wanted if name not in layers]
         if unknown:
-            raise SettingsError("layers", f"names {unknown[0]}, which is not a dreamable layer of {listing.model}"
-                                          f"{suggest(unknown[0], layers)} (see: dreamscope layers --model {settings.model})")
+            raise SettingsError(
+                "layers",
+                f"names {unknown[0]}, which is not a dreamable layer of {listing.model}"
+                f"{suggest(unknown[0], layers)} (see: dreamscope layers --model {settings.model})",
+            )
         layers = {name: count for name, count in layers.items() if name in wanted}
     try:
         names, count = class_names(settings.model, settings.weights)
@@ -78,20 +82,34 @@ def plan(settings: MicroscopeSettings, output: str | os.PathLike) -> Plan:
         for start in range(0, channels, settings.block):
             stop = min(channels, start + settings.block)
             output_file = root / site.layer_folder(layer) / f"block-{start}.json"
-            items.append(batch.Item(site.block_name(layer, start, stop), batch.task_name(draw_block),
-                                    {"settings": payload, "layer": layer, "channels": [start, stop], "site": str(root)},
-                                    str(output_file), batch.task_name(block_complete)))
+            items.append(
+                batch.Item(
+                    site.block_name(layer, start, stop),
+                    batch.task_name(draw_block),
+                    {"settings": payload, "layer": layer, "channels": [start, stop], "site": str(root)},
+                    str(output_file),
+                    batch.task_name(block_complete),
+                )
+            )
     shards = 0
     if settings.exemplar_folder is not None:
         found = folders.picture_files(settings.exemplar_folder)
         if not found:
-            raise SettingsError("exemplar_folder", f"holds no pictures ({', '.join(folders.PICTURE_SUFFIXES)}, searched recursively)")
+            raise SettingsError(
+                "exemplar_folder", f"holds no pictures ({', '.join(folders.PICTURE_SUFFIXES)}, searched recursively)"
+            )
         shards = max(1, math.ceil(len(found) / batch.SHARD_PICTURES))
         for number in range(shards):
             output_file = shard_path(root, number, shards)
-            items.append(batch.Item(f"exemplars {number + 1}/{shards}", batch.task_name(search_shard),
-                                    {"settings": payload, "shard": [number, shards], "layers": list(layers), "output": str(output_file)},
-                                    str(output_file), batch.task_name(shard_complete)))
+            items.append(
+                batch.Item(
+                    f"exemplars {number + 1}/{shards}",
+                    batch.task_name(search_shard),
+                    {"settings": payload, "shard": [number, shards], "layers": list(layers), "output": str(output_file)},
+                    str(output_file),
+                    batch.task_name(shard_complete),
+                )
+            )
     return Plan(settings, listing.model, layers, {name: infos[name].stride for name in layers}, classes, root, items, shards)
 
 
@@ -122,8 +140,11 @@ def draw_block(arguments: Mapping[str, Any]) -> str:
     for i, channel in enumerate(channels):
         for sample in range(per):
             files.remove_debris(folder / site.picture_name(channel, sample))  # a killed earlier try's temporary file
-            images.save_image(imaging.to_pil(drawn[i * per + sample : i * per + sample + 1]), folder / site.picture_name(channel, sample),
-                              metadata=metadata)
+            images.save_image(
+                imaging.to_pil(drawn[i * per + sample : i * per + sample + 1]),
+                folder / site.picture_name(channel, sample),
+                metadata=metadata,
+            )
         top = []
         if pushes is not None and settings.top:
             values, indices = pushes[i].topk(min(settings.top, pushes.shape[1]))
@@ -142,8 +163,11 @@ def block_complete(item: batch.Item) -> bool:
     if provenance.Record.from_json(data["record"]).settings != block_settings(settings, item.arguments["layer"]):
         return False
     folder = Path(item.output).parent
-    return all((folder / site.picture_name(int(channel), sample)).is_file() for channel in data["facts"]
-               for sample in range(1 + settings.samples))
+    return all(
+        (folder / site.picture_name(int(channel), sample)).is_file()
+        for channel in data["facts"]
+        for sample in range(1 + settings.samples)
+    )
 
 
 # -- exemplars: sharded search, merged by the driver -------------------------------------------------------------
@@ -159,11 +183,20 @@ def search_shard(arguments: Mapping[str, Any]) -> str:
     scan = folders.scan(settings.exemplar_folder, side, shard=(number, count))
     units = [(layer, channel) for layer in arguments["layers"] for channel in range(net.layer(layer).channels)]
     tops, grids, read = run_events(top_responses(net, scan, units, settings.exemplar_count))
-    data = {"key": _shard_key(settings, arguments["layers"], scan.files), "side": side, "read": read,
-            "skipped": [list(pair) for pair in scan.skipped], "grids": {layer: list(grid) for layer, grid in grids.items()},
-            "units": {f"{layer}:{channel}": [[round(float(score), 6), scan.files[int(picture)], int(position)] for score, picture, position
-                                             in zip(top.scores.tolist(), top.pictures.tolist(), top.positions.tolist())]
-                      for (layer, channel), top in tops.items()}}
+    data = {
+        "key": _shard_key(settings, arguments["layers"], scan.files),
+        "side": side,
+        "read": read,
+        "skipped": [list(pair) for pair in scan.skipped],
+        "grids": {layer: list(grid) for layer, grid in grids.items()},
+        "units": {
+            f"{layer}:{channel}": [
+                [round(float(score), 6), scan.files[int(picture)], int(position)]
+                for score, picture, position in zip(top.scores.tolist(), top.pictures.tolist(), top.positions.tolist())
+            ]
+            for (layer, channel), top in tops.items()
+        },
+    }
     output = Path(arguments["output"])
     output.parent.mkdir(parents=True, exist_ok=True)
     files.write_file(output, lambda handle: handle.write(json.dumps(data).encode()))
@@ -172,8 +205,15 @@ def search_shard(arguments: Mapping[str, Any]) -> str:
 
 def _shard_key(settings: MicroscopeSettings, layers, names) -> dict:
     """What a shard's responses depend on: the network, the folder's pictures in the shard, how they are seen."""
-    return {"model": settings.model, "weights": settings.weights, "folder": os.path.abspath(settings.exemplar_folder),
-            "side": settings.side, "count": settings.exemplar_count, "layers": list(layers), "files": list(names)}
+    return {
+        "model": settings.model,
+        "weights": settings.weights,
+        "folder": os.path.abspath(settings.exemplar_folder),
+        "side": settings.side,
+        "count": settings.exemplar_count,
+        "layers": list(layers),
+        "files": list(names),
+    }
 
 
 @batch.task
@@ -189,8 +229,10 @@ def merge_exemplars(plan: Plan) -> tuple[dict[str, list], dict]:
     """The shards' responses joined: each channel's `exemplar_count` strongest pictures over the whole folder
     (ties to the earlier picture, as one pass would give), and what was read and skipped."""
     settings = plan.settings
-    order = {path.relative_to(settings.exemplar_folder).as_posix(): number
-             for number, path in enumerate(folders.picture_files(settings.exemplar_folder))}
+    order = {
+        path.relative_to(settings.exemplar_folder).as_posix(): number
+        for number, path in enumerate(folders.picture_files(settings.exemplar_folder))
+    }
     joined: dict[str, list] = {}
     grids, side, read, skipped = {}, None, 0, []
     for number in range(plan.shards):
@@ -202,8 +244,10 @@ def merge_exemplars(plan: Plan) -> tuple[dict[str, list], dict]:
         side, read, skipped = data["side"], read + data["read"], skipped + data["skipped"]
         for unit, entries in data["units"].items():
             joined.setdefault(unit, []).extend(entries)
-    best = {unit: sorted(entries, key=lambda e: (-e[0], order.get(e[1], len(order))))[: settings.exemplar_count]
-            for unit, entries in joined.items()}
+    best = {
+        unit: sorted(entries, key=lambda e: (-e[0], order.get(e[1], len(order))))[: settings.exemplar_count]
+        for unit, entries in joined.items()
+    }
     return best, {"grids": grids, "side": side, "read": read, "skipped": skipped}
 
 
@@ -244,15 +288,26 @@ class MicroscopeResult:
     exemplars: dict  # what the exemplar search read and skipped (empty without a folder)
 
 
-def microscope_iter(settings: MicroscopeSettings | None = None, output: str | os.PathLike = "microscope", *,
-                    engine: batch.Engine | None = None, threads: int | None = None, **fields) -> Run:
+def microscope_iter(
+    settings: MicroscopeSettings | None = None,
+    output: str | os.PathLike = "microscope",
+    *,
+    engine: batch.Engine | None = None,
+    threads: int | None = None,
+    **fields,
+) -> Run:
     """Draw a microscope into the folder `output`: events over all its work, the last with a MicroscopeResult.
     Work already done there with the same settings is kept (resume); `engine` runs the items (default: this
     machine's processes) with `threads` each (default: the engine's)."""
     settings = MicroscopeSettings.build(settings, fields)
     work = plan(settings, output)
-    run = batch.run_batch(work.items, engine, threads=threads, summary=work.root / batch.SUMMARY,
-                          describe={"command": "microscope", "settings": settings.to_json()})
+    run = batch.run_batch(
+        work.items,
+        engine,
+        threads=threads,
+        summary=work.root / batch.SUMMARY,
+        describe={"command": "microscope", "settings": settings.to_json()},
+    )
 
     def events() -> Iterator[Event]:
         work.root.mkdir(parents=True, exist_ok=True)
@@ -275,6 +330,8 @@ def microscope_job(job, *, model=None, device: str | None = None, describe=None,
     return microscope_iter(job.settings, job.output, engine=engine)
 
 
-def microscope(settings: MicroscopeSettings | None = None, output: str | os.PathLike = "microscope", **options) -> MicroscopeResult:
+def microscope(
+    settings: MicroscopeSettings | None = None, output: str | os.PathLike = "microscope", **options
+) -> MicroscopeResult:
     """Like `microscope_iter`, but returns the finished MicroscopeResult."""
     return microscope_iter(settings, output, **options).result()

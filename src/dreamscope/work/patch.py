@@ -5,8 +5,8 @@ when none is given (the comparison's most unrelated cell), its photos found, the
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from PIL import Image
 
@@ -42,7 +42,9 @@ def patch_job(job, *, model=None, device: str | None = None, describe=None, engi
     if job.output:
         out = Path(job.output)
         if out.exists() and not out.is_dir():
-            raise SettingsError("output", f"must be a folder (for result.json and examples.png), but {files.shown(out)} is a file")
+            raise SettingsError(
+                "output", f"must be a folder (for result.json and examples.png), but {files.shown(out)} is a file"
+            )
         files.check_folder(out.parent if not out.exists() else out)
     photos = []
     for path in job.inputs["photos"]:

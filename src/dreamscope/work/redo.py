@@ -4,8 +4,8 @@ and telling how a redo matches its original (`compare`)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 from ..errors import DreamscopeError, SettingsError
 from ..events import Run
@@ -25,8 +25,11 @@ def resume_zoom(path: str | os.PathLike, frames: int | None = None, *, model=Non
         raise DreamscopeError(f"nothing to resume: {path} does not exist")
     record = provenance.read(path)
     if record.recipe != "zoom":
-        what = "a morph cannot be continued (its optimizer state is not in the file)" if record.recipe == "morph" else \
-            f"it was made by {record.recipe}"
+        what = (
+            "a morph cannot be continued (its optimizer state is not in the file)"
+            if record.recipe == "morph"
+            else f"it was made by {record.recipe}"
+        )
         raise DreamscopeError(f"{path} is not a zoom to continue: {what}")
     settings = record.settings if frames is None else record.settings.replace(frames=frames)
     count, first, last = _first_and_last(path)
@@ -35,11 +38,28 @@ def resume_zoom(path: str | os.PathLike, frames: int | None = None, *, model=Non
     guide = _recorded_input(record, "guide", path)
     job = Job(settings, path, {role: entry.get("path") for role, entry in record.inputs.items()})
     with precision.auto_means(record.precision):
-        run = zoom.zoom_iter(last, settings, guide=guide and images.load_image(guide, what="guide image"), model=model,
-                             device=device, start=count, first=first)
+        run = zoom.zoom_iter(
+            last,
+            settings,
+            guide=guide and images.load_image(guide, what="guide image"),
+            model=model,
+            device=device,
+            start=count,
+            first=first,
+        )
     _same_weights(run.model, record)
-    metadata = {provenance.KEY: provenance.Record(settings, record.model, record.inputs, record.device, record.threads,
-                                                   provenance.version(), record.torch, record.precision).to_text()}
+    metadata = {
+        provenance.KEY: provenance.Record(
+            settings,
+            record.model,
+            record.inputs,
+            record.device,
+            record.threads,
+            provenance.version(),
+            record.torch,
+            record.precision,
+        ).to_text()
+    }
     writer = videos.FrameWriter(path, settings.fps, keep_partial=True, resume=True, metadata=metadata)
     return Run(frames_to(writer, run, job), settings, record, run.model)
 
@@ -66,8 +86,9 @@ def _recorded_input(record: provenance.Record, role: str, output: str, given: st
         return None
     path = given or entry.get("path")
     if path is None:
-        raise DreamscopeError(f"the record names no file for its {role} (it was made from Python with a picture in memory); "
-                              f"give the {role} file")
+        raise DreamscopeError(
+            f"the record names no file for its {role} (it was made from Python with a picture in memory); give the {role} file"
+        )
     if given is None and not Path(path).exists() and entry.get("relative"):
         beside = os.path.join(os.path.dirname(os.path.abspath(output)), entry["relative"])
         path = beside if Path(beside).exists() else path
@@ -79,16 +100,20 @@ def _recorded_input(record: provenance.Record, role: str, output: str, given: st
     else:
         found, expected = provenance.file_digest(path), entry.get("file")
     if found != expected:
-        raise DreamscopeError(f"the {role} {path} is not the one this was made from (its digest differs from the record's); "
-                              f"give the original {role}")
+        raise DreamscopeError(
+            f"the {role} {path} is not the one this was made from (its digest differs from the record's); "
+            f"give the original {role}"
+        )
     return path
 
 
 def _same_weights(model, record: provenance.Record) -> None:
     recorded = record.model.get("weights")
     if recorded and model.weights_digest != recorded:
-        raise DreamscopeError(f"the weights of {model.name} here differ from the ones that made this ({model.weights_digest[:19]}... "
-                              f"here, {recorded[:19]}... in the record); give the same weights file")
+        raise DreamscopeError(
+            f"the weights of {model.name} here differ from the ones that made this ({model.weights_digest[:19]}... "
+            f"here, {recorded[:19]}... in the record); give the same weights file"
+        )
 
 
 def _recorded_device(record: provenance.Record) -> str | None:
@@ -97,7 +122,11 @@ def _recorded_device(record: provenance.Record) -> str | None:
 
     kind = record.device.split(":")[0]
     mps = getattr(torch.backends, "mps", None)
-    here = kind == "cpu" or (kind == "cuda" and torch.cuda.is_available()) or (kind == "mps" and mps is not None and mps.is_available())
+    here = (
+        kind == "cpu"
+        or (kind == "cuda" and torch.cuda.is_available())
+        or (kind == "mps" and mps is not None and mps.is_available())
+    )
     return record.device if here else None
 
 
@@ -107,8 +136,15 @@ def redo_output(path: str | os.PathLike) -> str:
     return str(path.with_name(f"{path.stem}_redo{path.suffix}") if not path.is_dir() else path.with_name(f"{path.name}_redo"))
 
 
-def redo(path: str | os.PathLike, output: str | None = None, *, inputs: Mapping[str, str | None] | None = None,
-         model=None, device: str | None = None, describe: Callable[[Job], str] | None = None) -> Run:
+def redo(
+    path: str | os.PathLike,
+    output: str | None = None,
+    *,
+    inputs: Mapping[str, str | None] | None = None,
+    model=None,
+    device: str | None = None,
+    describe: Callable[[Job], str] | None = None,
+) -> Run:
     """Make the output at `path` again from the record inside it, into `output` (default `NAME_redo.EXT`).
 
     Its inputs are the recorded files (or `inputs`, by role), checked against the record's digests, and the
@@ -116,11 +152,15 @@ def redo(path: str | os.PathLike, output: str | None = None, *, inputs: Mapping[
     """
     record = provenance.read(path)
     if record.recipe == "microscope":
-        raise DreamscopeError(f"redo cannot make {path} again alone: it is one channel of a microscope, drawn with its block; "
-                              "run the microscope command again into the same folder (it redraws only what is missing)")
+        raise DreamscopeError(
+            f"redo cannot make {path} again alone: it is one channel of a microscope, drawn with its block; "
+            "run the microscope command again into the same folder (it redraws only what is missing)"
+        )
     if any(spec.kind != "picture" and spec.kind != "video" for spec in catalogue.get(record.recipe).inputs):
-        raise DreamscopeError(f"redo cannot make {path} again: dreamscope {record.recipe} reads a folder of pictures, which "
-                              "its record does not hold; run that command again (the record has its settings)")
+        raise DreamscopeError(
+            f"redo cannot make {path} again: dreamscope {record.recipe} reads a folder of pictures, which "
+            "its record does not hold; run that command again (the record has its settings)"
+        )
     given = dict(inputs or {})
     found = {role: _recorded_input(record, role, str(path), given.pop(role, None)) for role in record.inputs}
     if given:
@@ -131,8 +171,10 @@ def redo(path: str | os.PathLike, output: str | None = None, *, inputs: Mapping[
     _same_weights(made.model, record)
     notes = []
     if made.record is not None and (made.record.threads, made.record.device) != (record.threads, record.device):
-        notes.append(f"this runs on {made.record.device} with {made.record.threads} threads, the original on {record.device} with "
-                     f"{record.threads}: the pictures will match but not to the last bit")
+        notes.append(
+            f"this runs on {made.record.device} with {made.record.threads} threads, the original on {record.device} with "
+            f"{record.threads}: the pictures will match but not to the last bit"
+        )
     return Run(jobs.noted(notes, made), made.settings, made.record, made.model)
 
 

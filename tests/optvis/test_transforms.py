@@ -1,0 +1,34 @@
+"""Composable transforms: each says what it is, draws from the generator passed in, in the order composed."""
+
+from __future__ import annotations
+
+import torch
+
+from dreamscope.optvis import transforms as T
+
+
+def test_the_standard_transforms_are_a_composition_that_describes_itself():
+    standard = T.standard_transforms()
+    assert standard == T.compose(T.Pad(12), T.Jitter(8), T.ScaleRotate((0.9, 1.6), 10.0), T.Jitter(4))
+    assert repr(standard).startswith("Compose(steps=(Pad(width=12, value=0.5), Jitter(pixels=8), ScaleRotate(")
+    assert T.robustness == standard  # what visualize, morph and the microscope use
+    assert T.standard_transforms(pad=4, jitter=2).steps[-1] == T.Jitter(1)  # an icon's, scaled down
+
+
+def test_composed_transforms_draw_in_order_from_one_generator():
+    x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).view(2, 3, 16, 16)
+    twice = T.compose(T.Jitter(3), T.Jitter(3))(x, torch.Generator().manual_seed(5))
+    generator = torch.Generator().manual_seed(5)
+    by_hand = T.roll(T.roll(x, T.random_shift(generator, 3)), T.random_shift(generator, 3))
+    assert torch.equal(twice, by_hand)
+
+
+def test_a_transform_of_ones_own_composes_and_the_result_is_seeded():
+    def flip(x, generator):  # any callable (x, generator) is a transform
+        return x.flip(-1) if float(torch.rand(1, generator=generator)) < 0.5 else x
+
+    chain = T.compose(T.Pad(2), flip, T.ScaleRotate((1.0, 1.2), 5.0))
+    x = torch.rand(1, 3, 20, 20, generator=torch.Generator().manual_seed(0))
+    a, b = (chain(x, torch.Generator().manual_seed(7)) for _ in range(2))
+    assert a.shape == (1, 3, 24, 24) and torch.equal(a, b)
+    assert not torch.equal(a, chain(x, torch.Generator().manual_seed(8)))
