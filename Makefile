@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # The CPU build of PyTorch, found locally; installing torch first keeps pip from pulling CUDA builds.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint format browser install install-dev bench bench-video bench-studio bench-atlas bench-batch quality clean
+.PHONY: demo test lint format browser install install-dev install-all bench bench-video bench-studio bench-atlas bench-batch quality clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,13 +18,18 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $@
 
+$(VENV)/.installed-all: $(VENV)/.installed
+	$(PIP) install --quiet --disable-pip-version-check -e ".[all]"
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+install-all: $(VENV)/.installed-all
 
 demo: $(VENV)/.installed
 	$(PY) -m dreamscope sample coffee coffee.png
 	$(PY) -m dreamscope dream coffee.png -o dream.png
-	@echo "wrote dream.png (dreamed from coffee.png)"
+	@echo "every feature (visualize --score, the studio, the atlas, Ray): make install-all"
 
 # Two pytest workers, a test module each at a time: the suite waits a lot on subprocesses, imports and browsers,
 # which a second worker fills (8-9 minutes instead of 10-11 on the 2-core machine).

@@ -86,6 +86,7 @@ SHOWN = {
     "exemplars": ["units", "count", "side", "vis_size", "vis_steps", "seed", "model", "weights"],
     "microscope": [
         "layers",
+        "channels",
         "size",
         "steps",
         "learning_rate",

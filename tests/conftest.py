@@ -190,9 +190,9 @@ def pan_frames(count: int, size: tuple[int, int] = (96, 64), motion: tuple[int, 
     ]
 
 
-def write_clip(path, frames, fps: int = 12, audio: bool = False, faststart: bool = False) -> None:
-    """Encode PIL frames as an H.264 video (MP4/MKV by suffix), optionally with a 440 Hz AAC tone as long as the
-    picture; `faststart` puts the index first, as streaming sites do."""
+def write_clip(path, frames, fps: int = 12, audio: bool | str = False, faststart: bool = False) -> None:
+    """Encode PIL frames as an H.264 video (MP4/MOV/MKV by suffix), optionally with a 440 Hz tone as long as the
+    picture (AAC, or the audio encoder `audio` names); `faststart` puts the index first, as streaming sites do."""
     import av
     import numpy as np
 
@@ -201,18 +201,20 @@ def write_clip(path, frames, fps: int = 12, audio: bool = False, faststart: bool
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames[0].size
         stream.pix_fmt = "yuv420p"
-        sound = container.add_stream("aac", rate=44100) if audio else None
+        codec = "aac" if audio is True else audio
+        rate = 48000 if codec == "libopus" else 44100
+        sound = container.add_stream(codec, rate=rate, layout="mono") if codec else None
         for i, picture in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.asarray(picture.convert("RGB")), format="rgb24")
             frame.pts = i
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
         if sound is not None:
-            t = np.arange(int(44100 * len(frames) / fps)) / 44100
+            t = np.arange(int(rate * len(frames) / fps)) / rate
             samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-            for start in range(0, len(samples), 1024):
-                chunk = av.AudioFrame.from_ndarray(samples[None, start : start + 1024], format="fltp", layout="mono")
-                chunk.sample_rate, chunk.pts = 44100, start
+            for start in range(0, len(samples), 960):  # a multiple of 1024 would not suit Opus's 20 ms frames
+                chunk = av.AudioFrame.from_ndarray(samples[None, start : start + 960], format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = rate, start
                 container.mux(sound.encode(chunk))
             container.mux(sound.encode(None))
 

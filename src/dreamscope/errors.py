@@ -28,6 +28,21 @@ class DreamscopeError(Exception):
         return _rebuild, (type(self), str(self), self.__dict__)
 
 
+class Worded(str):
+    """Text (a note) that may name settings as {field} placeholders, like DreamscopeError's template: it reads
+    with field names, and `worded` lets a front end name them its own way."""
+
+    template: str | None
+
+    def __new__(cls, template: str | None, text: str | None = None):
+        made = super().__new__(cls, text if text is not None else template.format_map(_Names(str)))
+        made.template = template
+        return made
+
+    def worded(self, name_of) -> str:
+        return str(self) if self.template is None else self.template.format_map(_Names(name_of))
+
+
 def suggest(name: str, choices, n: int = 3) -> str:
     """' (did you mean a, b?)' for the closest choices to a mistyped name, or '' when none is close."""
     choices = list(choices)

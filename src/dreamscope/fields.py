@@ -264,3 +264,31 @@ def picture_size(name: str, value):
     if len(sides) not in (1, 2) or any(isinstance(s, bool) or not isinstance(s, int) or not 64 <= s <= 2048 for s in sides):
         raise SettingsError(name, f"must be a side (or height and width) from 64 to 2048 px, got {shown(value)}")
     return sides[0] if len(sides) == 1 else tuple(sides)
+
+
+def parse_ranges(spec: str) -> list[int]:
+    """'0-15' or '3,17,40-47' -> the channel indices, sorted, each once."""
+    chosen: set[int] = set()
+    for part in str(spec).split(","):
+        first, dash, last = part.strip().partition("-")
+        if not first.strip().isdigit() or (dash and not last.strip().isdigit()):
+            raise DreamscopeError(f"bad channel range {part.strip()!r}; write indices and ranges, e.g. 0-15 or 3,17,40-47")
+        low, high = int(first), int(last) if dash else int(first)
+        if high < low or high - low > 100_000:
+            raise DreamscopeError(f"bad channel range {part.strip()!r}; a range goes from low to high, e.g. 0-15")
+        chosen.update(range(low, high + 1))
+    return sorted(chosen)
+
+
+def channel_ranges(name: str, value) -> str:
+    """Channel indices and ranges in canonical form: '17,0-3,2' -> '0-3,17'."""
+    try:
+        chosen = parse_ranges(value)
+    except DreamscopeError:
+        raise SettingsError(name, f"must be channel indices and ranges, e.g. 0-15 or 3,17,40-47; got {shown(value)}") from None
+    runs, start = [], chosen[0]
+    for previous, current in zip(chosen, [*chosen[1:], None]):
+        if current != previous + 1:
+            runs.append(str(start) if start == previous else f"{start}-{previous}")
+            start = current
+    return ",".join(runs)

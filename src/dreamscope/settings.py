@@ -25,6 +25,7 @@ from .fields import (  # noqa: F401 - the checks and parsers are part of this mo
     Number,
     Text,
     Whole,
+    channel_ranges,
     channel_spec,
     layer_spec,
     name_list,
@@ -459,6 +460,11 @@ class MicroscopeSettings(Settings):
     recipe: ClassVar[str] = "microscope"
 
     layers: str | None = setting(None, Text(parse=name_list), "layers to draw, comma-separated (default: every dreamable layer)")
+    channels: str | None = setting(
+        None,
+        Text(parse=channel_ranges),
+        "channels of each layer to draw, as indices and ranges, e.g. 0-15 or 3,17,40-47 (default: all)",
+    )
     size: int = setting(128, Whole(64, 1024), "side of each channel's picture, in px")
     steps: int = setting(128, Whole(1, 10_000), "optimization steps of every picture")
     learning_rate: float = setting(0.05, Number(0.0, 10.0, above=True), "Adam's step")

@@ -187,7 +187,7 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path):
 
 
 def test_ctrl_c_while_starting_up_is_not_a_traceback(tmp_path):
-    chelsea((96, 64)).save(tmp_path / "photo.png")
+    chelsea((160, 120)).save(tmp_path / "photo.png")  # big enough for the default octaves: only Ctrl-C stops it
     for delay in (0.15, 0.4, 0.8, 1.5):
         proc = start(["dream", "photo.png", "-o", "out.png", "-q"], tmp_path)
         time.sleep(delay)
@@ -312,3 +312,95 @@ def test_users_models_refuse_imagenet_class_names_and_list_what_they_have(tmp_pa
     rows = json.loads(search.stdout)
     assert {"index": 285, "label": "Egyptian cat"} in rows and all("cat" in row["label"].lower() for row in rows)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path, model):
+    """`dream photo.jpg -o photo.jpg` once replaced the photo with a dream. An output that is the same file as any
+    input (however it is spelled, through a link too), or a picture inside an input folder, is refused up front."""
+    from conftest import pan_frames, write_clip
+    from dreamscope.work import batch, jobs
+
+    photo, guide = tmp_path / "photo.jpg", tmp_path / "guide.png"
+    chelsea((96, 64)).save(photo)
+    chelsea((64, 64)).save(guide)
+    os.link(photo, tmp_path / "alias.jpg")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "pics").mkdir()
+    chelsea((64, 64)).save(tmp_path / "pics" / "a.png")
+    write_clip(tmp_path / "clip.mp4", pan_frames(3, size=(64, 48)))
+    dream = ds.DreamSettings(layer="stage3.1", octaves=1, steps=1)
+    cases = {
+        "the photo": (dream, photo, {"input": photo}, "the output {} is the input picture itself"),
+        "another spelling": (dream, tmp_path / "sub" / ".." / "photo.jpg", {"input": photo}, "is the input picture itself"),
+        "a hard link": (dream, photo, {"input": tmp_path / "alias.jpg"}, "is the input picture itself"),
+        "the guide": (dream, guide, {"input": photo, "guide": guide}, "is the guide picture itself"),
+        "the init picture": (
+            ds.VisualizeSettings(target="banana", accentuate=True),
+            photo,
+            {"init": photo},
+            "is the init picture itself",
+        ),
+        "a probe's sheet": (ds.ProbeSettings(layers="stage3.1"), photo, {"input": photo}, "is the input picture itself"),
+        "the video": (
+            ds.VideoSettings(layer="stage3.1"),
+            tmp_path / "clip.mp4",
+            {"input": tmp_path / "clip.mp4"},
+            "is the input video",
+        ),
+        "a picture in the folder": (
+            ds.ExemplarsSettings(units="stage3.1:1"),
+            tmp_path / "pics" / "a.png",
+            {"folder": tmp_path / "pics"},
+            "is a file in the input folder",
+        ),
+    }
+    before = {path: path.read_bytes() for path in (photo, guide, tmp_path / "clip.mp4", tmp_path / "pics" / "a.png")}
+    for name, (settings, output, inputs, words) in cases.items():
+        job = jobs.Job(settings, str(output), {role: str(path) for role, path in inputs.items()})
+        with pytest.raises(DreamscopeError, match=words.format(".*").replace("(", r"\(")) as caught:
+            jobs.check(job, model=model)
+        assert "name another output" in str(caught.value), name
+    with pytest.raises(DreamscopeError, match="the output folder .* is the input folder"):
+        batch.folder_jobs(tmp_path / "pics", dream, tmp_path / "sub" / ".." / "pics")
+
+    made = tmp_path / "made.png"
+    list(ds.run_job(jobs.Job(dream, str(made), {"input": str(photo)}), model=model))
+    with pytest.raises(DreamscopeError, match="is the original itself"):
+        redo.redo(made, str(tmp_path / "sub" / ".." / "made.png"))
+
+    line = one_error(run_dreamscope("dream", "photo.jpg", "-o", "./photo.jpg", *QUICK, cwd=tmp_path, env=ENV))
+    assert line == "error: the output ./photo.jpg is the input picture itself; name another output, so the input picture is kept"
+    assert {path: path.read_bytes() for path in before} == before and not leftovers(tmp_path)
+
+
+def test_a_record_from_an_older_version_reproduces_or_says_why_not(tmp_path, model, monkeypatch):
+    """Records written before the precision setting have no precision: they ran in float32, and redo must too,
+    even on a CPU where "auto" chooses bfloat16 today. Where the pixels cannot match, redo says what differs."""
+    import torch
+
+    from dreamscope.io import images, provenance
+    from dreamscope.models import precision
+
+    chelsea((96, 64)).save(tmp_path / "photo.png")
+    made, old = tmp_path / "made.png", tmp_path / "old.png"
+    list(
+        ds.run_job(
+            ds.Job(ds.DreamSettings(layer="stage3.1", octaves=1, steps=2), str(made), {"input": str(tmp_path / "photo.png")}),
+            model=model,
+        )
+    )
+    data = json.loads(images.read_metadata(made)[provenance.KEY])
+    del data["precision"], data["settings"]["precision"]  # as the versions before it wrote them
+    with Image.open(made) as picture:
+        images.save_image(picture.convert("RGB"), old, metadata={provenance.KEY: json.dumps(data)})
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)  # a CPU with AMX: "auto" is bfloat16 today
+    again = redo.redo(old, str(tmp_path / "again.png"), model=model).result()
+    assert redo.compare(old, again) == "same pictures"  # every pixel (the new record names its precision)
+    assert ds.read_record(again).precision == "fp32"
+
+    data["torch"], data["threads"] = "2.1.0", 7
+    why = redo.why_different(provenance.Record.from_json(data), ds.read_record(again))
+    assert why == f"torch 2.1.0 then, {torch.__version__} now; threads 7 then, {ds.read_record(again).threads} now"
+    same = redo.why_different(ds.read_record(again), ds.read_record(again))
+    assert same.startswith("the records agree") and "a bug to report" in same

@@ -178,6 +178,8 @@ def test_the_command_draws_a_site_and_refuses_mistakes_before_any_work(tmp_path,
     (tmp_path / "other" / "notes.txt").write_text("mine")
     for argv, needle in (
         (["--layers", "nope"], "--layers names nope"),
+        (["--layers", "features.0", "--channels", "6-9"], "--channels names channel 8 of features.0, which has channels 0-7"),
+        (["--channels", "4-2"], "--channels must be channel indices and ranges"),
         (["-o", "other"], "not empty"),
         (["--exemplars", str(tmp_path / "missing")], "missing"),
     ):
@@ -186,3 +188,41 @@ def test_the_command_draws_a_site_and_refuses_mistakes_before_any_work(tmp_path,
         err = capsys.readouterr().err
         assert err.startswith("error: ") and needle in err and err.count("\n") == 1, err
         assert not (tmp_path / "new").exists() and (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_channels_draws_only_those_and_a_whole_block_as_the_full_microscope_does(site, tmp_path):
+    folder, _ = site
+    part = draw(tmp_path / "part", layers="features.2", channels="3,8-15")
+    assert part.channels == 9 and not part.batch.failures
+    drawn = sorted(int(p.stem) for p in (tmp_path / "part" / "features.2").glob("*.html") if p.stem.isdigit())
+    assert drawn == [3, *range(8, 16)]
+    page = (tmp_path / "part" / "features.2" / "3.html").read_text()
+    assert 'href="8.html"' in page and "2.html" not in page  # the next drawn channel, not channel 4
+    assert [item.arguments["channels"] for item in part.plan.items] == [[3, 4], [8, 16]]
+    # channels 8-15 are the full microscope's second block (block=8): the same pictures
+    for channel in range(8, 16):
+        same = folder / "features.2" / f"{channel}.png", tmp_path / "part" / "features.2" / f"{channel}.png"
+        assert _load(same[0]).tobytes() == _load(same[1]).tobytes()
+
+
+def _load(path: Path):
+    from PIL import Image
+
+    with Image.open(path) as picture:
+        return picture.convert("RGB")
+
+
+def test_a_sample_pushed_flat_is_drawn_again_and_the_page_says_so():
+    """At efficientnet-lite0's stage1.0 the diversity term pushes some samples to flat grey (11 of 48 at 64 px and
+    64 steps; 5 of 48 at the default 128 px and 128 steps): each is drawn again, and none is left flat."""
+    from dreamscope.pages import microscope as pages
+    from dreamscope.recipes import microscope as drawing
+    from dreamscope.settings import MicroscopeSettings
+
+    net = load_model()
+    made = drawing.render_channels(net, "stage1.0", list(range(16)), MicroscopeSettings(samples=3, size=64, steps=64))
+    assert len(made.redrawn) >= 3 and all(index % 4 for index in made.redrawn)  # samples only, never a main picture
+    stds = [float(picture.std()) for picture in made.pictures]
+    assert min(stds) >= drawing.FLAT and made.flat == [], sorted(stds)[:3]
+    notes = pages._sample_notes({"redrawn": [1, 3], "flat": [3]})
+    assert "Sample 1 drawn again without the push apart" in notes and "Sample 3 stayed flat grey" in notes

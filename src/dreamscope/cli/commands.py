@@ -357,12 +357,12 @@ def redo(args) -> int:
     from ..work import redo as redoing
 
     # The thread count changes how sums are split, hence the last bits: redo with the recorded one.
-    runtime.configure(args.threads or provenance.read(args.original).threads)
+    original = provenance.read(args.original)
+    runtime.configure(args.threads or original.threads)
     given = {role: getattr(args, f"given_{role}") for role in ("input", "guide", "init") if getattr(args, f"given_{role}")}
     device = None if args.device == "auto" else args.device
-    last = follow(
-        redoing.redo(args.original, args.output, inputs=given, device=device, describe=command_line), args.quiet, "redoing"
-    )
+    made = redoing.redo(args.original, args.output, inputs=given, device=device, describe=command_line)
+    last = follow(made, args.quiet, "redoing")
     output = last.result
     verdict = {
         "identical": "identical to",
@@ -370,15 +370,8 @@ def redo(args) -> int:
         "a folder": "the same job as",
         "different": "made again from",
     }[redoing.compare(args.original, output)]
-    print(
-        f"wrote {shown(output)}: {verdict} {shown(args.original)}"
-        + (
-            ""
-            if verdict != "made again from"
-            else " (not the same pixels: another machine, device or library version rounds differently)"
-        ),
-        file=sys.stderr,
-    )
+    why = "" if verdict != "made again from" else f" (not the same pixels: {redoing.why_different(original, made.record)})"
+    print(f"wrote {shown(output)}: {verdict} {shown(args.original)}{why}", file=sys.stderr)
     return 0
 
 

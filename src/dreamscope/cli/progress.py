@@ -33,7 +33,7 @@ def follow(run, quiet: bool, desc: str):
                 last = event
                 continue
             if event.note:
-                say(f"note: {event.note}", bar)
+                say(f"note: {worded(event.note)}", bar)
             if event.stages:
                 bar.set_postfix_str(event.stage + (f", loss {event.loss:.3g}" if event.loss is not None else ""), refresh=False)
             bar.update(round(event.fraction * 1000) - bar.n)
@@ -42,4 +42,11 @@ def follow(run, quiet: bool, desc: str):
 
 def summary(event) -> str:
     """ " (note)" for a done event with a note, else ""."""
-    return f" ({event.note})" if event is not None and event.note else ""
+    return f" ({worded(event.note)})" if event is not None and event.note else ""
+
+
+def worded(note) -> str:
+    """A note as the command line says it: the settings it names as flags."""
+    from ..work.flags import flag_of
+
+    return note.worded(flag_of) if hasattr(note, "worded") else str(note)

@@ -39,6 +39,26 @@ def check_folder(folder: Path) -> None:
         raise DreamscopeError(f"cannot write into {folder} (permission denied); write elsewhere")
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two names are one existing file: by device and inode, so links, `./`, `..` and case-insensitive
+    file systems are seen through, where comparing the names would not."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def refuse_writing_over(output: str | os.PathLike, what: str, given: str | os.PathLike) -> None:
+    """Refuse an output that would replace an input: the same file, or a picture inside an input folder."""
+    if same_file(output, given):
+        raise DreamscopeError(f"the output {shown(output)} is the {what} itself; name another output, so the {what} is kept")
+    if os.path.isdir(given) and os.path.isfile(output) and Path(output).resolve().is_relative_to(Path(given).resolve()):
+        raise DreamscopeError(
+            f"the output {shown(output)} is a file in the {what} {shown(given)}; name another output, so the {what} "
+            "is kept as it is"
+        )
+
+
 def write_file(path: str | os.PathLike, fill) -> Path:
     """Write a data file atomically: `fill(handle)` writes into a temporary file beside `path`, renamed into
     place when complete. A write error is one DreamscopeError naming the file."""

@@ -386,7 +386,7 @@ class FrameWriter:
                 with av.open(_url(self._temp)) as video_in, self._open_output(joined, container_format) as out:
                     v_in, a_in = video_in.streams.video[0], sound_in.streams.audio[0]
                     v_out = out.add_stream_from_template(v_in)
-                    name = a_in.codec_context.name
+                    name = a_in.codec_context.codec.canonical_name  # "mp3", where the decoder is "mp3float"
                     copy = name in _COPYABLE_AUDIO.get(container_format, ()) or (
                         container_format == "matroska" and name in out.supported_codecs
                     )
@@ -398,10 +398,17 @@ class FrameWriter:
                     video_end = float(v_in.duration * v_in.time_base) if v_in.duration else None
 
                     def timed(container, stream, target):
+                        # Matroska stores no decoding times: FFmpeg gives some packets (the first key frame among
+                        # them) a dts of None. Only the demuxer's empty end packets are skipped; the merge key
+                        # carries the last known time forward so it never goes back.
+                        last = float("-inf")
                         for packet in container.demux(stream):
-                            if packet.dts is None:
+                            if packet.size == 0:
                                 continue
-                            yield float(packet.dts * packet.time_base), packet, target
+                            stamp = packet.dts if packet.dts is not None else packet.pts
+                            if stamp is not None:
+                                last = max(last, float(stamp * packet.time_base))
+                            yield last, packet, target
 
                     merged = heapq.merge(timed(video_in, v_in, v_out), timed(sound_in, a_in, a_out), key=lambda item: item[0])
                     for when, packet, target in merged:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..fields import parse_ranges
 from ..io import files
 from ..settings import MicroscopeSettings
 
@@ -33,8 +34,25 @@ class Site:
     model: str
     layers: dict[str, int]  # layer -> channels, shallow to deep
     strides: dict[str, int]  # layer -> stride in px (an exemplar patch's size follows it)
-    classes: list[str] | None
+    classes: list[str] | None = field(repr=False)  # 1,000 names: not for a repr
     root: Path
+
+
+def drawn_channels(settings: MicroscopeSettings, count: int) -> list[int]:
+    """The channels of a layer of `count` channels that the settings draw (all, or those `channels` names)."""
+    return list(range(count)) if settings.channels is None else parse_ranges(settings.channels)
+
+
+def blocks(settings: MicroscopeSettings, count: int) -> list[tuple[int, int]]:
+    """The (start, stop) channel ranges drawn together: runs of the drawn channels, cut at every `block`-th
+    channel, so a whole block is drawn as in a microscope of every channel."""
+    found: list[tuple[int, int]] = []
+    for channel in drawn_channels(settings, count):
+        if found and found[-1][1] == channel and channel % settings.block:
+            found[-1] = (found[-1][0], channel + 1)
+        else:
+            found.append((channel, channel + 1))
+    return found
 
 
 def layer_folder(layer: str) -> str:
@@ -64,7 +82,8 @@ h1{font-size:22px;margin:6px 0 4px}h2{font-size:17px;margin:22px 0 8px}
 table{border-collapse:collapse}td,th{padding:4px 10px;text-align:left;border-bottom:1px solid #2a2d35}
 .big{width:320px;height:320px;border-radius:4px;image-rendering:auto}.samples img{width:150px;height:150px;border-radius:3px;margin-right:6px}
 .bar{display:inline-block;height:9px;background:#6aa0ff;border-radius:2px;vertical-align:middle;margin-right:6px}
-.ex{display:inline-block;width:110px;margin:0 8px 10px 0;font-size:11px;color:#a4a7b0;word-break:break-all}.ex img{width:110px;height:110px;display:block}
+.exs{display:flex;flex-wrap:wrap;gap:10px 8px;align-items:flex-start}
+.ex{width:110px;font-size:11px;color:#a4a7b0;word-break:break-all}.ex img{width:110px;height:110px;display:block;margin-bottom:3px}
 """.strip()
 
 
@@ -76,8 +95,7 @@ def write_site(plan: Site, failed: list[tuple[str, str]], exemplars: dict, facts
     layers = {}
     for layer, count in plan.layers.items():
         channels: dict[int, dict] = {}
-        for start in range(0, count, plan.settings.block):
-            stop = min(count, start + plan.settings.block)
+        for start, stop in blocks(plan.settings, count):
             block = root / layer_folder(layer) / f"block-{start}.json"
             data = json.loads(block.read_text()) if block.is_file() else None
             for channel in range(start, stop):
@@ -94,7 +112,7 @@ def write_site(plan: Site, failed: list[tuple[str, str]], exemplars: dict, facts
         neighbours = (names[number - 1] if number else None, names[number + 1] if number + 1 < len(names) else None)
         _write(root / layer_folder(layer) / "index.html", _layer_page(model, layer, channels, plan.strides[layer], neighbours))
         for channel, fact in channels.items():
-            _write(root / layer_folder(layer) / f"{channel}.html", _channel_page(plan, layer, channel, fact, len(channels)))
+            _write(root / layer_folder(layer) / f"{channel}.html", _channel_page(plan, layer, channel, fact, list(channels)))
     _write(root / "index.html", _front_page(plan, layers, failed, facts))
     data = {
         "model": model,
@@ -218,11 +236,35 @@ def _link(text: str, href: str, before: str = "", after: str = "") -> str:
     return f'<a href="{html.escape(href)}">{before}{html.escape(text)}{after}</a>'
 
 
-def _channel_page(plan: Site, layer: str, channel: int, fact: dict, count: int) -> str:
+def _sample_notes(fact: dict) -> str:
+    """Say which samples were drawn again (the push apart had left them flat grey) and which stayed flat."""
+    notes = []
+    redrawn = [n for n in fact.get("redrawn", []) if n not in fact.get("flat", [])]
+    if redrawn:
+        notes.append(
+            f"{_samples(redrawn)} drawn again without the push apart, which had left {_them(redrawn)} flat grey: "
+            "like the main picture, from another start."
+        )
+    if fact.get("flat"):
+        notes.append(f"{_samples(fact['flat'])} stayed flat grey, drawn twice: the channel showed nothing more there.")
+    return "".join(f"<p class=note>{html.escape(note)}</p>" for note in notes)
+
+
+def _samples(numbers: list[int]) -> str:
+    return ("Sample " if len(numbers) == 1 else "Samples ") + ", ".join(map(str, numbers))
+
+
+def _them(numbers: list[int]) -> str:
+    return "it" if len(numbers) == 1 else "them"
+
+
+def _channel_page(plan: Site, layer: str, channel: int, fact: dict, drawn: list[int]) -> str:
     model = plan.model
+    at = drawn.index(channel)
+    before, after = (drawn[at - 1] if at else None), (drawn[at + 1] if at + 1 < len(drawn) else None)
     nav = (
-        f"<div class=nav><span>{_link(f'channel {channel - 1}', f'{channel - 1}.html', '← ') if channel > 0 else ''}</span>"
-        f"<span>{_link(f'channel {channel + 1}', f'{channel + 1}.html', '', ' →') if channel + 1 < count else ''}</span></div>"
+        f"<div class=nav><span>{_link(f'channel {before}', f'{before}.html', '← ') if before is not None else ''}</span>"
+        f"<span>{_link(f'channel {after}', f'{after}.html', '', ' →') if after is not None else ''}</span></div>"
     )
     head = (
         f'<div class=crumbs><a href="../index.html">{html.escape(model)}</a> › <a href="index.html">{html.escape(layer)}</a> › '
@@ -237,6 +279,7 @@ def _channel_page(plan: Site, layer: str, channel: int, fact: dict, count: int) 
     )
     if samples:
         body += f"<h2>Diverse samples</h2><p class=note>Pushed apart in style: what else the channel responds to.</p><div class=samples>{samples}</div>"
+        body += _sample_notes(fact)
     if fact.get("classes"):
         top = max(abs(v) for _, v in fact["classes"]) or 1.0
         rows = "".join(
@@ -256,6 +299,6 @@ def _channel_page(plan: Site, layer: str, channel: int, fact: dict, count: int) 
         )
         body += (
             "<h2>Natural exemplars</h2><p class=note>The patches of real pictures where this channel fires most, each from "
-            f"a different picture (file, activation).</p>{shown}"
+            f"a different picture (file, activation).</p><div class=exs>{shown}</div>"
         )
     return _page(f"{model} {layer}:{channel}", head + body)

@@ -117,7 +117,9 @@ class Collection:
 
     @classmethod
     def concatenate(cls, parts: Sequence[Collection]) -> Collection:
-        """Shards of one folder (or several folders' collections) as one collection."""
+        """Shards of one folder (or several folders' collections) as one collection, in the folder's order (files
+        sorted by relative path, as a whole folder is read): shards given in any order join into the collection
+        of the whole folder, row for row, so its layout is the whole folder's too."""
         if not parts:
             raise DreamscopeError("no collections to join")
         first = parts[0]
@@ -133,6 +135,11 @@ class Collection:
             pictures.append(part.picture + len(files))
             files += [os.path.relpath(root / name, first.root) if part.root != first.root else name for name in part.files]
         attributions = None if any(p.attributions is None for p in parts) else np.concatenate([p.attributions for p in parts])
+        order = sorted(range(len(files)), key=files.__getitem__)  # shard i holds every n-th file from the i-th
+        rank = np.empty(len(files), dtype=np.int64)
+        rank[order] = np.arange(len(files))
+        picture = rank[np.concatenate(pictures)]
+        rows = np.argsort(picture, kind="stable")  # a picture's rows keep the order they were drawn in
         return cls(
             first.model,
             first.layer,
@@ -140,12 +147,12 @@ class Collection:
             first.grid,
             first.seed,
             first.root,
-            files,
-            np.concatenate([p.vectors for p in parts]),
-            np.concatenate(pictures),
-            np.concatenate([p.position for p in parts]),
-            attributions,
-            [s for p in parts for s in p.skipped],
+            [files[i] for i in order],
+            np.concatenate([p.vectors for p in parts])[rows],
+            picture[rows].astype(first.picture.dtype),
+            np.concatenate([p.position for p in parts])[rows],
+            None if attributions is None else attributions[rows],
+            sorted(s for p in parts for s in p.skipped),
         )
 
 
@@ -177,9 +184,17 @@ def _collect(net: LoadedModel, layer: str, scan: folders.Scan, positions: int, s
     vectors, attributions, pictures, places = [], [], [], []
     done = 0
     for indices, x in scan.batches():
-        x = x.to(net.device)
         picks = torch.stack([_positions(seed, scan.files[i], grid, positions) for i in indices])
-        found, pushed = _sample(net, layer, x, picks, grid)
+        # Every batch has the same shape, so a picture's vectors do not depend on which pictures share its batch
+        # (oneDNN computes a batch of one another way): shards of a folder give the whole folder's bits.
+        spare = folders.BATCH - len(indices)
+        if spare > 0:
+            x = torch.cat([x, x.new_zeros(spare, *x.shape[1:])])
+            picks = torch.cat([picks, picks[-1:].expand(spare, -1)])
+        found, pushed = _sample(net, layer, x.to(net.device), picks, grid)
+        kept = len(indices) * picks.shape[1]
+        found, pushed = found[:kept], None if pushed is None else pushed[:kept]
+        picks = picks[: len(indices)]
         vectors.append(found.numpy())
         if pushed is not None:
             attributions.append(pushed.to(torch.float16).numpy())
@@ -545,8 +560,10 @@ def _atlas(net, layer, settings: AtlasSettings, scan, collection, classes, indic
     cells = bin_cells(coords, settings.grid, settings.min_count)
     if not cells:
         raise DreamscopeError(
-            f"no cell of the {settings.grid}x{settings.grid} grid holds {settings.min_count} vectors; "
-            "use a smaller grid or min_count, or more pictures"
+            template=f"no cell of the {settings.grid}x{settings.grid} grid holds {settings.min_count} of the "
+            f"{len(selected)} vectors; use a smaller {{grid}} or {{min_count}}"
+            + (", a larger {keep}" if indices is not None and settings.keep < 1 else "")
+            + ", or more pictures"
         )
     for cell in cells:
         cell.members = selected[cell.members]

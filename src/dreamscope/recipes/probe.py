@@ -83,6 +83,8 @@ class ProbeResult:
             "threads": self.record.threads,
             "dreamscope": self.record.dreamscope,
             "torch": self.record.torch,
+            # what ran, not the setting ("auto" chooses by CPU)
+            **({"precision": self.record.precision} if self.record.precision else {}),
         }
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import runtime
-from ..errors import DreamscopeError
+from ..errors import DreamscopeError, Worded
 from ..events import Event, Run, Stage, finish
 from ..events import run as run_events
 from ..io import files, folders, provenance
@@ -73,6 +73,7 @@ class Outcome:
     message: str = ""
     seconds: float = 0.0
     worker: str = ""
+    template: str | None = None  # the message with the settings it names as {field} (DreamscopeError.template)
     attempts: int = 1
 
 
@@ -117,6 +118,7 @@ def perform(item: Item, threads: int) -> dict:
         runtime.configure(threads)
         _threads_set = threads
     _busy = True
+    template = None
     start = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
@@ -124,7 +126,7 @@ def perform(item: Item, threads: int) -> dict:
         message = catalogue.function(item.task)(dict(item.arguments)) or ""
         status = "done"
     except DreamscopeError as exc:
-        status, message = "failed", str(exc)
+        status, message, template = "failed", str(exc), exc.template
     except MemoryError:
         status, message = "failed", "out of memory: give each worker more memory, or use fewer workers or smaller settings"
     except Exception as exc:
@@ -132,7 +134,7 @@ def perform(item: Item, threads: int) -> dict:
     finally:
         _busy = False
         runtime.release_memory()
-    return asdict(Outcome(item.name, status, item.output, message, time.perf_counter() - start, worker))
+    return asdict(Outcome(item.name, status, item.output, message, time.perf_counter() - start, worker, template=template))
 
 
 def _start_worker(threads: int) -> None:
@@ -472,7 +474,13 @@ def _drive(items, engine: Engine, threads: int, summary: Path | None, describe: 
         for data in engine.run(todo, threads):
             outcome = Outcome(**data)
             outcomes.append(outcome)
-            note = f"{outcome.name} failed: {outcome.message}" if outcome.status == "failed" else None
+            note = None
+            if outcome.status == "failed":
+                name = outcome.name.replace("{", "{{").replace("}", "}}")
+                note = Worded(
+                    f"{name} failed: {outcome.template}" if outcome.template else None,
+                    f"{outcome.name} failed: {outcome.message}",
+                )
             yield Event((Stage("item", len(outcomes), total, outcome.name),), len(outcomes) / max(1, total), note=note)
     except KeyboardInterrupt:
         interrupted = True
@@ -497,6 +505,13 @@ def _in_order(outcomes: list[Outcome], items: Sequence[Item]) -> list[Outcome]:
     return sorted(outcomes, key=lambda outcome: rank.get(outcome.name, len(rank)))
 
 
+def _plain(outcome: Outcome) -> dict:
+    """An outcome for batch.json: its message in the library's words (the template is for front ends)."""
+    data = asdict(outcome)
+    del data["template"]
+    return data
+
+
 def write_summary(result: BatchResult, path: Path, describe: dict, total: int) -> None:
     """batch.json: what the batch was, its engine, and every item's outcome (failures first to read)."""
     data = {
@@ -510,7 +525,7 @@ def write_summary(result: BatchResult, path: Path, describe: dict, total: int) -
         "interrupted": result.interrupted,
         "seconds": round(result.seconds, 3),
         "failures": [{"item": o.name, "message": o.message} for o in result.failures],
-        "outcomes": [{**asdict(o), "seconds": round(o.seconds, 3)} for o in result.outcomes],
+        "outcomes": [{**_plain(o), "seconds": round(o.seconds, 3)} for o in result.outcomes],
     }
     files.write_file(path, lambda handle: handle.write(json.dumps(data, indent=1).encode()))
 
@@ -555,8 +570,13 @@ def folder_jobs(folder: str | os.PathLike, settings, output: str | os.PathLike) 
     root = Path(folder)
     if not root.is_dir():
         raise DreamscopeError(f"not a folder: {folder} (give the folder of pictures to {recipe.name})")
-    out = Path(output).resolve()
-    found = [path for path in folders.picture_files(root) if not path.resolve().is_relative_to(out)]  # not our own outputs
+    out, inside = Path(output).resolve(), root.resolve()
+    if out == inside:
+        raise DreamscopeError(
+            f"the output folder {output} is the input folder; name another folder, so the pictures are kept as they are"
+        )
+    # Pictures in an output folder inside the input folder are an earlier run's outputs, not inputs.
+    found = [path for path in folders.picture_files(root) if inside.is_relative_to(out) or not path.resolve().is_relative_to(out)]
     if not found:
         raise DreamscopeError(f"no pictures in {folder} (looked for {', '.join(folders.PICTURE_SUFFIXES)} files, recursively)")
     check_output_folder(out)

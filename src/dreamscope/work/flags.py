@@ -105,6 +105,7 @@ FLAGS = {
 # A field typed differently by one recipe: probe's channels is a count, dream's a choice of channels.
 RECIPE_FLAGS = {
     ("probe", "channels"): ("--channels", dict(type=whole, metavar="N")),
+    ("microscope", "channels"): ("--channels", dict(metavar="RANGES")),
     ("atlas", "layer"): ("--layer", dict(metavar="NAME")),
     ("patch", "size"): ("--size", dict(type=real, metavar="F")),
 }

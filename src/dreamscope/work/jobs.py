@@ -171,7 +171,20 @@ def _check_output(recipe: Recipe, job: Job, before_inputs: bool = False) -> Job:
         check_page_folder(
             output, recipe.output.generator, ", or a .png name for just the contact sheet" if recipe.output.sheet else ""
         )
+    for spec in recipe.inputs:  # compared as files, not names: `-o ./photo.jpg` or a link is the photo too
+        given = job.inputs.get(spec.role)
+        for path in given if spec.many and isinstance(given, (list, tuple)) else [given]:
+            if isinstance(path, (str, os.PathLike)):
+                files.refuse_writing_over(output, _input_words(spec), path)
     return job
+
+
+def _input_words(spec: catalogue.Input) -> str:
+    """How an input is named when the output would replace it."""
+    by_kind = {"video": "input video", "folder": "input folder", "pictures": "input", "collections": "collection"}
+    if spec.kind in by_kind:
+        return by_kind[spec.kind]
+    return {"image": "input picture", "guide image": "guide picture", "init image": "init picture"}.get(spec.what, spec.what)
 
 
 def is_sheet(recipe: Recipe, output: str | os.PathLike) -> bool:

@@ -18,12 +18,12 @@ import json
 import math
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import imaging
-from ..errors import DreamscopeError, SettingsError, suggest
+from ..errors import DreamscopeError, SettingsError, UnknownName, suggest
 from ..events import Event, Run, Stage, finish, nest
 from ..events import run as run_events
 from ..io import files, folders, images, provenance
@@ -49,7 +49,7 @@ def shard_path(root: Path, number: int, count: int) -> Path:
 class Plan(site.Site):
     """What a microscope draws (its site: the layers with their channel counts, the class names) and its work items."""
 
-    items: list[batch.Item] = ()
+    items: list[batch.Item] = field(default=(), repr=False)  # one per block and shard: see the counts
     shards: int = 0  # exemplar shards (0: no folder)
 
 
@@ -79,8 +79,10 @@ def plan(settings: MicroscopeSettings, output: str | os.PathLike) -> Plan:
     payload = settings.to_json()
     items = []
     for layer, channels in layers.items():
-        for start in range(0, channels, settings.block):
-            stop = min(channels, start + settings.block)
+        beyond = [c for c in site.drawn_channels(settings, channels) if c >= channels]
+        if beyond:
+            raise UnknownName("channels", f"names channel {beyond[0]} of {layer}, which has channels 0-{channels - 1}")
+        for start, stop in site.blocks(settings, channels):
             output_file = root / site.layer_folder(layer) / f"block-{start}.json"
             items.append(
                 batch.Item(
@@ -118,7 +120,7 @@ def plan(settings: MicroscopeSettings, output: str | os.PathLike) -> Plan:
 
 def block_settings(settings: MicroscopeSettings, layer: str) -> MicroscopeSettings:
     """What a block's pictures depend on: the drawing settings and its layer (not the other layers or exemplars)."""
-    return settings.replace(layers=layer, exemplar_folder=None, exemplar_count=6, side=None)
+    return settings.replace(layers=layer, channels=None, exemplar_folder=None, exemplar_count=6, side=None)
 
 
 @batch.task
@@ -128,7 +130,8 @@ def draw_block(arguments: Mapping[str, Any]) -> str:
     layer, (start, stop) = arguments["layer"], arguments["channels"]
     net = load_model(settings.model, weights=settings.weights)  # cached: once per worker process
     channels = list(range(start, stop))
-    drawn, losses = drawing.render_channels(net, layer, channels, settings)
+    made = drawing.render_channels(net, layer, channels, settings)
+    drawn, losses = made.pictures, made.activations
     pushes = drawing.class_push(net, layer, drawn[:: 1 + settings.samples], channels)
     own = block_settings(settings, layer)
     record = provenance.make(own, net)
@@ -150,6 +153,10 @@ def draw_block(arguments: Mapping[str, Any]) -> str:
             values, indices = pushes[i].topk(min(settings.top, pushes.shape[1]))
             top = [[int(index), round(float(value), 4)] for value, index in zip(values, indices)]
         facts[str(channel)] = {"activation": round(losses[i * per], 4), "classes": top}
+        for key, found in (("redrawn", made.redrawn), ("flat", made.flat)):  # samples, by number from 1
+            marked = [index - i * per for index in found if i * per < index < (i + 1) * per]
+            if marked:
+                facts[str(channel)][key] = marked
     data = {"record": record.to_json(), "layer": layer, "channels": [start, stop], "facts": facts}
     files.write_file(folder / f"block-{start}.json", lambda handle: handle.write(json.dumps(data).encode()))
     return ""
@@ -161,6 +168,8 @@ def block_complete(item: batch.Item) -> bool:
     data = json.loads(Path(item.output).read_text())
     settings = MicroscopeSettings.from_json(item.arguments["settings"])
     if provenance.Record.from_json(data["record"]).settings != block_settings(settings, item.arguments["layer"]):
+        return False
+    if data["channels"] != item.arguments["channels"]:  # part of this block was drawn (--channels): its own start
         return False
     folder = Path(item.output).parent
     return all(

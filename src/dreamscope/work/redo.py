@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import DreamscopeError, SettingsError
 from ..events import Run
-from ..io import images, provenance, videos
+from ..io import files, images, provenance, videos
 from ..models import precision
 from ..recipes import zoom
 from . import catalogue, jobs
@@ -37,7 +37,7 @@ def resume_zoom(path: str | os.PathLike, frames: int | None = None, *, model=Non
         raise SettingsError("frames", f"must be more than the {count} frames {path} already has")
     guide = _recorded_input(record, "guide", path)
     job = Job(settings, path, {role: entry.get("path") for role, entry in record.inputs.items()})
-    with precision.auto_means(record.precision):
+    with precision.auto_means(record.precision or "fp32"):  # a record older than the choice ran in fp32
         run = zoom.zoom_iter(
             last,
             settings,
@@ -161,12 +161,17 @@ def redo(
             f"redo cannot make {path} again: dreamscope {record.recipe} reads a folder of pictures, which "
             "its record does not hold; run that command again (the record has its settings)"
         )
+    if output is not None and files.same_file(output, path):
+        raise DreamscopeError(
+            f"the output {files.shown(output)} is the original itself; name another output, so it is kept to compare"
+        )
     given = dict(inputs or {})
     found = {role: _recorded_input(record, role, str(path), given.pop(role, None)) for role in record.inputs}
     if given:
         raise DreamscopeError(f"the record has no {next(iter(given))}; it has {', '.join(record.inputs) or 'no inputs'}")
     job = Job(record.settings, output or redo_output(path), found)
-    with precision.auto_means(record.precision):  # "auto" chose for the CPU the original ran on: choose the same
+    # "auto" chose for the CPU the original ran on: choose the same (a record older than the choice ran in fp32)
+    with precision.auto_means(record.precision or "fp32"):
         made = run(job, model=model, device=device or _recorded_device(record), describe=describe)
     _same_weights(made.model, record)
     notes = []
@@ -197,6 +202,24 @@ def compare(original: str | os.PathLike, made: str | os.PathLike) -> str:
     except (ValueError, DreamscopeError):  # zip(strict=True): a different number of frames
         same = False
     return "same pictures" if same else "different"
+
+
+def why_different(original: provenance.Record, made: provenance.Record | None) -> str:
+    """Why a redo's pixels may differ from the original's: what the two records say ran differently, or, where
+    they agree, that they should not have (a bug to report)."""
+    if made is None:
+        return "no record to compare with"
+    pairs = [
+        ("dreamscope", original.dreamscope, made.dreamscope),
+        ("torch", original.torch, made.torch),
+        ("device", original.device, made.device),
+        ("threads", original.threads, made.threads),
+        ("precision", original.precision or "fp32", made.precision or "fp32"),
+    ]
+    changed = [f"{name} {before or 'unknown'} then, {now} now" for name, before, now in pairs if before != now]
+    if changed:
+        return "; ".join(changed)
+    return "the records agree (same version, torch, device, threads and precision): another CPU rounds differently, or it is a bug to report"
 
 
 def _what(record: provenance.Record, role: str) -> str:
