@@ -51,7 +51,7 @@ SHOWN = {
         "seed",
     ],
     "zoom": "differs",
-    "morph": ["classes", "size", "steps", "warmup", "learning_rate"],
+    "morph": ["classes", "size", "steps", "warmup", "learning_rate", "score"],
     "video": "differs",
     "probe": [
         "layers",

@@ -282,6 +282,12 @@ class MorphSettings(Settings):
     warmup: int = setting(300, Whole(0, 100_000), "Adam steps before the first frame, so the first class is clear")
     learning_rate: float = setting(0.05, Number(0.0, 10.0, above=True), "Adam's step")
     fps: float = setting(24.0, Number(0.1, 240.0), "frames per second of the video")
+    score: bool = setting(
+        False,
+        Flag(),
+        "judge every frame with a held-out network (efficientnet-lite2): its probability of each class along the "
+        "morph, and whether it names the last class on the last frame, its mirror and a centre crop",
+    )
 
     def check(self) -> None:
         if self.classes is None or len(self.classes.split(",")) < 2:

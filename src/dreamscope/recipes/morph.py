@@ -20,8 +20,8 @@ from ..io import provenance
 from ..models import LoadedModel
 from ..optvis import objectives, params, render, transforms
 from ..settings import MorphSettings
-from . import base
-from .classify import probabilities
+from . import base, quality
+from .classify import class_probabilities
 
 CLEAR = 0.9  # the end frames are held until the network gives their class this probability
 CHECK_EVERY = 5  # steps between those checks (each costs a forward pass)
@@ -75,8 +75,10 @@ def morph_iter(
     objective = objectives.Objective(mixture, [objectives.LOGITS], f"morph({', '.join(names)})")
     objective.check(net)
     optimizer = torch.optim.Adam(picture.parameters(), lr=settings.learning_rate)
+    judge = quality.judge_for(net, device) if settings.score else None  # loaded now: a missing one fails before work
     record = provenance.make(settings, net, {"init": init})
-    return Run(_frames(net, objective, picture, optimizer, generator, weights, targets, names, settings), settings, record, net)
+    frames = _frames(net, objective, picture, optimizer, generator, weights, targets, names, settings)
+    return Run(_watched(frames, settings, targets, names, judge), settings, record, net)
 
 
 def _frames(net, objective, picture, optimizer, generator, weights, targets, names, settings: MorphSettings) -> Iterator[Event]:
@@ -92,13 +94,13 @@ def _frames(net, objective, picture, optimizer, generator, weights, targets, nam
         def stop(step: int, _value: float, _seen: torch.Tensor) -> bool:
             if step % CHECK_EVERY:
                 return False
-            probability = saved_probability(net, _rendered(picture), target)  # after this step's update
+            probability = clear_probability(net, _rendered(picture), target)  # after this step's update
             if probability > best[0]:
                 best[:] = probability, [p.detach().clone() for p in picture.parameters()]
             return probability >= CLEAR
 
         yield from run(settings.warmup, stop, at, 0.0, stage)
-        now = saved_probability(net, _rendered(picture), target)
+        now = clear_probability(net, _rendered(picture), target)
         if best[1] is not None and best[0] > now:
             with torch.no_grad():
                 for param, kept in zip(picture.parameters(), best[1]):
@@ -132,9 +134,53 @@ def _frames(net, objective, picture, optimizer, generator, weights, targets, nam
     yield finish(frames)
 
 
-def saved_probability(model: LoadedModel, picture: torch.Tensor, target: int) -> float:
-    """The class's probability for the frame as a file holds it (8-bit), judged as `dreamscope classify` would."""
-    return float(probabilities(model, imaging.to_pil(picture))[target])
+def clear_probability(model: LoadedModel, picture: torch.Tensor, target: int) -> float:
+    """The class's least probability over the frame as saved (8-bit), its mirror and its centre crop: a class
+    that holds on all three is drawn, not a fragile pattern only the plain view shows."""
+    saved = imaging.to_tensor(imaging.to_pil(picture), model.device)
+    with torch.no_grad():
+        return min(float(class_probabilities(model, view)[0, target]) for view in quality.views(saved).values())
+
+
+def _watched(frames: Iterator[Event], settings: MorphSettings, targets, names, judge) -> Iterator[Event]:
+    """The frames as they come, and at the end a note: how much the picture changed over each class's stretch
+    (mean absolute change, in 8-bit levels) and, with a judge, the judge's probability of each class along the
+    morph and its verdict on the last frame's three views."""
+    ends = {round(k * (settings.frames - 1) / (len(targets) - 1)) for k in range(len(targets))}
+    kept, curve = {}, []
+    last = None
+    for event in frames:
+        if event.frame is not None:
+            saved = imaging.to_tensor(imaging.to_pil(event.picture))
+            if event.frame in ends:
+                kept[event.frame] = saved
+            if judge is not None:
+                with torch.no_grad():
+                    seen = class_probabilities(judge, saved.to(judge.device))[0]
+                curve.append([float(seen[k]) for k in targets])
+            last = event.picture
+        if event.done:
+            notes = [_changes(kept, names)] if len(kept) > 1 else []
+            if judge is not None and last is not None:
+                notes.append(_judged(curve, names, judge, quality.score(imaging.to_pil(last), targets[-1], judge)))
+            yield finish(event.result, note="; ".join(notes) or None)
+        else:
+            yield event
+
+
+def _changes(kept: dict, names: list[str]) -> str:
+    ends = sorted(kept)
+    changes = [255 * float((kept[b] - kept[a]).abs().mean()) for a, b in zip(ends, ends[1:])]
+    stretches = ", ".join(f"{names[k]} > {names[k + 1]} {change:.0f}" for k, change in enumerate(changes))
+    return f"change per stretch (mean, of 255): {stretches}"
+
+
+def _judged(curve: list[list[float]], names: list[str], judge: LoadedModel, last: quality.Score) -> str:
+    """The judge's curve at five frames, first to last, and its verdict on the last frame."""
+    picks = sorted({round(i * (len(curve) - 1) / 4) for i in range(5)})
+    lines = ", ".join(f"{name} " + " > ".join(f"{curve[p][k]:.2f}" for p in picks) for k, name in enumerate(names))
+    frames = ", ".join(str(p + 1) for p in picks)
+    return f"{judge.name} sees {lines} (frames {frames}); last frame: {last.summary()}"
 
 
 def _rendered(picture) -> torch.Tensor:

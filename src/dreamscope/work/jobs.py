@@ -313,15 +313,17 @@ def frames_to(
             yield Event(note=note)
     try:
         with closing(run), writer:
-            size = None
+            size, said = None, None
             for event in run:
                 if event.frame is not None:
                     writer.write(event.image)
                     size = event.picture.shape[-1], event.picture.shape[-2]
                 if not event.done:
                     yield event
+                elif event.note:
+                    said = event.note  # the recipe's own summary (the morph's changes and judge)
         summary = f"{writer.count} frames" + (f", {size[0]}x{size[1]}" if size else "") + f", {float(writer.fps):g} fps"
-        yield finish(job.output, note=summary + (", with sound" if sound else ""))
+        yield finish(job.output, note=summary + (", with sound" if sound else "") + (f"; {said}" if said else ""))
     except KeyboardInterrupt:
         if writer.partial:
             raise Interrupted(job.output, writer.count, resumable) from None
