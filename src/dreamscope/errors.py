@@ -75,6 +75,10 @@ class SettingsError(DreamscopeError):
         super().__init__(template=f"{{{field}}} {problem}")
 
 
+class OutOfMemory(DreamscopeError):
+    """The machine ran out of memory; the job that knows its recipe says which settings to lower."""
+
+
 class UnknownName(SettingsError):
     """A setting naming what the model lacks (a layer, a class, a channel). Worded by field like any setting, but
     a failure of the run (exit 1), as it has always been: it is found only once the model is known."""

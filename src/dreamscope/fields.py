@@ -104,7 +104,9 @@ class Text:
 
 
 def shown(value) -> str:
-    return literal(repr(value) if isinstance(value, str) else value)
+    """A value as a message quotes it: at most about 60 characters, so a huge value is never echoed back."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    return literal(text if len(text) <= 60 else f"{text[:40]}... ({len(text):,} characters)")
 
 
 def _number_text(value: int) -> str:

@@ -123,3 +123,14 @@ def release_memory() -> None:
     """Hand memory freed so far back to the OS (a step of a 4K picture frees ~250 MiB; a finished job all of its)."""
     if _libc is not None:
         _libc.malloc_trim(0)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an exception means the machine ran out of memory: Python's MemoryError, or PyTorch's allocators
+    (a RuntimeError on the CPU, "can't allocate memory"; torch.OutOfMemoryError on a GPU)."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        words in text for words in ("out of memory", "can't allocate memory", "not enough memory")
+    )

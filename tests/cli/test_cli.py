@@ -437,3 +437,35 @@ def test_visualize_accentuates_a_photo_and_says_how_far_it_moved(runs):
     assert again == (
         "dreamscope visualize -o a.png --init photo.png --class banana --size 64 --steps 3 --accentuate --closeness 3.0"
     )
+
+
+def test_out_of_memory_is_one_line_naming_what_to_lower(tmp_path):
+    """Under a 3 GB address-space limit, a big visualize runs out of memory inside PyTorch's allocator (a
+    RuntimeError, once a traceback): one error line naming the recipe's settings that need less memory."""
+    import resource
+    import subprocess
+    import sys
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+    args = ["visualize", "--class", "banana", "--samples", "16", "--size", "1024", "--steps", "2", "-o", "big.png", "-q"]
+    done = subprocess.run(
+        [sys.executable, "-m", "dreamscope", *args], cwd=tmp_path, capture_output=True, text=True, preexec_fn=limited, timeout=300
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == "error: out of memory; use a smaller --size or --samples\n", done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_running_out_of_memory_names_each_recipes_settings():
+    from dreamscope.errors import OutOfMemory
+    from dreamscope.work import jobs
+    from dreamscope.work.flags import flag_of
+
+    raw = RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8589934592 bytes")
+    assert jobs.out_of_memory(raw, "dream").worded(flag_of) == "out of memory; use a smaller --max-size or --tile"
+    placed = OutOfMemory("out of memory at 4000x3000 px on cpu")
+    assert str(jobs.out_of_memory(placed, "probe")) == "out of memory at 4000x3000 px on cpu; use a smaller max_size or vis_size"
+    assert jobs.out_of_memory(MemoryError(), "classify").worded(flag_of) == "out of memory; use smaller settings"
+    assert jobs.out_of_memory(RuntimeError("shape mismatch"), "dream") is None

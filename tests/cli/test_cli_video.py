@@ -35,7 +35,11 @@ BAD = {  # name: (args, substrings of the one error line, exit code)
         ["--octaves does not apply to zoom --morph"],
         2,
     ),
-    "zoom-resume-options": (["zoom", "--resume", "z.mp4", "--octaves", "3"], ["--octaves cannot change when resuming"], 2),
+    "zoom-resume-missing-with-options": (
+        ["zoom", "--resume", "z.mp4", "--octaves", "3"],
+        ["nothing to resume: z.mp4 does not exist"],
+        1,
+    ),
     "zoom-output-avi": (["zoom", "photo.png", "-o", "z.avi"], ["cannot write '.avi' files"], 1),
     "zoom-no-input": (["zoom", "-o", "z.mp4"], ["picture to start from", "--resume", "--morph"], 2),
     "zoom-bad-picture": (["zoom", "text.mp4", "-o", "z.mp4"], ["not a picture"], 1),
@@ -184,3 +188,23 @@ def test_ctrl_c_leaves_a_playable_partial_zoom_that_resume_finishes(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert len(videos.frame_files(tmp_path / "frames")) == done + 2
+
+
+def test_resuming_with_the_options_it_was_made_with_is_accepted_and_a_change_names_the_recorded_value(tmp_path):
+    """The command that made a zoom, recalled with --resume added, continues it; only a real change is refused."""
+    from conftest import chelsea, run_dreamscope
+
+    chelsea((96, 64)).save(tmp_path / "photo.png")
+    made = ["-o", "z.mp4", "--octaves", "1", "--steps", "2", "--layer", "stage3.1", "-q"]
+    assert run_dreamscope("zoom", "photo.png", *made, "--frames", "2", cwd=tmp_path).returncode == 0
+    again = run_dreamscope("zoom", "photo.png", *made, "--frames", "3", "--resume", "z.mp4", cwd=tmp_path)
+    assert again.returncode == 0 and "wrote z.mp4 (3 frames" in again.stderr, again.stderr
+    before = (tmp_path / "z.mp4").read_bytes()
+    for extra, words in (
+        (["--octaves", "2"], "error: --octaves cannot change when resuming: the zoom was made with 1 (only --frames can change)"),
+        (["--layer", "stage4.2"], "error: --layer cannot change when resuming: the zoom was made with stage3.1"),
+        (["-o", "other.mp4"], "error: --resume continues z.mp4 in place: -o can only name it, not other.mp4"),
+    ):
+        refused = run_dreamscope("zoom", "--resume", "z.mp4", "--frames", "4", *extra, cwd=tmp_path)
+        assert refused.returncode == 2 and refused.stderr.startswith(words), refused.stderr
+    assert (tmp_path / "z.mp4").read_bytes() == before and not (tmp_path / "other.mp4").exists()

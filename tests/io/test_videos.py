@@ -682,3 +682,16 @@ def test_every_container_reads_back_with_all_its_frames_and_its_sound(tmp_path, 
         if codec is not None:
             decoded = sum(frame.samples for frame in container.decode(audio=0)) / container.streams.audio[0].rate
             assert abs(decoded - 1.0) < 0.15  # the sound is as long as the 12 frames at 12 fps
+
+
+def test_an_existing_folder_named_as_a_video_is_refused_not_filled_with_frames(tmp_path):
+    """`zoom IN -o clip.mp4`, where clip.mp4 is a folder, once wrote PNG frames into it and said it wrote clip.mp4."""
+    (tmp_path / "clip.mp4").mkdir()
+    (tmp_path / "shots.v2").mkdir()
+    with pytest.raises(
+        DreamscopeError, match=r"output path is a folder: .*clip\.mp4; name a new video file, or end the name with /"
+    ):
+        videos.check_output(tmp_path / "clip.mp4")
+    assert videos.output_kind(str(tmp_path / "clip.mp4") + "/") == "frames"  # said so: frames in that folder
+    assert videos.output_kind(tmp_path / "shots.v2") == "frames"  # a folder not named as a video
+    assert videos.output_kind(tmp_path / "new.gif") == "gif" and videos.output_kind(tmp_path / "new") == "frames"

@@ -563,3 +563,78 @@ def test_the_worker_yields_the_cpu_to_the_servers_threads(client, studio, dream)
     assert worker_thread is not None and worker_thread.is_alive()  # it ran `dream` already, so it has set its priority
     assert os.getpriority(os.PRIO_PROCESS, worker_thread.native_id) == WORKER_NICE
     assert os.getpriority(os.PRIO_PROCESS, 0) < WORKER_NICE  # the process (and the threads serving requests) did not change
+
+
+# --- hostile requests: never a 5xx, nothing unbounded, nothing outside the data folder -------------------------
+
+
+def test_over_long_names_and_boundaries_are_4xx_not_500(client, dream):
+    long = "a" * 5000
+    for path in (f"/static/{long}", f"/api/jobs/{dream['id']}/files/{long}", f"/static/{long}/x.js"):
+        response = client.get(path)
+        assert response.status_code == 404 and len(detail(response)["message"]) < 300, (path, response.status_code)
+    boundary = "b" * 5000
+    body = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\nx\r\n--{boundary}--\r\n'
+    response = client.post(
+        "/api/uploads", content=body.encode(), headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
+    assert response.status_code == 422 and detail(response)["field"] == "file", response.text
+
+
+def test_a_large_or_malformed_body_is_refused_by_name_without_echoing_it(client, photo_id):
+    big = {"recipe": "dream", "settings": {"layer": "x" * 200_000}, "inputs": {"input": photo_id}}
+    response = client.post("/api/jobs", json=big)
+    assert response.status_code == 413 and detail(response)["field"] == "body" and len(response.text) < 400
+    for body in (b'{"recipe": "dream", "settings": {"layer": "\xff\xfe"}}', b"[" * 30_000 + b"]" * 30_000, b"{not json"):
+        response = client.post("/api/jobs", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 422 and detail(response)["field"] == "body", (body[:20], response.text[:200])
+    number = {"recipe": "dream", "settings": {"octaves": int("9" * 3000)}, "inputs": {"input": photo_id}}
+    response = client.post("/api/jobs", content=json.dumps(number), headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500 and len(response.text) < 600, response.text[:300]
+
+
+def test_every_check_runs_before_queueing_with_the_forms_words(client, photo_id):
+    before = len(client.get("/api/jobs").json())
+    for body, field, words in (
+        ({"recipe": "dream", "settings": {"channels": "5000"}, "inputs": {"input": photo_id}}, "channels", "channel 5000"),
+        (
+            {"recipe": "visualize", "settings": {"target": "banana", "accentuate": True, "closeness_layer": "nope"}},
+            "closeness_layer",
+            "not a layer",
+        ),
+        ({"recipe": "visualize", "settings": {"target": "banana", "accentuate": True}}, "accentuate", "init picture"),
+        ({"recipe": "dream", "inputs": {"input": photo_id}, "priority": "high"}, "priority", ""),
+    ):
+        response = client.post("/api/jobs", json=body)
+        assert response.status_code == 422 and detail(response)["field"] == field, (body, response.text)
+        assert words in detail(response)["message"] and "--" not in detail(response)["message"], response.text
+    assert len(client.get("/api/jobs").json()) == before  # none was queued
+
+
+def test_cross_site_fetch_metadata_is_refused(client):
+    response = client.post("/api/samples/coffee", headers={"sec-fetch-site": "cross-site"})
+    assert response.status_code == 403 and "another site" in detail(response)["message"]
+
+
+def test_links_in_the_data_folder_are_not_followed(studio, dream, tmp_path):
+    from dreamscope.studio import store
+
+    client, made = studio
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(b"not yours")
+    result = made.data.job(dream["id"]) / dream["output"]
+    kept = result.read_bytes()
+    result.unlink()
+    result.symlink_to(outside)
+    try:
+        assert client.get(f"/api/jobs/{dream['id']}/files/{dream['output']}").status_code == 404
+    finally:
+        result.unlink()
+        result.write_bytes(kept)
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    linked = made.data.jobs / "linkedjob"
+    linked.symlink_to(folder)
+    store.empty(linked)  # what recovery and the worker do to a job folder
+    assert (folder / "keep.txt").read_text() == "mine" and linked.is_dir() and not linked.is_symlink()

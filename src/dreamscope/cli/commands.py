@@ -166,16 +166,7 @@ def zoom(args) -> int:
     if args.resume:
         from ..work import redo as redoing
 
-        if args.input or args.output or "classes" in vars(args) or args.guide or args.init:
-            raise UsageError(
-                "--resume continues its video in place with the settings recorded in it: give only --frames "
-                "(and --device, --threads, -q)"
-            )
-        refuse(
-            args,
-            (zoom_fields | morph_fields) - {"frames"},
-            "cannot change when resuming: the zoom continues with the settings recorded in its video (only --frames can)",
-        )
+        _same_as_recorded(args, zoom_fields, morph_fields)
         _prepare(args)
         last = follow(redoing.resume_zoom(args.resume, vars(args).get("frames"), device=_device(args)), args.quiet, "zooming")
         _wrote(last)
@@ -201,6 +192,45 @@ def zoom(args) -> int:
     settings = zoom_recipe.settings.build(None, typed(args, zoom_recipe.settings))
     _wrote(_run(args, Job(settings, args.output, _inputs(args, zoom_recipe)), "zooming"))
     return 0
+
+
+def _same_as_recorded(args, zoom_fields: set, morph_fields: set) -> None:
+    """--resume continues a zoom with the settings recorded in it: options equal to those (the command that made
+    it, recalled with --resume added) are accepted, as are its photo and its own name as -o; a change is refused,
+    naming the recorded value. Only --frames may change."""
+    from ..io import files, provenance
+
+    record = None
+    if os.path.lexists(args.resume):
+        try:
+            record = provenance.read(args.resume)
+        except DreamscopeError:
+            pass  # resume_zoom says why it cannot continue this file
+    settings = record.settings if record is not None and record.recipe == "zoom" else None
+    recorded_input = record.inputs.get("input", {}).get("path") if settings is not None else None
+    same_input = args.input and recorded_input and files.same_file(args.input, recorded_input)
+    if (args.input and not same_input) or "classes" in vars(args) or args.guide or args.init:
+        raise UsageError(
+            "--resume continues its video in place with the settings recorded in it: give only --frames "
+            "(and --device, --threads, -q)"
+        )
+    if args.output and not files.same_file(args.output, args.resume):
+        raise UsageError(f"--resume continues {args.resume} in place: -o can only name it, not {args.output}")
+    if settings is None:
+        return
+    refuse(args, morph_fields - zoom_fields, "does not apply to a zoom (see: dreamscope zoom --help)")
+    given = {name: value for name, value in typed(args, type(settings)).items() if name != "frames"}
+    wanted = settings.replace(**given)
+    for name in given:
+        if getattr(wanted, name) != getattr(settings, name):
+            raise UsageError(
+                f"{flag_of(name)} cannot change when resuming: the zoom was made with {_recorded(getattr(settings, name))} "
+                "(only --frames can change)"
+            )
+
+
+def _recorded(value) -> str:
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def probe(args) -> int:

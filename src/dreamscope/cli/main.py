@@ -40,7 +40,7 @@ def _load_torch() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
-    words = flag_of
+    words, args = flag_of, None
     try:
         args = build_parser().parse_args(argv)
         words = wording(args)
@@ -55,12 +55,25 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader stopped early (`dreamscope layers | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
-    except DreamscopeError as exc:
-        print(f"error: {exc.worded(words)}", file=sys.stderr)
-        return exc.exit_code
-    except MemoryError:
-        print("error: out of memory; use a smaller --tile or --max-size", file=sys.stderr)
-        return 1
+    except (DreamscopeError, MemoryError, RuntimeError) as exc:
+        from ..work.jobs import out_of_memory
+
+        said = out_of_memory(exc, _recipe_of(args))
+        if said is None and not isinstance(exc, DreamscopeError):
+            raise
+        said = said or exc
+        print(f"error: {said.worded(words)}", file=sys.stderr)
+        return said.exit_code
+
+
+def _recipe_of(args) -> str | None:
+    """The recipe a command runs (zoom --morph runs morph), for the settings to name when memory runs out."""
+    if args is None:
+        return None
+    command = getattr(args, "recipe", None) or args.command  # batch names its recipe
+    if command == "zoom" and "classes" in vars(args):
+        return "morph"
+    return command
 
 
 def _interrupted(exc: KeyboardInterrupt) -> None:

@@ -62,12 +62,13 @@ SUFFIXES = ", ".join([*CONTAINERS, GIF]) + " or a folder name (PNG frames)"
 
 
 def output_kind(path: str | os.PathLike) -> str:
-    """'video', 'gif' or 'frames' (a folder of PNGs: a name without a suffix, a trailing slash or a folder)."""
+    """'video', 'gif' or 'frames' (a folder of PNGs: a name without a suffix, a trailing slash, or an existing folder
+    not named as a video). An existing folder named clip.mp4 is a video output, which check_output refuses."""
     text = os.fspath(path)
     path = Path(text)
-    if text.endswith(("/", os.sep)) or os.path.isdir(path) or not path.suffix:
-        return "frames"
     suffix = path.suffix.lower()
+    if text.endswith(("/", os.sep)) or not suffix or (os.path.isdir(path) and suffix not in CONTAINERS and suffix != GIF):
+        return "frames"
     if suffix == GIF:
         return "gif"
     if suffix in CONTAINERS:
@@ -81,7 +82,9 @@ def check_output(path: str | os.PathLike, resume: bool = False) -> Path:
     path = Path(path)
     files.check_folder(path.parent if str(path.parent) else Path("."))
     if kind != "frames" and os.path.isdir(path):
-        raise DreamscopeError(f"output path is a folder: {path}")
+        raise DreamscopeError(
+            f"output path is a folder: {path}; name a new video file, or end the name with / for PNG frames in a folder"
+        )
     if kind == "frames" and os.path.lexists(path) and not os.path.isdir(path):
         raise DreamscopeError(
             f"{path} is a file, not a folder of frames; name a new folder for PNG frames, or a video ({SUFFIXES})"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from .. import runtime
-from ..errors import DreamscopeError
+from ..errors import DreamscopeError, OutOfMemory
 from ..events import Event, Stage
 from ..models import LoadedModel
 from ..models.spec import IMAGE
@@ -96,18 +96,9 @@ def _memory_guard(x: torch.Tensor):
     try:
         yield
     except (MemoryError, RuntimeError) as exc:
-        text = str(exc).lower()
-        if (
-            isinstance(exc, MemoryError)
-            or "out of memory" in text
-            or "can't allocate memory" in text
-            or "not enough memory" in text
-        ):
+        if runtime.is_out_of_memory(exc):
             height, width = x.shape[-2:]
-            raise DreamscopeError(
-                template=f"out of memory at {width}x{height} px on {x.device.type}; use smaller "
-                "{tile}s or a smaller picture ({max_size})"
-            ) from None
+            raise OutOfMemory(f"out of memory at {width}x{height} px on {x.device.type}") from None
         raise
 
 

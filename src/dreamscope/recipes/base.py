@@ -56,10 +56,7 @@ def known_layer(model: LoadedModel, field: str, name: str, *, pseudo: bool = Fal
         why = f" ({model.not_dreamable[name]})" if name in model.not_dreamable else ""
         raise UnknownName(
             field,
-            literal(
-                f"names {name!r}, which is not a layer of {model.name}{why}{suggest(name, model.layers)}; "
-                f"list them with: dreamscope layers --model {model.name}"
-            ),
+            literal(f"names {name!r}, which is not a layer of {model.name}{why}{suggest(name, model.layers)}"),
         )
     return model.layer(name)
 

@@ -28,7 +28,7 @@ from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from PIL import Image
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -37,7 +37,7 @@ from .. import settings as S
 from ..errors import DreamscopeError, SettingsError, literal, suggest
 from ..io import provenance
 from ..work import catalogue, jobs
-from . import info, uploads
+from . import info, store, uploads
 from .guard import Access, Guard
 from .store import ENDED, STATES, DataFolder, JobRow, Store, UploadRow, empty, finite_number
 from .worker import RESULT_PREVIEW, Worker, gif_beside, result_preview
@@ -262,7 +262,7 @@ class Studio:
     def file(self, job_id: str, path: str) -> Path:
         """A file of a done job: its result, or one inside its report folder; nothing else, whatever the path."""
         job = self.job(job_id)
-        missing = not_found(f"job {job_id} has no file {path!r}")
+        missing = not_found(f"job {job_id} has no file {path[:80]!r}")
         if job.state != "done" or not job.output:
             raise not_found(f"job {job_id} is {job.state}: only a done job's files are served")
         if any(part.startswith(".") for part in re.split(r"[\\/]", path)):
@@ -273,10 +273,11 @@ class Studio:
             target = (base / path).resolve()
             gif = self._gif(job)
             beside = (base / gif).resolve() if gif else None
-        except (OSError, ValueError, RuntimeError):  # a NUL byte, a loop of links
+            inside = target in (output, beside) or (output.is_dir() and output in target.parents)
+        except (OSError, ValueError, RuntimeError):  # a NUL byte, a loop of links, a name too long
             raise missing from None
-        inside = target in (output, beside) or (output.is_dir() and output in target.parents)
-        if not inside or not target.is_file():
+        # Only a real file of the job's folder: a result (or the folder) replaced by a link is not served.
+        if not inside or not store.real_file(self.data.jobs, Path(job_id) / path):
             raise missing
         return target
 
@@ -373,7 +374,7 @@ class Studio:
 
     def upload(self, upload_id: str) -> UploadRow:
         row = self.store.upload(upload_id) if uploads.UPLOAD_ID.fullmatch(upload_id or "") else None
-        if row is None or not (self.data.uploads / row.file).is_file():
+        if row is None or not store.real_file(self.data.uploads, row.file):  # a link put in its place is not followed
             raise not_found(f"no upload {upload_id!r}")
         return row
 
@@ -382,16 +383,22 @@ class Studio:
 
 
 class JobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a mistake, refused by name
+
     recipe: str = Field(description="dream, visualize, zoom, morph, video or probe")
     settings: dict[str, Any] = Field(default_factory=dict, description="the settings to change from their defaults")
     inputs: dict[str, str | None] = Field(default_factory=dict, description="role (input, guide, init) -> upload id")
 
 
 class AgainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a mistake, refused by name
+
     settings: dict[str, Any] = Field(default_factory=dict, description="settings to change from the job's")
 
 
 class ContinueRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a mistake, refused by name
+
     frames: int = Field(description="how many more frames")
 
 
@@ -439,8 +446,8 @@ def _handlers(app: FastAPI) -> None:
         field = where[-1] if where else "body"
         message = problem.get("msg", "is not valid")
         if problem.get("type") == "json_invalid":
-            field, message = "body", "is not valid JSON"
-        return _error(422, f"{field}: {message}", field)
+            return _error(422, "body: is not valid JSON", "body")
+        return _error(422, f"{field[:80]}: {message[:200]}", field[:80])
 
     @app.exception_handler(uploads.UploadTooLarge)
     async def too_large(_request, exc):
@@ -474,7 +481,9 @@ def _handlers(app: FastAPI) -> None:
     async def http_error(_request, exc: HTTPException):
         if isinstance(exc.detail, dict):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-        return _error(exc.status_code, str(exc.detail), headers=exc.headers)
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):  # not JSON (invalid UTF-8, ...)
+            return _error(422, "body: is not valid JSON", "body")
+        return _error(exc.status_code, str(exc.detail)[:200], headers=exc.headers)
 
 
 def _routes(app: FastAPI, studio: Studio) -> None:
@@ -490,10 +499,11 @@ def _routes(app: FastAPI, studio: Studio) -> None:
         try:
             root = STATIC.resolve()
             target = (STATIC / path).resolve()
-        except (OSError, ValueError, RuntimeError):
-            raise not_found(f"no file {path!r}") from None
-        if root not in target.parents or not target.is_file():
-            raise not_found(f"no file {path!r}")
+            found = root in target.parents and target.is_file()
+        except (OSError, ValueError, RuntimeError):  # a NUL byte, a name too long
+            found = False
+        if not found:
+            raise not_found(f"no file {path[:80]!r}")
         return FileResponse(target, media_type=_media_type(target), headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/info")

@@ -18,6 +18,10 @@ PAGE_POLICY = (
     "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self'; connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
 )
+# Bodies other than uploads are jobs' settings: a few kB. More is refused unread (413), so a client cannot make
+# the server hold (and echo back) megabytes of JSON.
+BODY_LIMIT = 64 * 1024
+STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
 HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -129,9 +133,44 @@ class Guard:
                     },
                     status_code=401,
                 )
+        if response is None and scope["method"] in STATE_CHANGING:
+            if headers.get("sec-fetch-site") == "cross-site":  # defence in depth: browsers send Origin too
+                response = _refusal(403, None, "a request from another site is refused (Sec-Fetch-Site: cross-site)")
+            elif scope["path"] != "/api/uploads":
+                receive, response = await _limited(receive, headers.get("content-length"))
         if response is not None:
             return await response(scope, receive, _with_headers(send))
         return await self.app(scope, receive, _with_headers(send))
+
+
+def _refusal(status: int, field: str | None, message: str):
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"detail": {"field": field, "message": message}}, status_code=status)
+
+
+async def _limited(receive, length: str | None):
+    """(receive, None) for a body within BODY_LIMIT, read here and replayed to the app; (receive, a 413) for a
+    larger one, said as soon as its length (or its first BODY_LIMIT bytes) shows it."""
+    too_large = _refusal(413, "body", f"the request body is larger than {BODY_LIMIT // 1024} KB; a job's settings are a few KB")
+    if length is not None and length.isdigit() and int(length) > BODY_LIMIT:
+        return receive, too_large
+    messages, size = [], 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if size > BODY_LIMIT:
+            return receive, too_large
+        if not message.get("more_body", False):
+            break
+
+    async def replay():
+        return messages.pop(0) if messages else await receive()
+
+    return replay, None
 
 
 def _with_headers(send):

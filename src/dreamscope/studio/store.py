@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -99,8 +100,31 @@ class DataFolder:
         return self
 
 
+def real_file(base: Path, relative: str | Path) -> bool:
+    """Whether `base`/`relative` is a regular file reached without a symbolic link anywhere from `base` down (the
+    base included): the studio serves and deletes only what is really in its data folder."""
+    path = Path(base)
+    try:
+        for part in (None, *Path(relative).parts):
+            path = path if part is None else path / part
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                return False
+        return stat.S_ISREG(mode)
+    except (OSError, ValueError):  # missing, a name too long, a NUL byte
+        return False
+
+
 def empty(folder: Path) -> None:
-    """Remove everything inside `folder` (which stays), as far as possible."""
+    """Remove everything inside `folder` (which stays), as far as possible. A folder replaced by a symbolic link
+    is not followed: the link is removed and a real, empty folder made in its place."""
+    if folder.is_symlink():
+        try:
+            folder.unlink()
+            folder.mkdir()
+        except OSError:
+            pass
+        return
     try:
         children = list(folder.iterdir())
     except OSError:

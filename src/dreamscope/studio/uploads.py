@@ -110,6 +110,8 @@ async def receive(body: AsyncIterator[bytes], content_type: str | None, folder: 
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
         raise UploadRefused("send the file as multipart/form-data, in a field named file")
+    if len(boundary) > 70:  # RFC 2046's limit; the parser itself fails (a 500) on more than 256
+        raise UploadRefused("the multipart boundary is longer than 70 characters; send a standard multipart/form-data body")
 
     state = {"headers": {}, "field": b"", "value": b"", "writing": False, "done": False, "name": None, "size": 0}
     pending = bytearray()

@@ -213,7 +213,7 @@ class Worker:
             finished = self._follow(job, self._start(job, folder / output))
         except Exception as exc:
             empty(folder)
-            if not self.store.finish(job.id, "failed", error=failure_message(exc)):
+            if not self.store.finish(job.id, "failed", error=failure_message(exc, job.recipe)):
                 self._after_stop(job.id, folder)
             if not isinstance(exc, (DreamscopeError, MemoryError, OSError)):
                 log.exception("dreamscope studio: job %s failed", job.id)
@@ -384,12 +384,13 @@ def jpeg(picture: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def failure_message(exc: BaseException) -> str:
+def failure_message(exc: BaseException, recipe: str | None = None) -> str:
     """One line for a job that failed."""
-    if isinstance(exc, DreamscopeError):
+    memory = jobs.out_of_memory(exc, recipe)
+    if memory is not None:
+        text = memory.worded(str)
+    elif isinstance(exc, DreamscopeError):
         text = exc.worded(str)
-    elif isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
-        text = "out of memory; use a smaller max_size (or tile), or fewer octaves"
     elif isinstance(exc, OSError):
         text = f"cannot write the result ({reason(exc)}); free some disk space"
     else:

@@ -125,12 +125,16 @@ def perform(item: Item, threads: int) -> dict:
         files.remove_debris(item.output)
         message = catalogue.function(item.task)(dict(item.arguments)) or ""
         status = "done"
-    except DreamscopeError as exc:
-        status, message, template = "failed", str(exc), exc.template
-    except MemoryError:
-        status, message = "failed", "out of memory: give each worker more memory, or use fewer workers or smaller settings"
     except Exception as exc:
-        status, message = "failed", f"{type(exc).__name__}: {exc}"
+        said = jobs.out_of_memory(exc, (item.arguments.get("settings") or {}).get("recipe"))
+        if said is not None:  # the recipe's settings to lower, and what a worker can do
+            said = type(said)(template=said.template + ", or give each worker more memory (fewer workers)")
+        elif isinstance(exc, DreamscopeError):
+            said = exc
+        if said is not None:
+            status, message, template = "failed", str(said), said.template
+        else:
+            status, message = "failed", f"{type(exc).__name__}: {exc}"
     finally:
         _busy = False
         runtime.release_memory()

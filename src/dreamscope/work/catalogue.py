@@ -110,6 +110,7 @@ class Recipe:
     batch_help: str = ""  # its line in `dreamscope batch --help`
     made: str = ""  # what it makes, plural, for summaries ("dreams")
     form: Form | None = None  # offered by the studio, with this form
+    lower: tuple[str, ...] = ()  # the settings that need less memory when lowered: named when memory runs out
 
     @property
     def cli_command(self) -> str:
@@ -207,6 +208,7 @@ register(
     Recipe(
         "dream",
         S.DreamSettings,
+        lower=("max_size", "tile"),
         run="dreamscope.recipes.dream:dream_iter",
         check="dreamscope.recipes.dream:check",
         inputs=(
@@ -234,6 +236,7 @@ register(
     Recipe(
         "visualize",
         S.VisualizeSettings,
+        lower=("size", "samples"),
         run="dreamscope.recipes.visualize:visualize_iter",
         check="dreamscope.recipes.visualize:check",
         inputs=(
@@ -267,6 +270,7 @@ register(
     Recipe(
         "zoom",
         S.ZoomSettings,
+        lower=("max_size", "tile"),
         run="dreamscope.recipes.zoom:zoom_iter",
         check="dreamscope.recipes.zoom:check",
         inputs=(
@@ -298,6 +302,7 @@ register(
     Recipe(
         "morph",
         S.MorphSettings,
+        lower=("size",),
         run="dreamscope.recipes.morph:morph_iter",
         check="dreamscope.recipes.morph:check",
         command="zoom",
@@ -329,6 +334,7 @@ register(
     Recipe(
         "video",
         S.VideoSettings,
+        lower=("max_size", "tile"),
         run="dreamscope.recipes.video:video_iter",
         check="dreamscope.recipes.video:check",
         inputs=(
@@ -358,6 +364,7 @@ register(
     Recipe(
         "probe",
         S.ProbeSettings,
+        lower=("max_size", "vis_size"),
         run="dreamscope.recipes.probe:probe_iter",
         check="dreamscope.recipes.probe:check",
         inputs=(Input("input", required=True, help="picture to probe", label="Photo", param="image"),),
@@ -389,6 +396,7 @@ register(
     Recipe(
         "exemplars",
         S.ExemplarsSettings,
+        lower=("side", "vis_size"),
         run="dreamscope.recipes.exemplars:sheet_iter",
         check="dreamscope.recipes.exemplars:check",
         inputs=(
@@ -416,6 +424,7 @@ register(
     Recipe(
         "atlas",
         S.AtlasSettings,
+        lower=("side", "icon_size"),
         run="dreamscope.recipes.atlas:atlas_iter",
         check="dreamscope.recipes.atlas:check",
         job="dreamscope.work.atlas:atlas_job",
@@ -448,6 +457,7 @@ register(
     Recipe(
         "patch",
         S.PatchSettings,
+        lower=("side", "size"),
         run="dreamscope.recipes.patch:patch_iter",
         check="dreamscope.recipes.patch:check",
         job="dreamscope.work.patch:patch_job",
@@ -490,6 +500,7 @@ register(
     Recipe(
         "microscope",
         S.MicroscopeSettings,
+        lower=("size", "block"),
         run="dreamscope.work.microscope:microscope_iter",
         job="dreamscope.work.microscope:microscope_job",
         engine=True,

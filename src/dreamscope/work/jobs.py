@@ -18,7 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import DreamscopeError, SettingsError
+from .. import runtime
+from ..errors import DreamscopeError, OutOfMemory, SettingsError
 from ..events import Event, Run, finish
 from ..io import files, images, provenance, videos
 from ..settings import Settings
@@ -185,6 +186,18 @@ def _input_words(spec: catalogue.Input) -> str:
     if spec.kind in by_kind:
         return by_kind[spec.kind]
     return {"image": "input picture", "guide image": "guide picture", "init image": "init picture"}.get(spec.what, spec.what)
+
+
+def out_of_memory(exc: BaseException, recipe: str | None) -> DreamscopeError | None:
+    """Running out of memory, anywhere in a job, as one error naming the recipe's settings to lower (its record's
+    `lower`); None for any other exception."""
+    if not runtime.is_out_of_memory(exc) and not isinstance(exc, OutOfMemory):
+        return None
+    where = str(exc) if isinstance(exc, OutOfMemory) else "out of memory"
+    lower = catalogue.RECIPES[recipe].lower if recipe in catalogue.RECIPES else ()
+    advice = " or ".join(f"{{{name}}}" for name in lower)
+    where = where.replace("{", "{{").replace("}", "}}")
+    return OutOfMemory(template=f"{where}; use a smaller {advice}" if advice else f"{where}; use smaller settings")
 
 
 def is_sheet(recipe: Recipe, output: str | os.PathLike) -> bool:
