@@ -127,7 +127,10 @@ def test_info_describes_the_model_recipes_presets_and_limits(client):
     }
     assert presets["strokes"]["settings"]["layer"] == "stage3.1" and presets["deep"]["recipe"] == "dream"
     assert info["samples"] == ["astronaut", "chelsea", "coffee", "rocket"]
-    assert info["limits"] == {"picture_bytes": 50_000_000, "video_bytes": 500_000_000} and info["device"] == "cpu"
+    assert (
+        info["limits"] == {"picture_bytes": 50_000_000, "video_bytes": 500_000_000, "picture_pixels": 50_000_000}
+        and info["device"] == "cpu"
+    )
 
 
 def test_a_dream_job_runs_to_a_picture_that_carries_its_record(client, photo_id, dream):
@@ -638,3 +641,29 @@ def test_links_in_the_data_folder_are_not_followed(studio, dream, tmp_path):
     linked.symlink_to(folder)
     store.empty(linked)  # what recovery and the worker do to a job folder
     assert (folder / "keep.txt").read_text() == "mine" and linked.is_dir() and not linked.is_symlink()
+
+
+def test_a_huge_picture_is_refused_from_its_header_and_runaway_clients_meet_limits(client, photo_id, monkeypatch):
+    import zlib
+
+    from dreamscope.studio import app as studio_app
+
+    side = 10_000  # 100 megapixels of zeros: a few hundred KB as a PNG, gigabytes once decoded
+    rows = zlib.compress(b"\x00" * (side + 1) * side, 9)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    header = side.to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])  # 8-bit greyscale
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    started = time.monotonic()
+    response = upload(client, png, "zeros.png")
+    assert response.status_code == 422 and detail(response)["field"] == "file", response.text
+    assert "100 megapixels" in detail(response)["message"] and time.monotonic() - started < 5
+
+    monkeypatch.setattr(studio_app, "MAX_QUEUED", 0)
+    refused = client.post("/api/jobs", json={"recipe": "dream", "settings": QUICK, "inputs": {"input": photo_id}})
+    assert refused.status_code == 429 and "jobs are waiting" in detail(refused)["message"]
+    monkeypatch.setattr(studio_app, "UPLOADS_PER_MINUTE", 0)
+    refused = upload(client, png_bytes())
+    assert refused.status_code == 429 and detail(refused)["field"] == "file"

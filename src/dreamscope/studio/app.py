@@ -57,6 +57,11 @@ class ClientError(Exception):
         self.status, self.message, self.field = status, message, field
 
 
+# Limits a person at the page never meets and a runaway script soon does (docs/studio.md).
+MAX_QUEUED = 50  # jobs waiting to run at once
+UPLOADS_PER_MINUTE = 60
+
+
 def not_found(what: str) -> ClientError:
     return ClientError(404, what)
 
@@ -201,6 +206,10 @@ class Studio:
             raise SettingsError("settings", "must be a JSON object of setting names and values")
         if not isinstance(inputs, dict):
             raise SettingsError("inputs", "must be a JSON object of roles (input, guide, init) and upload ids")
+        if self.store.queued() >= MAX_QUEUED:
+            raise ClientError(
+                429, f"{MAX_QUEUED} jobs are waiting to run already; let some finish (or cancel them) and send this again"
+            )
         settings = self._settings(offered[recipe].settings, changes)
         checked = self._inputs(offered[recipe], inputs)
         rows = {role: self.store.upload(upload_id) for role, upload_id in checked.items()}
@@ -515,6 +524,8 @@ def _routes(app: FastAPI, studio: Studio) -> None:
     @app.post("/api/uploads", status_code=201, openapi_extra=UPLOAD_BODY)
     async def post_upload(request: Request):
         limits = studio.limits
+        if await run_in_threadpool(studio.store.uploads_since, time.time() - 60) >= UPLOADS_PER_MINUTE:
+            raise ClientError(429, f"more than {UPLOADS_PER_MINUTE} uploads in a minute; wait a moment and send it again", "file")
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > limits.largest + uploads.MULTIPART_SLACK:
             raise uploads.too_large(limits.largest)  # said before a byte of it is read

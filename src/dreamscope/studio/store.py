@@ -289,6 +289,14 @@ class Store:
 
     # -- uploads -----------------------------------------------------------------------------------------------
 
+    def queued(self) -> int:
+        """How many jobs wait to run."""
+        return self._rows("SELECT COUNT(*) FROM jobs WHERE state = 'queued'")[0][0]
+
+    def uploads_since(self, when: float) -> int:
+        """How many uploads were stored since `when` (unix seconds)."""
+        return self._rows("SELECT COUNT(*) FROM uploads WHERE created >= ?", (when,))[0][0]
+
     def add_upload(self, upload: UploadRow) -> UploadRow:
         values = [getattr(upload, name) for name in _UPLOAD_COLUMNS]
         values[_UPLOAD_COLUMNS.index("still")] = int(upload.still)

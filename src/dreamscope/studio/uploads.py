@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import threading
 import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class Limits:
 
     picture: int = 50 * MB
     video: int = 500 * MB
+    pixels: int = 50_000_000  # a picture's size, told by its header before it is decoded (a 50 MP photo is ~150 MB decoded)
 
     @classmethod
     def from_mb(cls, mb: float | None) -> Limits:
@@ -58,7 +60,12 @@ class Limits:
         return max(self.picture, self.video)
 
     def to_json(self) -> dict[str, int]:
-        return {"picture_bytes": self.picture, "video_bytes": self.video}
+        return {"picture_bytes": self.picture, "video_bytes": self.video, "picture_pixels": self.pixels}
+
+
+# Pictures decoded at once to check them: each may take a few hundred MB while it is, so uploads arriving
+# together wait their turn rather than multiply the server's memory.
+DECODING = threading.BoundedSemaphore(2)
 
 
 class UploadTooLarge(DreamscopeError):
@@ -229,7 +236,7 @@ def _inspect(path: Path, limits: Limits) -> Sniffed:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as img:  # reads the header only
-                picture_format = img.format
+                picture_format, (width, height) = img.format, img.size
     except Image.DecompressionBombError:
         bomb = True
     except Exception:
@@ -239,7 +246,13 @@ def _inspect(path: Path, limits: Limits) -> Sniffed:
             raise UploadRefused(f"{path} is a {picture_format} picture, which dreamscope does not take; send a PNG, JPEG or WebP")
         if size > limits.picture:
             raise too_large(limits.picture)
-        picture = images.load_image(path, what="picture")  # bombs, truncated and damaged files: one clear error
+        if not bomb and width * height > limits.pixels:  # said from the header: nothing decoded
+            raise UploadRefused(
+                f"{path} is {width}x{height} px ({width * height / 1e6:.0f} megapixels); the studio takes pictures up to "
+                f"{limits.pixels / 1e6:.0f} megapixels: send a smaller one"
+            )
+        with DECODING:
+            picture = images.load_image(path, what="picture")  # bombs, truncated and damaged files: one clear error
         frames = picture.info.get("n_frames", 1)
         if frames > 1 and size <= limits.video:
             try:
