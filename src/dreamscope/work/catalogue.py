@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +204,15 @@ GUIDE = Input(
     label="Guide picture",
 )
 
+INIT = Input(
+    "init",
+    what="init image",
+    flag="--init",
+    metavar="IMAGE",
+    help="start from this photo instead of noise",
+    label="Start from a picture",
+)
+
 register(
     Recipe(
         "dream",
@@ -239,16 +248,7 @@ register(
         lower=("size", "samples"),
         run="dreamscope.recipes.visualize:visualize_iter",
         check="dreamscope.recipes.visualize:check",
-        inputs=(
-            Input(
-                "init",
-                what="init image",
-                flag="--init",
-                metavar="IMAGE",
-                help="start from this photo instead of noise",
-                label="Start from a picture",
-            ),
-        ),
+        inputs=(INIT,),
         output=Output(
             "picture",
             "where to write the picture, a sheet when there are several (default: named after the target)",
@@ -306,16 +306,7 @@ register(
         run="dreamscope.recipes.morph:morph_iter",
         check="dreamscope.recipes.morph:check",
         command="zoom",
-        inputs=(
-            Input(
-                "init",
-                what="init image",
-                flag="--init",
-                metavar="IMAGE",
-                help="with --morph: start from this photo instead of noise",
-                label="Start from a picture",
-            ),
-        ),
+        inputs=(replace(INIT, help="with --morph: start from this photo instead of noise"),),
         output=Output(
             "video",
             name=lambda settings, _inputs: f"morph_{safe_name(settings.classes.replace(',', '_'))}.mp4",
