@@ -226,3 +226,16 @@ def test_a_sample_pushed_flat_is_drawn_again_and_the_page_says_so():
     assert min(stds) >= drawing.FLAT and made.flat == [], sorted(stds)[:3]
     notes = pages._sample_notes({"redrawn": [1, 3], "flat": [3]})
     assert "Sample 1 drawn again without the push apart" in notes and "Sample 3 stayed flat grey" in notes
+
+
+def test_the_samples_drawn_again_are_in_the_sites_record_and_on_their_pages(site):
+    """draw_block writes which samples it drew again into its block record; the site reads them back onto the
+    channel's page (the toy network's few steps leave some samples flat)."""
+    folder, _ = site
+    data = json.loads((folder / "microscope.json").read_text())["layers"]
+    marked = [(layer, c, f["redrawn"]) for layer, facts in data.items() for c, f in facts["channels"].items() if f.get("redrawn")]
+    assert marked, "no sample was drawn again: this test no longer sees what it checks"
+    for layer, channel, numbers in marked:
+        assert all(1 <= n <= 2 for n in numbers)  # samples, numbered from 1; never the main picture
+        page = (folder / layer / f"{channel}.html").read_text()
+        assert "drawn again without the push apart" in page or "stayed flat grey" in page
