@@ -66,3 +66,37 @@ def not_a_module():
 
 
 NOT_CALLABLE = 42
+
+
+class Colours(nn.Module):
+    """Channels known by construction, for explain's tests: on 4 x 4 px patches (stride 4), channel 0 fires on red,
+    1 on green, 2 on blue (each colour's excess over the other two, after a ReLU); class i is channel i's mean. With
+    `classes=False` the network ends at its feature map (a model without classes)."""
+
+    def __init__(self, classes: bool = True):
+        super().__init__()
+        conv = nn.Conv2d(3, 3, 4, stride=4, bias=False)
+        with torch.no_grad():
+            excess = torch.full((3, 3), -0.5) + 1.5 * torch.eye(3)  # R - (G + B) / 2, and so on
+            conv.weight.copy_(excess[:, :, None, None].expand(3, 3, 4, 4) / 16)
+        self.features = nn.Sequential(conv, nn.ReLU())
+        self.mix = nn.Conv2d(3, 4, 1)  # a deeper layer, for attribution to a unit or a layer
+        with torch.no_grad():
+            self.mix.weight.copy_(torch.cat([torch.eye(3), torch.ones(1, 3)])[:, :, None, None])
+            self.mix.bias.zero_()
+        self.classes = classes
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        mixed = self.mix(self.features(x))
+        return self.pool(mixed).flatten(1)[:, :3] if self.classes else mixed
+
+
+def colours():
+    return dreamscope.wrap_model(Colours(), name="colours", resolution=64, default_layer="features.1", device="cpu")
+
+
+def colours_without_classes():
+    return dreamscope.wrap_model(
+        Colours(classes=False), name="colours-features", resolution=64, default_layer="features.1", device="cpu"
+    )

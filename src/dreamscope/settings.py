@@ -491,6 +491,56 @@ class MicroscopeSettings(Settings):
     )
 
 
+def _class_targets(name: str, value):
+    """'top:N', or class names or indices and LAYER:CHANNEL units, comma-separated (checked against the model later)."""
+    text = str(value).strip()
+    if text.lower().startswith("top:"):
+        count = text[4:].strip()
+        if not count.isdigit() or not 1 <= int(count) <= 20:
+            raise SettingsError(name, f"must be top:N with N from 1 to 20, or class names, got {shown(value)}")
+        return f"top:{int(count)}"
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names or len(names) > 20 or len(set(names)) < len(names):
+        raise SettingsError(name, f"must be top:N or 1 to 20 different class names, comma-separated, got {shown(value)}")
+    return ",".join(names)
+
+
+@dataclass(frozen=True)
+class ExplainSettings(Settings):
+    """One photo explained at one layer: what each position sees, the neuron groups, and how each pushes the classes."""
+
+    recipe: ClassVar[str] = "explain"
+
+    layer: str | None = setting(None, Text(), "layer to explain (default: the model's default dream layer)")
+    groups: int = setting(6, Whole(1, 32), "neuron groups: the rank of the factorization of the layer's activations")
+    targets: str = setting(
+        "top:3",
+        Text(optional=False, parse=_class_targets),
+        "what to attribute to: top:N (the network's N top classes), or class names, indices or LAYER:CHANNEL units, "
+        "comma-separated",
+    )
+    attribution: str = setting(
+        "gradient",
+        Choice(("gradient", "integrated")),
+        "activation x gradient of each class's logit, or integrated gradients (from a zero activation)",
+    )
+    integrated_steps: int = setting(24, Whole(2, 512), "points on the path of integrated gradients")
+    lower_layer: str | None = setting(
+        None,
+        Text(),
+        "a shallower layer whose groups feed this layer's in the flow diagram (default: the last layer at half the "
+        "stride; none to leave it out)",
+    )
+    microscope: str | None = setting(
+        None, Text(), "a microscope site of the same model: the channels' pictures come from it instead of being drawn"
+    )
+    size: int = setting(224, Whole(32, 2048), "longest side of the photo as the network sees it, in px")
+    cell_size: int = setting(64, Whole(32, 256), "side of each grid cell's picture, in px")
+    channel_size: int = setting(96, Whole(32, 512), "side of the channels' pictures (the semantic dictionary), in px")
+    top_channels: int = setting(3, Whole(1, 16), "strongest channels shown for each position")
+    steps: int = setting(128, Whole(1, 10_000), "optimization steps of every picture (cells, groups, channels)")
+
+
 def settings_class(recipe: str | None) -> type[Settings]:
     if recipe not in RECIPES:
         raise SettingsError("recipe", f"must be one of {', '.join(RECIPES)}, got {shown(recipe)}")

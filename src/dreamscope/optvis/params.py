@@ -98,8 +98,29 @@ class FourierImage(ImageParam):
         return torch.view_as_real(torch.fft.rfft2(signal) / self.scale)
 
     def forward(self) -> torch.Tensor:
-        signal = torch.fft.irfft2(torch.view_as_complex(self.spectrum) * self.scale, s=self.size) / SPECTRUM_DAMPING
+        return self._render(self.spectrum)
+
+    def _render(self, spectrum: torch.Tensor) -> torch.Tensor:
+        signal = torch.fft.irfft2(torch.view_as_complex(spectrum) * self.scale, s=self.size) / SPECTRUM_DAMPING
         return torch.sigmoid(self._colour(signal))
+
+
+class MixedFourierImage(FourierImage):
+    """Shared pictures and pictures that mix them: the first `shared` pictures are Fourier images of their own; each
+    of the others is its own Fourier image plus the shared ones weighted by its row of `mixing` (rows, shared), in the
+    spectrum, which is the signal before the sigmoid. Neighbouring cells of an explanation's grid that belong to the
+    same neuron groups then share those groups' pictures and stay coherent, as in Lucid's activation grids."""
+
+    def __init__(self, mixing: torch.Tensor, height: int, width: int, generator: torch.Generator):
+        rows, shared = mixing.shape
+        super().__init__(shared + rows, height, width, generator)
+        self.shared = shared
+        self.register_buffer("mixing", mixing.float())
+
+    def forward(self) -> torch.Tensor:
+        shared, own = self.spectrum[: self.shared], self.spectrum[self.shared :]
+        mixed = own + torch.einsum("rs,s...->r...", self.mixing, shared)
+        return self._render(torch.cat([shared, mixed]))
 
 
 @functools.lru_cache(maxsize=1)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..fields import parse_ranges
 from ..io import files
+from ..recipes.microscope import layer_folder, picture_name  # noqa: F401 - the site's file names, read by work/
 from ..settings import MicroscopeSettings
 
 GENERATOR = "dreamscope microscope"
@@ -55,18 +56,9 @@ def blocks(settings: MicroscopeSettings, count: int) -> list[tuple[int, int]]:
     return found
 
 
-def layer_folder(layer: str) -> str:
-    """A layer's folder name in the site: its name, with anything but letters, digits, '.', '-' and '_' replaced."""
-    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in layer)
-
-
 def block_name(layer: str, start: int, stop: int) -> str:
     """A block's name, as the batch summary and the pages show it: LAYER:FIRST-LAST."""
     return f"{layer}:{start}-{stop - 1}"
-
-
-def picture_name(channel: int, sample: int = 0) -> str:
-    return f"{channel}.png" if sample == 0 else f"{channel}-s{sample}.png"
 
 
 STYLE = """

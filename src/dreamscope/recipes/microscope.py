@@ -17,6 +17,16 @@ from ..optvis import objectives, params, render, transforms
 from ..settings import MicroscopeSettings
 from . import base
 
+def layer_folder(layer: str) -> str:
+    """A layer's folder name in a microscope site: its name, with anything but letters, digits, '.', '-' and '_'
+    replaced. (The site's file names live here, beside the drawing, so explain can read a site's pictures.)"""
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in layer)
+
+
+def picture_name(channel: int, sample: int = 0) -> str:
+    return f"{channel}.png" if sample == 0 else f"{channel}-s{sample}.png"
+
+
 FLAT = 10 / 255  # a picture whose pixels vary less than this (standard deviation) shows nothing: flat grey
 
 
