@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..fields import parse_ranges
 from ..io import files
-from ..recipes.microscope import layer_folder, picture_name  # noqa: F401 - the site's file names, read by work/
+from ..recipes.microscope import layer_folder, picture_name
 from ..settings import MicroscopeSettings
 
 GENERATOR = "dreamscope microscope"

@@ -17,6 +17,7 @@ from ..optvis import objectives, params, render, transforms
 from ..settings import MicroscopeSettings
 from . import base
 
+
 def layer_folder(layer: str) -> str:
     """A layer's folder name in a microscope site: its name, with anything but letters, digits, '.', '-' and '_'
     replaced. (The site's file names live here, beside the drawing, so explain can read a site's pictures.)"""
