@@ -83,6 +83,15 @@ class Factorization:
     error: float  # relative reconstruction error, ||A - WH|| / ||A|| (A's channels split into positive and negative)
     positive: float  # share of the activation's energy (sum of squares) that is positive
 
+    def responsibility(self) -> np.ndarray:
+        """(groups, rows, cols): each group's share of each position (a position no group covers: none). A group's
+        attribution is the positions' attribution weighted by it: on 20 sample photos this ranks the groups the way
+        greying out their regions does (Spearman 0.33 with integrated gradients at stage5.2) better than the
+        product of the group's reconstruction and the gradient (0.25), and the groups' attributions add up to the
+        positions' (docs/benchmarks.md, "Explain")."""
+        spatial = np.stack([group.spatial for group in self.groups])
+        return spatial / np.clip(spatial.sum(0, keepdims=True), 1e-12, None)
+
 
 @dataclass
 class ExplainResult:
@@ -266,11 +275,11 @@ def _explain(net: LoadedModel, photo: Image.Image, settings: ExplainSettings, re
     targets = _scored_targets(net, settings, layer, x)
     gradients = attribution_gradients(net, x, layer, activation, targets, settings.attribution, settings.integrated_steps)
     factorization = factorize(activation, settings.groups, settings.seed, layer)
-    for group in factorization.groups:
-        recon = group.reconstruction
-        group.attribution = {t.name: float((recon * g).sum()) for t, g in zip(targets, gradients)}
     per_position = {t.name: (activation * g).sum(0).cpu().numpy() for t, g in zip(targets, gradients)}
     total = {name: float(values.sum()) for name, values in per_position.items()}
+    responsibility = factorization.responsibility()
+    for group, share in zip(factorization.groups, responsibility):
+        group.attribution = {name: float((share * values).sum()) for name, values in per_position.items()}
     lower_factorization, flow = None, None
     if lower:
         lower_factorization = factorize(acts[lower][0], settings.groups, settings.seed, lower)
