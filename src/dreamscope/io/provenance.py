@@ -157,7 +157,7 @@ def make(settings: Settings, model, inputs: Mapping[str, Any] | None = None, pre
 
 
 def read(path: str | os.PathLike) -> Record:
-    """The record inside an output dreamscope wrote: a picture, a video, a PNG frames folder or a probe report."""
+    """The record inside an output dreamscope wrote: a picture, a video, a PNG frames folder or a report folder."""
     path = Path(path)
     if not path.exists():
         raise DreamscopeError(f"file not found: {path} (check the path)")
@@ -174,6 +174,8 @@ def _metadata(path: Path) -> dict[str, str]:
     if path.is_dir():
         if (path / "sheet.png").is_file() and (path / "index.html").is_file():  # a probe report
             return images.read_metadata(path / "sheet.png")
+        if (path / "groups.png").is_file() and (path / "explain.json").is_file():  # an explanation
+            return images.read_metadata(path / "groups.png")
         if (path / "atlas.png").is_file() and (path / "index.html").is_file():  # an activation atlas
             return images.read_metadata(path / "atlas.png")
         return videos.read_metadata(path)

@@ -44,6 +44,7 @@ PART = 32  # pictures through the network at once: on 2 cores 32 of 64 px take 2
 BLOCK = 8  # channels drawn together: a channel's picture depends only on its block, so cached pictures match fresh ones
 LEARNING_RATE = 0.05
 NMF_ITERATIONS = 400
+GROUP_CHANNELS = 5  # a group's channels shown with their pictures: its largest weights, either sign
 METHOD = "explain-1"  # part of the cache's key: change it when the channel pictures are drawn differently
 
 
@@ -303,7 +304,10 @@ def _explain(net: LoadedModel, photo: Image.Image, settings: ExplainSettings, re
     stage = Stage("explain", 3, 3, "the channels' pictures")
     top = activation.flatten(1).T.topk(min(settings.top_channels, activation.shape[0]), dim=1).indices
     top = top.reshape(rows, cols, -1).cpu().numpy()
-    wanted = sorted({int(c) for c in top.flatten()})
+    wanted = {int(c) for c in top.flatten()}
+    for group in factorization.groups:
+        wanted |= set(strongest_channels(group).tolist())
+    wanted = sorted(wanted)
     drawing = channel_pictures(net, layer, wanted, settings, record)
     channel_picture, source = yield from _nested(drawing, stage, start + span, SHARES["channels"])
     result = ExplainResult(
@@ -331,6 +335,11 @@ def _explain(net: LoadedModel, photo: Image.Image, settings: ExplainSettings, re
     for note in notes:
         yield Event((stage,), 1.0, note=note)
     yield finish(result)
+
+
+def strongest_channels(group: Group, count: int = GROUP_CHANNELS) -> np.ndarray:
+    """The channels that weigh most in a group, either sign, largest first."""
+    return np.argsort(-np.abs(group.channels), kind="stable")[:count]
 
 
 def _nested(events: Iterator[Event], stage: Stage, start: float, span: float):

@@ -36,7 +36,7 @@ from starlette.requests import ClientDisconnect
 from .. import settings as S
 from ..errors import DreamscopeError, SettingsError, literal, suggest
 from ..io import provenance
-from ..work import catalogue, jobs
+from ..work import catalogue, flags, jobs
 from . import info, store, uploads
 from .guard import Access, Guard
 from .store import ENDED, STATES, DataFolder, JobRow, Store, UploadRow, empty, finite_number
@@ -335,8 +335,8 @@ class Studio:
             if name in info.SERVER_ONLY and value not in (None, "", known[name].default):
                 raise SettingsError(
                     name,
-                    "is not offered by the studio: it names a folder on the server; use the command line "
-                    "(dreamscope probe --exemplars FOLDER)",
+                    f"is not offered by the studio: it names a folder on the server; use the command line "
+                    f"(dreamscope {cls.recipe} {flags.flag_of(name)} FOLDER)",
                 )
             try:
                 known[name].metadata["check"](name, value)
@@ -394,7 +394,7 @@ class Studio:
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # an unknown field is a mistake, refused by name
 
-    recipe: str = Field(description="dream, visualize, zoom, morph, video or probe")
+    recipe: str = Field(description="dream, visualize, zoom, morph, video, probe or explain")
     settings: dict[str, Any] = Field(default_factory=dict, description="the settings to change from their defaults")
     inputs: dict[str, str | None] = Field(default_factory=dict, description="role (input, guide, init) -> upload id")
 

@@ -13,9 +13,10 @@ from ..work import catalogue
 # What a recipe's output is, as the page shows it: a picture, a video (with a GIF beside it) or a report folder.
 SHOWN_AS = {"picture": "picture", "video": "video", "folder": "report"}
 FIXED = ("model", "weights")  # the server's own model: not a field of any form
-# A folder on the server's disk (a probe's exemplar pictures) is not for a web page to name: the page could read
-# any folder the server can. Not a field of any form, and refused when a request sets it (app.Studio._settings).
-SERVER_ONLY = ("exemplar_folder", "exemplar_count")
+# A folder on the server's disk (a probe's exemplar pictures, explain's microscope site) is not for a web page to
+# name: the page could read any folder the server can. Not a field of any form, and refused when a request sets it
+# (app.Studio._settings).
+SERVER_ONLY = ("exemplar_folder", "exemplar_count", "microscope")
 PROBE_PRESET = {"channels": 0, "max_size": 192, "octaves": 2, "steps": 15}  # "what each layer sees": a fast probe
 
 

@@ -385,6 +385,37 @@ register(
 
 register(
     Recipe(
+        "explain",
+        S.ExplainSettings,
+        lower=("size", "cell_size"),
+        run="dreamscope.recipes.explain:explain_iter",
+        check="dreamscope.recipes.explain:check",
+        inputs=(Input("input", required=True, help="photo to explain", label="Photo", param="image"),),
+        output=Output(
+            "folder",
+            "a folder for the interactive page and explain.json (default: INPUT_explain/ beside the input)",
+            beside_input("_explain"),
+            write="dreamscope.pages.explain:write",
+            generator="dreamscope explain",
+        ),
+        batch=True,
+        made="explanations",
+        help="explain one photo: what a layer sees where, its neuron groups, and how each pushes the classes",
+        description="Explain the network's answer for one photo at one layer: a picture of what every position of the layer's grid "
+        "sees, its strongest channels, a factorization of the activations into neuron groups, and the attribution of "
+        "each position and group to the top classes; an interactive page that opens from disk, and explain.json.",
+        batch_help="an explanation for every picture: OUT/NAME/index.html",
+        form=Form(
+            "Explain",
+            "Explain",
+            "Why the network says what it says about your photo: what it sees where, in groups.",
+            ("layer", "groups", "targets", "attribution", "steps", "seed"),
+        ),
+    )
+)
+
+register(
+    Recipe(
         "exemplars",
         S.ExemplarsSettings,
         lower=("side", "vis_size"),

@@ -108,6 +108,10 @@ RECIPE_FLAGS = {
     ("microscope", "channels"): ("--channels", dict(metavar="RANGES")),
     ("atlas", "layer"): ("--layer", dict(metavar="NAME")),
     ("patch", "size"): ("--size", dict(type=real, metavar="F")),
+    ("explain", "layer"): ("--layer", dict(metavar="NAME")),
+    ("explain", "targets"): ("--classes", dict(metavar="top:N|NAME,...")),
+    ("explain", "lower_layer"): ("--lower-layer", dict(metavar="NAME|none")),
+    ("explain", "microscope"): ("--microscope", dict(metavar="SITE")),
 }
 # Help in the command line's own words, where the field's does not fit a flag that can be repeated.
 EXTRA_HELP = {
