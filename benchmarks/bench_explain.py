@@ -154,19 +154,15 @@ def timing(args) -> dict:
             subprocess.run([sys.executable, "-m", "dreamscope", *argv, "-q"], check=True, env=env)
             return round(time.perf_counter() - start, 1)
 
-        copy = Path(folder) / "photo.png"
-        _load(first, 224).save(copy)
         times = {
-            "probe, default (reference)": run("probe", str(copy), "-o", f"{folder}/probe/", "--max-size", "224"),
-            "explain, default (first photo: channels drawn)": run("explain", str(copy), "-o", f"{folder}/a/"),
-            "explain, the same photo again (channels from the cache)": run("explain", str(copy), "-o", f"{folder}/b/"),
+            "probe, default (reference)": run("probe", str(first), "-o", f"{folder}/probe/"),
+            "explain, default (first photo: channels drawn)": run("explain", str(first), "-o", f"{folder}/a/"),
+            "explain, the same photo again (channels from the cache)": run("explain", str(first), "-o", f"{folder}/b/"),
         }
         run("microscope", "-o", str(site), "--layers", "stage5.2", "--samples", "0", "--size", "96", "--top", "0")
-        other = Path(folder) / "other.png"
-        _load(second, 224).save(other)
         env["DREAMSCOPE_CACHE"] = str(Path(folder) / "empty-cache")
         times["explain, another photo, --microscope SITE"] = run(
-            "explain", str(other), "-o", f"{folder}/c/", "--microscope", str(site)
+            "explain", str(second), "-o", f"{folder}/c/", "--microscope", str(site)
         )
     load.append(os.getloadavg()[0])
     reference = times["probe, default (reference)"]

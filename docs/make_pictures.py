@@ -313,6 +313,45 @@ def microscope_pictures() -> None:
     save(sheet, "microscope.jpg")
 
 
+EXPLAIN = MICROSCOPE.parent / "explain"
+PAGES_ONLY = False  # True: only the README's picture, from the pages already in build/explain/
+EXPLAINED = ("n02099601_golden_retriever", "n02123045_tabby", "n04285008_sports_car", "n07873807_pizza")
+
+
+def explain_pictures() -> None:
+    """`dreamscope explain` at default settings on a dog, a cat, a car and a food photo of the sample (about 2 minutes
+    for the first, less for the others: the channels' pictures are cached); the pages go to build/explain/, the
+    README's picture (the car's page: the grid with a cell shown, the groups) to docs/images/explain.jpg, rendered by
+    headless Chromium."""
+    import subprocess
+    import tempfile
+
+    if not SAMPLE.is_dir():
+        print(f"skipped the explain pictures: {SAMPLE} is not here")
+        return
+    EXPLAIN.mkdir(parents=True, exist_ok=True)
+    for name in EXPLAINED if not PAGES_ONLY else ():
+        photo = SAMPLE / f"{name}.JPEG"
+        subprocess.run([sys.executable, "-m", "dreamscope", "explain", str(photo), "-o", str(EXPLAIN / name), "-q"], check=True)
+    from playwright.sync_api import sync_playwright
+
+    shown = EXPLAIN / "n04285008_sports_car" / "index.html"  # a landscape photo fills the page's grid best
+    with tempfile.TemporaryDirectory() as folder, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(shown.as_uri())
+        page.locator('.cell[data-row="5"][data-col="4"]').hover()  # a wheel: the panel shows its cell
+        page.locator("#grid").screenshot(path=f"{folder}/grid.png")
+        page.locator("#groups").screenshot(path=f"{folder}/groups.png")
+        browser.close()
+        grid, groups = (Image.open(f"{folder}/{name}.png").convert("RGB") for name in ("grid", "groups"))
+    groups = groups.crop((0, 0, groups.width, min(groups.height, 1090)))  # the map and the first row of groups
+    sheet = Image.new("RGB", (max(grid.width, groups.width), grid.height + groups.height), "white")
+    sheet.paste(grid, (0, 0))
+    sheet.paste(groups, (0, grid.height))
+    save(sheet.resize((sheet.width * 3 // 4, sheet.height * 3 // 4), Image.LANCZOS), "explain.jpg")
+
+
 if __name__ == "__main__":
     steps = {
         "dream": dream_pictures,
@@ -322,6 +361,7 @@ if __name__ == "__main__":
         "atlas": atlas_pictures,
         "patch": patch_pictures,
         "microscope": microscope_pictures,
+        "explain": explain_pictures,
     }
     for name in sys.argv[1:] or steps:  # e.g. `docs/make_pictures.py zoom video` for just those
         steps[name]()

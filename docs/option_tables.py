@@ -123,6 +123,7 @@ DEFAULT_WORDS = {
     ("visualize", "learning_rate"): "0.1 (0.05 for pixels)",
     ("visualize", "closeness_layer"): "stage3.1 (stride 8)",
     ("visualize", "param"): "fft (maco with --accentuate)",
+    ("explain", "lower_layer"): "the last layer at half the stride",
 }
 
 

@@ -61,6 +61,20 @@ NON_DEFAULT = {
         side=160,
     ),
 }
+NON_DEFAULT["explain"] = dict(
+    layer="stage4.2",
+    groups=4,
+    targets="tabby, stage6.0:3",
+    attribution="gradient",
+    integrated_steps=8,
+    lower_layer="none",
+    microscope="/site",
+    size=160,
+    cell_size=48,
+    channel_size=64,
+    top_channels=2,
+    steps=32,
+)
 REQUIRED = {
     "visualize": {"target": "banana"},
     "morph": {"classes": "a,b"},

@@ -523,7 +523,7 @@ class ExplainSettings(Settings):
         "integrated",
         Choice(("integrated", "gradient")),
         "integrated gradients of each target from a zero activation (ranks the groups as occlusion does: Spearman "
-        "0.33 on 20 photos), or activation x gradient (0.17; one pass instead of integrated_steps)",
+        "0.33 on 20 photos), or activation x gradient (0.17; one pass instead of one per point of the path)",
     )
     integrated_steps: int = setting(24, Whole(2, 512), "points on the path of integrated gradients")
     lower_layer: str | None = setting(
