@@ -478,32 +478,3 @@ def test_what_each_layer_sees_picks_the_layer_and_the_report_opens_inside(studio
     assert frame.locator("section.layer").count() == len(rungs)
     assert watch.unexpected() == []
 
-
-def test_explain_a_photo_and_its_page_works_inside_the_studio(studio, server, tmp_path):
-    """The Explain tab's job, and its page framed under the studio's policy (no inline script): hovering a cell of
-    the grid fills the panel, which only the page's own script file can do."""
-    page, watch = studio
-    photo = tmp_path / "cat.png"
-    chelsea((96, 72)).save(photo)
-    page.click("#tab-explain")
-    form = page.locator("#form-explain")
-    form.locator('.drop[data-role="input"] input[type=file]').set_input_files(str(photo))
-    page.wait_for_selector('#form-explain .drop[data-role="input"].filled .drop-thumb img', timeout=20_000)
-    fill(page, "explain", {"groups": "3", "steps": "3", "size": "96", "cell_size": "32", "channel_size": "32"})
-    with page.expect_response(lambda r: r.url.endswith("/api/jobs") and r.request.method == "POST") as posted:
-        form.locator("button[type=submit]").click()
-    job = job_id_of(posted.value)
-    assert posted.value.request.post_data_json["recipe"] == "explain"
-    wait_state(page, job, "done", timeout=120)
-    page.locator(f'#gallery-list .gallery-item[data-job-id="{job}"] .gallery-open').click()
-    report = page.locator("#stage-report")
-    report.wait_for()
-    assert report.get_attribute("src").endswith("/index.html")
-    frame = page.frame_locator("#stage-report")
-    cell = frame.locator('.cell[data-row="2"][data-col="3"]')
-    cell.wait_for(timeout=10_000)
-    cell.hover()
-    panel = frame.locator("#cell-panel")
-    assert (panel.get_attribute("data-row"), panel.get_attribute("data-col")) == ("2", "3")
-    assert "row 2, column 3" in panel.inner_text()
-    assert watch.unexpected() == []
