@@ -477,4 +477,3 @@ def test_what_each_layer_sees_picks_the_layer_and_the_report_opens_inside(studio
     frame.locator("section.layer").first.wait_for(timeout=10_000)
     assert frame.locator("section.layer").count() == len(rungs)
     assert watch.unexpected() == []
-
