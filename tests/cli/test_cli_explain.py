@@ -86,3 +86,11 @@ def test_a_mistake_is_one_line_and_writes_nothing(made, name):
     assert not (folder / name).exists()
     written = {entry[0].split("/")[0] for entry in snapshot(folder) - before}
     assert written <= {"page", "pages", "cache", "page_redo"}, written
+
+
+def test_an_input_inside_the_output_folder_is_refused_as_the_folder_would_replace_it(made, run_cli):
+    folder, _, _, env = made
+    before = snapshot(folder / "page")
+    run = run_cli("explain", "page/photo.png", "-o", "page/", "--steps", "2", cwd=folder, env=env)
+    assert "the input picture page/photo.png is inside the output folder page/, which is replaced" in error_line(run)
+    assert snapshot(folder / "page") == before

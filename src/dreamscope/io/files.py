@@ -49,13 +49,19 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 def refuse_writing_over(output: str | os.PathLike, what: str, given: str | os.PathLike) -> None:
-    """Refuse an output that would replace an input: the same file, or a picture inside an input folder."""
+    """Refuse an output that would replace an input: the same file, a picture inside an input folder, or an output
+    folder (a report, replaced whole) holding the input."""
     if same_file(output, given):
         raise DreamscopeError(f"the output {shown(output)} is the {what} itself; name another output, so the {what} is kept")
     if os.path.isdir(given) and os.path.isfile(output) and Path(output).resolve().is_relative_to(Path(given).resolve()):
         raise DreamscopeError(
             f"the output {shown(output)} is a file in the {what} {shown(given)}; name another output, so the {what} "
             "is kept as it is"
+        )
+    if os.path.isdir(output) and Path(given).resolve().is_relative_to(Path(output).resolve()):  # a page folder is replaced whole
+        raise DreamscopeError(
+            f"the {what} {shown(given)} is inside the output folder {shown(output)}, which is replaced; copy it out "
+            "first or name another output"
         )
 
 
