@@ -17,16 +17,14 @@ from __future__ import annotations
 import html
 import json
 import os
-import shutil
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from ..errors import DreamscopeError
 from ..io import files, images, provenance
-from ..io.files import move_into_place, new_folder_beside
 from ..recipes.atlas import AtlasResult, Cell
-from .output import check_page_folder
+from .output import check_page_folder, staged
 from .sheets import font
 
 GENERATOR = "dreamscope atlas"
@@ -53,28 +51,23 @@ def write_atlas(
     """Write the atlas folder (replacing an earlier atlas there); returns its path. `metadata` goes into atlas.png
     (default: the result's own record)."""
     folder = check_atlas_folder(folder)
-    staging = new_folder_beside(folder, "part")
     try:
-        (staging / "cells").mkdir()
-        (staging / "exemplars").mkdir()
-        for cell in result.cells:
-            images.save_image(cell.icon, staging / "cells" / f"{cell.name}.png")
-            for number, exemplar in enumerate(cell.exemplars, start=1):
-                if exemplar.patch is not None:
-                    images.save_image(exemplar.patch, staging / "exemplars" / f"{cell.name}-{number}.jpg")
-        picture = draw(result)
-        images.save_image(picture, staging / "atlas.png", metadata=metadata or {provenance.KEY: result.record.to_text()})
-        data = facts(result, command)
-        (staging / "atlas.json").write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-        (staging / "index.html").write_text(render_html(result, data, picture.size, source), encoding="utf-8")
-        result.collection.save(staging / "collection.npz")
-        move_into_place(staging, folder)
+        with staged(folder) as staging:
+            (staging / "cells").mkdir()
+            (staging / "exemplars").mkdir()
+            for cell in result.cells:
+                images.save_image(cell.icon, staging / "cells" / f"{cell.name}.png")
+                for number, exemplar in enumerate(cell.exemplars, start=1):
+                    if exemplar.patch is not None:
+                        images.save_image(exemplar.patch, staging / "exemplars" / f"{cell.name}-{number}.jpg")
+            picture = draw(result)
+            images.save_image(picture, staging / "atlas.png", metadata=metadata or {provenance.KEY: result.record.to_text()})
+            data = facts(result, command)
+            (staging / "atlas.json").write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+            (staging / "index.html").write_text(render_html(result, data, picture.size, source), encoding="utf-8")
+            result.collection.save(staging / "collection.npz")
     except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
         raise files.write_error(folder, exc) from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return folder
 
 

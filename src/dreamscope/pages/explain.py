@@ -13,16 +13,14 @@ import html
 import json
 import math
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ..io import images, provenance
-from ..io.files import move_into_place, new_folder_beside
 from ..recipes.explain import GROUP_CHANNELS, ExplainResult, Factorization
-from .output import check_page_folder
+from .output import check_page_folder, staged
 from .probe import STYLE as PROBE_STYLE
 
 GENERATOR = "dreamscope explain"  # marks index.html as ours: only a folder holding one of our pages is replaced
@@ -53,8 +51,7 @@ def write(
     `command` is a command line that reproduces it."""
     folder = check_explain_folder(output)
     metadata = dict(metadata) if metadata else {provenance.KEY: result.record.to_text()}
-    staging = new_folder_beside(folder, "part")
-    try:
+    with staged(folder) as staging:
         for relative, picture in pictures(result).items():
             (staging / relative).parent.mkdir(exist_ok=True)
             images.save_image(picture, staging / relative)
@@ -65,10 +62,6 @@ def write(
         # The script is a file of its own: the studio frames the page under a policy that runs no inline script.
         (staging / "explain.js").write_text(SCRIPT, encoding="utf-8")
         (staging / "index.html").write_text(render_html(result, data, source, command), encoding="utf-8")
-        move_into_place(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return folder
 
 

@@ -4,6 +4,9 @@ empty), checked before any work. Each page marks its index.html with a generator
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import DreamscopeError
@@ -32,3 +35,16 @@ def is_page_folder(folder: Path, generator: str) -> bool:
     except OSError:
         return False
     return f'<meta name="generator" content="{generator}' in head
+
+
+@contextmanager
+def staged(folder: Path) -> Iterator[Path]:
+    """A new folder beside `folder` to write a page into, moved into its place when the block ends; on any failure it
+    is removed, so nothing half-written is left."""
+    staging = files.new_folder_beside(folder, "part")
+    try:
+        yield staging
+        files.move_into_place(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import html
 import os
-import shutil
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from ..io import images, provenance
-from ..io.files import move_into_place, new_folder_beside
 from ..recipes.probe import ProbeResult
-from .output import check_page_folder
+from .output import check_page_folder, staged
 from .sheets import contact_sheet as grid
 from .sheets import font
 
@@ -49,17 +47,12 @@ def write_report(
     (the provenance record) goes into sheet.png, so `dreamscope redo FOLDER` can make the report again.
     """
     folder = check_report_folder(folder)
-    staging = new_folder_beside(folder, "part")
-    try:
+    with staged(folder) as staging:
         for relative, picture in _pictures(result).items():
             (staging / relative).parent.mkdir(exist_ok=True)
             images.save_image(picture, staging / relative)
         images.save_image(contact_sheet(result), staging / "sheet.png", metadata=_metadata(result, metadata))
         (staging / "index.html").write_text(render_html(result, source, command), encoding="utf-8")
-        move_into_place(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return folder
 
 
