@@ -477,3 +477,90 @@ def test_what_each_layer_sees_picks_the_layer_and_the_report_opens_inside(studio
     frame.locator("section.layer").first.wait_for(timeout=10_000)
     assert frame.locator("section.layer").count() == len(rungs)
     assert watch.unexpected() == []
+
+
+def test_focusing_a_field_never_moves_the_form(studio, server):
+    """A field's help shows while it has focus, without moving anything: a click that takes the focus away must
+    land where it was aimed. (It once grew the help in place, so the form jumped up on blur and a click on the
+    button below a long help hit the gap: no job was sent.)"""
+    page, watch = studio
+    moved = []
+    for recipe in page.eval_on_selector_all("#forms form", "forms => forms.map(f => f.dataset.recipe)"):
+        page.click(f"#tab-{recipe}")
+        for summary in page.locator(f"#form-{recipe} details.more:not([open]) > summary").all():
+            summary.click()
+        moved += page.evaluate(
+            """(recipe) => {
+            const out = [], form = document.getElementById('form-' + recipe);
+            // where every field and "More settings" sit in the form (the button itself is sticky)
+            const parts = [...form.querySelectorAll('.field, .drop, details > summary')].filter(e => e.getClientRects().length);
+            const y = () => parts.map(e => e.getBoundingClientRect().top - form.getBoundingClientRect().top).join();
+            const before = y();
+            for (const input of form.querySelectorAll('.field input[type=text], .field select')) {
+                input.focus();
+                const focused = y();
+                input.blur();
+                if (focused !== before || y() !== before) out.push([recipe, input.name]);
+            }
+            return out;
+        }""",
+            recipe,
+        )
+    assert moved == [], moved
+    page.click("#tab-explain")
+    page.focus("#f-explain-targets")
+    help_box = page.evaluate(
+        "() => getComputedStyle(document.querySelector('.field[data-field=\\'targets\\']'), '::after').content"
+    )
+    assert "top:N" in help_box  # the whole help, shown while the field has focus
+    assert watch.unexpected() == []
+
+
+def test_explain_a_photo_from_its_tab_and_hover_the_report(studio, server, tmp_path):
+    page, watch = studio
+    photo = tmp_path / "IMG_20261206_cat_on_the_sofa_in_the_afternoon_light.png"
+    chelsea().save(photo)
+    page.click("#tab-explain")
+    form = page.locator("#form-explain")
+    form.locator('.drop[data-role="input"] input[type=file]').set_input_files(str(photo))
+    page.wait_for_selector('#form-explain .drop[data-role="input"].filled .drop-thumb img', timeout=20_000)
+    # a long file name is cut short inside its box, not spilt over the panel
+    spill = page.evaluate("""() => { const zone = document.querySelector('#form-explain .drop[data-role="input"]');
+        return Math.max(...[...zone.querySelectorAll('*')].map(e => e.getBoundingClientRect().right))
+            - zone.getBoundingClientRect().right; }""")
+    assert spill <= 0, spill
+    fill(
+        page,
+        "explain",
+        {
+            "groups": "3",
+            "steps": "8",
+            "size": "96",
+            "cell_size": "32",
+            "channel_size": "32",
+            "top_channels": "2",
+            "integrated_steps": "4",
+        },
+    )
+    with page.expect_response(lambda r: r.url.endswith("/api/jobs") and r.request.method == "POST") as posted:
+        form.locator("button[type=submit]").click()
+    job = job_id_of(posted.value)
+    sent = posted.value.request.post_data_json
+    assert sent["recipe"] == "explain" and sent["settings"]["groups"] == 3 and set(sent["inputs"]) == {"input"}
+    assert wait_state(page, job, ("done", "failed"), timeout=300) == "done", page.locator("#caption").inner_text()
+    # the page opens inside the studio, and a cell answers a hover with its picture, channels and attribution
+    report = page.locator("#stage-report")
+    report.wait_for(timeout=10_000)
+    assert report.get_attribute("src").endswith("/index.html")
+    frame = page.frame_locator("#stage-report")
+    cell = frame.locator('.cell[data-row="1"][data-col="2"]')
+    cell.wait_for(timeout=10_000)
+    cell.hover()
+    panel = frame.locator("#cell-panel")
+    panel.wait_for()
+    assert panel.get_attribute("data-row") == "1" and panel.get_attribute("data-col") == "2"
+    assert frame.locator("#cell-panel img").count() >= 1
+    # in the gallery, the explanation shows its neuron groups' map
+    thumb = page.locator(f'#gallery-list [data-job-id="{job}"] .thumb img')
+    assert thumb.get_attribute("src").endswith("/groups.png")
+    assert watch.unexpected() == []

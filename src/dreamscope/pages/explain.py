@@ -408,12 +408,12 @@ STYLE = """
 select { background: var(--bg); color: var(--text); border: 1px solid var(--line); border-radius: 4px; }
 .explore { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
 .overview { grid-template-columns: minmax(0, var(--fit)) minmax(0, 1fr); }
-.stage { position: relative; overflow: hidden; flex: 1 1 300px; max-width: var(--fit); border-radius: 6px; }
+.stage { position: relative; overflow: hidden; flex: 1 1 280px; max-width: var(--fit); border-radius: 6px; }
 .stage img { border-radius: 0; } .over { position: absolute; left: 0; top: 0; }
 .over img, .over canvas, .cells { position: absolute; inset: 0; width: 100%; height: 100%; }
 .over canvas { image-rendering: pixelated; opacity: 0; } .cells { display: grid; } .cell { cursor: pointer; outline: none; }
 .cell:hover, .cell:focus-visible, .cell.on { box-shadow: inset 0 0 0 2px var(--accent); }
-#cell-panel { flex: 1 1 280px; min-width: 0; max-width: 440px; position: sticky; top: 12px; }
+#cell-panel { flex: 1 1 220px; min-width: 0; max-width: 440px; position: sticky; top: 12px; }
 #cell-panel .zoom { background-image: url(grid.png); background-repeat: no-repeat; border-radius: 6px; }
 h4 { margin: 12px 0 6px; font-size: 13px; color: var(--muted); font-weight: 500; }
 .dict { display: flex; flex-wrap: wrap; gap: 10px; } .dict figure { width: 96px; } .dict figcaption { margin-top: 2px; }

@@ -47,6 +47,8 @@ STATIC = Path(__file__).with_name("static")
 EVENTS_EVERY = 0.125  # seconds between looks at a job for its event stream (~8 a second)
 KEEP_ALIVE = 15.0  # seconds between comments on a quiet event stream, so proxies keep it open
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what can name a field in an error
+# Pictures at the top of a report folder, shown beside its page (explain writes these; pages/explain.py).
+REPORT_PICTURES = (("groups.png", "neuron groups"), ("grid.png", "activation grid"))
 
 
 class ClientError(Exception):
@@ -187,6 +189,9 @@ class Studio:
             layer = dream.stem.split("-", 1)[1]  # dreams/NN-LAYER.jpg
             name = f"dreams/{dream.name}"
             files.append({"name": name, "url": base + quote(f"{job.output}/{name}"), "label": layer})
+        for name, label in REPORT_PICTURES:  # an explanation's pictures: the first is the gallery's thumbnail
+            if (report / name).is_file():
+                files.append({"name": name, "url": base + quote(f"{job.output}/{name}"), "label": label})
         return {"kind": "report", "files": files}
 
     def _gif(self, job: JobRow) -> str | None:
