@@ -3,6 +3,8 @@ construction (toy_models.Colours: channel 0 fires on red, 1 on green, 2 on blue)
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -53,6 +55,17 @@ def test_the_factorization_finds_the_channels_known_by_construction_where_they_a
         assert (where == expected).mean() > 0.97, where.astype(int)
     assert result.factorization.error < 0.01  # two groups, two channels that fire: reconstructed exactly
     assert sum(g.share for g in result.groups) == pytest.approx(1.0)
+
+
+def test_a_factorization_stopped_at_its_iteration_cap_says_nothing_in_the_terminal(monkeypatch):
+    """The cap is part of the recipe and the fit is reported as the error: sklearn's ConvergenceWarning is not
+    shown (it printed two lines of library internals after every explanation of a busy layer)."""
+    monkeypatch.setattr(recipe, "NMF_ITERATIONS", 2)
+    activation = torch.rand(24, 9, 9, generator=torch.Generator().manual_seed(0)) - 0.3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = recipe.factorize(activation, 5, seed=0, layer="toy")
+    assert len(found.groups) == 5 and 0 < found.error < 1
 
 
 def test_attribution_to_a_class_built_from_one_channel_points_at_that_channels_places():

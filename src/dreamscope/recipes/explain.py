@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -410,9 +411,10 @@ def attribution_gradients(
 def _nmf():
     try:
         from sklearn.decomposition import NMF  # scikit-learn loads in a second; only explain needs it
+        from sklearn.exceptions import ConvergenceWarning
     except ImportError:
         raise DreamscopeError("explain needs scikit-learn for its neuron groups: pip install 'dreamscope[explain]'") from None
-    return NMF
+    return NMF, ConvergenceWarning
 
 
 def check_available() -> None:
@@ -427,14 +429,18 @@ def factorize(activation: torch.Tensor, groups: int, seed: int, layer: str) -> F
     energy) is factorized with each channel split into its positive and negative parts, so the groups explain the
     whole activation, not only what a ReLU would keep; a group's channel factor is then the positive part's weights
     minus the negative part's, with unit norm (its scale moved into the spatial map)."""
-    NMF = _nmf()
+    NMF, ConvergenceWarning = _nmf()
     channels, rows, cols = activation.shape
     flat = activation.flatten(1).T.double().cpu().numpy()  # (positions, channels)
     matrix = np.concatenate([np.maximum(flat, 0), np.maximum(-flat, 0)], axis=1)
     if not matrix.any():
         raise DreamscopeError(f"{layer} is silent on this photo (every activation is zero): there is nothing to factorize")
     model = NMF(n_components=groups, init="nndsvda", random_state=seed, max_iter=NMF_ITERATIONS, tol=1e-5)
-    spatial = model.fit_transform(matrix)
+    with warnings.catch_warnings():
+        # Stopping at the iteration cap is part of the recipe (fixed work per photo); how well the groups fit is
+        # reported as the reconstruction error, so sklearn's ConvergenceWarning would only be noise in the terminal.
+        warnings.simplefilter("ignore", category=ConvergenceWarning)
+        spatial = model.fit_transform(matrix)
     parts = model.components_  # (groups, 2 * channels)
     norms = np.linalg.norm(parts, axis=1)
     norms[norms == 0] = 1.0
