@@ -30,6 +30,7 @@ NON_DEFAULT = {
     "zoom": dict(frames=48, zoom=0.97, rotate=-1.5, fps=12.5, layers="stage3.1, stage4.2", every=6, tile=None),
     "morph": dict(classes="banana,starfish,lemon", frames=10, size=128, steps=20, warmup=100, fps=30),
     "video": dict(blend=0.5, frame_steps=3, channels="strongest:5"),
+    "live": dict(layer="stage3.1,stage4.2=0.5", channels="3,17", step_size=0.05, steps=2, size=480, blend=0.7, jitter=4),
     "probe": dict(layers="stage2.1,stage4.2", channels=0, max_size=None, vis_size=96, vis_steps=64),
     "classify": dict(top=10, model="efficientnet-lite2"),
     "exemplars": dict(units="stage4.2:17,stage5.2:3", count=5, side=96, vis_size=64, vis_steps=16, seed=7),

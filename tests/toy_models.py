@@ -100,3 +100,18 @@ def colours_without_classes():
     return dreamscope.wrap_model(
         Colours(classes=False), name="colours-features", resolution=64, default_layer="features.1", device="cpu"
     )
+
+
+class Slow(nn.Module):
+    """ToyNet that takes `seconds` a forward pass: a dreamer slower than any camera, for the live tests."""
+
+    def __init__(self, seconds: float = 0.06):
+        super().__init__()
+        self.seconds = seconds
+        self.net = factory()
+
+    def forward(self, x):
+        import time
+
+        time.sleep(self.seconds)
+        return self.net(x)

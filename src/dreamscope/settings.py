@@ -313,6 +313,36 @@ class VideoSettings(DreamSettings):
 
 
 @dataclass(frozen=True)
+class LiveSettings(Settings):
+    """Dream a camera as it comes: each frame starts from the last dream carried along the motion and takes a step
+    or two, so the dream builds up while the scene holds still and follows whoever moves."""
+
+    recipe: ClassVar[str] = "live"
+
+    layer: str | None = setting(
+        None, Text(parse=layer_spec), "layer(s) to amplify; repeat or comma-separate to mix: stage3.1,stage6.0=0.5"
+    )
+    channels: str | None = setting(
+        None,
+        Text(parse=channel_spec),
+        "only some channels: 3,17, or strongest:10 / weakest:10 (ranked by their response to the first frame)",
+    )
+    step_size: float = setting(
+        0.03, Number(0.0, 1.0, above=True), "strength: each step's change, as a fraction of the colour range"
+    )
+    steps: int = setting(1, Whole(1, 20), "ascent steps per camera frame: more build the dream faster and lower the frame rate")
+    size: int = setting(320, Whole(64, 1920), "longest side of the dreamed frames, in px (the camera's frames are scaled to it)")
+    blend: float = setting(
+        0.9,
+        Number(0.0, 1.0, below=True),
+        "share of the last dream, carried along the motion, in each frame's start: higher builds a stronger, "
+        "steadier dream; 0 dreams every frame on its own",
+    )
+    jitter: int = setting(16, Whole(0, 1024), "random shift each step, in px (prevents grid artefacts)")
+    precision: str = precision_setting()
+
+
+@dataclass(frozen=True)
 class ProbeSettings(Settings):
     """What each layer sees in a photo: dreams shallow to deep, the strongest channels, the top classes."""
 

@@ -76,3 +76,13 @@ def soften(mask: np.ndarray, radius: int = 2) -> np.ndarray:
         weights = cv2.erode(weights, np.ones((2 * radius + 1,) * 2, np.uint8))
         weights = cv2.GaussianBlur(weights, (0, 0), radius)
     return weights
+
+
+def carry(
+    estimator: FlowEstimator, previous_source: np.ndarray, previous_dream: np.ndarray, source: np.ndarray, blend: float
+) -> np.ndarray:
+    """The start of a frame's dream: the previous dream warped along the flow between the two source frames,
+    blended with the new source frame (`blend` of the dream where the flow can be trusted, none where it cannot)."""
+    backward, reliable = estimator.backward(previous_source, source)
+    weight = (blend * soften(reliable))[..., None]
+    return weight * warp(previous_dream, backward) + (1.0 - weight) * source

@@ -93,9 +93,7 @@ def _frames(
         start = source
         carried = estimator is not None and previous_dream is not None
         if carried:
-            backward, reliable = estimator.backward(previous_source, source)
-            weight = (settings.blend * optical_flow.soften(reliable))[..., None]
-            start = weight * optical_flow.warp(previous_dream, backward) + (1.0 - weight) * source
+            start = optical_flow.carry(estimator, previous_source, previous_dream, source, settings.blend)
         start_x = torch.from_numpy(np.ascontiguousarray(start)).permute(2, 0, 1).unsqueeze(0).to(net.device)
         stage = Stage("frame", index + 1, max(total, index + 1), label)
         at, span = (index / total, 1 / total) if total else (0.0, 0.0)

@@ -353,6 +353,36 @@ register(
 
 register(
     Recipe(
+        "live",
+        S.LiveSettings,
+        lower=("size",),
+        run="dreamscope.recipes.live:live_iter",
+        check="dreamscope.recipes.live:check",
+        inputs=(
+            Input(
+                "input",
+                "video",
+                required=True,
+                help="video to replay as a camera, at its own frame rate in real time (MP4, MOV, MKV, WebM, GIF, ...)",
+                label="Video clip",
+                param="frames",
+            ),
+        ),
+        output=Output(
+            "video",
+            f"where to write what a viewer saw, at the clip's rate: {VIDEO_OUTPUTS} (default: INPUT_live.mp4)",
+            beside_input("_live.mp4"),
+        ),
+        help="dream a camera live: here, a clip replayed as a camera in real time (the studio's Live tab uses yours)",
+        description="Replay a clip as if it were a camera, in real time, through the live dreamer: frames that arrive "
+        "while it is busy are dropped, never queued. Writes what a viewer would have seen and prints the frame rate "
+        "shown and the latency.",
+        made="replays",
+    )
+)
+
+register(
+    Recipe(
         "probe",
         S.ProbeSettings,
         lower=("max_size", "vis_size"),

@@ -156,6 +156,11 @@ def redo(
             f"redo cannot make {path} again alone: it is one channel of a microscope, drawn with its block; "
             "run the microscope command again into the same folder (it redraws only what is missing)"
         )
+    if record.recipe == "live":
+        raise DreamscopeError(
+            f"redo cannot make {path} again: a live dream depends on how fast the machine dreamed at that moment "
+            "(which camera frames it dropped); run dreamscope live again with the recorded settings"
+        )
     if any(spec.kind != "picture" and spec.kind != "video" for spec in catalogue.get(record.recipe).inputs):
         raise DreamscopeError(
             f"redo cannot make {path} again: dreamscope {record.recipe} reads a folder of pictures, which "
