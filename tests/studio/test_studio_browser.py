@@ -247,7 +247,8 @@ def test_dream_watch_it_live_find_it_in_the_gallery_and_make_it_again(studio, se
     chelsea((320, 240)).save(photo)
     upload_photo(page, photo)
     assert page.locator("#stage-image").get_attribute("src").startswith("/api/uploads/")
-    fill(page, "dream", {**SMALL, "layer": "stage4.2", "seed": "3"})
+    # 40 steps (about 1.5 s): long enough for several previews whatever the machine (12 took 0.5 s, sometimes one)
+    fill(page, "dream", {**SMALL, "steps": "40", "layer": "stage4.2", "seed": "3"})
     assert page.locator('#form-dream .field[data-field="octaves"]').get_attribute("class").count("changed") == 1
     page.evaluate(PREVIEW_LOG)
     with page.expect_response(lambda r: r.url.endswith("/api/jobs") and r.request.method == "POST") as posted:

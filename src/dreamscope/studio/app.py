@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import Body, FastAPI, Request
+from fastapi import Body, FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from PIL import Image
@@ -37,7 +37,7 @@ from .. import settings as S
 from ..errors import DreamscopeError, SettingsError, literal, suggest
 from ..io import provenance
 from ..work import catalogue, flags, jobs
-from . import info, store, uploads
+from . import info, live, store, uploads
 from .guard import Access, Guard
 from .store import ENDED, STATES, DataFolder, JobRow, Store, UploadRow, empty, finite_number
 from .worker import RESULT_PREVIEW, Worker, gif_beside, result_preview
@@ -103,6 +103,7 @@ class Studio:
         self.worker = Worker(self.store, self.data, model, name=str(model.device))
         self.run_worker = run_worker
         self.closing = threading.Event()  # set when the server stops: event streams end
+        self.live_room = live.LiveRoom()
 
     def start(self) -> None:
         if self.run_worker:
@@ -626,6 +627,10 @@ def _routes(app: FastAPI, studio: Studio) -> None:
     @app.get("/api/jobs/{job_id}/record")
     def get_record(job_id: str):
         return studio.record(job_id)
+
+    @app.websocket("/api/live")
+    async def live_view(websocket: WebSocket):
+        await live.serve(websocket, studio)
 
 
 def _media_type(path: Path) -> str:

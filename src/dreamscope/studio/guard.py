@@ -103,6 +103,8 @@ class Guard:
         self.access = access
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            return await self._websocket(scope, receive, send)
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         from starlette.requests import Request
@@ -141,6 +143,22 @@ class Guard:
         if response is not None:
             return await response(scope, receive, _with_headers(send))
         return await self.app(scope, receive, _with_headers(send))
+
+    async def _websocket(self, scope, receive, send):
+        """A WebSocket (the live view) passes the same checks; one that fails is refused at the handshake (403)."""
+        from starlette.requests import HTTPConnection
+
+        connection = HTTPConnection(scope)
+        headers, access = connection.headers, self.access
+        problem = access.host_problem(headers.get("host")) or access.origin_problem(headers.get("origin"), headers.get("host"))
+        if problem is None and headers.get("sec-fetch-site") == "cross-site":
+            problem = "a request from another site is refused (Sec-Fetch-Site: cross-site)"
+        if problem is None and not access.has_token(headers.get("authorization"), connection.cookies):
+            problem = "this studio needs its token"
+        if problem is not None:
+            await receive()  # the handshake's websocket.connect
+            return await send({"type": "websocket.close", "code": 1008, "reason": problem[:120]})
+        return await self.app(scope, receive, send)
 
 
 def _refusal(status: int, field: str | None, message: str):

@@ -137,4 +137,10 @@ def info_json(studio) -> dict[str, Any]:
         "limits": studio.limits.to_json(),
         "device": str(studio.model.device),
         "threads": torch.get_num_threads(),
+        "live": {"fields": live_fields(), "busy": studio.live_room.busy},
     }
+
+
+def live_fields() -> list[dict[str, Any]]:
+    """The live view's controls: LiveSettings' fields, but the server's model."""
+    return [field_json(f) for f in dataclasses.fields(S.LiveSettings) if f.name not in FIXED]

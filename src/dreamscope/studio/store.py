@@ -323,6 +323,20 @@ class Store:
         )
         return job
 
+    def add_done(
+        self, job_id: str, recipe: str, settings: dict[str, Any], output: str, started: float, notes: list[str]
+    ) -> JobRow:
+        """A job made outside the queue (a live recording), its output already in its folder: done at once."""
+        job = JobRow(
+            job_id, recipe, dict(settings), {}, "done", started, started, time.time(), 1.0, output=output, notes=tuple(notes)
+        )
+        self._execute(
+            "INSERT INTO jobs (id, recipe, settings, inputs, state, created, started, finished, fraction, output, notes) "
+            "VALUES (?, ?, ?, '{}', 'done', ?, ?, ?, 1, ?, ?)",
+            (job.id, recipe, json.dumps(job.settings), job.created, job.started, job.finished, output, json.dumps(notes)),
+        )
+        return job
+
     def job(self, job_id: str) -> JobRow | None:
         rows = self._rows(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE id = ?", (job_id,))
         return self._job(rows[0]) if rows else None

@@ -89,6 +89,8 @@ class Worker:
         self._released = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._free = threading.Event()  # cleared while something else needs the CPU (a live session)
+        self._free.set()
         self._thread: threading.Thread | None = None
 
     # -- control, from any thread ------------------------------------------------------------------------------
@@ -113,6 +115,22 @@ class Worker:
     def wake(self) -> None:
         """A job was queued."""
         self._wake.set()
+
+    def hold(self) -> None:
+        """Pause: a running job waits after its current step, and no other starts, until `release`."""
+        self._free.clear()
+
+    def release(self) -> None:
+        self._free.set()
+        self._wake.set()
+
+    @property
+    def held(self) -> bool:
+        return not self._free.is_set()
+
+    def _wait_while_held(self) -> None:
+        while not self._free.wait(IDLE_WAIT) and not self._stopping.is_set():
+            pass
 
     def cancel(self, job_id: str) -> None:
         """Stop `job_id` if it is running (its row says cancelled already, or is gone)."""
@@ -169,6 +187,9 @@ class Worker:
     def _loop(self) -> None:
         _yield_to_requests()
         while not self._stopping.is_set():
+            self._wait_while_held()
+            if self._stopping.is_set():
+                break
             try:
                 job = self.store.claim()
             except Exception:
@@ -325,6 +346,10 @@ class Worker:
                     self.store.add_note(job.id, event.note)
                 if event.done:  # the result is in place; a cancel that came meanwhile is seen by `finish`
                     return True
+                if self.held:  # a live session has the CPU: wait between steps (the page says so)
+                    self._note_stage(job.id, "paused while the live view runs")
+                    while self.held and not self._stop_requested(job.id):
+                        self._free.wait(IDLE_WAIT)
                 if self._stop_requested(job.id):
                     return False
                 now = time.monotonic()

@@ -1,6 +1,8 @@
 // dreamscope studio: the page. Plain ES module, no framework, nothing from the network.
 // The server's contract is docs/studio.md; the settings form is built from /api/info's field lists.
 
+import { LiveView } from "./live.js";
+
 const $ = (selector, root = document) => root.querySelector(selector);
 const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 
@@ -33,6 +35,7 @@ const state = {
   ladder: null,       // {job: id, layers: [{label, url}]}
   compare: null,      // url of the focused job's input, for "hold to compare"
   refreshTimer: null,
+  live: null,         // the Live tab (live.js), when the server offers it
 };
 
 // -- talking to the server ------------------------------------------------------------------------------------
@@ -515,7 +518,7 @@ function loadSettings(job) {
 }
 
 function selectRecipe(recipe) {
-  if (!state.forms[recipe]) return;
+  if (!state.forms[recipe] && !(recipe === "live" && state.live)) return;
   state.recipe = recipe;
   for (const [name, entry] of Object.entries(state.forms)) {
     entry.form.hidden = name !== recipe;
@@ -523,7 +526,35 @@ function selectRecipe(recipe) {
     tab.classList.toggle("on", name === recipe);
     tab.setAttribute("aria-selected", String(name === recipe));
   }
-  if (!state.focus || !state.jobs.get(state.focus)) showIdle();
+  if (state.live) {
+    const tab = $("#tab-live");
+    tab.classList.toggle("on", recipe === "live");
+    tab.setAttribute("aria-selected", String(recipe === "live"));
+    state.live.show(recipe === "live");  // leaving the tab stops the camera and frees the server's CPU
+  }
+  if (recipe !== "live" && (!state.focus || !state.jobs.get(state.focus))) showIdle();
+}
+
+// The Live tab: its controls are LiveSettings' fields (GET /api/info's live.fields), changed while it runs.
+function buildLive() {
+  const live = state.info.live;
+  if (!live || !Array.isArray(live.fields)) return;
+  state.live = new LiveView({ el, $, buildField, readField, clearError, showFieldError, toast,
+                              refreshJobs: () => refreshJobs() }, live.fields);
+  $("#modes").append(el("button", { type: "button", role: "tab", class: "mode", id: "tab-live", dataset: { recipe: "live" },
+                                    "aria-controls": "form-live", onclick: () => selectRecipe("live") }, "Live"));
+  $("#forms").append(state.live.panel);
+  $("#stage").append(state.live.stage);
+}
+
+function showFieldError(entry, message) {
+  const wrap = entry.wrap;
+  wrap.classList.add("invalid");
+  wrap.querySelector(".field-error").textContent = message;
+  const input = wrap.querySelector("input:not([type=file]):not([type=radio]), select, .segmented");
+  if (input) input.setAttribute("aria-invalid", "true");
+  const more = wrap.closest("details");
+  if (more) more.open = true;
 }
 
 // -- uploads: drop zones bound to shared slots ---------------------------------------------------------------
@@ -656,6 +687,7 @@ function wideDrop() {
     if (!file) return;
     let recipe = state.recipe;
     if (!recipeInputs(recipe).includes("input") && !recipeInputs(recipe).includes("init")) recipe = "dream";
+    if (recipe !== state.recipe && state.recipe === "live") selectRecipe(recipe);
     const form = state.forms[recipe].form;
     const zone = $(`.drop[data-role="input"]`, form) || $(`.drop[data-role="init"]`, form);
     if (zone) upload(file, zone.dataset.slot, zone);
@@ -916,6 +948,10 @@ function forget(id) {
 }
 
 function focusJob(id) {
+  if (state.recipe === "live") {  // a job from the gallery: leave the live view for the job's own tab
+    const job = state.jobs.get(id);
+    selectRecipe(job && state.forms[job.recipe] ? job.recipe : "dream");
+  }
   if (state.focus !== id) {
     state.frames = [];
     state.preview.shown = null;
@@ -1216,7 +1252,7 @@ function renderCaption(job) {
                                dataset: { download: ext } }, job.result.kind === "report" ? "Open the report" : `Download ${ext}`));
     }
   }
-  if (!ACTIVE.has(job.state)) {
+  if (!ACTIVE.has(job.state) && state.forms[job.recipe]) {  // a live recording cannot be queued again
     actions.append(el("button", { type: "button", class: "ghost small", dataset: { action: "load" }, title: "put these settings and inputs in the form",
                                   onclick: () => loadSettings(job) }, "Use these settings"));
     actions.append(el("button", { type: "button", class: "ghost small", dataset: { action: "again" }, title: "queue the same settings and inputs again",
@@ -1442,6 +1478,7 @@ async function start() {
     return;
   }
   buildForms();
+  buildLive();
   setMeta();
   wideDrop();
   wireCompare();
