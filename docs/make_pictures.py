@@ -352,6 +352,69 @@ def explain_pictures() -> None:
     save(sheet.resize((sheet.width * 3 // 4, sheet.height * 3 // 4), Image.LANCZOS), "explain.jpg")
 
 
+def live_pictures() -> None:
+    """`dreamscope live` on a 30 fps pan over a sample photo of people (the dream building up: what a viewer saw at 0.2,
+    1, 2 and 4 s, beside the camera), and the studio's Live tab in headless Chromium with that clip as its fake camera."""
+    import tempfile
+
+    from dreamscope.recipes import live
+
+    if not SAMPLE.is_dir():
+        print(f"skipped the live pictures: {SAMPLE} is not here")
+        return
+    sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / p) for p in ("", "studio")]
+    from test_studio_browser import Server, wait_until
+    from test_studio_live import write_y4m
+
+    photo = Image.open(SAMPLE / "n10148035_groom.JPEG").convert("RGB")  # people in front of a camera
+    photo = photo.resize((640, round(photo.height * 640 / photo.width)), Image.LANCZOS)
+    camera = [photo.crop((40 + i, 120 + i // 2, 360 + i, 360 + i // 2)) for i in range(120)]  # 4 s at 30 fps
+
+    class Clip(list):
+        fps, size = 30, camera[0].size
+
+    seen = [ds.imaging.to_pil(e.picture) for e in live.live_iter(Clip(camera), model="efficientnet-lite0") if e.frame is not None]
+    save(
+        row(
+            [
+                labelled(camera[-1], "camera at 4 s"),
+                *(labelled(seen[i], f"shown at {(i + 1) / 30:g} s") for i in (5, 29, 59, 119)),
+            ]
+        ),
+        "live.jpg",
+    )
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as folder:
+        clip = Path(folder) / "camera.y4m"
+        write_y4m(clip, camera + camera[::-1], 30)
+        (Path(folder) / "data").mkdir()
+        server = Server(Path(folder) / "data")
+        try:
+            with sync_playwright() as playwright:
+                args = [
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--use-fake-device-for-media-stream",
+                    "--use-fake-ui-for-media-stream",
+                    f"--use-file-for-fake-video-capture={clip}",
+                ]
+                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+                page = browser.new_page(viewport={"width": 1280, "height": 760})
+                page.goto(server.url)
+                page.wait_for_selector("body.ready")
+                page.click("#tab-live")
+                page.click("#live-start")
+                wait_until(page, "Number(document.getElementById('live-canvas').dataset.frames || 0) > 90", timeout=60_000)
+                page.mouse.move(1270, 750)
+                page.screenshot(path=f"{folder}/live.png")
+                browser.close()
+        finally:
+            server.stop()
+        shot = Image.open(f"{folder}/live.png").convert("RGB")
+    save(shot.resize((shot.width * 3 // 4, shot.height * 3 // 4), Image.LANCZOS), "live-studio.jpg")
+
+
 if __name__ == "__main__":
     steps = {
         "dream": dream_pictures,
@@ -362,6 +425,7 @@ if __name__ == "__main__":
         "patch": patch_pictures,
         "microscope": microscope_pictures,
         "explain": explain_pictures,
+        "live": live_pictures,
     }
     for name in sys.argv[1:] or steps:  # e.g. `docs/make_pictures.py zoom video` for just those
         steps[name]()

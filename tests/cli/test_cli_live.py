@@ -77,3 +77,36 @@ def test_a_mistake_is_one_line_and_writes_nothing(made, name):
         assert words in line, line
     written = {entry[0] for entry in snapshot(folder) - before}
     assert written <= {"seen.mp4"}, written
+
+
+def test_a_camera_is_dreamed_live_and_written_as_shown(made, tmp_path):
+    """`--camera N` reads through OpenCV, which takes a file where a camera's number goes: this machine has no
+    camera, so the clip stands in for one (the same reading code, the camera's rate)."""
+    from dreamscope.recipes.live import Camera
+    from dreamscope.settings import LiveSettings
+    from dreamscope.work import jobs
+
+    folder, _, _ = made
+    camera = Camera(str(folder / "clip.mp4"), seconds=1.0)
+    assert camera.fps == FPS and camera.size == (160, 120) and len(camera) == FPS
+    output = tmp_path / "camera.mp4"
+    events = list(jobs.run_camera(LiveSettings(size=96, layer="stage3.1"), camera, str(output)))
+    assert events[-1].result == str(output) and "dreams shown" in events[-1].note
+    info = videos.open_video(output)
+    assert info.frames == FPS and float(info.fps) == FPS and info.size == (96, 72)
+    record = provenance.read(output)
+    assert record.recipe == "live" and record.inputs == {}
+
+
+def test_camera_mistakes_are_one_line(made, run_cli):
+    folder, _, _ = made
+    for args, words in (
+        (("--camera", "7", "-o", "cam.mp4"), "cannot read camera 7: no camera is connected as device 7"),
+        (("clip.mp4", "--camera", "0", "-o", "cam.mp4"), "give a clip or --camera N, not both"),
+        (("--camera", "0"), "name the output with -o"),
+        ((), "give a clip to replay as a camera, or --camera N"),
+        (("clip.mp4", "-o", "x.mp4", "--seconds", "3"), "--seconds applies only with --camera N"),
+    ):
+        line = error_line(run_cli("live", *args, cwd=folder))
+        assert words in line, line
+    assert not (folder / "cam.mp4").exists() and not (folder / "x.mp4").exists()

@@ -335,6 +335,32 @@ def microscope(args) -> int:
     return code
 
 
+def live(args) -> int:
+    """live: a clip replayed as a camera (a recipe job like any other), or a local camera (--camera N)."""
+    if args.camera is None:
+        if args.seconds is not None:
+            raise UsageError("--seconds applies only with --camera N (a clip plays to its end)")
+        if not args.input:
+            raise UsageError("give a clip to replay as a camera, or --camera N to dream a local camera")
+        return run_recipe(args)
+    if args.input:
+        raise UsageError("give a clip or --camera N, not both")
+    if not args.output:
+        raise UsageError("name the output with -o (what the camera showed is written there)")
+    seconds = 10.0 if args.seconds is None else args.seconds
+    if not (math.isfinite(seconds) and 0 < seconds <= 86_400):
+        raise UsageError(f"--seconds must be above 0 and at most 86400, got {seconds:g}")
+    from ..recipes.live import Camera
+    from ..settings import LiveSettings
+    from ..work import jobs
+
+    settings = LiveSettings.build(None, typed(args, LiveSettings))
+    _prepare(args)
+    camera = Camera(args.camera, seconds)
+    _wrote(follow(jobs.run_camera(settings, camera, args.output, device=_device(args)), args.quiet, "live"))
+    return 0
+
+
 HANDLERS = {
     "visualize": visualize,
     "zoom": zoom,
@@ -343,6 +369,7 @@ HANDLERS = {
     "patch": patch,
     "microscope": microscope,
     "classify": classify,
+    "live": live,
 }
 
 

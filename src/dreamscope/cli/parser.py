@@ -122,6 +122,18 @@ def _atlas_extras(parser) -> None:
     )
 
 
+def _live_extras(parser) -> None:
+    parser.add_argument(
+        "input",
+        nargs="?",
+        help="video to replay as a camera, at its own frame rate in real time (MP4, MOV, MKV, WebM, GIF, ...)",
+    )
+    parser.add_argument(
+        "--camera", type=_whole_or_zero, metavar="N", help="dream local camera N (through OpenCV) instead of a clip"
+    )
+    parser.add_argument("--seconds", type=real, metavar="S", help="with --camera: how long to dream it (default 10)")
+
+
 def _classify_extras(parser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -132,6 +144,7 @@ EXTRAS = {
     "zoom": (_zoom_extras, False),
     "atlas": (_atlas_extras, True),
     "classify": (_classify_extras, False),
+    "live": (_live_extras, True),
 }
 
 

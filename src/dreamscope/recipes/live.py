@@ -294,6 +294,55 @@ class LiveSession:
                 self._on_dream(shown)
 
 
+# -- a local camera, through OpenCV ------------------------------------------------------------------------------------
+
+
+class Camera:
+    """Frames of a local camera (OpenCV's device `index`; a file or stream address works too) for `seconds`, as RGB
+    PIL images, at the camera's own rate: what `live_iter` takes in place of a clip. Reading blocks until the camera
+    gives the next frame."""
+
+    def __init__(self, index: int | str, seconds: float):
+        import cv2  # opencv-python-headless: a dependency already (the optical flow)
+
+        self._cv2 = cv2
+        logging = cv2.utils.logging
+        level = logging.getLogLevel()
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)  # a missing camera is said in one line below, not in OpenCV's
+        try:
+            self._capture = cv2.VideoCapture(index)
+            ok, first = self._capture.read() if self._capture.isOpened() else (False, None)
+        finally:
+            logging.setLogLevel(level)
+        if not ok:
+            self._capture.release()
+            raise DreamscopeError(
+                f"cannot read camera {index}: no camera is connected as device {index}, or another program is using it"
+            )
+        self._first = first
+        rate = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = rate if 1 <= rate <= 240 else 30.0  # some drivers say 0
+        self.size = (first.shape[1], first.shape[0])
+        self.frames = max(1, round(seconds * self.fps))
+
+    def __len__(self) -> int:
+        return self.frames
+
+    def __iter__(self) -> Iterator[Image.Image]:
+        cv2 = self._cv2
+        try:
+            frame = self._first
+            for _ in range(self.frames):
+                if frame is None:
+                    ok, frame = self._capture.read()
+                    if not ok:
+                        return  # unplugged: what was dreamed so far is kept
+                yield Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                frame = None
+        finally:
+            self._capture.release()
+
+
 # -- the command line's twin of a camera: a clip replayed in real time ----------------------------------------------
 
 

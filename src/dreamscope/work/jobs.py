@@ -343,6 +343,19 @@ def frames_to(
         raise
 
 
+def run_camera(settings: Settings, camera, output: str, *, model=None, device: str | None = None, describe=None) -> Run:
+    """`dreamscope live --camera N`: a local camera (`recipes.live.Camera`) dreamed live and written as a viewer saw
+    it, at the camera's rate, with the record (which names no input: a camera is not a file)."""
+    from ..recipes import live
+
+    job = Job(settings, output)
+    _check_output(catalogue.get("live"), job)
+    made = live.live_iter(camera, settings, model=_model(settings, model, device), device=device)
+    record = made.record.with_files({}, output)
+    writer = videos.FrameWriter(output, camera.fps, metadata={provenance.KEY: record.to_text()})
+    return Run(frames_to(writer, made, job, resumable=False), made.settings, record, made.model)
+
+
 def noted(notes, run: Run) -> Iterator[Event]:
     for note in notes:
         if note:

@@ -227,6 +227,7 @@ export class LiveView {
     this.canvas.dataset.frames = String(this.frames);
     this.stats.dataset.fps = fps.toFixed(1);
     this.stats.dataset.latency = median === null ? "" : median.toFixed(0);
+    this.stats.dataset.latencyP95 = sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))].toFixed(0) : "";
     this.stats.textContent = `${fps.toFixed(1)} dreams a second · latency ${median === null ? "…" : `${median.toFixed(0)} ms`}` +
       (this.stats.dataset.dropped ? ` · ${this.stats.dataset.dropped} camera frames skipped` : "");
   }
