@@ -14,8 +14,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet --disable-pip-version-check -e ".[demo]"
 	touch $@
 
+# timm and torchvision for the tests of networks by name (random weights), without their dependencies: from the
+# package index they would bring a CUDA torch of their own. This torchvision is built for torch 2.13.
+MODEL_LIBRARIES ?= torchvision==0.28.0 timm==1.0.31
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install --quiet --disable-pip-version-check -e ".[dev]"
+	$(PIP) install --quiet --disable-pip-version-check --no-deps $(MODEL_LIBRARIES)
 	touch $@
 
 $(VENV)/.installed-all: $(VENV)/.installed

@@ -38,8 +38,8 @@ def test_layers_are_the_modules_dotted_names_with_channels(toy):
     assert toy.spec.default_layer == "features"  # the deepest at stride 16 or less
     assert toy.not_dreamable == {
         "pool": "its output is 1x1: one value per channel, no picture left to dream on",
-        "flatten": "its output is 2-D (1x16), not a feature map (N, C, H, W)",
-        "classifier": "its output is 2-D (1x10), not a feature map (N, C, H, W)",
+        "flatten": "its output is 2-D (1x16), not a feature map (N, C, H, W) or a token sequence (N, T, C)",
+        "classifier": "its output is 2-D (1x10), not a feature map (N, C, H, W) or a token sequence (N, T, C)",
     }
     with pytest.raises(DreamscopeError, match=r"no layer 'classifier' \(classifier is not dreamable: its output is 2-D"):
         toy.layer("classifier")
@@ -59,10 +59,10 @@ def test_own_classes_are_taken_by_index(toy):
         assert str(caught.value) == message
 
 
-def test_shared_and_unused_modules_are_not_dreamable():
+def test_a_shared_module_is_a_layer_per_call_and_an_unused_one_is_not_dreamable():
     model = ds.wrap_model(toy_models.SharedReLU(), device="cpu")
-    assert list(model.layers) == ["conv1", "conv2"]
-    assert model.not_dreamable["relu"].startswith("runs 2 times in one forward pass")
+    assert list(model.layers) == ["conv1", "relu#1", "conv2", "relu#2"]
+    assert model.not_dreamable["relu"] == "runs 2 times in one forward pass; each call is a layer: relu#1 to relu#2"
     assert model.not_dreamable["unused"] == "never runs in the forward pass"
     for no_classes in (lambda: model.layer("logits"), lambda: model.resolve_class(0)):  # its output is a feature map
         with pytest.raises(DreamscopeError, match="no class scores"):
@@ -79,7 +79,8 @@ def test_preprocessing_mean_std_range_and_callable():
     assert torch.allclose(caffe_style.to_input(rgb).flatten(), torch.tensor([255.0 - 104, 127.5 - 117, -123.0]))
     calls = []
     own = ds.wrap_model(toy_models.factory(), preprocess=lambda x: calls.append(x.shape) or x * 2 - 1, device="cpu")
-    assert calls == [(1, 3, 224, 224)]  # the trial pass went through it
+    # the trial pass went through it, and the look at whether the network takes other sizes (it does)
+    assert calls == [(1, 3, 224, 224), (1, 3, 160, 224)]
     assert torch.equal(own.to_input(rgb).flatten(), torch.tensor([-1.0, 0.0, 1.0]))
 
 
@@ -93,7 +94,7 @@ def test_preprocessing_mean_std_range_and_callable():
         (lambda: ds.wrap_model(nn.Conv2d(1, 4, 3), device="cpu"), "failed on a 224x224 RGB trial picture"),
         (
             lambda: ds.wrap_model(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2)), device="cpu"),
-            "no layer with a 4-D feature map",
+            "has no layer whose output is a feature map",
         ),
     ],
 )

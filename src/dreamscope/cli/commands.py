@@ -437,7 +437,13 @@ def layers(args) -> int:
 
     listing = list_layers(getattr(args, "model", DEFAULT_MODEL), weights=getattr(args, "weights", None))  # structure alone
     rows = [
-        {"name": info.name, "channels": info.channels, "stride": info.stride, "default": info.name == listing.default_layer}
+        {
+            "name": info.name,
+            "channels": info.channels,
+            "stride": info.stride,
+            "layout": info.layout.describe(),
+            "default": info.name == listing.default_layer,
+        }
         for info in listing.layers.values()
     ]
     refused = [{"name": name, "dreamable": False, "reason": reason} for name, reason in listing.not_dreamable.items()]
@@ -447,7 +453,12 @@ def layers(args) -> int:
         width = max([12, *(len(row["name"]) + 2 for row in rows)])
         print(f"{'layer':<{width}}{'channels':>9}{'stride':>8}")
         for row in rows:
-            print(f"{row['name']:<{width}}{row['channels']:>9}{row['stride']:>8}{'  (default)' if row['default'] else ''}")
+            notes = [row["layout"]] if row["layout"] else []
+            if row["default"]:
+                notes.append("default")
+            if row["layout"].startswith("tokens (a class token"):
+                notes.append(f"its class token: {row['name']}:cls")
+            print(f"{row['name']:<{width}}{row['channels']:>9}{row['stride']:>8}" + (f"  ({'; '.join(notes)})" if notes else ""))
         if refused:
             print("\nnot dreamable:")
             for row in refused:
@@ -508,6 +519,13 @@ def models(args) -> int:
     from ..models import DEFAULT_MODEL, REGISTRY
 
     if args.download:
+        from ..models import libraries
+
+        if libraries.is_library_name(args.download):  # the library fetches into its own cache
+            if args.url or args.sha256:
+                raise UsageError(f"--url and --sha256 are for dreamscope's own models; {args.download} comes from its library")
+            print(f"weights of {args.download} in {libraries.download(args.download)}", file=sys.stderr)
+            return 0
         return _download(args)
     if args.url or args.sha256:
         raise UsageError("--url and --sha256 go with --download NAME (see: dreamscope models --help)")
@@ -521,12 +539,19 @@ def models(args) -> int:
         }
         for spec in REGISTRY.values()
     ]
+    from ..models import libraries
+
+    found = {} if args.json else libraries.versions()
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
             state = "weights present" if row["weights_present"] else f"weights missing: {row['how_to_get']}"
             print(f"{row['name']:<20}{row['description']:<38}{state}{'  (default)' if row['default'] else ''}")
+        print()
+        for library, version in found.items():
+            state = f"{version}: --model {library}:NAME" if version else f"not installed ({libraries.INSTALL})"
+            print(f"{library + ':NAME':<20}{'networks by name from ' + library:<38}{state}")
     return 0
 
 

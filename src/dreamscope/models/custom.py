@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from ..errors import DreamscopeError, suggest
+from . import layouts
 from .devices import resolve_device
 from .spec import LayerInfo, LoadedModel, ModelSpec
-from .weights import OwnWeights, assign, check_finite, load_state_dict_file, shape_text
+from .weights import OwnWeights, assign, check_finite, load_state_dict_file
 
 TRIAL_SEED = 0
 
@@ -56,17 +57,16 @@ def make_input_transform(
     return transform
 
 
-def _outputs(net: nn.Module, x: torch.Tensor) -> tuple[object, dict[str, list]]:
-    """One forward pass; for every submodule, in the order they finish, the output of its first call and its
-    number of calls."""
+def _outputs(net: nn.Module, x: torch.Tensor) -> tuple[object, dict[str, list], list[tuple[str, int]]]:
+    """One forward pass: for every submodule, the output of each of its calls; and the calls in the order they
+    finished, (path, call number from 1)."""
     seen: dict[str, list] = {}
+    order: list[tuple[str, int]] = []
 
     def make_hook(path):
         def hook(_module, _inputs, output):
-            if path in seen:
-                seen[path][1] += 1
-            else:
-                seen[path] = [output, 1]
+            seen.setdefault(path, []).append(_detached(output))
+            order.append((path, len(seen[path])))
 
         return hook
 
@@ -77,26 +77,52 @@ def _outputs(net: nn.Module, x: torch.Tensor) -> tuple[object, dict[str, list]]:
     finally:
         for handle in handles:
             handle.remove()
-    return result, seen
+    return result, seen, order
+
+
+def _detached(output):
+    """A copy of what a call gave (a later in-place operation must not change what the trial pass saw)."""
+    if isinstance(output, torch.Tensor):
+        return output.detach().clone()
+    if isinstance(output, (tuple, list)):
+        return type(output)(_detached(item) for item in output) if isinstance(output, tuple) else [_detached(i) for i in output]
+    if isinstance(output, dict):
+        return {key: _detached(item) for key, item in output.items()}
+    return output
+
+
+def has_class_token(net: nn.Module) -> bool:
+    """Whether the network keeps a class token (timm's `cls_token`, torchvision's `class_token`): then a token
+    layer's first extra token is it."""
+    return any(isinstance(getattr(net, name, None), torch.Tensor) for name in ("cls_token", "class_token"))
 
 
 def probe_layers(net: nn.Module, x: torch.Tensor) -> tuple[object, dict[str, LayerInfo], dict[str, str]]:
-    """(the network's output, dreamable layers shallow to deep, not-dreamable layers with the reason)."""
-    result, seen = _outputs(net, x)
+    """(the network's output, dreamable layers shallow to deep, not-dreamable layers with the reason).
+
+    A module called several times in one pass (one ReLU shared by a block's convolutions) gives a layer per call,
+    `path#1`, `path#2`, ...; its plain path is listed as not dreamable, naming them."""
+    result, seen, order = _outputs(net, x)
     size = x.shape[-1]
+    class_token = has_class_token(net)
     layers: dict[str, LayerInfo] = {}
     refused: dict[str, str] = {}
-    for path, (output, calls) in seen.items():
-        if calls > 1:
-            refused[path] = f"runs {calls} times in one forward pass (a shared module); dream on a module that runs once"
-        elif not isinstance(output, torch.Tensor):
-            refused[path] = f"its output is a {type(output).__name__}, not a tensor"
-        elif output.dim() != 4:
-            refused[path] = f"its output is {output.dim()}-D ({shape_text(output.shape)}), not a feature map (N, C, H, W)"
-        elif output.shape[-2:] == (1, 1):
-            refused[path] = "its output is 1x1: one value per channel, no picture left to dream on"
-        else:
-            layers[path] = LayerInfo(path, path, int(output.shape[1]), max(1, round(size / output.shape[-1])))
+    for path, outputs in seen.items():
+        if len(outputs) > 1:
+            refused[path] = (
+                f"runs {len(outputs)} times in one forward pass; each call is a layer: {path}#1 to {path}#{len(outputs)}"
+            )
+    for path, call in order:  # shallow to deep, each call where it happened
+        outputs = seen[path]
+        name = path if len(outputs) == 1 else f"{path}#{call}"
+        found = layouts.classify(outputs[call - 1], size)
+        if isinstance(found, str):
+            refused[name] = found
+            continue
+        layout, channels, stride = found
+        if layout.kind == "tokens" and class_token and layout.extra:
+            layout = dataclasses.replace(layout, class_token=True)
+        layers[name] = LayerInfo(name, name, int(channels), int(stride), layout)
     for path, _ in net.named_modules():
         if path and path not in seen:
             refused[path] = "never runs in the forward pass"
@@ -128,6 +154,16 @@ def wrap_model(
     """
     if not isinstance(module, nn.Module):
         raise DreamscopeError(f"wrap_model needs a torch.nn.Module, got {type(module).__name__}")
+    if isinstance(module, torch.jit.ScriptModule):
+        raise DreamscopeError(
+            f"model {name or 'given'} is a TorchScript module, whose layers cannot be tapped (scripted code runs no "
+            "Python hooks); wrap the Python module it was scripted from"
+        )
+    if type(module).__name__ == "OptimizedModule" and hasattr(module, "_orig_mod"):
+        raise DreamscopeError(
+            f"model {name or 'given'} was made by torch.compile, whose compiled graph skips the hooks that read "
+            "layers; wrap the module before compiling it (its ._orig_mod)"
+        )
     if preprocess is not None and (mean is not None or std is not None or bgr or tuple(input_range) != (0.0, 1.0)):
         raise DreamscopeError("give either preprocess or mean/std/input_range/bgr, not both")
     if preprocess is not None and not callable(preprocess):
@@ -152,10 +188,16 @@ def wrap_model(
             "does it take 3-channel pictures? set resolution= or preprocess= to suit it"
         ) from None
     if not layers:
-        raise DreamscopeError(f"model {name} has no layer with a 4-D feature map output (N, C, H, W), so nothing to dream on")
+        raise DreamscopeError(
+            f"model {name} has no layer whose output is a feature map (N, C, H, W or channels last) or a token "
+            "sequence of the picture's patches, so nothing to dream on"
+        )
+    if not _takes_other_sizes(net, to_input, resolution, device):
+        # A network that only takes its own size (a transformer with fixed position embeddings, Swin's windows)
+        # sees every picture resized to it; the layers' strides are in its own pixels.
+        to_input = _resized_to(resolution, to_input)
     if default_layer is None:
-        shallow_enough = [info.name for info in layers.values() if info.stride <= 16]
-        default_layer = shallow_enough[-1] if shallow_enough else next(iter(layers))
+        default_layer = choose_default_layer(layers, net)
     elif default_layer not in layers:
         raise DreamscopeError(
             f"default_layer '{default_layer}' is not a dreamable layer of {name}{suggest(default_layer, layers)}"
@@ -174,6 +216,53 @@ def wrap_model(
         classes=None,  # its own classes: by index
     )
     return LoadedModel(spec=spec, net=net, layers=layers, device=device, not_dreamable=refused)
+
+
+def _takes_other_sizes(net: nn.Module, to_input, resolution: int, device) -> bool:
+    """Whether the network runs on a picture of another shape (3/4 of its height, a multiple of 32)."""
+    height = max(32, resolution * 3 // 4 // 32 * 32)
+    trial = torch.rand(1, 3, height, resolution, generator=torch.Generator().manual_seed(TRIAL_SEED)).to(device)
+    try:
+        with torch.no_grad():
+            net(to_input(trial))
+    except Exception:
+        return False
+    return True
+
+
+def _resized_to(resolution: int, to_input):
+    def transform(rgb: torch.Tensor) -> torch.Tensor:
+        if tuple(rgb.shape[-2:]) != (resolution, resolution):
+            rgb = torch.nn.functional.interpolate(rgb, size=(resolution, resolution), mode="bilinear", align_corners=False)
+        return to_input(rgb)
+
+    return transform
+
+
+def _is_block(module: nn.Module) -> bool:
+    """A block or a stage: at least two parts with weights of their own (not a norm with its activation inside)."""
+    return sum(1 for child in module.children() if any(True for _ in child.parameters())) >= 2
+
+
+def choose_default_layer(layers: dict[str, LayerInfo], net: nn.Module | None = None) -> str:
+    """The deepest map at a stride of at most 16, a block's output where the network has blocks (a module with
+    modules inside, not one convolution or norm of it); for a transformer (its blocks' tokens), the middle block,
+    whose features are neither edges nor the classifier's."""
+    blocks: dict[str, list[str]] = {}
+    for info in layers.values():
+        parent, _, last = info.name.rpartition(".")
+        if info.layout.kind == "tokens" and last.rsplit("_", 1)[-1].isdigit() and "#" not in last:
+            blocks.setdefault(parent, []).append(info.name)
+    if blocks:
+        chain = max(blocks.values(), key=len)
+        if len(chain) >= 4:
+            return chain[(len(chain) - 1) // 2]
+    shallow_enough = [info.name for info in layers.values() if info.stride <= 16]
+    if net is not None:
+        modules = dict(net.named_modules())
+        blocks = [name for name in shallow_enough if name in modules and _is_block(modules[name])]
+        shallow_enough = blocks or shallow_enough
+    return shallow_enough[-1] if shallow_enough else next(iter(layers))
 
 
 def _import(module_name: str):

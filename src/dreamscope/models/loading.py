@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import DreamscopeError
-from . import classes
+from . import classes, libraries
 from .catalogue import DEFAULT_MODEL, get_spec, is_custom
 from .custom import load_factory
 from .devices import resolve_device
@@ -78,6 +78,8 @@ def clear_cache() -> None:
 
 
 def _load(name: str, device: torch.device, weights: Path | None) -> LoadedModel:
+    if libraries.is_library_name(name):
+        return libraries.load_library_model(name, device, weights)
     if is_custom(name):
         return load_factory(name, device, weights)
     spec = get_spec(name)
@@ -129,6 +131,9 @@ class LayerListing:
 def list_layers(name: str = DEFAULT_MODEL, weights: str | Path | None = None) -> LayerListing:
     """The layers of a model without loading its weights (a registered model's structure is known; your own
     model is built by its factory, with `weights` loaded when given, and probed with one trial pass)."""
+    if libraries.is_library_name(name):  # the architecture alone: its pretrained weights are not needed
+        model = libraries.load_library_model(name, "cpu", weights, pretrained=False)
+        return LayerListing(model.name, model.spec.default_layer, dict(model.layers), dict(model.not_dreamable))
     if is_custom(name):
         model = load_model(name, "cpu", weights)
         return LayerListing(model.name, model.spec.default_layer, dict(model.layers), dict(model.not_dreamable))

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import DreamscopeError, suggest
 from . import classes
+from .layouts import CLS, NCHW, Layout
 from .weights import WeightSource, file_digests, state_digest
 
 # Pseudo-layers: names objectives use beside the network's own layers.
@@ -35,9 +36,15 @@ HOOKS_LOCK = threading.Lock()
 @dataclass(frozen=True)
 class LayerInfo:
     name: str  # readable name users type: "stage4.2"
-    module: str | None  # dotted path of the module whose output is the activation; None: the picture itself
+    # dotted path of the module whose output is the activation ("path#2": its second call in a pass); None: the picture
+    module: str | None
     channels: int
-    stride: int | None  # input pixels per activation; None: not a feature map (class scores)
+    stride: int | None  # input pixels per activation; None: not a feature map (class scores, a class token)
+    layout: Layout = NCHW  # how the output is laid out; objectives see its (N, C, H, W) view
+
+    def view(self, output, size: tuple[int, int]) -> torch.Tensor:
+        """The (N, C, H, W) activation in a module's output, for an input picture of `size` (h, w)."""
+        return self.layout.view(output, size, self.stride)
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,9 @@ class LoadedModel:
             return LayerInfo(IMAGE, None, 3, 1)
         if name == LOGITS:
             return LayerInfo(LOGITS, self._logits_module(), self.spec.num_classes, None)
+        if self.is_class_token(name):
+            tokens = self.layers[name.rpartition(":")[0]]
+            return LayerInfo(name, tokens.module, tokens.channels, None, Layout(CLS, tokens.layout.extra, tokens.layout.pick))
         if name not in self.layers:
             why = f" ({name} is not dreamable: {self.not_dreamable[name]})" if name in self.not_dreamable else ""
             raise DreamscopeError(
@@ -145,6 +155,11 @@ class LoadedModel:
                 f"list them with list_layers({self.name!r}) (dreamscope layers --model {self.name})"
             )
         return self.layers[name]
+
+    def is_class_token(self, name: str) -> bool:
+        """Whether `name` is "LAYER:cls", the class token of a token layer that has one."""
+        base, _, suffix = name.rpartition(":")
+        return suffix == CLS and base in self.layers and self.layers[base].layout.class_token
 
     def _logits_module(self) -> str:
         if self.spec.logits_module is None:

@@ -37,9 +37,18 @@ def activations(
     """
     infos = [model.layer(name) for name in dict.fromkeys(layers)]
     wanted = [info for info in infos if info.name != IMAGE]
-    swaps = {model.layer(name).module: fn for name, fn in (replace or {}).items()}
-    outputs = taps.capture(model.net, [info.module for info in wanted], model.to_input(x), swaps) if wanted else {}
-    acts = {info.name: outputs[info.module].float() for info in wanted}  # float32 even from a bfloat16 network
+    given = model.to_input(x) if wanted else None
+    size = tuple(given.shape[-2:]) if wanted else None  # what the network sees: a fixed-size network's own size
+    swaps = {}
+    for name, fn in (replace or {}).items():
+        info = model.layer(name)
+        # the replacement is given the (N, C, H, W) view and its answer goes back in the module's own layout
+        swaps[info.module] = lambda output, info=info, fn=fn: info.layout.unview(
+            fn(info.view(output, size)), output, size, info.stride
+        )
+    outputs = taps.capture(model.net, [info.module for info in wanted], given, swaps) if wanted else {}
+    # float32 even from a bfloat16 network; every layout seen as (N, C, H, W)
+    acts = {info.name: info.view(outputs[info.module], size).float() for info in wanted}
     if len(wanted) < len(infos):
         acts[IMAGE] = x if image is None else image
     return acts

@@ -26,12 +26,15 @@ class _Enough(Exception):
 
 
 class _Capture:
-    __slots__ = ("outputs", "paths", "replace")
+    __slots__ = ("calls", "outputs", "paths", "replace", "wanted")
 
-    def __init__(self, paths: dict[nn.Module, list[str]], replace: dict[nn.Module, Callable] | None = None):
-        self.paths = paths  # module -> the dotted paths it was asked by (a module can have two names)
-        self.outputs: dict[str, torch.Tensor] = {}
-        self.replace = replace or {}  # module -> fn(output) giving what the rest of the network sees instead
+    def __init__(self, paths, replace=None):
+        # module -> {call number (1 = its first call in the pass) -> the names it was asked by}
+        self.paths: dict[nn.Module, dict[int, list[str]]] = paths
+        self.outputs: dict[str, object] = {}
+        self.replace = replace or {}  # module -> (call number, fn(output) giving what the rest of the network sees)
+        self.calls: dict[nn.Module, int] = {}
+        self.wanted = sum(len(names) for by_call in paths.values() for names in by_call.values())
 
 
 _current: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar("dreamscope_capture", default=None)
@@ -41,15 +44,32 @@ def _dispatch(module: nn.Module, _inputs, output):
     capture = _current.get()
     if capture is None:
         return None
-    if module in capture.replace:
-        return capture.replace[module](output)  # a forward hook's return value replaces the module's output
-    paths = capture.paths.get(module)
-    if not paths or paths[0] in capture.outputs:  # a module reused later in the graph counts at its first call
-        return
-    for path in paths:
-        capture.outputs[path] = output
-    if len(capture.outputs) == sum(len(p) for p in capture.paths.values()):
+    call = capture.calls[module] = capture.calls.get(module, 0) + 1
+    swap = capture.replace.get(module)
+    if swap is not None and swap[0] == call:
+        return swap[1](output)  # a forward hook's return value replaces the module's output
+    names = capture.paths.get(module, {}).get(call)
+    if not names:
+        return None
+    for name in names:
+        capture.outputs[name] = output
+    if len(capture.outputs) == capture.wanted:
         raise _Enough
+    # More of the pass is to come, and an in-place operation after this module (ReLU(inplace=True)) would change
+    # the tensor kept here: the rest of the network gets a copy instead, and what was captured stays as it was.
+    return _copy(output)
+
+
+def _copy(output):
+    if isinstance(output, torch.Tensor):
+        return output.clone()
+    if isinstance(output, tuple):
+        return tuple(_copy(item) for item in output)
+    if isinstance(output, list):
+        return [_copy(item) for item in output]
+    if isinstance(output, dict):
+        return {key: _copy(item) for key, item in output.items()}
+    return output
 
 
 def _install(modules) -> None:
@@ -60,27 +80,35 @@ def _install(modules) -> None:
                 module.register_forward_hook(_dispatch)
 
 
+def split_call(path: str) -> tuple[str, int]:
+    """ "layer1.0.relu#2" -> ("layer1.0.relu", 2): a module's second call in a pass; a plain path is its first."""
+    module, mark, call = path.rpartition("#")
+    return (module, int(call)) if mark and call.isdigit() and int(call) >= 1 else (path, 1)
+
+
 def capture(
     net: nn.Module,
     modules: list[str] | tuple[str, ...],
     x: torch.Tensor,
     replace: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
-) -> dict[str, torch.Tensor]:
-    """Run `net(x)` until every module in `modules` (dotted paths; "" is the whole network) has produced its
-    output; return those outputs by path.
+) -> dict[str, object]:
+    """Run `net(x)` until every module in `modules` (dotted paths, "path#k" for its k-th call in the pass; "" is the
+    whole network) has produced its output; return those outputs by the names asked.
 
-    `replace` maps a module's path to fn(output): the rest of the network sees what it returns instead (a
-    batch of variations of one activation, a tangent for forward-mode derivatives).
+    `replace` maps a module's path (or "path#k") to fn(output): the rest of the network sees what it returns instead
+    (a batch of variations of one activation, a tangent for forward-mode derivatives).
     """
     wanted = list(dict.fromkeys(modules))
     found = dict(net.named_modules())
-    missing = [m for m in [*wanted, *(replace or {})] if m not in found]
+    calls = {name: split_call(name) for name in [*wanted, *(replace or {})]}
+    missing = [name for name, (path, _) in calls.items() if path not in found]
     if missing:
         raise KeyError(f"no module named {missing[0]!r} in {net.__class__.__name__}")
-    paths: dict[nn.Module, list[str]] = {}
-    for path in wanted:
-        paths.setdefault(found[path], []).append(path)
-    replacing = {found[path]: fn for path, fn in (replace or {}).items()}
+    paths: dict[nn.Module, dict[int, list[str]]] = {}
+    for name in wanted:
+        path, call = calls[name]
+        paths.setdefault(found[path], {}).setdefault(call, []).append(name)
+    replacing = {found[calls[name][0]]: (calls[name][1], fn) for name, fn in (replace or {}).items()}
     _install([*paths, *replacing])
     state = _Capture(paths, replacing)
     token = _current.set(state)
@@ -93,4 +121,4 @@ def capture(
     if len(state.outputs) != len(wanted):
         absent = [m for m in wanted if m not in state.outputs]
         raise RuntimeError(f"module(s) {absent} never ran in the forward pass")
-    return {path: state.outputs[path] for path in wanted}
+    return {name: state.outputs[name] for name in wanted}

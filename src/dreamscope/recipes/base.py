@@ -52,7 +52,7 @@ def generator_for(seed: int, *names) -> torch.Generator:
 def known_layer(model: LoadedModel, field: str, name: str, *, pseudo: bool = False) -> LayerInfo:
     """The model's layer `name`, for setting `field`; refused, with the closest names, when the model has no such
     dreamable layer. `pseudo` also accepts "image" and "logits" (a diversity or comparison layer may be either)."""
-    if name not in model.layers and not (pseudo and name in (IMAGE, LOGITS)):
+    if name not in model.layers and not (pseudo and name in (IMAGE, LOGITS)) and not model.is_class_token(name):
         why = f" ({model.not_dreamable[name]})" if name in model.not_dreamable else ""
         raise UnknownName(
             field,
