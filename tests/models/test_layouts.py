@@ -62,7 +62,7 @@ def test_a_token_layer_is_a_grid_of_its_patches_and_its_class_token_a_layer_of_i
     block = model.layers["blocks.2"]
     assert block.layout.kind == "tokens" and block.layout.extra == 3 and block.layout.class_token
     assert block.channels == 24 and block.stride == 16
-    assert "a class token and 2 register tokens before the grid" in block.layout.describe()
+    assert block.layout.describe() == "tokens: class token, 2 registers + grid"
     assert model.layers["blocks.2.mlp.0"].channels == 48  # the MLP's hidden units are a layer too
     assert model.layers["blocks.2.attn"].layout.pick == 0  # the attention's output, not its weights
     assert model.spec.default_layer == "blocks.2"  # a middle block

@@ -456,9 +456,9 @@ def layers(args) -> int:
             notes = [row["layout"]] if row["layout"] else []
             if row["default"]:
                 notes.append("default")
-            if row["layout"].startswith("tokens (a class token"):
-                notes.append(f"its class token: {row['name']}:cls")
             print(f"{row['name']:<{width}}{row['channels']:>9}{row['stride']:>8}" + (f"  ({'; '.join(notes)})" if notes else ""))
+        if any("class token" in row["layout"] for row in rows):
+            print("\na token layer with a class token has it as a layer of its own: LAYER:cls (e.g. --channel LAYER:cls:12)")
         if refused:
             print("\nnot dreamable:")
             for row in refused:

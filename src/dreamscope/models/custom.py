@@ -97,6 +97,12 @@ def has_class_token(net: nn.Module) -> bool:
     return any(isinstance(getattr(net, name, None), torch.Tensor) for name in ("cls_token", "class_token"))
 
 
+def register_tokens(net: nn.Module) -> int:
+    """How many register tokens the network keeps (timm's `reg_token`, (1, R, C)), 0 without."""
+    tokens = getattr(net, "reg_token", None)
+    return int(tokens.shape[1]) if isinstance(tokens, torch.Tensor) and tokens.dim() == 3 else 0
+
+
 def probe_layers(net: nn.Module, x: torch.Tensor) -> tuple[object, dict[str, LayerInfo], dict[str, str]]:
     """(the network's output, dreamable layers shallow to deep, not-dreamable layers with the reason).
 
@@ -104,7 +110,7 @@ def probe_layers(net: nn.Module, x: torch.Tensor) -> tuple[object, dict[str, Lay
     `path#1`, `path#2`, ...; its plain path is listed as not dreamable, naming them."""
     result, seen, order = _outputs(net, x)
     size = x.shape[-1]
-    class_token = has_class_token(net)
+    class_token, registers = has_class_token(net), register_tokens(net)
     layers: dict[str, LayerInfo] = {}
     refused: dict[str, str] = {}
     for path, outputs in seen.items():
@@ -120,8 +126,9 @@ def probe_layers(net: nn.Module, x: torch.Tensor) -> tuple[object, dict[str, Lay
             refused[name] = found
             continue
         layout, channels, stride = found
-        if layout.kind == "tokens" and class_token and layout.extra:
-            layout = dataclasses.replace(layout, class_token=True)
+        if layout.kind == "tokens" and layout.extra:
+            has_class = class_token and layout.extra >= 1
+            layout = dataclasses.replace(layout, class_token=has_class, registers=min(registers, layout.extra - int(has_class)))
         layers[name] = LayerInfo(name, name, int(channels), int(stride), layout)
     for path, _ in net.named_modules():
         if path and path not in seen:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import DreamscopeError
+
 MAX_EXTRA_TOKENS = 16  # a class token and register tokens (DINOv2 and ViT-reg use 4; none uses more than 8)
 CLS = "cls"  # the suffix of a class-token layer: "blocks.6:cls"
 
@@ -30,16 +32,19 @@ class Layout:
     extra: int = 0  # tokens before the patch grid ("tokens", "cls")
     pick: int | str | None = None  # the element of a tuple / list (index) or dict (key) that is the feature map
     class_token: bool = False  # "tokens": the first extra token is a class token (the layer has a BLOCK:cls twin)
+    registers: int = 0  # "tokens": how many of the extra tokens are register tokens
 
     def describe(self) -> str:
         """How `dreamscope layers` shows it: "" for a plain (N, C, H, W) map."""
         words = {"nchw": "", "nhwc": "channels last", "cls": "class token"}.get(self.kind)
         if self.kind == "tokens":
-            before = ["a class token"] if self.class_token else []
-            registers = self.extra - len(before)
-            if registers:
-                before.append(f"{registers} register token{'s' * (registers > 1)}" if self.class_token else f"{registers} extra")
-            words = "tokens" + (f" ({' and '.join(before)} before the grid)" if before else "")
+            before = ["class token"] if self.class_token else []
+            if self.registers:
+                before.append(f"{self.registers} register{'s' * (self.registers > 1)}")
+            others = self.extra - len(before[:1] if self.class_token else []) - self.registers
+            if others > 0:
+                before.append(f"{others} extra")
+            words = "tokens" + (f": {', '.join(before)} + grid" if before else "")
         if self.pick is not None:
             where = f"[{self.pick!r}]" if isinstance(self.pick, str) else f"[{self.pick}]"
             words = f"output{where}" + (f", {words}" if words else "")
@@ -98,7 +103,10 @@ def grid(count: int, size: tuple[int, int], stride: int | None) -> tuple[int, in
     for rows, cols in sides:
         if rows >= 1 and rows * cols == count:
             return rows, cols
-    raise ValueError(f"{count} patch tokens do not make a grid for a {width}x{height} picture at stride {stride}")
+    raise DreamscopeError(
+        f"a layer's {count} tokens do not make a grid of a {width}x{height} picture at stride {stride} (the network "
+        f"pads or crops it inside); give a picture whose sides are multiples of {stride * 8}, or use another layer"
+    )
 
 
 def _stride(size: int, length: int) -> int | None:
@@ -122,7 +130,7 @@ def classify(output, size: int) -> tuple[Layout, int, int] | str:
                 found = _tensor(item, size)
                 if not isinstance(found, str):
                     layout, channels, stride = found
-                    return Layout(layout.kind, layout.extra, key, layout.class_token), channels, stride
+                    return Layout(layout.kind, layout.extra, key), channels, stride
         kind = type(output).__name__
         return f"its output is a {kind} with no feature map in it"
     if not isinstance(output, torch.Tensor):

@@ -118,13 +118,15 @@ def _timm(arch: str, pretrained: bool) -> tuple[nn.Module, dict]:
     timm = _library("timm")
     if arch not in timm.list_models() and arch.split(".")[0] not in timm.list_models():
         raise DreamscopeError(f"timm has no model {arch!r}{suggest(arch, timm.list_models())}; list them with timm.list_models()")
-    options = {}
-    if arch.startswith(("vit_", "deit", "eva", "beit")):
-        options["dynamic_img_size"] = True  # a vision transformer dreams pictures of any shape, not just its 224 x 224
-    try:
-        net = _create_timm(timm, arch, pretrained, options)
-    except TypeError:
-        net = _create_timm(timm, arch, pretrained, {})
+    # Transformers are built to take pictures of any shape where timm can (a ViT's position embeddings resampled and
+    # the picture padded to whole patches; Swin's windows padded), not only their training size: else they would
+    # see every picture resized to it. A family that takes neither option is built as it is.
+    for options in (dict(dynamic_img_size=True, dynamic_img_pad=True), dict(strict_img_size=False), {}):
+        try:
+            net = _create_timm(timm, arch, pretrained, options)
+            break
+        except TypeError:
+            continue
     cfg = net.pretrained_cfg
     return net, {
         "mean": tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
