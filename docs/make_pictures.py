@@ -387,7 +387,8 @@ def live_pictures() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         clip = Path(folder) / "camera.y4m"
-        write_y4m(clip, camera + camera[::-1], 30)
+        big = [photo.crop((40 + i, 120 + i // 2, 360 + i, 360 + i // 2)).resize((640, 480), Image.LANCZOS) for i in range(120)]
+        write_y4m(clip, big + big[::-1], 30)  # 640 x 480: Chromium's fake camera pads a smaller file instead of scaling it
         (Path(folder) / "data").mkdir()
         server = Server(Path(folder) / "data")
         try:

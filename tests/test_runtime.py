@@ -42,7 +42,14 @@ def test_the_allocator_keeps_a_steps_memory_for_the_next_step():
     # was a fifth of the step's time spent by the kernel zeroing pages. (At 192 px glibc's own may keep them too.)
     # The median step, not the mean: on a busy machine one step in a few may still grow the heap by a few MB (CI
     # once saw a mean of 876 faults with the policy against 7,039 without).
-    without, kept = _faults_per_step("default"), _faults_per_step("policy")
+    # glibc's own threshold adapts; under a loaded suite one run in many kept the memory on its own (0 faults), so
+    # the baseline is the most of up to three runs.
+    without = 0.0
+    for _ in range(3):
+        without = max(without, _faults_per_step("default"))
+        if without > 2000:
+            break
+    kept = _faults_per_step("policy")
     assert without > 2000
     assert kept < 0.1 * without
 

@@ -340,7 +340,8 @@ def test_layers_json(runs):
     rows = json.loads(ok(runs["layers-json"]).stdout)
     assert isinstance(rows, list) and rows
     for row in rows:
-        assert set(row) == {"name", "channels", "stride", "default"}
+        assert set(row) == {"name", "channels", "stride", "layout", "default"}
+        assert row["layout"] == ""  # EfficientNet-Lite's maps are (N, C, H, W): nothing to say
         assert isinstance(row["name"], str) and isinstance(row["default"], bool)
         assert isinstance(row["channels"], int) and row["channels"] > 0
         assert isinstance(row["stride"], int) and row["stride"] >= 1

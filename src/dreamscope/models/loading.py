@@ -146,6 +146,10 @@ def list_layers(name: str = DEFAULT_MODEL, weights: str | Path | None = None) ->
 def class_names(name: str = DEFAULT_MODEL, weights: str | Path | None = None) -> tuple[list[str] | None, int]:
     """(the class names, or None where dreamscope has none; how many classes) of a model, like `list_layers`:
     a registered model's from its spec alone, your own model's from building it (with `weights` when given)."""
+    if libraries.is_library_name(name):  # the architecture knows its classes: no weights needed
+        model = libraries.load_library_model(name, "cpu", weights, pretrained=False)
+        model.layer(LOGITS)
+        return model.class_names(), model.spec.num_classes
     if is_custom(name):
         model = load_model(name, "cpu", weights)
         model.layer(LOGITS)  # a model without class scores says so
