@@ -47,7 +47,7 @@ torchvision: yes, truly required at import by all three. PyPI only has CUDA buil
 release for torch 2.13.0 (it pins torch==2.13.0; this machine's pip finds it in its local mirror). Its compiled
 ops (torchvision/_C.so) link libtorch_cuda / libc10_cuda, so they do not load with the CPU torch, and then
 `import torchvision` fails with "operator torchvision::nms does not exist" (its _meta_registrations register
-fakes for nms/qnms unconditionally). `_import_torchvision()` below works around that: on exactly this error it
+fakes for nms/qnms unconditionally). `_import_torchvision()` below (dreamscope's own import) works around that: on exactly this error it
 declares the two operator schemas (no kernels: nms and qnms stay unusable) in a `torchvision` torch.library
 namespace and imports again. Nothing used here needs nms. Without the compiled ops, torchvision.ops.roi_align
 (horama's crops) falls back by itself to its pure-PyTorch `_roi_align`, but in adaptive sampling mode (horama's:
@@ -209,8 +209,6 @@ _PACKAGES = {
     "torch-dreams": ("torch_dreams", ("torch_dreams", "torch_dreams.dreamer", "torch_dreams.custom_image_param")),
 }
 
-_torchvision_shim = None  # the torch.library.Library that declares nms/qnms (kept alive: it undefines on GC)
-
 
 def install_hint() -> str:
     """The commands that make .venv-peers (run from the repository root)."""
@@ -218,25 +216,11 @@ def install_hint() -> str:
 
 
 def _import_torchvision():
-    """Import torchvision; with a CUDA-built wheel on the CPU torch, declare the two operators its meta
-    registrations need, then import again (see the module docstring)."""
-    global _torchvision_shim
-    try:
-        import torchvision
+    """torchvision, through dreamscope's own import (models/libraries.py), which declares the two operators a
+    CUDA-built wheel's meta registrations need on the CPU torch (see the module docstring)."""
+    from dreamscope.models.libraries import import_torchvision
 
-        return torchvision
-    except RuntimeError as error:
-        if "torchvision::nms" not in str(error) or _torchvision_shim is not None:
-            raise
-    for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-        del sys.modules[name]
-    shim = torch.library.Library("torchvision", "DEF")
-    shim.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    shim.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    _torchvision_shim = shim
-    import torchvision
-
-    return torchvision
+    return import_torchvision()
 
 
 def _import(pypi_name: str):
