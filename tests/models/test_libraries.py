@@ -180,3 +180,21 @@ def test_a_local_weights_file_and_the_layer_listing_on_the_command_line(tmp_path
     assert "LAYER:cls" in listing.stdout
     unknown = error_line(run_cli("layers", "--model", "timm:vit_smal_patch16_224", cwd=tmp_path))
     assert "timm has no model 'vit_smal_patch16_224'" in unknown and "did you mean" in unknown
+
+
+@pytest.mark.parametrize(
+    "name, probed, deep",
+    [
+        ("torchvision:resnet50", ["layer1", "layer2", "layer3", "layer4"], "layer3"),
+        ("timm:vit_small_patch16_224", ["blocks.0", "blocks.2", "blocks.4", "blocks.7", "blocks.9", "blocks.11"], "blocks.9"),
+    ],
+)
+def test_the_probes_layers_and_the_studios_presets_are_a_networks_blocks(name, probed, deep):
+    if not FOUND[name.split(":")[0]]:
+        pytest.skip("not installed")
+    from dreamscope.recipes.probe import default_layers
+    from dreamscope.studio.info import presets
+
+    model = built(name)
+    assert default_layers(model) == probed  # stages or blocks, not a stem's conv, norm and pool or a block's insides
+    assert next(p for p in presets(model) if p["name"] == "deep")["settings"]["layer"] == deep

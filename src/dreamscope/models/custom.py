@@ -14,7 +14,7 @@ import dataclasses
 import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -246,28 +246,34 @@ def _resized_to(resolution: int, to_input):
     return transform
 
 
-def _is_block(module: nn.Module) -> bool:
+def is_block(module: nn.Module) -> bool:
     """A block or a stage: at least two parts with weights of their own (not a norm with its activation inside)."""
     return sum(1 for child in module.children() if any(True for _ in child.parameters())) >= 2
+
+
+def block_chain(layers: Mapping[str, LayerInfo]) -> list[str]:
+    """A transformer's blocks, shallow to deep (`blocks.0` ... `blocks.11`, `encoder.layers.encoder_layer_0` ...):
+    the longest run of token layers numbered under one parent; [] for a network without (four or more) of them."""
+    blocks: dict[str, list[str]] = {}
+    for info in layers.values():
+        parent, _, last = info.name.rpartition(".")
+        if info.layout.kind == "tokens" and last.rsplit("_", 1)[-1].isdigit() and "#" not in last:
+            blocks.setdefault(parent, []).append(info.name)
+    chain = max(blocks.values(), key=len, default=[])
+    return chain if len(chain) >= 4 else []
 
 
 def choose_default_layer(layers: dict[str, LayerInfo], net: nn.Module | None = None) -> str:
     """The deepest map at a stride of at most 16, a block's output where the network has blocks (a module with
     modules inside, not one convolution or norm of it); for a transformer (its blocks' tokens), the middle block,
     whose features are neither edges nor the classifier's."""
-    blocks: dict[str, list[str]] = {}
-    for info in layers.values():
-        parent, _, last = info.name.rpartition(".")
-        if info.layout.kind == "tokens" and last.rsplit("_", 1)[-1].isdigit() and "#" not in last:
-            blocks.setdefault(parent, []).append(info.name)
-    if blocks:
-        chain = max(blocks.values(), key=len)
-        if len(chain) >= 4:
-            return chain[(len(chain) - 1) // 2]
+    chain = block_chain(layers)
+    if chain:
+        return chain[(len(chain) - 1) // 2]
     shallow_enough = [info.name for info in layers.values() if info.stride <= 16]
     if net is not None:
         modules = dict(net.named_modules())
-        blocks = [name for name in shallow_enough if name in modules and _is_block(modules[name])]
+        blocks = [name for name in shallow_enough if name in modules and is_block(modules[name])]
         shallow_enough = blocks or shallow_enough
     return shallow_enough[-1] if shallow_enough else next(iter(layers))
 

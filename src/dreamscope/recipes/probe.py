@@ -20,6 +20,7 @@ from .. import imaging
 from ..events import Event, Run, Stage, finish, nest
 from ..io import folders, provenance
 from ..models import LayerInfo, LoadedModel, precision
+from ..models.custom import block_chain, is_block
 from ..optvis import objectives, render
 from ..settings import DreamSettings, ProbeSettings
 from . import base
@@ -96,15 +97,33 @@ def default_layers(model: LoadedModel, count: int = LAYER_COUNT) -> list[str]:
     is skipped, and so are the stages after the first one at the deepest stride, which dream alike. Of more
     than `count` stages, `count` are spread evenly from shallow to deep.
     """
+    chain = block_chain(model.layers)  # a transformer: every block has one stride; spread over its blocks
+    if chain:
+        return [chain[round(i * (len(chain) - 1) / max(1, count - 1))] for i in range(min(count, len(chain)))]
     last: dict[str, LayerInfo] = {}
     for name, info in model.layers.items():  # shallow to deep
-        last[re.split(r"[./]", name, maxsplit=1)[0]] = info
-    stages = list(last.values())[1:] or list(last.values())
+        last[_stage(name)] = info
+    modules = dict(model.net.named_modules())
+    blocks = [info for stage, info in last.items() if stage in modules and is_block(modules[stage])]
+    if len(blocks) >= 3:  # a network of stages (a ResNet's layer1-4): not its stem's conv, norm and pool
+        stages = blocks
+    else:
+        stages = list(last.values())[1:] or list(last.values())
     deepest = max(info.stride for info in stages)
     stages = stages[: next(i for i, info in enumerate(stages) if info.stride == deepest) + 1]
     if len(stages) > count:
         stages = [stages[round(i * (len(stages) - 1) / max(1, count - 1))] for i in range(count)]
     return [info.name for info in stages]
+
+
+def _stage(name: str) -> str:
+    """The stage a layer is in: its name up to the first '.' or '/' ("stage4.2" -> "stage4", "layer3.5.conv1" ->
+    "layer3"), or up to the number after it where the stages are numbered children ("stages.2.blocks.1" ->
+    "stages.2", "features.5.1" -> "features.5")."""
+    parts = re.split(r"[./]", name)
+    if len(parts) > 1 and parts[1].isdigit() and not parts[0][-1:].isdigit():
+        return f"{parts[0]}.{parts[1]}"
+    return parts[0]
 
 
 def parse_layers(model: LoadedModel, layers: str | None) -> list[str]:

@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 from .. import settings as S
+from ..models.custom import block_chain, is_block
 from ..version import __version__
 from ..work import catalogue
 
@@ -96,8 +97,14 @@ def presets(model) -> list[dict[str, Any]]:
     """Named dream settings, from the model's own layers (a shallow one for strokes, a deep one for objects), and
     the fast probe the page runs to show what each layer sees."""
     layers = [name for name, info in model.layers.items() if info.stride is not None]
+    modules = dict(model.net.named_modules())
+    blocks = [name for name in layers if name in modules and is_block(modules[name])]
+    layers = blocks if len(blocks) >= 4 else layers  # a network of blocks: its blocks, not a block's insides
     strokes = deep = None
-    if layers:
+    chain = block_chain(model.layers)  # a transformer: its blocks, not the modules inside them
+    if chain:
+        strokes, deep = chain[len(chain) // 4], chain[round(0.8 * (len(chain) - 1))]
+    elif layers:
         shallow = [name for name in layers if model.layers[name].stride <= 8]
         strokes = shallow[-1] if shallow else layers[len(layers) // 4]
         deep = layers[round(0.8 * (len(layers) - 1))]
