@@ -198,3 +198,14 @@ def test_the_probes_layers_and_the_studios_presets_are_a_networks_blocks(name, p
     model = built(name)
     assert default_layers(model) == probed  # stages or blocks, not a stem's conv, norm and pool or a block's insides
     assert next(p for p in presets(model) if p["name"] == "deep")["settings"]["layer"] == deep
+
+
+def test_a_library_that_is_not_installed_is_named_with_the_install_line(monkeypatch):
+    def missing(library):
+        raise ImportError(f"No module named {library!r}")
+
+    monkeypatch.setattr(libraries, "_import", missing)
+    with pytest.raises(DreamscopeError) as caught:
+        libraries.load_library_model("timm:convnext_tiny", "cpu")
+    assert str(caught.value).startswith("model timm:convnext_tiny needs timm, which is not installed; pip install --no-deps")
+    assert libraries.versions() == {"timm": None, "torchvision": None}

@@ -79,11 +79,11 @@ def import_torchvision():
     return torchvision
 
 
-def _library(library: str):
+def _library(library: str, name: str | None = None):
     try:
         return _import(library)
     except ImportError:
-        raise DreamscopeError(f"model {library}:... needs {library}, which is not installed; {INSTALL}") from None
+        raise DreamscopeError(f"model {name or library + ':NAME'} needs {library}, which is not installed; {INSTALL}") from None
 
 
 def load_library_model(name: str, device=None, weights: str | Path | None = None, pretrained: bool = True) -> LoadedModel:
@@ -115,7 +115,7 @@ def load_library_model(name: str, device=None, weights: str | Path | None = None
 
 
 def _timm(arch: str, pretrained: bool) -> tuple[nn.Module, dict]:
-    timm = _library("timm")
+    timm = _library("timm", f"timm:{arch}")
     if arch not in timm.list_models() and arch.split(".")[0] not in timm.list_models():
         raise DreamscopeError(f"timm has no model {arch!r}{suggest(arch, timm.list_models())}; list them with timm.list_models()")
     # Transformers are built to take pictures of any shape where timm can (a ViT's position embeddings resampled and
@@ -167,7 +167,7 @@ def _hf_cache() -> str:
 
 
 def _torchvision(arch: str, pretrained: bool) -> tuple[nn.Module, dict]:
-    torchvision = _library("torchvision")
+    torchvision = _library("torchvision", f"torchvision:{arch}")
     models = torchvision.models
     names = models.list_models(module=models)
     if arch not in names:
