@@ -45,3 +45,19 @@ def test_score_of_a_photo_names_its_class_on_every_view():
     assert result.colourfulness > 15 and "espresso on 3 of 3 views" in result.summary()
     grey = quality.score(Image.new("RGB", (224, 224), "grey"), index, judge)
     assert grey.recognized == 0 and grey.colourfulness == 0.0
+
+
+def test_plausibility_a_photo_is_nearest_the_photos_of_its_own_class_and_noise_is_not():
+    """The judge's features of one sample photo per class ship with dreamscope (docs/make_references.py): a real cat
+    photo is nearest the cats' photos, far from the banana's; noise is near nothing in particular."""
+    cat = Image.fromarray(data.chelsea())
+    for maker in ("efficientnet-lite0", "efficientnet-lite2"):  # each judge has its own reference features
+        judge = quality.judge_for(maker)
+        tabby = quality.score(cat, ds.resolve_class("tabby"), judge).plausibility
+        banana = quality.score(cat, ds.resolve_class("banana"), judge).plausibility
+        assert tabby.rank <= 5 and tabby.similarity > 0.5 > banana.similarity and banana.rank > 50, (tabby, banana)
+        assert abs(tabby.others - banana.others) < 0.01  # the others' mean hardly depends on which class is left out
+    noise = Image.fromarray((torch.rand(224, 224, 3, generator=torch.Generator().manual_seed(0)) * 255).byte().numpy())
+    lost = quality.score(noise, ds.resolve_class("tabby"), judge).plausibility
+    assert lost.rank > 100 and lost.similarity < 0.3
+    assert "nearest of 1000" in quality.score(cat, ds.resolve_class("tabby"), judge).summary()

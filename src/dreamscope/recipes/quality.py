@@ -8,8 +8,11 @@ and when its colours look like a photograph's (`colour.colourfulness`; photos' m
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from importlib import resources
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -17,6 +20,7 @@ from PIL import Image
 from .. import imaging
 from ..errors import DreamscopeError, SettingsError
 from ..models import LoadedModel, load_model
+from ..optvis import render
 from . import colour
 from .classify import class_probabilities
 
@@ -63,12 +67,67 @@ class ViewScore:
 
 
 @dataclass(frozen=True)
+class Plausibility:
+    """How close a class picture is to real photos in the judge's feature space (MaCo's plausibility): the cosine
+    similarity of penultimate features to one photo of each of the 1,000 ImageNet classes."""
+
+    rank: int  # of the target class's photo among the 1,000 by similarity to the picture (1: the most similar)
+    similarity: float  # to the target class's photo
+    others: float  # mean similarity to the other classes' photos
+
+    def summary(self) -> str:
+        return (
+            f"its class's photo is the {self.rank}{_ordinal(self.rank)} nearest of 1000 "
+            f"(similarity {self.similarity:.2f}, {self.others:.2f} to the others)"
+        )
+
+
+def _ordinal(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+
+
+REFERENCES = "data/references-{}.npy"  # package data: made by docs/make_references.py
+
+
+def features(judge: LoadedModel, x: torch.Tensor) -> torch.Tensor:
+    """The judge's penultimate features of pictures x (its head's activations averaged over positions), each of
+    unit length, for pictures resized to its resolution as for classifying them."""
+    size = judge.spec.resolution
+    x = imaging.resize(x, (size, size)) if x.shape[-2:] != (size, size) else x
+    head = render.activations(judge, ["head"], x)["head"].mean((2, 3))
+    return F.normalize(head.float(), dim=1)
+
+
+@functools.lru_cache(maxsize=4)
+def references(judge_name: str) -> torch.Tensor | None:
+    """The judge's features of one sample photo per ImageNet class (1000, C), unit length; None where none were
+    made for this judge."""
+    path = resources.files("dreamscope").joinpath(REFERENCES.format(judge_name))
+    if not path.is_file():
+        return None
+    with path.open("rb") as file:
+        return F.normalize(torch.from_numpy(np.load(file).astype(np.float32)), dim=1)
+
+
+def plausibility(picture_features: torch.Tensor, target: int, judge_name: str) -> Plausibility | None:
+    found = references(judge_name)
+    if found is None:
+        return None
+    similarity = found @ picture_features.cpu()
+    own = float(similarity[target])
+    rank = 1 + int((similarity > own).sum())
+    others = float((similarity.sum() - own) / (len(similarity) - 1))
+    return Plausibility(rank, own, others)
+
+
+@dataclass(frozen=True)
 class Score:
     judge: str
     target: str
     views: dict  # view name -> ViewScore
     colourfulness: float
     saturation: float
+    plausibility: Plausibility | None = None
 
     @property
     def recognized(self) -> int:
@@ -80,8 +139,9 @@ class Score:
             f"{name} {view.probability:.3f}{'' if view.top1 else ' (judge: ' + view.judge_top1 + ')'}"
             for name, view in self.views.items()
         )
+        near = f"; {self.plausibility.summary()}" if self.plausibility is not None else ""
         return (
-            f"{self.judge} names {self.target} on {self.recognized} of {len(self.views)} views: {shown}; "
+            f"{self.judge} names {self.target} on {self.recognized} of {len(self.views)} views: {shown}{near}; "
             f"colourfulness {self.colourfulness:.1f}, saturation {self.saturation:.2f}"
         )
 
@@ -98,7 +158,8 @@ def score(picture: Image.Image, target: int, judge: LoadedModel) -> Score:
             judged[name] = ViewScore(
                 top == target, float(probabilities[target]), judge.class_label(top), float(probabilities[top])
             )
-    return Score(judge.name, judge.class_label(target), judged, colour.colourfulness(picture), colour.saturation(picture))
+        near = plausibility(features(judge, x)[0], target, judge.name)
+    return Score(judge.name, judge.class_label(target), judged, colour.colourfulness(picture), colour.saturation(picture), near)
 
 
 def scorer(settings, device=None):
