@@ -10,7 +10,8 @@ Makers: `maco`, `fft` (dreamscope's parameterizations, `--param`), `pixels` (no 
 transforms, the contrast case), and the peers `torch-lucent`, `horama`, `faccent` when installed.
 
 `dreamscope.recipes.quality.score` judges each picture with efficientnet-lite2 on three views (as made, mirrored
-left-right, centre 75% crop scaled back) and measures Hasler and Suesstrunk's colourfulness. Summary per maker:
+left-right, centre 75% crop scaled back), measures Hasler and Suesstrunk's colourfulness and MaCo's plausibility
+(the rank of the class's own sample photo among one per class in the judge's feature space, and the similarities). Summary per maker:
 per view the judge's top-1 rate and mean probability of the class, the classes recognized on all three views,
 median and minimum colourfulness, median seconds. `--photos FOLDER` adds the colourfulness of real photos (the
 first 300 of ../shared/data/imagenet-sample by name): the target for the pictures' median.
@@ -103,6 +104,15 @@ def summarize(rows: list[dict]) -> dict:
     summary["saturation_median"] = statistics.median(r["saturation"] for r in rows)
     seconds = [r["seconds"] for r in rows]
     summary["seconds"] = {"median": statistics.median(seconds), "max": max(seconds), "total": sum(seconds)}
+    near = [r["plausibility"] for r in rows if r.get("plausibility")]
+    if near:
+        summary["plausibility"] = {
+            "median_rank": statistics.median(p["rank"] for p in near),
+            "rank_1": sum(p["rank"] == 1 for p in near),
+            "top_10": sum(p["rank"] <= 10 for p in near),
+            "median_similarity": statistics.median(p["similarity"] for p in near),
+            "mean_others": statistics.fmean(p["others"] for p in near),
+        }
     return summary
 
 
@@ -182,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
                     "views": views,
                     "colourfulness": result.colourfulness,
                     "saturation": result.saturation,
+                    # plausibility: the rank of the class's own sample photo among the 1,000 by similarity in the
+                    # judge's feature space, that similarity, and the mean similarity to the other classes' photos
+                    "plausibility": vars(result.plausibility) if result.plausibility is not None else None,
                 }
             )
             cells = "  ".join(f"{'y' if s.top1 else 'n'} {s.probability:7.3f}" for s in result.views.values())
@@ -207,6 +220,14 @@ def main(argv: list[str] | None = None) -> int:
             + f" {s['all_views']:>4} of {s['classes']:<3} {s['overall_mean_probability']:7.3f}"
             + f" {s['colourfulness']['median']:10.1f} {s['colourfulness']['min']:5.1f} {s['seconds']['median']:6.1f}"
         )
+    for maker, s in summaries.items():
+        near = s.get("plausibility")
+        if near:
+            print(
+                f"{maker:<13} plausibility: its class's photo nearest for {near['rank_1']} of {s['classes']}, in the "
+                f"nearest 10 for {near['top_10']}, median rank {near['median_rank']:g}; similarity median "
+                f"{near['median_similarity']:.3f}, {near['mean_others']:.3f} to the others"
+            )
     load_end = os.getloadavg()
     print(f"load average at the end {load_end[0]:.2f}")
 
