@@ -143,9 +143,9 @@ def steadiness(net, frames: list[Image.Image]) -> dict:
 def browser(frames: list[Image.Image], seconds: float = 10.0) -> dict:
     from playwright.sync_api import sync_playwright
     from test_studio_browser import Server, wait_until
-    from test_studio_live import write_y4m
+    from test_studio_live import camera_args, write_y4m
 
-    from browser import CHROMIUM_ARGS, chromium_binary
+    from browser import chromium_binary
 
     with tempfile.TemporaryDirectory() as folder:
         clip = Path(folder) / "camera.y4m"
@@ -154,12 +154,7 @@ def browser(frames: list[Image.Image], seconds: float = 10.0) -> dict:
         server = Server(Path(folder) / "data")
         try:
             with sync_playwright() as p:
-                args = [
-                    *CHROMIUM_ARGS,
-                    "--use-fake-device-for-media-stream",
-                    "--use-fake-ui-for-media-stream",
-                    f"--use-file-for-fake-video-capture={clip}",
-                ]
+                args = camera_args(clip)
                 chromium = p.chromium.launch(executable_path=chromium_binary(), args=args)
                 page = chromium.new_page(viewport={"width": 1280, "height": 800})
                 page.goto(server.url)

@@ -364,7 +364,7 @@ def live_pictures() -> None:
         return
     sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests" / p) for p in ("", "studio")]
     from test_studio_browser import Server, wait_until
-    from test_studio_live import write_y4m
+    from test_studio_live import camera_args, write_y4m
 
     photo = Image.open(SAMPLE / "n10148035_groom.JPEG").convert("RGB")  # people in front of a camera
     photo = photo.resize((640, round(photo.height * 640 / photo.width)), Image.LANCZOS)
@@ -393,13 +393,7 @@ def live_pictures() -> None:
         server = Server(Path(folder) / "data")
         try:
             with sync_playwright() as playwright:
-                args = [
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--use-fake-device-for-media-stream",
-                    "--use-fake-ui-for-media-stream",
-                    f"--use-file-for-fake-video-capture={clip}",
-                ]
+                args = camera_args(clip)
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
                 page = browser.new_page(viewport={"width": 1280, "height": 760})
                 page.goto(server.url)

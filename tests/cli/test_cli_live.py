@@ -61,6 +61,23 @@ def test_the_replay_is_written_at_the_clips_rate_with_what_it_showed(made):
     assert change > 5, change
 
 
+def test_a_replay_of_a_clip_with_sound_keeps_it_and_reads_back_in_every_container(tmp_path, run_cli_many):
+    """The sound is carried into containers that hold it (MKV, the one whose first packet once had no key frame),
+    and what was written decodes whole with the project's reader; a GIF says the sound was dropped."""
+    folder = tmp_path
+    big = chelsea()
+    write_clip(folder / "sound.mp4", [big.crop((3 * i, i, 3 * i + 96, i + 72)) for i in range(FRAMES)], fps=FPS, audio=True)
+    outputs = ("heard.mkv", "heard.mov", "heard.gif")
+    runs = run_cli_many([(("live", "sound.mp4", "-o", name, "--size", "96", "--layer", "stage3.1"), folder) for name in outputs])
+    for name, run in zip(outputs, runs):
+        assert run.returncode == 0, run.stderr
+        info = videos.open_video(folder / name)
+        assert info.frames == FRAMES and info.size == (96, 72), name
+        assert (info.audio is not None) == (name != "heard.gif"), name
+        assert provenance.read(folder / name).recipe == "live"
+    assert "the sound" in runs[2].stderr and "dropped" in runs[2].stderr
+
+
 def test_redo_says_why_a_live_replay_cannot_be_made_again(made, run_cli):
     folder, _, _ = made
     line = error_line(run_cli("redo", "seen.mp4", cwd=folder))

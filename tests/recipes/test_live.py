@@ -116,7 +116,8 @@ def test_settings_changed_while_it_runs_apply_from_the_next_frame():
 
 def test_the_dream_builds_up_while_the_scene_holds_still_and_follows_a_pan():
     """The real network: a still camera's dream grows stronger frame after frame (at least 10/255 once built up),
-    and on a pan the dream moves with the scene: it flickers less than each frame dreamed on its own."""
+    and on a pan the dream moves with the scene: it flickers less than each frame dreamed on its own. Seeds 0-3:
+    the change grows from 7.0 to 17.4-17.5, the flicker ratio is 0.49-0.50 (asserted: over 2x and 10, under 0.7)."""
     net = ds.load_model("efficientnet-lite0", "cpu")
     still = pan(1, size=(160, 120))[0]
     dreamer = live.LiveDream(live.LiveSettings(size=160, layer="stage4.2"), net)

@@ -40,6 +40,7 @@ class Server:
     """`dreamscope studio` in a subprocess; its output is read on a thread (so its pipe never fills)."""
 
     def __init__(self, data: Path):
+        self.data = data  # the studio's data folder, for tests that read what it wrote
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dreamscope", "studio", "--port", "0", "--data", str(data)],

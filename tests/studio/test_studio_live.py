@@ -21,6 +21,16 @@ from conftest import chelsea
 W, H, FPS = 320, 240, 15  # the dreams' size (the default 320 px); the fake camera gives 640 x 480
 
 
+def camera_args(clip: Path) -> list[str]:
+    """Chromium's flags for a fake camera that plays `clip` (a .y4m), with the camera allowed without asking."""
+    return [
+        *CHROMIUM_ARGS,
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={clip}",
+    ]
+
+
 def write_y4m(path: Path, frames: list[Image.Image], fps: int = FPS) -> None:
     """A raw 4:2:0 clip Chromium's fake camera plays in a loop (--use-file-for-fake-video-capture)."""
     width, height = frames[0].size
@@ -51,12 +61,7 @@ def camera_browser(server, tmp_path_factory):
     big = chelsea((902, 600))
     clip = tmp_path_factory.mktemp("camera") / "camera.y4m"
     write_y4m(clip, [big.crop((4 * i, 2 * i, 4 * i + 640, 2 * i + 480)) for i in range(30)])
-    args = [
-        *CHROMIUM_ARGS,
-        "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream",
-        f"--use-file-for-fake-video-capture={clip}",
-    ]
+    args = camera_args(clip)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_binary(), args=args)
         yield browser
@@ -139,6 +144,11 @@ def test_the_live_tab_dreams_the_camera_records_it_and_lets_go_when_closed(serve
     recorded = [job for job in api(server, "GET", "/api/jobs") if job["recipe"] == "live"]
     assert len(recorded) == 1 and recorded[0]["state"] == "done" and recorded[0]["result"]["kind"] == "video"
     assert recorded[0]["notes"][0].startswith("recorded live: ")
+    from dreamscope.io import videos
+
+    recording = server.data / "jobs" / recorded[0]["id"] / "live.mp4"
+    kept = videos.open_video(recording)  # every frame decodes, at one size
+    assert kept.frames >= 30 and float(kept.fps) == 30 and kept.size == (160, 120)
     record = api(server, "GET", f"/api/jobs/{recorded[0]['id']}/record")
     assert record["recipe"] == "live" and record["settings"]["size"] == 160
     page.wait_for_selector(f'#gallery-list [data-job-id="{recorded[0]["id"]}"]', timeout=20_000)
