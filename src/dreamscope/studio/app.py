@@ -216,7 +216,7 @@ class Studio:
             raise ClientError(
                 429, f"{MAX_QUEUED} jobs are waiting to run already; let some finish (or cancel them) and send this again"
             )
-        settings = self._settings(offered[recipe].settings, changes)
+        settings = self.checked_settings(offered[recipe].settings, changes)
         checked = self._inputs(offered[recipe], inputs)
         rows = {role: self.store.upload(upload_id) for role, upload_id in checked.items()}
         jobs.check(
@@ -324,7 +324,8 @@ class Studio:
 
     # -- settings and inputs ----------------------------------------------------------------------------------
 
-    def _settings(self, cls: type[S.Settings], changes: dict[str, Any]) -> S.Settings:
+    def checked_settings(self, cls: type[S.Settings], changes: dict[str, Any]) -> S.Settings:
+        """A client's settings for `cls`, checked field by field with web wording: the server's model, no server folders."""
         known = {f.name: f for f in dataclasses.fields(cls)}
         changes = dict(changes)
         changes.pop("recipe", None)

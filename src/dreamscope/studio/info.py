@@ -16,7 +16,7 @@ SHOWN_AS = {"picture": "picture", "video": "video", "folder": "report"}
 FIXED = ("model", "weights")  # the server's own model: not a field of any form
 # A folder on the server's disk (a probe's exemplar pictures, explain's microscope site) is not for a web page to
 # name: the page could read any folder the server can. Not a field of any form, and refused when a request sets it
-# (app.Studio._settings).
+# (app.Studio.checked_settings).
 SERVER_ONLY = ("exemplar_folder", "exemplar_count", "microscope")
 PROBE_PRESET = {"channels": 0, "max_size": 192, "octaves": 2, "steps": 15}  # "what each layer sees": a fast probe
 

@@ -197,7 +197,7 @@ async def serve(websocket: WebSocket, studio) -> None:
     session = recorder = None
     try:
         studio.worker.hold()
-        settings = studio._settings(LiveSettings, {})
+        settings = studio.checked_settings(LiveSettings, {})
         session = await run_in_threadpool(
             LiveSession, settings, model=studio.model, on_dream=lambda _shown: loop.call_soon_threadsafe(fresh.set)
         )
@@ -282,7 +282,7 @@ async def _command(websocket: WebSocket, studio, session: LiveSession, state: di
             if not isinstance(changes, dict):
                 raise SettingsError("settings", "must be a JSON object of setting names and values")
             merged = {name: value for name, value in session.settings.to_json().items() if name not in ("recipe", *info.FIXED)}
-            checked = studio._settings(LiveSettings, {**merged, **changes})
+            checked = studio.checked_settings(LiveSettings, {**merged, **changes})
             new = session.update(**{name: getattr(checked, name) for name in changes if name not in info.FIXED})
             recorder = state["recorder"]
             if recorder is not None:
