@@ -1,9 +1,11 @@
-"""The package's layers (ARCHITECTURE.md, CONTRIBUTING.md): each package imports only from those below it, no module
-imports another that imports it back (imports inside functions counted), and no recipe imports a page writer."""
+"""The package's layers as CONTRIBUTING.md draws them (the design guide, ../shared/ARCHITECTURE.md beside the
+repository and not in it, describes the same chain): each package imports only from those below it, no module imports
+another that imports it back (imports inside functions counted), and no recipe imports a page writer."""
 
 from __future__ import annotations
 
 import ast
+import re
 import warnings
 from pathlib import Path
 
@@ -118,6 +120,35 @@ def test_no_module_is_large():
     assert sizes[largest] < LARGEST, f"{largest} has {sizes[largest]} lines"
 
 
+def test_contributing_draws_every_module():
+    """CONTRIBUTING.md's drawing of the layers names every module of each package (models/ ends in "...")."""
+    text = (Path(__file__).resolve().parents[1] / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    drawing = text.split("## The layers", 1)[1].split("```", 2)[1]
+    drawn, package = {}, None
+    for line in filter(str.strip, drawing.splitlines()):
+        columns = re.split(r"\s{2,}", line.strip())
+        if not line[0].isspace():  # a package's first row; the rows under it go on with its modules
+            package, columns = columns[0].strip("/()"), columns[1:]
+        drawn.setdefault(package, set()).update(columns[0].split() if columns else ())
+    modules = [(path.parent.name if path.parent != SOURCE else "base", path.stem) for path in SOURCE.rglob("*.py")]
+    missing = sorted(
+        f"{where}/{name}.py"
+        for where, name in modules
+        if name not in ("__init__", "__main__", *drawn.get(where, ())) and where != "models"
+    )
+    assert not missing, f"CONTRIBUTING.md's drawing leaves out {', '.join(missing)}"
+
+
+@pytest.mark.parametrize("package", ["work", "pages", "recipes", "optvis", "io"])
+def test_the_readme_names_every_module_of_a_package_it_lists(package):
+    """The README's "How it works" table: the row of each package that lists its modules lists them all."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith(f"| `{package}/` |"))
+    named = {word.removesuffix(".py") for word in re.findall(r"`([\w.]+)`", row)}
+    missing = sorted(path.name for path in (SOURCE / package).glob("*.py") if path.stem not in named | {"__init__"})
+    assert not missing, f"the README's {package}/ row leaves out {', '.join(missing)}"
+
+
 @pytest.mark.parametrize(
     "old, new",
     [
@@ -150,3 +181,66 @@ def test_names_that_moved_between_modules_say_where():
     from dreamscope.objectives import layer_l2  # the README's old spelling
 
     assert layer_l2("stage4.2").layers == ("stage4.2",)
+
+
+# Names that left a module when the package was split into layers (0.2), as they were spelled before it (the module's
+# old name where it had one): those now in the same layer or a lower one still work and warn; those now in a higher
+# layer, which the module may not import, or folded into a recipe's record, fail with an AttributeError that says
+# where to look.
+STILL_WORK = [
+    ("jobs", "redo", "work.redo"),  # also ds.redo, as ever
+    ("jobs", "resume_zoom", "work.redo"),
+    ("jobs", "redo_output", "work.redo"),
+    ("jobs", "compare", "work.redo"),
+    ("jobs", "MAX_SHEET_UNITS", "recipes.exemplars"),
+    ("batch", "remove_debris", "io.files"),
+    ("report", "move_into_place", "io.files"),
+    ("report", "new_folder_beside", "io.files"),
+    ("cli", "EXIT_INTERRUPTED", "cli.main"),
+    ("cli", "SAMPLES", "cli.parser"),
+    ("cli", "FLAGS", "work.flags"),
+    ("cli", "VIDEO_OUTPUTS", "work.catalogue"),
+]
+SAY_WHERE = [
+    ("recipes.microscope", "microscope_iter", "work.microscope.microscope_iter"),  # the old README's spelling
+    ("recipes.microscope", "microscope", "work.microscope.microscope"),
+    ("recipes.microscope", "plan", "work.microscope.plan"),
+    ("recipes.microscope", "block_name", "pages.microscope.block_name"),
+    ("recipes.microscope", "SHARD_PICTURES", "work.batch.SHARD_PICTURES"),
+    ("recipes.atlas", "collection_items", "work.atlas.collection_items"),
+    ("recipes.atlas", "SHARD_PICTURES", "work.batch.SHARD_PICTURES"),
+    ("recipes.exemplars", "sheet", "pages.sheets.exemplar_sheet"),
+    ("recipes.exemplars", "SHEET_TILE", "pages.sheets.EXEMPLAR_TILE"),
+    ("jobs", "INPUTS", "work.catalogue.get"),
+    ("jobs", "exemplar_sheet", "work.jobs.run"),
+    ("batch", "SUFFIX", "work.batch.output_suffix"),
+    ("cli", "TARGET_FLAGS", "work.flags.CHOICES"),
+    ("recipes.visualize", "contact_sheet", "pages.sheets.contact_sheet"),
+]
+
+
+def _old(module: str):
+    import importlib
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the old module name's own warning, tested above
+        return importlib.import_module(f"dreamscope.{module}")
+
+
+@pytest.mark.parametrize("module, name, new", STILL_WORK)
+def test_a_name_that_moved_within_its_layer_or_down_still_works_and_says_where(module, name, new):
+    with pytest.warns(DeprecationWarning, match=re.escape(f"moved to dreamscope.{new}.{name}")):
+        found = getattr(_old(module), name)
+    assert found is getattr(_old(new), name)
+
+
+@pytest.mark.parametrize("module, name, new", SAY_WHERE)
+def test_a_name_that_moved_up_a_layer_or_into_a_record_says_where(module, name, new):
+    old = _old(module)
+    with pytest.raises(AttributeError, match=f"has no attribute '{name}': .*" + re.escape(f"dreamscope.{new}")):
+        getattr(old, name)
+    assert not hasattr(old, name)  # still an AttributeError: hasattr and getattr(..., default) work as ever
+    where, _, attribute = new.rpartition(".")
+    assert hasattr(_old(where), attribute)  # the place named is real
+    with pytest.raises(AttributeError, match=r"has no attribute 'nope'$"):
+        old.nope  # noqa: B018  (any other name: the plain error)

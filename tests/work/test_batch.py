@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,12 +16,14 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
+import dreamscope as ds
 from batch_tasks import marked
 from conftest import chelsea, run_dreamscope
 from dreamscope import cli
+from dreamscope.errors import SettingsError
 from dreamscope.events import run as run_events
 from dreamscope.io import provenance
-from dreamscope.settings import DreamSettings, ProbeSettings
+from dreamscope.settings import DreamSettings, ExplainSettings, ProbeSettings
 from dreamscope.work import batch
 
 TESTS = str(Path(__file__).resolve().parents[1])  # the helpers (batch_tasks) live there
@@ -80,6 +83,31 @@ def test_a_damaged_picture_is_recorded_and_the_batch_goes_on(tmp_path):
     assert provenance.read(out / "cat0.png").settings == DreamSettings(**TOY)
 
 
+def test_a_worker_out_of_memory_is_one_line_naming_what_to_lower_and_the_batch_goes_on(tmp_path, monkeypatch):
+    import toy_models
+
+    def exhausted(self, x):  # PyTorch's own words when its CPU allocator fails
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+            "8589934592 bytes. Error code 12 (Cannot allocate memory)"
+        )
+
+    folder = photos(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    ds.load_model(TOY["model"])  # loaded (and kept) first: the allocator fails in the dreams, not in the trial pass
+    monkeypatch.setattr(toy_models.ToyNet, "forward", exhausted)
+    result = run(batch.folder_jobs(folder, DreamSettings(**TOY), out), batch.InlineEngine(), out / "batch.json")
+    assert [o.status for o in result.outcomes] == ["failed", "failed"]
+    for outcome in result.failures:
+        assert re.fullmatch(
+            r"out of memory( at \d+x\d+ px on cpu)?; use a smaller max_size or tile, or give each worker more memory "
+            r"\(fewer workers\)",
+            outcome.message,
+        ), outcome.message
+        assert "{max_size}" in outcome.template  # so the command line says --max-size
+    assert outputs(out) == {} and not list(out.rglob(".*.part"))  # nothing half-written left behind
+
+
 def test_a_rerun_skips_complete_outputs_by_their_record_and_redoes_the_rest(tmp_path):
     folder = photos(tmp_path / "in", 3)
     out = tmp_path / "out"
@@ -117,6 +145,51 @@ def test_the_command_reports_failures_with_a_nonzero_exit_and_leaves_no_folder_o
         err = capsys.readouterr().err
         assert err.startswith("error: ") and needle in err and err.count("\n") == 1, err
         assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "recipe, flags, code, said",
+    [
+        # An unknown name is a failure of the run (exit 1), as `dreamscope dream --layer nope` says it; a value the
+        # model cannot take a mistake in the settings (exit 2).
+        ("dream", ["--layer", "nope"], 1, "error: --layer names 'nope', which is not a layer of toy_models:factory\n"),
+        ("dream", ["--channels", "40"], 1, "error: --channels names channel 40 of features, which has channels 0-15\n"),
+        ("probe", ["--layers", "nope"], 1, "error: --layers names 'nope', which is not a layer of toy_models:factory\n"),
+        (
+            "explain",
+            ["--layer", "features.2", "--groups", "20"],
+            2,
+            "error: --groups must be at most features.2's 16 channels, got 20\n",
+        ),
+    ],
+    ids=["unknown layer", "unknown channel", "probe's layers", "explain's groups"],
+)
+def test_settings_the_model_cannot_take_are_one_error_before_any_work(tmp_path, capsys, monkeypatch, recipe, flags, code, said):
+    """Checked once for the whole folder, as the single command checks its one picture: not a failure per picture,
+    no batch.json, no output folder (a damaged picture among them changes nothing)."""
+    folder = photos(tmp_path / "in", 2, damaged=True)
+    monkeypatch.chdir(tmp_path)
+    argv = ["batch", recipe, str(folder), "-o", "out", "--workers", "0", "--model", "toy_models:factory", *flags]
+    assert cli.main(argv) == code
+    assert capsys.readouterr().err == said
+    assert not (tmp_path / "out").exists()
+    single = [recipe, str(folder / "cat0.png"), "-o", "one" + ("" if recipe != "dream" else ".png"), *argv[7:]]
+    assert cli.main(single) == code and capsys.readouterr().err == said  # the same words and code as one picture's
+
+
+def test_folder_jobs_check_the_settings_against_the_model_before_any_work(tmp_path):
+    folder = photos(tmp_path / "in", 1, damaged=True)
+    out = tmp_path / "out"
+    with pytest.raises(SettingsError) as caught:
+        batch.folder_jobs(folder, DreamSettings(**TOY, layer="nope"), out)
+    assert caught.value.field == "layer" and "not a layer of toy_models:factory" in str(caught.value)
+    assert not out.exists()
+    with pytest.raises(SettingsError, match="groups"):
+        batch.folder_jobs(folder, ExplainSettings(model=TOY["model"], layer="features.2", groups=20), out)
+    assert not out.exists()
+    # What only a picture can tell stays that picture's failure: the settings are fine, the damaged file fails alone.
+    result = run(batch.folder_jobs(folder, DreamSettings(**TOY), out), batch.InlineEngine())
+    assert [o.status for o in result.outcomes] == ["failed", "done"]
 
 
 def test_without_ray_the_message_names_what_to_install(tmp_path, capsys, monkeypatch):

@@ -397,8 +397,8 @@ def run_batch(args) -> int:
 
     recipe = catalogue.get(args.recipe)
     settings = recipe.settings.build(None, _absolute(typed(args, recipe.settings), "weights", "exemplar_folder"))
-    items = batch.folder_jobs(args.folder, settings, args.output)
-    _prepare(args)
+    _prepare(args)  # before the check loads the model
+    items = batch.folder_jobs(args.folder, settings, args.output)  # checked whole before any engine starts
     run = batch.run_batch(
         items,
         _engine(args),

@@ -355,3 +355,15 @@ EXEMPLAR_STYLE = """.channel .exemplars { display: grid; gap: 4px; margin-top: 4
 .channel .exemplars img { border-radius: 3px; }
 .channel .found { color: var(--muted); font-size: 12px; margin: 4px 0 0; }
 """
+
+
+def __getattr__(name: str):
+    """Names that lived in report.py (this module's old name) before the package was split into layers (0.2)."""
+    if name in ("move_into_place", "new_folder_beside"):
+        import warnings
+
+        from ..io import files
+
+        warnings.warn(f"{__name__}.{name} moved to dreamscope.io.files.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(files, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -657,3 +657,16 @@ def _ranked_members(cell: Cell, vectors: np.ndarray) -> np.ndarray:
 def atlas(folder=None, settings: AtlasSettings | None = None, **options) -> AtlasResult:
     """Like `atlas_iter`, but returns the finished AtlasResult."""
     return atlas_iter(folder, settings, **options).result()
+
+
+# Names that lived here before the package was split into layers (0.2): the collection's batch work went to work/,
+# a layer above this one, which it may not import, so an old spelling says where.
+_MOVED = {
+    **{name: f"dreamscope.work.atlas.{name}" for name in ("collect_shard", "collection_items", "join_parts", "shard_complete")},
+    "SHARD_PICTURES": "dreamscope.work.batch.SHARD_PICTURES (one shard size for all batch work)",
+}
+
+
+def __getattr__(name: str):
+    where = f": it moved to {_MOVED[name]}" if name in _MOVED else ""
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}{where}")

@@ -267,3 +267,18 @@ def skipped_notes(skipped: Sequence[tuple[str, str]], shown: int = SKIPPED_SHOWN
     if len(skipped) > shown:
         notes.append(f"and {len(skipped) - shown} more files that could not be read were skipped")
     return notes
+
+
+# Names that lived here before the package was split into layers (0.2): the sheet went to pages/, a layer above this
+# one, which it may not import, so an old spelling says where.
+_MOVED = {
+    "sheet": "dreamscope.pages.sheets.exemplar_sheet",
+    "SHEET_TILE": "dreamscope.pages.sheets.EXEMPLAR_TILE",
+    "SHEET_GAP": "dreamscope.pages.sheets.EXEMPLAR_GAP",
+    "SHEET_CAPTION": "dreamscope.pages.sheets.EXEMPLAR_CAPTION",
+}
+
+
+def __getattr__(name: str):
+    where = f": it moved to {_MOVED[name]}" if name in _MOVED else ""
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}{where}")

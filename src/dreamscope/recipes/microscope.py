@@ -105,3 +105,37 @@ def class_push(net: LoadedModel, layer: str, pictures: torch.Tensor, channels: l
     with torch.no_grad(), fwAD.dual_level():
         acts = render.activations(net, [LOGITS], pictures.to(net.device), replace={layer: with_tangent})
         return fwAD.unpack_dual(acts[LOGITS]).tangent.float().cpu()
+
+
+# Names that lived here before the package was split into layers (0.2): the microscope's work went to work/, its
+# site's names to pages/. Both are layers above this one, which it may not import, so an old spelling says where.
+_WORK = "dreamscope.work.microscope"
+_MOVED = {
+    **{
+        name: f"{_WORK}.{name}"
+        for name in (
+            "MicroscopeResult",
+            "PATCH_PX",
+            "Plan",
+            "WORK",
+            "block_complete",
+            "block_settings",
+            "cut_exemplars",
+            "draw_block",
+            "merge_exemplars",
+            "plan",
+            "search_shard",
+            "shard_complete",
+            "shard_path",
+        )
+    },
+    "microscope": f"{_WORK}.microscope (or dreamscope.microscope)",
+    "microscope_iter": f"{_WORK}.microscope_iter (or dreamscope.microscope_iter)",
+    "block_name": "dreamscope.pages.microscope.block_name",
+    "SHARD_PICTURES": "dreamscope.work.batch.SHARD_PICTURES (one shard size for all batch work)",
+}
+
+
+def __getattr__(name: str):
+    where = f": it moved to {_MOVED[name]}" if name in _MOVED else ""
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}{where}")

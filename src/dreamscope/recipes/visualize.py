@@ -159,3 +159,11 @@ def _pictures(events: Iterator[Event], labels: list[str], record, finished=None,
 def visualize(target=None, settings: VisualizeSettings | None = None, **options) -> list[Image.Image]:
     """Like `visualize_iter`, but returns the finished pictures (one per sample or channel) as PIL images."""
     return visualize_iter(target, settings, **options).result()
+
+
+_MOVED = {name: f"dreamscope.pages.sheets.{name}" for name in ("contact_sheet", "font", "sheet_columns")}
+
+
+def __getattr__(name: str):
+    where = f": it moved to {_MOVED[name]}" if name in _MOVED else ""
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}{where}")

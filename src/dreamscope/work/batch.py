@@ -447,7 +447,8 @@ def run_batch(
     """Run the items on `engine` (default: local processes sized to the cores) with `threads` torch threads each
     (default: the engine's): events over all items, the last one's result a BatchResult. Complete outputs are
     skipped, not redone. `summary` is where batch.json goes (with `describe`: what the batch was, e.g. its
-    settings); it is written at the end, also after Ctrl-C, which ends the run with `Stopped`."""
+    settings); it is written at the end, also after Ctrl-C, which ends the run with `Stopped`. Items are data, checked
+    when they are made (`folder_jobs` checks a folder's settings against the model before it makes any)."""
     names = [item.name for item in items]
     if len(set(names)) != len(names):
         raise DreamscopeError("two items of the batch have the same name")
@@ -567,7 +568,12 @@ def output_suffix(recipe) -> str:
 def folder_jobs(folder: str | os.PathLike, settings, output: str | os.PathLike) -> list[Item]:
     """An item per picture under `folder` (recursively, in a fixed order): its output in `output` under the same
     relative path, named after it (a.jpg -> a.png; a probe's report folder a/). Names that would clash (a.jpg and
-    a.png) keep their extension (a_jpg.png, a_png.png)."""
+    a.png) keep their extension (a_jpg.png, a_png.png).
+
+    Checked here, once, before any work and before anything is written: the folder, the output folder, and the
+    settings against their model (`jobs.check_settings`: layers, classes, channels, tiles), so a mistake in the
+    settings is one error naming the field, not a failure per picture. What depends on each picture (a damaged
+    file, one too small for the octaves) is that picture's failure when it runs."""
     recipe = catalogue.get(settings.recipe)
     if not recipe.batch:
         raise DreamscopeError(f"batch runs {' or '.join(batch_recipes())} over a folder, not {recipe.name}")
@@ -584,6 +590,8 @@ def folder_jobs(folder: str | os.PathLike, settings, output: str | os.PathLike) 
     if not found:
         raise DreamscopeError(f"no pictures in {folder} (looked for {', '.join(folders.PICTURE_SUFFIXES)} files, recursively)")
     check_output_folder(out)
+    # On the CPU: what is checked does not depend on the device, and the driver leaves an accelerator to the workers.
+    jobs.check_settings(settings, device="cpu")
     stems = [str(path.relative_to(root).with_suffix("")) for path in found]
     clashing = {stem for stem in stems if stems.count(stem) > 1}
     items = []
@@ -607,3 +615,17 @@ def check_output_folder(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise DreamscopeError(f"the output is a folder, but {folder} is a file; give a folder name")
     files.check_folder(folder if folder.exists() else folder.parent)
+
+
+# Names that lived in batch.py before the package was split into layers (0.2): where each went.
+_MOVED = {"remove_debris": files}
+_GONE = {"SUFFIX": "a recipe's output suffix is dreamscope.work.batch.output_suffix(dreamscope.work.catalogue.get(RECIPE))"}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        import warnings
+
+        warnings.warn(f"{__name__}.{name} moved to {_MOVED[name].__name__}.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(_MOVED[name], name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}" + (f": {_GONE[name]}" if name in _GONE else ""))

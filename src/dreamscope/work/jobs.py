@@ -125,9 +125,23 @@ def check(job: Job, model=None, *, device: str | None = None, sizes: Mapping[str
     if named:
         job = _check_output(recipe, job, before_inputs=True)
         _check_output(recipe, job)
-    if recipe.check is not None:
-        function(recipe.check)(job.settings, _model(job.settings, model, device), found)
+    check_settings(job.settings, model, device=device, sizes=found)
     return job
+
+
+def check_settings(
+    settings: Settings, model=None, *, device: str | None = None, sizes: Mapping[str, tuple[int, int]] | None = None
+):
+    """The part of `check` that reads no file: the settings against the model (layers, classes, channels, tiles) and
+    against the inputs' sizes that `sizes` gives (role -> (width, height)), by the recipe's own `check`. Batch calls
+    it once for a whole folder before any work (each picture's size is then checked as it runs). Returns the
+    LoadedModel when the recipe has a check (`model` as given when loaded, else the one the settings name)."""
+    recipe = catalogue.get(settings.recipe)
+    if recipe.check is None:
+        return None
+    model = _model(settings, model, device)
+    function(recipe.check)(settings, model, dict(sizes or {}))
+    return model
 
 
 def _model(settings: Settings, model, device):
@@ -223,10 +237,7 @@ def run(job: Job, *, model=None, device: str | None = None, describe: Callable[[
     if job.output is not None:
         _check_output(recipe, job)
     model = _model(job.settings, model, device)
-    if recipe.check is not None:
-        function(recipe.check)(
-            job.settings, model, {role: value.size for role, value in loaded.items() if hasattr(value, "size")}
-        )
+    check_settings(job.settings, model, sizes={role: value.size for role, value in loaded.items() if hasattr(value, "size")})
     made = function(recipe.run)(
         settings=job.settings,
         model=model,
@@ -362,3 +373,33 @@ def noted(notes, run: Run) -> Iterator[Event]:
             yield Event(note=note)
     with closing(run):
         yield from run
+
+
+# Names that lived in jobs.py before the package was split into layers (0.2). One that moved to a module of this layer
+# or a lower one still works, with a DeprecationWarning (looked up by module name: redo.py imports this module);
+# one that became part of a recipe's record says where to look.
+_MOVED = {
+    "redo": "dreamscope.work.redo",
+    "resume_zoom": "dreamscope.work.redo",
+    "redo_output": "dreamscope.work.redo",
+    "compare": "dreamscope.work.redo",
+    "MAX_SHEET_UNITS": "dreamscope.recipes.exemplars",
+}
+_INPUTS = "each recipe's inputs are in its record: dreamscope.work.catalogue.get(RECIPE).inputs (role, required, what)"
+_GONE = {
+    "INPUTS": _INPUTS,
+    "REQUIRED": _INPUTS,
+    "WHAT": _INPUTS,
+    "exemplar_sheet": "an exemplars sheet is a job of the exemplars recipe: "
+    "dreamscope.work.jobs.run(Job(ExemplarsSettings(...), OUTPUT, {'folder': FOLDER}))",
+}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        warnings.warn(f"{__name__}.{name} moved to {_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}" + (f": {_GONE[name]}" if name in _GONE else ""))
