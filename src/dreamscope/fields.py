@@ -104,9 +104,15 @@ class Text:
 
 
 def shown(value) -> str:
-    """A value as a message quotes it: at most about 60 characters, so a huge value is never echoed back."""
+    """A value as a SettingsError's problem quotes it: `excerpt`, with its braces doubled (`literal`)."""
+    return literal(excerpt(value))
+
+
+def excerpt(value) -> str:
+    """A value as a message quotes it: at most about 60 characters (a longer one as its first 40 and its length),
+    so a huge value is never echoed back."""
     text = repr(value) if isinstance(value, str) else str(value)
-    return literal(text if len(text) <= 60 else f"{text[:40]}... ({len(text):,} characters)")
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text):,} characters)"
 
 
 def _number_text(value: int) -> str:

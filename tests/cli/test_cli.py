@@ -468,5 +468,6 @@ def test_running_out_of_memory_names_each_recipes_settings():
     assert jobs.out_of_memory(raw, "dream").worded(flag_of) == "out of memory; use a smaller --max-size or --tile"
     placed = OutOfMemory("out of memory at 4000x3000 px on cpu")
     assert str(jobs.out_of_memory(placed, "probe")) == "out of memory at 4000x3000 px on cpu; use a smaller max_size or vis_size"
-    assert jobs.out_of_memory(MemoryError(), "classify").worded(flag_of) == "out of memory; use smaller settings"
+    assert jobs.out_of_memory(MemoryError(), "classify").worded(flag_of) == "out of memory; use a smaller --model"
+    assert jobs.out_of_memory(MemoryError(), None).worded(flag_of) == "out of memory; use smaller settings"  # no recipe known
     assert jobs.out_of_memory(RuntimeError("shape mismatch"), "dream") is None

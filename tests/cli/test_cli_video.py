@@ -41,6 +41,11 @@ BAD = {  # name: (args, substrings of the one error line, exit code)
         1,
     ),
     "zoom-output-avi": (["zoom", "photo.png", "-o", "z.avi"], ["cannot write '.avi' files"], 1),
+    "zoom-output-folder": (  # out.mp4 is an existing folder (FOLDERS): refused, as an output path, before any work
+        ["zoom", "photo.png", "-o", "out.mp4", *QUICK],
+        ["output path is a folder: out.mp4", "name a new video file, or end the name with /"],
+        1,
+    ),
     "zoom-no-input": (["zoom", "-o", "z.mp4"], ["picture to start from", "--resume", "--morph"], 2),
     "zoom-bad-picture": (["zoom", "text.mp4", "-o", "z.mp4"], ["not a picture"], 1),
     "zoom-resume-missing": (["zoom", "--resume", "gone.mp4"], ["nothing to resume", "gone.mp4"], 1),
@@ -84,6 +89,9 @@ GOOD = {
 }
 
 
+FOLDERS = {"zoom-output-folder": "out.mp4"}  # a folder named as a video, made before the run
+
+
 def make_inputs(folder: Path) -> None:
     chelsea((96, 64)).save(folder / "photo.png")
     write_clip(folder / "clip.mp4", pan_frames(6), fps=12, audio=True)
@@ -110,6 +118,8 @@ def runs(tmp_path_factory, run_cli_many):
         folder = root / name
         folder.mkdir()
         make_inputs(folder)
+        if name in FOLDERS:
+            (folder / FOLDERS[name]).mkdir()
         folders[name] = (folder, files(folder))
     jobs = [(BAD[name][0] if name in BAD else GOOD[name], folders[name][0]) for name in folders]
     results = run_cli_many(jobs, env={"OMP_NUM_THREADS": "1"})

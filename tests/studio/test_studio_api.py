@@ -9,6 +9,9 @@ import html
 import io
 import json
 import logging
+import os
+import re
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -615,8 +618,14 @@ def test_every_check_runs_before_queueing_with_the_forms_words(client, photo_id)
 
 
 def test_cross_site_fetch_metadata_is_refused(client):
+    from starlette.websockets import WebSocketDisconnect
+
     response = client.post("/api/samples/coffee", headers={"sec-fetch-site": "cross-site"})
     assert response.status_code == 403 and "another site" in detail(response)["message"]
+    with pytest.raises(WebSocketDisconnect) as refused:  # the live view's socket: closed at its handshake
+        with client.websocket_connect("/api/live", headers={"host": "127.0.0.1:8765", "sec-fetch-site": "cross-site"}):
+            pass
+    assert refused.value.code == 1008 and "another site" in refused.value.reason
 
 
 def test_links_in_the_data_folder_are_not_followed(studio, dream, tmp_path):
@@ -667,3 +676,147 @@ def test_a_huge_picture_is_refused_from_its_header_and_runaway_clients_meet_limi
     monkeypatch.setattr(studio_app, "UPLOADS_PER_MINUTE", 0)
     refused = upload(client, png_bytes())
     assert refused.status_code == 429 and detail(refused)["field"] == "file"
+
+
+def test_long_values_are_answered_with_a_short_excerpt(client, photo_id):
+    long = "x" * 60_000  # a body under the 64 KB limit: refused by what it says, and not echoed
+    for response, field in (
+        (client.post("/api/jobs", json={"recipe": long}), "recipe"),
+        (
+            client.post("/api/jobs", json={"recipe": "dream", "settings": {"a" * 60_000: 1}, "inputs": {"input": photo_id}}),
+            "settings",
+        ),
+        (client.post("/api/jobs", json={"recipe": "dream", "inputs": {"a" * 60_000: photo_id}}), "inputs"),
+        (client.post("/api/jobs", json={"recipe": "dream", "inputs": {"input": long}}), "input"),
+        (client.get("/api/jobs", params={"state": "q" * 8_000}), "state"),
+        (client.get("/api/jobs/" + "j" * 8_000), None),
+        (client.get(f"/api/jobs/{'j' * 8_000}/events"), None),
+        (client.get("/api/uploads/" + "u" * 8_000), None),
+        (client.post("/api/samples/" + "s" * 8_000), None),
+        (client.get("/static/" + "f" * 8_000), None),
+        (client.get("/api/info", headers={"host": "h" * 8_000}), None),
+        (client.post("/api/samples/coffee", headers={"origin": "http://" + "o" * 8_000}), None),
+    ):
+        said = detail(response)
+        assert 400 <= response.status_code < 500 and said["field"] == field, (response.status_code, response.text[:300])
+        assert len(response.content) < 600 and "characters)" in said["message"], response.text[:300]
+
+
+def test_every_way_in_meets_the_queue_and_upload_limits(studio, zoom, monkeypatch):
+    from dreamscope.studio import app as studio_app
+
+    client, made = studio
+    before = len(client.get("/api/jobs").json())
+    monkeypatch.setattr(studio_app, "MAX_QUEUED", 0)
+    for refused in (
+        client.post(f"/api/jobs/{zoom['id']}/continue", json={"frames": 1}),
+        client.post(f"/api/jobs/{zoom['id']}/again"),
+    ):
+        assert refused.status_code == 429 and "jobs are waiting" in detail(refused)["message"], refused.text
+    assert len(client.get("/api/jobs").json()) == before  # none was queued
+    assert made.store.add_job("dream", zoom["settings"], {}, most_queued=0) is None  # counted with the insert
+    monkeypatch.setattr(studio_app, "UPLOADS_PER_MINUTE", 0)
+    refused = client.post("/api/samples/coffee")  # a sample is an upload too
+    assert refused.status_code == 429 and detail(refused)["field"] == "file"
+    monkeypatch.setattr(studio_app, "UPLOADS_PER_MINUTE", 10**6)
+    count, size = made.store.uploads_stored()
+    assert count >= 1 and size > 0
+    monkeypatch.setattr(studio_app, "STORED_UPLOADS", count + 1)  # room for one more, then none
+    assert upload(client, png_bytes()).status_code == 201
+    for refused in (upload(client, png_bytes()), client.post("/api/samples/coffee")):
+        assert refused.status_code == 507 and detail(refused)["field"] == "file", refused.text
+        assert f"stores {count + 1:,} uploads" in detail(refused)["message"]
+    monkeypatch.setattr(studio_app, "STORED_UPLOADS", 10**6)
+    monkeypatch.setattr(studio_app, "STORED_UPLOAD_BYTES", size)
+    refused = upload(client, png_bytes())
+    assert refused.status_code == 507 and detail(refused)["field"] == "file"
+    assert made.store.uploads_stored()[0] == count + 1  # only the one allowed was stored
+
+
+def test_links_are_not_read_copied_or_taken_as_inputs(studio, dream, zoom, tmp_path):
+    client, made = studio
+    # an upload replaced by a link to a picture outside: not served, no input of a new job nor of a queued one
+    photo = upload(client, png_bytes()).json()["id"]
+    stored = made.data.uploads / made.store.upload(photo).file
+    outside = tmp_path / "outside.png"
+    shutil.copyfile(stored, outside)
+    stored.unlink()
+    stored.symlink_to(outside)
+    assert client.get(f"/api/uploads/{photo}").status_code == 404
+    refused = client.post("/api/jobs", json={"recipe": "dream", "settings": QUICK, "inputs": {"input": photo}})
+    assert refused.status_code == 422 and detail(refused)["field"] == "input", refused.text
+    queued = made.store.add_job("dream", dream["settings"], {"input": photo})  # queued before the link came
+    made.worker.wake()
+    failed = wait(client, queued.id)
+    assert failed["state"] == "failed" and f"upload {photo} is gone" in failed["error"], failed
+    # a result replaced by a link (to a copy of itself, record and all): no preview after a restart, no record
+    result = made.data.job(dream["id"]) / dream["output"]
+    kept = tmp_path / "kept.png"
+    shutil.copyfile(result, kept)
+    result.unlink()
+    result.symlink_to(kept)
+    try:
+        restarted = Studio(made.data.root, made.model, port=8765, run_worker=False)
+        with TestClient(create_app(restarted), base_url=BASE) as again:
+            assert again.get(f"/api/jobs/{dream['id']}/preview").status_code == 404
+            assert again.get(f"/api/jobs/{dream['id']}/record").status_code == 404
+    finally:
+        result.unlink()
+        shutil.copyfile(kept, result)
+    assert client.get(f"/api/jobs/{dream['id']}/record").status_code == 200  # the real file again
+    # a zoom whose video was replaced by a link is not continued from it
+    video = made.data.job(zoom["id"]) / "zoom.mp4"
+    copy = tmp_path / "zoom.mp4"
+    shutil.copyfile(video, copy)
+    video.unlink()
+    video.symlink_to(copy)
+    try:
+        continued = client.post(f"/api/jobs/{zoom['id']}/continue", json={"frames": 1})
+        assert continued.status_code == 201, continued.text
+        ended = wait(client, continued.json()["id"])
+        assert ended["state"] == "failed" and "gone from its folder" in ended["error"], ended
+    finally:
+        video.unlink()
+        shutil.copyfile(copy, video)
+
+
+def test_recovery_removes_or_leaves_linked_job_folders_never_what_they_point_to(tmp_path, model):
+    made = Studio(tmp_path / "data", model, port=8765, run_worker=False)
+    theirs = tmp_path / "theirs"
+    (theirs / ".hidden").mkdir(parents=True)  # dot files: what recovery clears from a done job's folder
+    (theirs / ".keep").write_text("mine")
+    (theirs / "keep.txt").write_text("mine")
+    done = made.store.add_done("d0d0d0d0d0d0", "dream", {"recipe": "dream"}, "dream.png", time.time(), [])
+    queued = made.store.add_job("dream", {"recipe": "dream"}, {})
+    for name in (done.id, queued.id, "deleted0000"):  # a done job's, a queued job's, and a deleted job's folder
+        (made.data.jobs / name).symlink_to(theirs, target_is_directory=True)
+    (made.data.uploads / ".upload-0123.part").symlink_to(theirs / "keep.txt")  # an upload's temporary file
+    try:
+        made.recover()
+    finally:
+        made.store.close()
+    assert sorted(p.name for p in theirs.iterdir()) == [".hidden", ".keep", "keep.txt"]
+    assert (theirs / "keep.txt").read_text() == "mine"
+    assert not os.path.lexists(made.data.jobs / "deleted0000") and not os.path.lexists(made.data.uploads / ".upload-0123.part")
+    assert (made.data.jobs / queued.id).is_dir() and not (made.data.jobs / queued.id).is_symlink()  # a real, empty one
+    assert (made.data.jobs / done.id).is_symlink()  # left as it is: its files are not served
+
+
+def test_running_out_of_memory_fails_the_job_with_what_to_lower(studio, photo_id, monkeypatch):
+    client, made = studio
+
+    def exhausted(*_args, **_kwargs):  # PyTorch's own words when the CPU allocator fails
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+            "8589934592 bytes. Error code 12 (Cannot allocate memory)"
+        )
+
+    monkeypatch.setattr(made.model.net, "forward", exhausted)
+    made_job = client.post("/api/jobs", json={"recipe": "dream", "settings": QUICK, "inputs": {"input": photo_id}})
+    assert made_job.status_code == 201, made_job.text
+    failed = wait(client, made_job.json()["id"])
+    assert failed["state"] == "failed", failed
+    assert re.fullmatch(r"out of memory( at \d+x\d+ px on cpu)?; use a smaller max_size or tile", failed["error"]), failed[
+        "error"
+    ]
+    assert list(made.data.job(failed["id"]).iterdir()) == []  # nothing left behind

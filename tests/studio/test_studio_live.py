@@ -189,6 +189,9 @@ def test_the_live_socket_is_guarded_and_one_at_a_time(server):
     assert refused.value.response.status_code == 403
     with pytest.raises(InvalidStatus):
         connect(address, additional_headers={"Host": "evil.example"})
+    with pytest.raises(InvalidStatus) as refused:  # Fetch Metadata of a cross-site page, Origin or not
+        connect(address, additional_headers={"Sec-Fetch-Site": "cross-site"})
+    assert refused.value.response.status_code == 403
     with connect(address) as first:
         ready = json.loads(first.recv(timeout=60))
         assert ready["type"] == "ready" and ready["settings"]["recipe"] == "live"

@@ -59,6 +59,31 @@ def test_claim_takes_the_oldest_queued_job_once_even_from_many_threads(store):
     assert running.state == "running" and running.attempts == 1 and running.started is not None
 
 
+def test_the_queue_limit_holds_even_when_many_threads_add_jobs_at_once(store):
+    store.add_job("dream", SETTINGS, {})
+    store.claim()  # a running job does not count: only those waiting
+    added = []
+
+    def add_many():
+        for _ in range(10):
+            added.append(store.add_job("dream", SETTINGS, {}, most_queued=12))
+
+    threads = [threading.Thread(target=add_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.queued() == 12 and sum(job is not None for job in added) == 12 and len(added) == 40
+    assert store.add_job("dream", SETTINGS, {}) is not None  # no limit named: the caller's choice
+
+
+def test_uploads_stored_are_counted_with_their_bytes(store):
+    assert store.uploads_stored() == (0, 0)
+    for number, size in enumerate((1_000, 2_500)):
+        store.add_upload(UploadRow(f"{number:032x}", "picture", "a.png", f"{number:032x}.png", 4, 3, 1, True, size))
+    assert store.uploads_stored() == (2, 3_500)
+
+
 def test_the_queue_order_is_the_order_of_submission(store):
     ids = [store.add_job("dream", SETTINGS, {}).id for _ in range(5)]
     assert [store.claim().id for _ in ids] == ids

@@ -187,6 +187,16 @@ def test_every_registered_function_and_batch_task_loads():
         assert catalogue.function(name) is task, name  # what a worker in another process will import by this name
 
 
+def test_every_recipe_names_the_settings_that_need_less_memory():
+    """Out of memory says what to reduce (jobs.out_of_memory words the record's `lower`), for every recipe."""
+    from dreamscope.work.flags import flag_of
+
+    for recipe in catalogue.RECIPES.values():
+        if recipe is not TOY:  # this module's toy, registered for each test
+            assert recipe.lower and set(recipe.lower) <= set(recipe.settings.field_names()), recipe.name
+    assert jobs.out_of_memory(MemoryError(), "classify").worded(flag_of) == "out of memory; use a smaller --model"
+
+
 def test_registering_needs_the_matching_settings():
     with pytest.raises(ValueError, match="recipe must be 'other'"):
         catalogue.register(catalogue.Recipe("other", ToySettings, run=f"{__name__}:toy_iter"))

@@ -15,7 +15,6 @@ import json
 import logging
 import mimetypes
 import re
-import shutil
 import sqlite3
 import threading
 import time
@@ -35,18 +34,19 @@ from starlette.requests import ClientDisconnect
 
 from .. import settings as S
 from ..errors import DreamscopeError, SettingsError, literal, suggest
+from ..fields import excerpt, shown
 from ..io import provenance
 from ..work import catalogue, flags, jobs
 from . import info, live, store, uploads
 from .guard import Access, Guard
-from .store import ENDED, STATES, DataFolder, JobRow, Store, UploadRow, empty, finite_number
+from .store import ENDED, STATES, DataFolder, JobRow, Store, UploadRow, finite_number
 from .worker import RESULT_PREVIEW, Worker, gif_beside, result_preview
 
 log = logging.getLogger("dreamscope.studio")
 STATIC = Path(__file__).with_name("static")
 EVENTS_EVERY = 0.125  # seconds between looks at a job for its event stream (~8 a second)
 KEEP_ALIVE = 15.0  # seconds between comments on a quiet event stream, so proxies keep it open
-NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what can name a field in an error
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,59}")  # what can name a field in an error
 # Pictures at the top of a report folder, shown beside its page (explain writes these; pages/explain.py).
 REPORT_PICTURES = (("groups.png", "neuron groups"), ("grid.png", "activation grid"))
 
@@ -62,17 +62,23 @@ class ClientError(Exception):
 # Limits a person at the page never meets and a runaway script soon does (docs/studio.md).
 MAX_QUEUED = 50  # jobs waiting to run at once
 UPLOADS_PER_MINUTE = 60
+STORED_UPLOADS = 5_000  # uploads kept (nothing expires them): 83 minutes of a script at the rate above
+STORED_UPLOAD_BYTES = 20 * uploads.GB
 
 
 def not_found(what: str) -> ClientError:
     return ClientError(404, what)
 
 
+def queue_full() -> ClientError:
+    return ClientError(429, f"{MAX_QUEUED} jobs are waiting to run already; let some finish (or cancel them) and send this again")
+
+
 def field_error(field: str, problem: str, fallback: str) -> SettingsError:
     """A SettingsError for a field a client named; a name that is not an identifier is reported as `fallback`."""
-    if NAME.fullmatch(field or ""):
+    if isinstance(field, str) and NAME.fullmatch(field):
         return SettingsError(field, literal(problem))
-    return SettingsError(fallback, literal(f"has no {field!r}: {problem}"))
+    return SettingsError(fallback, f"has no {shown(field)}: {literal(problem)}")
 
 
 # -- the studio: state and operations ----------------------------------------------------------------------------
@@ -119,21 +125,7 @@ class Studio:
         """After a crash: running jobs go back to the queue with their folders emptied (they run again, with the same
         settings and seed, to the same result), and leftovers of interrupted work are removed. Returns the requeued ids."""
         requeued = self.store.recover()
-        states = dict(self.store.ids())
-        for folder in list(self.data.jobs.iterdir()) if self.data.jobs.is_dir() else []:
-            state = states.get(folder.name)
-            if state is None:
-                shutil.rmtree(folder, ignore_errors=True)  # its row was deleted while the worker held it
-            elif state != "done":
-                empty(folder)
-            else:
-                for debris in folder.glob(".*"):  # a temporary file of a rename that never happened
-                    if debris.is_dir():
-                        shutil.rmtree(debris, ignore_errors=True)
-                    else:
-                        debris.unlink(missing_ok=True)
-        for debris in self.data.uploads.glob(f"{uploads.TEMP_PREFIX}*"):
-            debris.unlink(missing_ok=True)
+        store.tidy(self.data, dict(self.store.ids()), uploads.TEMP_PREFIX)
         return requeued
 
     # -- jobs -------------------------------------------------------------------------------------------------
@@ -141,7 +133,7 @@ class Studio:
     def job(self, job_id: str) -> JobRow:
         job = self.store.job(job_id)
         if job is None:
-            raise not_found(f"no job {job_id!r}; it may have been deleted")
+            raise not_found(f"no job {excerpt(job_id)}; it may have been deleted")
         return job
 
     def job_json(self, job: JobRow) -> dict[str, Any]:
@@ -200,25 +192,22 @@ class Studio:
         if info.output_kind(job.recipe) != "video" or not job.output:
             return None
         gif = gif_beside(job.output)
-        return gif if (self.data.job(job.id) / gif).is_file() else None
+        return gif if store.real_file(self.data.jobs, Path(job.id) / gif) else None
 
     def submit(self, recipe: Any, changes: Any, inputs: Any, *, parent: str | None = None) -> JobRow:
         """Check a new job completely (settings, the inputs, and both against the model, by the library's own check)
         and queue it."""
         offered = info.offered()
         if not isinstance(recipe, str) or recipe not in offered:
-            raise SettingsError("recipe", literal(f"must be one of {', '.join(offered)}, got {recipe!r}"))
+            raise SettingsError("recipe", f"must be one of {', '.join(offered)}, got {shown(recipe)}")
         if not isinstance(changes, dict):
             raise SettingsError("settings", "must be a JSON object of setting names and values")
         if not isinstance(inputs, dict):
             raise SettingsError("inputs", "must be a JSON object of roles (input, guide, init) and upload ids")
-        if self.store.queued() >= MAX_QUEUED:
-            raise ClientError(
-                429, f"{MAX_QUEUED} jobs are waiting to run already; let some finish (or cancel them) and send this again"
-            )
+        if self.store.queued() >= MAX_QUEUED:  # said before any checking work
+            raise queue_full()
         settings = self.checked_settings(offered[recipe].settings, changes)
-        checked = self._inputs(offered[recipe], inputs)
-        rows = {role: self.store.upload(upload_id) for role, upload_id in checked.items()}
+        rows = self._inputs(offered[recipe], inputs)
         jobs.check(
             jobs.Job(
                 settings,
@@ -229,7 +218,13 @@ class Studio:
             self.model,
             sizes={role: (row.width, row.height) for role, row in rows.items()},
         )
-        job = self.store.add_job(recipe, settings.to_json(), checked, parent=parent)
+        return self._queue(recipe, settings, {role: row.id for role, row in rows.items()}, parent=parent)
+
+    def _queue(self, recipe: str, settings: S.Settings, inputs: dict[str, str], **how) -> JobRow:
+        """A checked job into the queue, unless MAX_QUEUED wait already (counted and added in one transaction)."""
+        job = self.store.add_job(recipe, settings.to_json(), inputs, most_queued=MAX_QUEUED, **how)
+        if job is None:
+            raise queue_full()
         self.worker.wake()
         return job
 
@@ -251,10 +246,9 @@ class Studio:
         total = job.settings["frames"] + more
         if total > 100_000:
             raise SettingsError("frames", f"would make {total} frames in all, over 100000")
-        settings = S.ZoomSettings.from_json({**job.settings, "frames": total})
-        continued = self.store.add_job("zoom", settings.to_json(), job.inputs, parent=job.id, resume=True)
-        self.worker.wake()
-        return continued
+        return self._queue(
+            "zoom", S.ZoomSettings.from_json({**job.settings, "frames": total}), job.inputs, parent=job.id, resume=True
+        )
 
     def cancel(self, job_id: str) -> JobRow:
         job = self.job(job_id)
@@ -272,12 +266,12 @@ class Studio:
         self.store.delete(job_id)
         self.worker.forget(job_id)
         if released:  # otherwise the worker removes the folder when it lets go
-            shutil.rmtree(self.data.job(job_id), ignore_errors=True)
+            store.remove(self.data.job(job_id))
 
     def file(self, job_id: str, path: str) -> Path:
         """A file of a done job: its result, or one inside its report folder; nothing else, whatever the path."""
         job = self.job(job_id)
-        missing = not_found(f"job {job_id} has no file {path[:80]!r}")
+        missing = not_found(f"job {job_id} has no file {excerpt(path)}")
         if job.state != "done" or not job.output:
             raise not_found(f"job {job_id} is {job.state}: only a done job's files are served")
         if any(part.startswith(".") for part in re.split(r"[\\/]", path)):
@@ -304,6 +298,8 @@ class Studio:
         found = self.worker.preview(job_id, number)
         if found is None and job.state == "done" and job.output and info.output_kind(job.recipe) == "picture":
             try:
+                if not store.real_file(self.data.jobs, Path(job_id) / job.output):  # a link in its place is not read
+                    raise FileNotFoundError(f"{job.output} is not a file of the job's folder")
                 found = RESULT_PREVIEW, result_preview(self.data.job(job_id) / job.output)
             except (OSError, ValueError, Image.DecompressionBombError) as exc:  # the result is gone or unreadable
                 log.warning("dreamscope studio: no preview of job %s's result: %s", job_id, exc)
@@ -317,6 +313,8 @@ class Studio:
         job = self.job(job_id)
         if job.state != "done" or not job.output:
             raise not_found(f"job {job_id} is {job.state}: only a done job has a record")
+        if not store.real_file(self.data.jobs, Path(job_id) / job.output, folder=True):  # a link is not followed
+            raise not_found(f"job {job_id}'s result is gone from its folder")
         try:
             return provenance.read(self.data.job(job_id) / job.output).to_json()
         except DreamscopeError as exc:
@@ -361,8 +359,9 @@ class Studio:
             return self.model.source
         return self.weights
 
-    def _inputs(self, recipe: catalogue.Recipe, inputs: dict[str, Any]) -> dict[str, str]:
-        """The uploads a job names, by role: each one stored, of the kind its role takes (a picture, a video)."""
+    def _inputs(self, recipe: catalogue.Recipe, inputs: dict[str, Any]) -> dict[str, UploadRow]:
+        """The uploads a job names, by role: each one stored (a real file: a link put in its place is no upload), of
+        the kind its role takes (a picture, a video)."""
         checked = {}
         for role, upload_id in inputs.items():
             if upload_id is None or upload_id == "":
@@ -372,8 +371,8 @@ class Studio:
             upload = (
                 self.store.upload(upload_id) if isinstance(upload_id, str) and uploads.UPLOAD_ID.fullmatch(upload_id) else None
             )
-            if upload is None:
-                raise SettingsError(role, literal(f"names no upload ({str(upload_id)[:40]!r}); upload the file first"))
+            if upload is None or not store.real_file(self.data.uploads, upload.file):
+                raise SettingsError(role, f"names no upload ({shown(upload_id)}); upload the file first")
             if recipe.input(role).kind == "video":
                 if upload.kind != "video":
                     raise SettingsError(
@@ -383,15 +382,28 @@ class Studio:
                 raise SettingsError(
                     role, literal(f"must be a picture; {upload.name} is a video (dream it with the video recipe)")
                 )
-            checked[role] = upload.id
+            checked[role] = upload
         return checked
 
     # -- uploads ----------------------------------------------------------------------------------------------
 
+    def room_for_upload(self) -> None:
+        """Refuse an upload (or a sample) past the rate (429) or past what the studio stores (507), naming `file`."""
+        if self.store.uploads_since(time.time() - 60) >= UPLOADS_PER_MINUTE:
+            raise ClientError(429, f"more than {UPLOADS_PER_MINUTE} uploads in a minute; wait a moment and send it again", "file")
+        count, size = self.store.uploads_stored()
+        if count >= STORED_UPLOADS or size >= STORED_UPLOAD_BYTES:
+            raise ClientError(
+                507,
+                f"the studio stores {count:,} uploads ({size / uploads.GB:.1f} GB) already, its limit ({STORED_UPLOADS:,} "
+                f"uploads or {STORED_UPLOAD_BYTES / uploads.GB:g} GB); use those, or start dreamscope studio with another --data",
+                "file",
+            )
+
     def upload(self, upload_id: str) -> UploadRow:
         row = self.store.upload(upload_id) if uploads.UPLOAD_ID.fullmatch(upload_id or "") else None
         if row is None or not store.real_file(self.data.uploads, row.file):  # a link put in its place is not followed
-            raise not_found(f"no upload {upload_id!r}")
+            raise not_found(f"no upload {excerpt(upload_id)}")
         return row
 
 
@@ -434,6 +446,10 @@ UPLOAD_BODY = {
 
 
 def _error(status: int, message: str, field: str | None = None, headers=None) -> JSONResponse:
+    """Every error the app answers. Messages quote what was sent as `excerpt`s; whatever one says, the answer stays
+    one short line here (a field is a name, a message at most 500 characters)."""
+    message = message if len(message) <= 500 else message[:497] + "..."
+    field = field if field is None or len(field) <= 60 else field[:60]
     return JSONResponse({"detail": {"field": field, "message": message}}, status_code=status, headers=headers)
 
 
@@ -519,7 +535,7 @@ def _routes(app: FastAPI, studio: Studio) -> None:
         except (OSError, ValueError, RuntimeError):  # a NUL byte, a name too long
             found = False
         if not found:
-            raise not_found(f"no file {path[:80]!r}")
+            raise not_found(f"no file {excerpt(path)}")
         return FileResponse(target, media_type=_media_type(target), headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/info")
@@ -531,8 +547,7 @@ def _routes(app: FastAPI, studio: Studio) -> None:
     @app.post("/api/uploads", status_code=201, openapi_extra=UPLOAD_BODY)
     async def post_upload(request: Request):
         limits = studio.limits
-        if await run_in_threadpool(studio.store.uploads_since, time.time() - 60) >= UPLOADS_PER_MINUTE:
-            raise ClientError(429, f"more than {UPLOADS_PER_MINUTE} uploads in a minute; wait a moment and send it again", "file")
+        await run_in_threadpool(studio.room_for_upload)
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > limits.largest + uploads.MULTIPART_SLACK:
             raise uploads.too_large(limits.largest)  # said before a byte of it is read
@@ -554,7 +569,10 @@ def _routes(app: FastAPI, studio: Studio) -> None:
     @app.post("/api/samples/{name}", status_code=201)
     def post_sample(name: str):
         if name not in uploads.samples_available():
-            raise not_found(f"no sample named {name!r}; the samples are {', '.join(uploads.samples_available()) or 'none here'}")
+            raise not_found(
+                f"no sample named {excerpt(name)}; the samples are {', '.join(uploads.samples_available()) or 'none here'}"
+            )
+        studio.room_for_upload()
         row = studio.store.add_upload(uploads.make_sample(name, studio.data.uploads))
         return JSONResponse(row.to_json(), status_code=201)
 
@@ -577,7 +595,7 @@ def _routes(app: FastAPI, studio: Studio) -> None:
     @app.get("/api/jobs")
     def get_jobs(state: str | None = None):
         if state is not None and state not in STATES:
-            raise SettingsError("state", literal(f"must be one of {', '.join(STATES)}, got {state!r}"))
+            raise SettingsError("state", f"must be one of {', '.join(STATES)}, got {shown(state)}")
         return [studio.job_json(job) for job in studio.store.jobs(state)]
 
     @app.get("/api/jobs/{job_id}")
@@ -607,7 +625,7 @@ def _routes(app: FastAPI, studio: Studio) -> None:
     async def get_events(job_id: str, request: Request):
         first = await run_in_threadpool(studio.job_json_by_id, job_id)
         if first is None:
-            raise not_found(f"no job {job_id!r}; it may have been deleted")
+            raise not_found(f"no job {excerpt(job_id)}; it may have been deleted")
         return StreamingResponse(
             _events(studio, job_id, request),
             media_type="text/event-stream",

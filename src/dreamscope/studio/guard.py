@@ -12,6 +12,8 @@ import hmac
 import ipaddress
 from urllib.parse import parse_qs, urlsplit
 
+from ..fields import excerpt
+
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 # The page's own files, its API and the report pages it frames: nothing from elsewhere.
 PAGE_POLICY = (
@@ -67,7 +69,7 @@ class Access:
             return None
         parsed = split_host(host or "")
         if parsed is None or parsed[0] not in self.names or parsed[1] not in (None, self.port):
-            return f"this server answers to 127.0.0.1:{self.port} and localhost:{self.port}, not {host!r}; open the address it printed"
+            return f"this server answers to 127.0.0.1:{self.port} and localhost:{self.port}, not {excerpt(host)}; open the address it printed"
         return None
 
     def origin_problem(self, origin: str | None, host: str | None) -> str | None:
@@ -79,7 +81,7 @@ class Access:
         except ValueError:  # not a URL at all
             parts = urlsplit("")
         if parts.scheme not in ("http", "https") or parts.netloc.lower() != (host or "").lower():
-            return f"requests from another site ({origin}) are refused; use the studio's own page"
+            return f"requests from another site ({excerpt(origin)}) are refused; use the studio's own page"
         return None
 
     def has_token(self, authorization: str | None, cookies: dict[str, str]) -> bool:

@@ -100,9 +100,10 @@ class DataFolder:
         return self
 
 
-def real_file(base: Path, relative: str | Path) -> bool:
-    """Whether `base`/`relative` is a regular file reached without a symbolic link anywhere from `base` down (the
-    base included): the studio serves and deletes only what is really in its data folder."""
+def real_file(base: Path, relative: str | Path, *, folder: bool = False) -> bool:
+    """Whether `base`/`relative` is a regular file (or, with `folder`, a folder with no link anywhere inside) reached
+    without a symbolic link anywhere from `base` down (the base included): the studio serves, reads, copies and
+    deletes only what is really in its data folder."""
     path = Path(base)
     try:
         for part in (None, *Path(relative).parts):
@@ -110,9 +111,22 @@ def real_file(base: Path, relative: str | Path) -> bool:
             mode = os.lstat(path).st_mode
             if stat.S_ISLNK(mode):
                 return False
+        if folder and stat.S_ISDIR(mode):
+            return not any(os.path.islink(os.path.join(top, name)) for top, dirs, names in os.walk(path) for name in dirs + names)
         return stat.S_ISREG(mode)
     except (OSError, ValueError):  # missing, a name too long, a NUL byte
         return False
+
+
+def remove(path: Path) -> None:
+    """Remove a file, a symbolic link (never what it points to) or a real folder with all inside, as far as possible."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            shutil.rmtree(path, ignore_errors=True)  # which removes links inside, never following them
+        else:
+            path.unlink()
+    except OSError:
+        pass
 
 
 def empty(folder: Path) -> None:
@@ -130,13 +144,25 @@ def empty(folder: Path) -> None:
     except OSError:
         return
     for child in children:
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            try:
-                child.unlink()
-            except OSError:
-                pass
+        remove(child)
+
+
+def tidy(data: DataFolder, states: dict[str, str], temporary: str) -> None:
+    """After a crash, before the worker starts (`states`: job id -> state): a job folder whose row was deleted is
+    removed, one of a job that did not finish is emptied, a done job's loses the temporary files of renames that
+    never happened (dot files); so do the uploads (`temporary`: their prefix). A link is removed or left, never
+    followed: a done job's folder replaced by one stays as it is (its files are not served)."""
+    for folder in list(data.jobs.iterdir()) if data.jobs.is_dir() else []:
+        state = states.get(folder.name)
+        if state is None:
+            remove(folder)
+        elif state != "done":
+            empty(folder)
+        elif folder.is_dir() and not folder.is_symlink():
+            for debris in folder.glob(".*"):
+                remove(debris)
+    for debris in data.uploads.glob(f"{temporary}*"):
+        remove(debris)
 
 
 @dataclass(frozen=True)
@@ -297,6 +323,11 @@ class Store:
         """How many uploads were stored since `when` (unix seconds)."""
         return self._rows("SELECT COUNT(*) FROM uploads WHERE created >= ?", (when,))[0][0]
 
+    def uploads_stored(self) -> tuple[int, int]:
+        """(how many uploads, their bytes in all) are stored."""
+        count, size = self._rows("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM uploads")[0]
+        return count, size
+
     def add_upload(self, upload: UploadRow) -> UploadRow:
         values = [getattr(upload, name) for name in _UPLOAD_COLUMNS]
         values[_UPLOAD_COLUMNS.index("still")] = int(upload.still)
@@ -314,13 +345,27 @@ class Store:
     # -- jobs --------------------------------------------------------------------------------------------------
 
     def add_job(
-        self, recipe: str, settings: dict[str, Any], inputs: dict[str, str], *, parent: str | None = None, resume: bool = False
-    ) -> JobRow:
+        self,
+        recipe: str,
+        settings: dict[str, Any],
+        inputs: dict[str, str],
+        *,
+        parent: str | None = None,
+        resume: bool = False,
+        most_queued: int | None = None,
+    ) -> JobRow | None:
+        """A new queued job; None when `most_queued` jobs wait already (counted and added in one transaction)."""
         job = JobRow(new_job_id(), recipe, dict(settings), dict(inputs), "queued", time.time(), parent=parent, resume=resume)
-        self._execute(
-            "INSERT INTO jobs (id, recipe, settings, inputs, state, created, parent, resume) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (job.id, recipe, json.dumps(job.settings), json.dumps(job.inputs), job.state, job.created, parent, int(resume)),
-        )
+        with self._transaction() as db:
+            if (
+                most_queued is not None
+                and db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetchone()[0] >= most_queued
+            ):
+                return None
+            db.execute(
+                "INSERT INTO jobs (id, recipe, settings, inputs, state, created, parent, resume) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (job.id, recipe, json.dumps(job.settings), json.dumps(job.inputs), job.state, job.created, parent, int(resume)),
+            )
         return job
 
     def add_done(

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DreamscopeError
+from ..fields import excerpt
 from ..io import files, images, videos
 from .store import UploadRow
 
 MB = 1_000_000
+GB = 1_000_000_000
 # Pillow formats taken as pictures, and the suffix they are stored with. Others (EPS, which runs Ghostscript;
 # ICO, PSD, ...) are refused before any decoding.
 PICTURE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif"}
@@ -63,8 +65,8 @@ class Limits:
         return {"picture_bytes": self.picture, "video_bytes": self.video, "picture_pixels": self.pixels}
 
 
-# Pictures decoded at once to check them: each may take a few hundred MB while it is, so uploads arriving
-# together wait their turn rather than multiply the server's memory.
+# Uploads decoded at once to check them (pictures, videos, animations): each may take a few hundred MB while it
+# is, so uploads arriving together wait their turn rather than multiply the server's memory.
 DECODING = threading.BoundedSemaphore(2)
 
 
@@ -251,7 +253,7 @@ def _inspect(path: Path, limits: Limits) -> Sniffed:
                 f"{path} is {width}x{height} px ({width * height / 1e6:.0f} megapixels); the studio takes pictures up to "
                 f"{limits.pixels / 1e6:.0f} megapixels: send a smaller one"
             )
-        with DECODING:
+        with DECODING:  # released before an animation's frames are decoded below (`_video` takes its turn)
             picture = images.load_image(path, what="picture")  # bombs, truncated and damaged files: one clear error
         frames = picture.info.get("n_frames", 1)
         if frames > 1 and size <= limits.video:
@@ -298,7 +300,8 @@ def _webm(path: Path) -> bool:
 
 
 def _video(path: Path) -> videos.VideoInfo:
-    return videos.open_video(path)  # every frame decodes, at one size, with a frame rate
+    with DECODING:  # a video (or an animated picture) is decoded whole too: it waits its turn like a picture
+        return videos.open_video(path)  # every frame decodes, at one size, with a frame rate
 
 
 def store_file(received: Received, sniffed: Sniffed, folder: Path) -> UploadRow:
@@ -334,7 +337,7 @@ def make_sample(name: str, folder: Path) -> UploadRow:
     from PIL import Image
 
     if name not in SAMPLES:
-        raise UploadRefused(f"no sample named {name!r}; the samples are {', '.join(SAMPLES)}")
+        raise UploadRefused(f"no sample named {excerpt(name)}; the samples are {', '.join(SAMPLES)}")
     try:
         from skimage import data
     except ImportError:

@@ -31,7 +31,7 @@ from ..io.files import reason
 from ..settings import Settings
 from ..work import catalogue, jobs, redo
 from ..work.flags import command_line
-from .store import DataFolder, JobRow, Store, empty, finite_number
+from .store import DataFolder, JobRow, Store, empty, finite_number, real_file, remove
 
 log = logging.getLogger("dreamscope.studio")
 
@@ -290,7 +290,7 @@ class Worker:
     def _after_stop(self, job_id: str, folder: Path) -> None:
         """A job that stopped without a result: nothing of it is kept (a deleted job's folder goes too)."""
         if self.store.job(job_id) is None:
-            shutil.rmtree(folder, ignore_errors=True)
+            remove(folder)
         else:
             empty(folder)
 
@@ -302,7 +302,7 @@ class Worker:
         inputs, names = {}, {}
         for role, upload_id in job.inputs.items():
             upload = self.store.upload(upload_id)
-            if upload is None:
+            if upload is None or not real_file(self.data.uploads, upload.file):  # a link in its place is not read
                 raise DreamscopeError(f"the {role} upload {upload_id} is gone; upload the file again")
             inputs[role] = str(self.data.uploads / upload.file)
             names[role] = upload.name  # the client's name (shown_name: printable, no folders), for display only
@@ -325,6 +325,8 @@ class Worker:
         parent = self.store.job(job.parent) if job.parent else None
         if parent is None or parent.state != "done" or not parent.output:
             raise DreamscopeError("the zoom this continues is gone (deleted); continue another one")
+        if not real_file(self.data.jobs, Path(parent.id) / parent.output):  # a link in its place is not copied
+            raise DreamscopeError("the video of the zoom this continues is gone from its folder; continue another one")
         source = self.data.job(parent.id) / parent.output
         temp = output.with_name(f".{output.name}.{secrets.token_hex(4)}.part")
         try:

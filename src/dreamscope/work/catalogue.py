@@ -578,5 +578,6 @@ register(
         check="dreamscope.recipes.classify:check",
         inputs=(Input("input", required=True, help="picture to classify", param="image"),),
         help="what the network thinks a picture shows",
+        lower=("model",),  # one forward pass at the network's own resolution: only a smaller network needs less
     )
 )
