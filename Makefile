@@ -33,7 +33,7 @@ install-all: $(VENV)/.installed-all
 demo: $(VENV)/.installed
 	$(PY) -m dreamscope sample coffee coffee.png
 	$(PY) -m dreamscope dream coffee.png -o dream.png
-	@echo "every feature (visualize --score, the studio, the atlas, Ray): make install-all"
+	@echo "every feature: make install-all, the extras [lite] (visualize --score), [studio], [atlas], [explain], [ray], [safetensors]"
 
 # Two pytest workers, a test module each at a time: the suite waits a lot on subprocesses, imports and browsers,
 # which a second worker fills (8-9 minutes instead of 10-11 on the 2-core machine).

@@ -4,6 +4,7 @@ and every mistake one `error:` line with nothing written. Runs start together, a
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,6 +87,11 @@ GOOD = {
     "video-mp4": ["video", "clip.mp4", "-o", "dreamed.mp4", *QUICK],
     "video-frames": ["video", "clip.mp4", "-o", "frames/", *QUICK],
     "zoom-default-name": ["zoom", "photo.png", "--frames", "2", *QUICK],
+    # a short schedule at 64 px: what reaches the command line is the point here, not the morph (tests/recipes/test_zoom.py)
+    "zoom-morph-score": (
+        ["zoom", "--morph", "banana,starfish", "-o", "m.mp4", "--frames", "3", "--size", "64", "--warmup", "2"]
+        + ["--steps", "2", "--score", "-q"]
+    ),
 }
 
 
@@ -149,6 +155,20 @@ def test_zoom_writes_a_video_with_the_asked_frames_and_rate(runs):
     assert "wrote z.mp4 (5 frames, 96x64, 10 fps)" in err
     frames = list(videos.read_frames(folder / "z.mp4"))
     assert frames[0].tobytes() != frames[-1].tobytes()
+
+
+def test_a_morph_with_score_ends_with_the_change_and_the_judges_curve(runs):
+    """`zoom --morph ... --score`: the recipe's summary (the change over each class's stretch, the held-out judge's
+    curve and its verdict on the last frame's views) reaches the command's closing line, after the video's facts."""
+    folder, err = ok(runs, "zoom-morph-score")
+    assert videos.open_video(folder / "m.mp4").frames == 3
+    level = r"[01]\.\d\d"
+    assert re.fullmatch(
+        r"wrote m\.mp4 \(3 frames, 64x64, 24 fps; change per stretch \(mean, of 255\): banana > starfish \d+; "
+        rf"efficientnet-lite2 sees banana {level} > {level} > {level}, starfish {level} > {level} > {level} "
+        r"\(frames 1, 2, 3\); last frame: efficientnet-lite2 names starfish on [0-3] of 3 views: picture .*\)",
+        err.strip(),
+    ), err
 
 
 def test_zoom_gif_cycles_layers(runs):

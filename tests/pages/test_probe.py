@@ -226,6 +226,15 @@ def test_settings_say_how_to_reproduce_it(made):
     assert record.recipe == "probe" and record.settings.layers == "stage5.2,stage4.2,stage2.1"
 
 
+def test_the_report_shows_the_precision_that_ran_not_the_setting(made):
+    """The settings say "auto", which chooses by the CPU (bfloat16 with AMX, else float32); the facts table says what
+    the report was computed in, as its record does."""
+    record = ds.read_record(made)
+    assert record.settings.precision == "auto" and record.precision in ("fp32", "bf16")
+    text = (made / "index.html").read_text(encoding="utf-8")
+    assert re.findall(r"<th>precision</th><td>(.*?)</td>", text) == [record.precision]
+
+
 def test_contact_sheet_alone(runs):
     result, folder, before = runs["sheet"]
     assert result.returncode == 0, result.stderr

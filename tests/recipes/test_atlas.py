@@ -309,6 +309,79 @@ def test_a_class_atlas_and_a_comparison_from_the_saved_collection(made, model, t
     )
 
 
+def test_an_atlas_that_cannot_be_drawn_names_only_the_flags_that_apply(collection, model, tmp_path, capsys):
+    """The library names settings by field, the command line as flags; --keep is named only to a class atlas, the
+    one kind it applies to (a plain atlas was once told "a larger --keep", and too few pushing vectors "a larger
+    keep")."""
+    import dataclasses
+
+    from dreamscope import cli
+    from dreamscope.work.flags import flag_of
+
+    small = dict(layer=LAYER, grid=3, icon_size=32, icon_steps=4, neighbours=8)
+    # Every vector in one cell cannot be: the layout's extremes fall in different cells of a grid of 3.
+    with pytest.raises(DreamscopeError) as plain:
+        atlas.atlas(collection=collection, model=model, min_count=len(collection), **small)
+    assert plain.value.worded(flag_of) == (
+        f"no cell of the 3x3 grid holds {len(collection)} of the {len(collection)} vectors; use a smaller --grid or "
+        "--min-count, or more pictures"
+    )
+    with pytest.raises(DreamscopeError) as one_class:  # at most 32 vectors kept, never all in one cell
+        atlas.atlas(collection=collection, model=model, class_name="tabby", keep=0.5, min_count=32, **small)
+    assert one_class.value.worded(flag_of).endswith("use a smaller --grid or --min-count, a larger --keep, or more pictures")
+    assert str(one_class.value).endswith("use a smaller grid or min_count, a larger keep, or more pictures")  # the fields
+
+    pushed = collection.attributions.copy()
+    pushed[:, 281] = -1  # tabby: three vectors push toward it, no more
+    pushed[:3, 281] = 1
+    few = dataclasses.replace(collection, attributions=pushed).save(tmp_path / "few.npz")
+    assert cli.main(["atlas", str(few), "--class", "tabby", "-o", str(tmp_path / "out"), *SMALL]) == 1
+    assert capsys.readouterr().err == (
+        "error: only 3 activation vectors push toward the class: too few for an atlas; give more pictures (of that "
+        "class or like it) or a larger --keep\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_min_count_no_cell_can_reach_is_refused_before_the_collection(pictures, collection, model, tmp_path, capsys):
+    """Where the numbers tell (pictures x positions, a class atlas's share of them, a collection's size), the refusal
+    comes when the atlas is asked for, not after the collection and the layout: the runs raise on the call itself,
+    before their first event."""
+    from dreamscope import cli
+    from dreamscope.errors import SettingsError
+    from dreamscope.settings import AtlasSettings
+    from dreamscope.work import atlas as atlas_work
+    from dreamscope.work import batch
+    from dreamscope.work.flags import flag_of
+    from dreamscope.work.jobs import Job
+
+    over = dict(layer=LAYER, side=SIDE, positions=4, min_count=69)  # 17 picture files at 4 positions: 68 at most
+    with pytest.raises(SettingsError) as caught:
+        atlas.atlas_iter(pictures, model=model, **over)
+    assert caught.value.field == "min_count"
+    with pytest.raises(SettingsError):  # the job, collecting in shards on an engine or here
+        atlas_work.atlas_job(Job(AtlasSettings(**over), str(tmp_path / "a"), {"folder": str(pictures)}), model=model)
+    with pytest.raises(SettingsError):
+        atlas_work.atlas_job(
+            Job(AtlasSettings(**over), str(tmp_path / "a"), {"folder": str(pictures)}), model=model, engine=batch.InlineEngine()
+        )
+    assert cli.main(["atlas", str(pictures), "-o", str(tmp_path / "out"), *SMALL, "--min-count", "69"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --min-count of 69 is more than any cell can hold: at most 68 vectors from 17 pictures at --positions 4; "
+        "use a smaller --min-count, a larger --positions or more pictures\n"
+    )
+    with pytest.raises(SettingsError) as share:  # a class atlas keeps a quarter of the collection's 64: 16
+        atlas.atlas_iter(collection=collection, model=model, layer=LAYER, class_name="tabby", keep=0.25, min_count=17)
+    assert share.value.worded(flag_of) == (
+        "--min-count of 17 is more than any cell can hold: the collection holds 64 vectors, of which a class atlas keeps "
+        "at most 16 (--keep 0.25); use a smaller --min-count or a larger --keep"
+    )
+    with pytest.raises(SettingsError, match="min_count of 65 is more than any cell can hold: the collection holds 64"):
+        atlas.atlas_iter(collection=collection, model=model, layer=LAYER, min_count=65)
+    atlas.check_counts(AtlasSettings(**{**over, "min_count": 68}), pictures=17)  # what might fit is left to the layout
+    assert not (tmp_path / "out").exists() and not (tmp_path / "a").exists()
+
+
 MISTAKES = {
     "missing folder": (["missing-folder"], "folder not found: missing-folder"),
     "no pictures": (["empty"], "no pictures in folder empty"),

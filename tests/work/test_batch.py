@@ -20,7 +20,7 @@ import dreamscope as ds
 from batch_tasks import marked
 from conftest import chelsea, run_dreamscope
 from dreamscope import cli
-from dreamscope.errors import SettingsError
+from dreamscope.errors import DreamscopeError, SettingsError
 from dreamscope.events import run as run_events
 from dreamscope.io import provenance
 from dreamscope.settings import DreamSettings, ExplainSettings, ProbeSettings
@@ -145,6 +145,100 @@ def test_the_command_reports_failures_with_a_nonzero_exit_and_leaves_no_folder_o
         err = capsys.readouterr().err
         assert err.startswith("error: ") and needle in err and err.count("\n") == 1, err
         assert not (tmp_path / "x").exists()
+
+
+def test_a_failed_items_note_names_settings_as_flags_and_batch_json_as_fields(tmp_path, capsys, monkeypatch):
+    """A picture too small for the octaves fails alone. The command line words its note in flags, as the single
+    command words its error (it once said "a smaller octave_scale"); batch.json keeps the library's words, the field
+    names, for scripts."""
+    folder = photos(tmp_path / "in", 1)
+    chelsea((24, 18)).save(folder / "small.png")
+    monkeypatch.chdir(tmp_path)
+    flags = ["--model", TOY["model"], "--octaves", "3", "--steps", "1"]
+    assert cli.main(["batch", "dream", "in", "-o", "out", "--workers", "0", *flags]) == 1
+    err = capsys.readouterr().err
+    said = (
+        "{octaves} is too many for this 24x18 px picture: the smallest octave would be 12x9 px, too small for layer "
+        "features (needs 32 px per side); use fewer {octaves}, a smaller {octave_scale} or a larger picture"
+    )
+    as_flags = said.format(octaves="--octaves", octave_scale="--octave-scale")
+    assert f"note: small.png failed: {as_flags}" in err.splitlines() and "octave_scale" not in err, err
+    assert json.loads((tmp_path / "out" / "batch.json").read_text())["failures"] == [
+        {"item": "small.png", "message": said.format(octaves="octaves", octave_scale="octave_scale")}
+    ]
+    assert cli.main(["dream", "in/small.png", "-o", "one.png", *flags]) == 2  # a setting this picture cannot take
+    assert capsys.readouterr().err == f"error: {as_flags}\n"
+
+
+def _tree(folder: Path) -> dict[str, bytes | str]:
+    """Every entry under `folder`: a file's bytes, a link's target (links are not followed), a folder as "folder"."""
+    found: dict[str, bytes | str] = {}
+    for directory, subfolders, names in os.walk(folder):
+        for name in subfolders + names:
+            path = Path(directory, name)
+            key = path.relative_to(folder).as_posix()
+            found[key] = os.readlink(path) if path.is_symlink() else "folder" if path.is_dir() else path.read_bytes()
+    return found
+
+
+def test_no_output_of_a_batch_is_written_over_an_input(tmp_path, capsys, monkeypatch):
+    """`batch dream top/photos -o top` once wrote the dream of photos/photos/a.jpg over the input photos/a.png. An
+    output folder that holds the input folder is refused (however it is spelled), and so is any output that is the
+    same file as an input (device and inode: a hard link, or a link in the output folder that leads back among the
+    pictures) or a report folder, replaced whole, that holds one: one error line before any work, nothing written."""
+    monkeypatch.chdir(tmp_path)
+    pictures = photos(tmp_path / "top" / "photos", 2)  # cat0.png, more/cat1.png
+    (pictures / "photos").mkdir()
+    chelsea((64, 48)).save(pictures / "photos" / "cat0.jpg")  # its dream would be top/photos/cat0.png
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "more").symlink_to(pictures / "more")  # linked/more/cat1.png is the input more/cat1.png
+    (tmp_path / "hard").mkdir()
+    os.link(pictures / "cat0.png", tmp_path / "hard" / "cat0.png")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "cat0").symlink_to(pictures / "more")  # cat0.png's report would replace more/ whole
+    before = _tree(tmp_path)
+    for recipe, output, said in (
+        ("dream", "top", "error: the output folder top holds the input folder top/photos, so outputs would land among"),
+        ("dream", "top/photos/more/..", "error: the output folder top/photos/more/.. is the input folder"),
+        ("dream", "top/photos/more/../..", "error: the output folder top/photos/more/../.. holds the input folder"),
+        ("dream", str(tmp_path), f"error: the output folder {tmp_path} holds the input folder top/photos"),
+        ("dream", "linked", f"error: the output {tmp_path / 'linked/more/cat1.png'} of more/cat1.png would replace the input "),
+        ("dream", "hard", f"error: the output {tmp_path / 'hard/cat0.png'} of cat0.png would replace the input top/photos/cat0"),
+        (
+            "probe",
+            "reports",
+            f"error: the output {tmp_path / 'reports/cat0'} of cat0.png would replace the input top/photos/more",
+        ),
+    ):
+        assert cli.main(["batch", recipe, "top/photos", "-o", output, "--workers", "0", "-q", *TOY_FLAGS]) != 0
+        err = capsys.readouterr().err
+        assert err.startswith(said) and err.count("\n") == 1, (output, err)
+        assert _tree(tmp_path) == before, output  # every picture kept, nothing written (no batch.json either)
+
+
+def test_an_output_folder_inside_the_input_folder_keeps_every_input_and_takes_no_output_as_one(tmp_path):
+    """The one nesting a batch allows: its pictures are never inputs (a rerun does not dream the dreams) and every
+    output lands inside it, so no input changes, run after run."""
+    folder = photos(tmp_path / "in", 2)
+    out = folder / "dreams"
+    inputs = _tree(folder)
+    first = run(batch.folder_jobs(folder, DreamSettings(**TOY), out), batch.InlineEngine(), out / "batch.json")
+    assert [(o.name, o.status) for o in first.outcomes] == [("cat0.png", "done"), ("more/cat1.png", "done")]
+    again = batch.folder_jobs(folder, DreamSettings(**TOY), out)
+    assert [item.name for item in again] == ["cat0.png", "more/cat1.png"]  # not dreams/cat0.png
+    assert {o.status for o in run(again, batch.InlineEngine()).outcomes} == {"skipped"}
+    after = _tree(folder)
+    assert {name: value for name, value in after.items() if not name.startswith("dreams")} == inputs
+    assert sorted(name for name in after if name.endswith(".png") and name.startswith("dreams/")) == [
+        "dreams/cat0.png",
+        "dreams/more/cat1.png",
+    ]
+    # A link inside it that leads back among the pictures would write over one: refused like any output over an input.
+    (out / "more" / "cat1.png").unlink()
+    (out / "more").rmdir()
+    (out / "more").symlink_to(folder / "more")
+    with pytest.raises(DreamscopeError, match="of more/cat1.png would replace the input"):
+        batch.folder_jobs(folder, DreamSettings(**TOY), out)
 
 
 @pytest.mark.parametrize(

@@ -240,3 +240,13 @@ def test_the_samples_drawn_again_are_in_the_sites_record_and_on_their_pages(site
         assert all(1 <= n <= 2 for n in numbers)  # samples, numbered from 1; never the main picture
         page = (folder / layer / f"{channel}.html").read_text()
         assert "drawn again without the push apart" in page or "stayed flat grey" in page
+
+
+def test_a_results_repr_is_short_and_names_no_class(tmp_path):
+    """repr(MicroscopeResult) once printed all 1,000 class names of efficientnet-lite0 (the site keeps them for its
+    pages). One block of a real model's microscope: its settings, layers and outcome, none of the classes."""
+    made = draw(tmp_path / "site", model="efficientnet-lite0", layers="stage1.0", channels="0-1", steps=2, samples=0)
+    assert made.channels == 2 and len(made.plan.classes) == 1000 and not made.batch.failures
+    text = repr(made)
+    assert [name for name in made.plan.classes if repr(name) in text] == []
+    assert "stage1.0" in text and len(text) < 1000 + 4 * len(str(tmp_path)), text

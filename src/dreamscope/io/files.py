@@ -42,10 +42,18 @@ def check_folder(folder: Path) -> None:
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """Whether two names are one existing file: by device and inode, so links, `./`, `..` and case-insensitive
     file systems are seen through, where comparing the names would not."""
+    known = file_key(a)
+    return known is not None and known == file_key(b)
+
+
+def file_key(path: str | os.PathLike) -> tuple[int, int] | None:
+    """What `same_file` compares: an existing file's (device, inode), through links; None when there is none. Many
+    names are checked against many files (a batch's outputs against its inputs) by these keys, in one pass each."""
     try:
-        return os.path.samefile(a, b)
+        found = os.stat(path)
     except (OSError, ValueError):
-        return False
+        return None
+    return found.st_dev, found.st_ino
 
 
 def refuse_writing_over(output: str | os.PathLike, what: str, given: str | os.PathLike) -> None:

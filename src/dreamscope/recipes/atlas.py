@@ -30,7 +30,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from PIL import Image
 
-from ..errors import DreamscopeError
+from ..errors import DreamscopeError, SettingsError
 from ..events import Event, Run, Stage, finish, nest
 from ..io import files, folders, provenance
 from ..models import LoadedModel
@@ -536,13 +536,36 @@ def atlas_iter(
     if collection is not None:
         if (collection.model, collection.layer) != (net.name, layer):
             raise DreamscopeError(f"the collection holds {collection.model} {collection.layer} vectors, not {net.name} {layer}")
+        check_counts(settings, vectors=len(collection))
         scan = None
     else:
         if folder is None:
             raise DreamscopeError("give a folder of pictures (or a collection)")
         scan = folders.scan(folder, settings.side or net.spec.resolution)
+        check_counts(settings, pictures=len(scan.files))
     record = provenance.make(settings, net, {})
     return Run(_atlas(net, layer, settings, scan, collection, classes, indices, record), settings, record, net)
+
+
+def check_counts(settings: AtlasSettings, *, pictures: int | None = None, vectors: int | None = None) -> None:
+    """Refuse, before the collection, a `min_count` above all the vectors the atlas can have: those of a collection
+    made before (`vectors`) or of `pictures` (`positions` at most each), or a class atlas's share of them."""
+    collected = vectors if vectors is not None else pictures * settings.positions
+    classes = len(settings.compare.split(",")) if settings.compare else int(bool(settings.class_name))
+    most = min(collected, classes * max(8, round(settings.keep * collected))) if classes else collected  # as _select
+    if settings.min_count <= most:
+        return
+    if vectors is None:
+        source = f"at most {collected:,} vectors from {pictures:,} picture{'s' * (pictures != 1)} at {{positions}} {settings.positions}"
+    else:
+        source = f"the collection holds {vectors:,} vectors"
+    if most < collected:  # a class atlas's share of them
+        share = f"{{keep}} {settings.keep:g}{' per class' if settings.compare else ''}"
+        source += f", of which {'a comparison' if settings.compare else 'a class atlas'} keeps at most {most:,} ({share})"
+    remedies = ["a smaller {min_count}"] + (["a larger {keep}"] if most < collected and settings.keep < 1 else [])
+    remedies += ["a larger {positions}", "more pictures"] if vectors is None else []
+    remedy = ", ".join(remedies[:-1]) + " or " + remedies[-1] if len(remedies) > 1 else remedies[0]
+    raise SettingsError("min_count", f"of {settings.min_count:,} is more than any cell can hold: {source}; use {remedy}")
 
 
 # Shares of the progress bar: collection and icons dominate the time.
@@ -562,7 +585,7 @@ def _atlas(net, layer, settings: AtlasSettings, scan, collection, classes, indic
         raise DreamscopeError(
             template=f"no cell of the {settings.grid}x{settings.grid} grid holds {settings.min_count} of the "
             f"{len(selected)} vectors; use a smaller {{grid}} or {{min_count}}"
-            + (", a larger {keep}" if indices is not None and settings.keep < 1 else "")
+            + (", a larger {keep}" if indices and settings.keep < 1 else "")  # keep applies to a class atlas only
             + ", or more pictures"
         )
     for cell in cells:
@@ -601,8 +624,8 @@ def _select(collection: Collection, classes: list[int], keep: float) -> np.ndarr
         chosen.update(order[push[order] > 0].tolist())
     if len(chosen) < 8:
         raise DreamscopeError(
-            f"only {len(chosen)} activation vectors push toward the class: too few for an atlas; "
-            "give more pictures (of that class or like it) or a larger keep"
+            template=f"only {len(chosen)} activation vectors push toward the class: too few for an atlas; "
+            "give more pictures (of that class or like it)" + (" or a larger {keep}" if keep < 1 else "")
         )
     return np.array(sorted(chosen))
 

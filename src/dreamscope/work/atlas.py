@@ -50,6 +50,12 @@ def atlas_job(job, *, model=None, device: str | None = None, describe=None, engi
     job = type(job)(settings, job.output, job.inputs, job.names)
     atlas.check(settings, net)
     atlas.check_layout_available()
+    if collection is not None:  # a min_count no cell can reach, refused before the collection and the layout
+        atlas.check_counts(settings, vectors=len(collection))
+    else:
+        pictures = len(folders.picture_files(folder))
+        if pictures:  # none: the collection says so, naming the folder
+            atlas.check_counts(settings, pictures=pictures)
     write = catalogue.function(recipe.output.write)
 
     def events() -> Iterator[Event]:

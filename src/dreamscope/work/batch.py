@@ -570,28 +570,24 @@ def folder_jobs(folder: str | os.PathLike, settings, output: str | os.PathLike) 
     relative path, named after it (a.jpg -> a.png; a probe's report folder a/). Names that would clash (a.jpg and
     a.png) keep their extension (a_jpg.png, a_png.png).
 
-    Checked here, once, before any work and before anything is written: the folder, the output folder, and the
-    settings against their model (`jobs.check_settings`: layers, classes, channels, tiles), so a mistake in the
-    settings is one error naming the field, not a failure per picture. What depends on each picture (a damaged
-    file, one too small for the octaves) is that picture's failure when it runs."""
+    Checked here, once, before any work and before anything is written: the folder, the output folder (neither the
+    input folder nor one that holds it, and no output the same file as any input), and the settings against their
+    model (`jobs.check_settings`: layers, classes, channels, tiles), so a mistake in the settings is one error
+    naming the field, not a failure per picture. What depends on each picture (a damaged file, one too small for
+    the octaves) is that picture's failure when it runs."""
     recipe = catalogue.get(settings.recipe)
     if not recipe.batch:
         raise DreamscopeError(f"batch runs {' or '.join(batch_recipes())} over a folder, not {recipe.name}")
     root = Path(folder)
     if not root.is_dir():
         raise DreamscopeError(f"not a folder: {folder} (give the folder of pictures to {recipe.name})")
-    out, inside = Path(output).resolve(), root.resolve()
-    if out == inside:
-        raise DreamscopeError(
-            f"the output folder {output} is the input folder; name another folder, so the pictures are kept as they are"
-        )
+    out = Path(output).resolve()
+    _refuse_output_folder(output, folder)
     # Pictures in an output folder inside the input folder are an earlier run's outputs, not inputs.
-    found = [path for path in folders.picture_files(root) if inside.is_relative_to(out) or not path.resolve().is_relative_to(out)]
+    found = [path for path in folders.picture_files(root) if not path.resolve().is_relative_to(out)]
     if not found:
         raise DreamscopeError(f"no pictures in {folder} (looked for {', '.join(folders.PICTURE_SUFFIXES)} files, recursively)")
     check_output_folder(out)
-    # On the CPU: what is checked does not depend on the device, and the driver leaves an accelerator to the workers.
-    jobs.check_settings(settings, device="cpu")
     stems = [str(path.relative_to(root).with_suffix("")) for path in found]
     clashing = {stem for stem in stems if stems.count(stem) > 1}
     items = []
@@ -602,7 +598,52 @@ def folder_jobs(folder: str | os.PathLike, settings, output: str | os.PathLike) 
         target = out / (stem + output_suffix(recipe))
         job = jobs.Job(settings, str(target), {"input": str(path.resolve())})
         items.append(Item(str(relative), task_name(job_item), job.to_json(), str(target), task_name(job_complete)))
+    _refuse_outputs_over_inputs(items, found)
+    # On the CPU: what is checked does not depend on the device, and the driver leaves an accelerator to the workers.
+    jobs.check_settings(settings, device="cpu")
     return items
+
+
+def _refuse_output_folder(output: str | os.PathLike, folder: str | os.PathLike) -> None:
+    """Refuse an output folder that is the input folder or holds it (compared as files, by device and inode): its
+    outputs, named after pictures in subfolders, would land among the input pictures (`top/photos -o top` wrote the
+    dream of photos/a.jpg over the input photos/a.png) and be taken as inputs by the next run. An output folder
+    inside the input folder is kept apart: the pictures in it are never inputs, and no output lands outside it."""
+    key = files.file_key(output)
+    if key is None:  # not made yet: it holds nothing
+        return
+    inside = Path(folder).resolve()
+    if key == files.file_key(inside):
+        raise DreamscopeError(
+            f"the output folder {files.shown(output)} is the input folder; name another folder, so the pictures are "
+            "kept as they are"
+        )
+    if any(key == files.file_key(parent) for parent in inside.parents):
+        raise DreamscopeError(
+            f"the output folder {files.shown(output)} holds the input folder {files.shown(folder)}, so outputs would "
+            "land among (and over) its pictures; name a folder beside it, or inside it"
+        )
+
+
+def _refuse_outputs_over_inputs(items: Sequence[Item], inputs: Sequence[Path]) -> None:
+    """Refuse a batch, before any work, where an output is the same file as any of its inputs (device and inode, as
+    `files.same_file` compares: a link in the output folder that leads back to a picture counts), or is a report
+    folder, replaced whole, that holds one."""
+    keys = {files.file_key(path): path for path in inputs}
+    keys.pop(None, None)
+    holders = {parent for path in inputs for parent in path.resolve().parents}  # every folder that holds an input
+    for item in items:
+        key = files.file_key(item.output)
+        if key is None:
+            continue
+        given = keys.get(key)
+        if given is None and os.path.isdir(item.output) and Path(item.output).resolve() in holders:
+            given = next(path for path in inputs if path.resolve().is_relative_to(Path(item.output).resolve()))
+        if given is not None:
+            raise DreamscopeError(
+                f"the output {files.shown(item.output)} of {files.shown(item.name)} would replace the input "
+                f"{files.shown(given)}; name another output folder, so the pictures are kept as they are"
+            )
 
 
 def batch_recipes() -> list[str]:
