@@ -291,8 +291,8 @@ def cut_exemplars(plan: Plan, best: dict[str, list], facts: dict) -> Iterator[Ev
 @dataclass
 class MicroscopeResult:
     folder: Path
-    plan: Plan = field(repr=False)  # hundreds of blocks for a whole network: the folder and counts say enough
-    batch: batch.BatchResult = field(repr=False)
+    plan: Plan
+    batch: batch.BatchResult = field(repr=False)  # an outcome per block: hundreds for a whole network
     channels: int  # channels drawn
     exemplars: dict  # what the exemplar search read and skipped (empty without a folder)
 
