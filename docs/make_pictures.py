@@ -157,6 +157,7 @@ def video_pictures() -> None:
         return Image.fromarray(np.clip(np.abs(a - b).mean(-1) * 4, 0, 255).astype(np.uint8)).convert("RGB")
 
     alone = [f.image for f in frames(ds.video_iter(source, blend=0.0))]
+    pixels = [f.image for f in frames(ds.video_iter(source, carry="pixels"))]
     guided = [f.image for f in frames(ds.video_iter(source))]
     save(
         row(
@@ -164,7 +165,9 @@ def video_pictures() -> None:
                 labelled(source[-1], "source frame 8"),
                 labelled(alone[-1], "each frame alone"),
                 labelled(change(alone[-2], alone[-1]), "change from frame 7 (x4)"),
-                labelled(guided[-1], "flow-guided (default)"),
+                labelled(pixels[-1], "carrying the pixels"),
+                labelled(change(pixels[-2], pixels[-1]), "change from frame 7 (x4)"),
+                labelled(guided[-1], "carrying the detail (default)"),
                 labelled(change(guided[-2], guided[-1]), "change from frame 7 (x4)"),
             ]
         ),

@@ -159,7 +159,7 @@ def table(name: str) -> str:
     names = SHOWN.get(name)
     if names == "differs":
         dream = S.DreamSettings.defaults()
-        names = [n for n, f in fields.items() if n in FLAGS and (n not in dream or dream[n] != f.default)]
+        names = [n for n, f in fields.items() if flag(name, n) is not None and (n not in dream or dream[n] != f.default)]
     elif names is None:
         names = [n for n in fields if flag(name, n) is not None]
     rows = ["| option | default | limits | meaning |", "| --- | --- | --- | --- |"]

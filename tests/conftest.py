@@ -190,6 +190,55 @@ def pan_frames(count: int, size: tuple[int, int] = (96, 64), motion: tuple[int, 
     ]
 
 
+def occlusion_frames(count: int, size: tuple[int, int] = (96, 64), pan: tuple[int, int] = (3, 1), speed: int = 4):
+    """A pan of the cat photo with a moving object and an occluder: a disc of the coffee photo crosses the frame
+    `speed` px a frame to the right, passing behind a brick pillar fixed in the frame while the
+    background moves by (-pan). Returns (frames, motions): motions[i] is the true motion from frame i to frame
+    i + 1 as `recipes.video.flicker` takes it, (flow, seen): frame i + 1 at p shows what frame i showed at
+    p + flow[p], wherever `seen` is true (not hidden or revealed, not entering the frame)."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    width, height = size
+    background = np.asarray(chelsea((max(320, width + pan[0] * count + 40), max(213, height + pan[1] * count + 60))))
+    coffee = np.asarray(Image.fromarray(data.coffee()).resize((160, 107), Image.LANCZOS))
+    radius = max(6, height // 5)
+    disc = coffee[53 - radius : 53 + radius, 80 - radius : 80 + radius]
+    ys, xs = np.mgrid[-radius:radius, -radius:radius]
+    inside = xs**2 + ys**2 < radius**2
+    bar = (width * 9 // 20, width * 9 // 20 + max(4, width // 10))
+    bricks = np.asarray(Image.fromarray(data.brick()).resize((bar[1] - bar[0], height)), np.float32)[..., None]
+    plank = (bricks / 255.0 * np.array([150.0, 105.0, 80.0]) + 20.0).clip(0, 255).astype(np.uint8)  # a brick pillar
+    frames, labels = [], []
+    for i in range(count):
+        x0, y0 = 20 + pan[0] * i, 30 + pan[1] * i
+        frame = background[y0 : y0 + height, x0 : x0 + width].copy()
+        label = np.zeros((height, width), np.uint8)
+        cx, cy = speed * i - radius, height // 2
+        for dy in range(2 * radius):
+            for dx in range(2 * radius):
+                x, y = cx + dx - radius, cy + dy - radius
+                if inside[dy, dx] and 0 <= x < width and 0 <= y < height:
+                    frame[y, x], label[y, x] = disc[dy, dx], 1
+        frame[:, bar[0] : bar[1]] = plank
+        label[:, bar[0] : bar[1]] = 2
+        frames.append(Image.fromarray(frame))
+        labels.append(label)
+    moves = {0: pan, 1: (-speed, 0), 2: (0, 0)}  # where each layer's pixel was in the frame before, relative
+    rows, columns = np.mgrid[0:height, 0:width]
+    motions = []
+    for before, after in zip(labels, labels[1:]):
+        flow = np.zeros((height, width, 2), np.int64)
+        for layer, (mx, my) in moves.items():
+            flow[after == layer] = (mx, my)
+        x, y = columns + flow[..., 0], rows + flow[..., 1]
+        inside_frame = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+        seen = inside_frame & (before[y.clip(0, height - 1), x.clip(0, width - 1)] == after)
+        motions.append((flow, seen))
+    return frames, motions
+
+
 def write_clip(path, frames, fps: int = 12, audio: bool | str = False, faststart: bool = False) -> None:
     """Encode PIL frames as an H.264 video (MP4/MOV/MKV by suffix), optionally with a 440 Hz tone as long as the
     picture (AAC, or the audio encoder `audio` names); `faststart` puts the index first, as streaming sites do."""

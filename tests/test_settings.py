@@ -165,3 +165,14 @@ def test_replace_checks_again_and_changed_lists_what_differs():
         settings.replace(steps=0)
     with pytest.raises(AttributeError):
         settings.steps = 5  # frozen: a job's settings cannot change under it
+
+
+def test_a_record_without_a_later_field_means_what_ran_before_it_existed(model):
+    from dreamscope.io import provenance
+
+    made = provenance.make(S.VideoSettings(blend=0.8), model)
+    data = made.to_json()
+    assert provenance.Record.from_json(data).settings.carry == "detail"  # today's records say what they carry
+    del data["settings"]["carry"]
+    assert provenance.Record.from_json(data).settings.carry == "pixels"  # a video made before carrying detail
+    assert S.VideoSettings.from_json(data["settings"]).carry == "detail"  # a new job without it gets today's default

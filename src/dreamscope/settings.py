@@ -55,6 +55,8 @@ class Settings:
     of that recipe (`settings_class`, `from_json`); the recipe itself is registered in `work/catalogue.py`."""
 
     recipe: ClassVar[str] = ""
+    # Values of fields added after records were first written: what a record without them ran with.
+    BEFORE: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **options):
         super().__init_subclass__(**options)
@@ -116,8 +118,9 @@ class Settings:
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]):
-        """Settings from their JSON object; with the base class, the recipe named in it picks the class."""
+    def from_json(cls, data: Mapping[str, Any], recorded: bool = False):
+        """Settings from their JSON object; with the base class, the recipe named in it picks the class. `recorded`:
+        the object comes from an output's record, where a field it lacks did not exist yet (`BEFORE`)."""
         if not isinstance(data, Mapping):
             raise DreamscopeError(f"settings must be a JSON object, got {type(data).__name__}")
         data = dict(data)
@@ -125,6 +128,8 @@ class Settings:
         target = settings_class(recipe) if cls is Settings else cls
         if recipe is not None and recipe != target.recipe:
             raise SettingsError("recipe", f"is {literal(recipe)!r}, but these settings are for {target.recipe}")
+        if recorded:
+            data = {**target.BEFORE, **data}
         return target.build(None, data)
 
     def changed(self) -> dict[str, Any]:
@@ -296,6 +301,9 @@ class MorphSettings(Settings):
             )
 
 
+CARRIES = ("detail", "pixels")  # what a video carries along the flow (recipes/flow.py)
+
+
 @dataclass(frozen=True)
 class VideoSettings(DreamSettings):
     """Dream every frame of a video, each starting from the previous dream carried along the optical flow."""
@@ -307,9 +315,30 @@ class VideoSettings(DreamSettings):
     frame_steps: int = setting(
         2, Whole(1, 10_000), "ascent steps per octave for later frames, which start from the carried dream"
     )
-    blend: float = setting(
-        0.8, Number(0.0, 1.0, below=True), "share of the warped previous dream in each frame's start; 0: frames on their own"
+    carry: str = setting(
+        "detail",
+        Choice(CARRIES),
+        "what follows the motion into the next frame: the dream's detail (steady), or its pixels (the old way, flickers more)",
     )
+    blend: float | None = setting(
+        None,
+        Number(0.0, 1.0, below=True, optional=True),
+        "share of the previous dream carried into each frame; 0: frames on their own (default: 0.99 of the detail, "
+        "0.8 with --carry pixels)",
+    )
+    refresh: float = setting(
+        0.05,
+        Number(0.0, 1.0),
+        "where the dream was carried, each later step is this share of a full one; new parts get full steps",
+    )
+
+    # Records made before `carry` existed moved the pixels.
+    BEFORE: ClassVar[dict] = {"carry": "pixels"}
+
+    @property
+    def carried_share(self) -> float:
+        """`blend`, or its default for the way the dream is carried."""
+        return self.blend if self.blend is not None else {"detail": 0.99, "pixels": 0.8}[self.carry]
 
 
 @dataclass(frozen=True)

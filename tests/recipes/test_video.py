@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import pan_frames
+from conftest import occlusion_frames, pan_frames
 from dreamscope.errors import DreamscopeError
 from dreamscope.recipes import flow, video
 
@@ -32,17 +32,46 @@ def finished(run) -> list:
     return [event.image for event in run if event.frame is not None]
 
 
-def test_flow_guided_dreams_flicker_half_as_much_as_frame_by_frame(model):
-    frames = pan_frames(8, size=(128, 96), motion=MOTION)
-    content_motion = (-MOTION[0], -MOTION[1])
-    assert video.flicker(frames, content_motion) < 1.0  # the measure itself: a compensated pan is still
-    alone = finished(video.video_iter(frames, blend=0.0, model=model))
-    guided = finished(video.video_iter(frames, model=model))
-    strength = lambda out: np.mean([np.abs(as_array(o) - as_array(s)).mean() for o, s in zip(out, frames)])
-    assert strength(guided) > 0.8 * strength(alone)  # just as dreamy, not calmer because it dreams less
-    ratio = video.flicker(guided, content_motion) / video.flicker(alone, content_motion)
-    print(f"flicker ratio {ratio:.3f}, strength {strength(guided):.4f} vs {strength(alone):.4f}")
-    assert ratio < 0.65  # measured 0.49 here (0.47 on the benchmark's 24-frame pan): room for other CPUs' rounding
+def strength(out, frames) -> float:
+    return float(np.mean([np.abs(as_array(o) - as_array(s)).mean() for o, s in zip(out, frames)]))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("clip", ["pan", "occlusion"])
+def test_carried_detail_flickers_a_fraction_of_frame_by_frame_at_the_same_strength(model, clip, seed):
+    if clip == "pan":
+        frames, motion = pan_frames(10, size=(128, 96), motion=MOTION), (-MOTION[0], -MOTION[1])
+    else:
+        frames, motion = occlusion_frames(12, size=(128, 96), speed=5)
+    assert video.flicker(frames, motion) < 1.0  # the measure itself: the source, its motion undone, is still
+    alone = finished(video.video_iter(frames, blend=0.0, model=model, seed=seed))
+    pixels = finished(video.video_iter(frames, carry="pixels", model=model, seed=seed))
+    detail = finished(video.video_iter(frames, model=model, seed=seed))
+    ratio = {
+        name: video.flicker(out, motion) / video.flicker(alone, motion) for name, out in (("pixels", pixels), ("detail", detail))
+    }
+    kept = strength(detail, frames) / strength(alone, frames)
+    print(f"{clip} seed {seed}: flicker ratio {ratio}, strength {kept:.3f} of frame by frame")
+    assert 0.85 < kept < 1.15  # as dreamy, not calmer because it dreams less
+    # measured 0.095 (pan) and 0.26 (occlusion) on seeds 0-2 at this size, against 0.48 and 0.60 carrying the pixels
+    assert ratio["detail"] < 0.35 and ratio["detail"] < 0.6 * ratio["pixels"]
+
+
+def test_a_long_clip_keeps_its_dream_and_a_cut_carries_nothing_across(model):
+    frames = pan_frames(30, size=(96, 64), motion=MOTION)
+    out = finished(video.video_iter(frames, model=model, layer="stage3.1"))
+    level = [strength(out[i : i + 10], frames[i : i + 10]) for i in (0, 20)]
+    assert abs(level[1] / level[0] - 1) < 0.1  # warping softens detail every frame; it must not fade
+
+    from PIL import Image
+
+    other = [Image.fromarray(np.asarray(f)[::-1, ::-1].copy()) for f in pan_frames(3, size=(96, 64), motion=(-2, 1))]
+    out = finished(video.video_iter(frames[:3] + other, model=model, layer="stage3.1"))
+    before = as_array(out[2]) - as_array(frames[2])
+    after = as_array(out[3]) - as_array(other[0])
+    carried = flow.warp(before, flow.FlowEstimator().backward(as_array(frames[2]), as_array(other[0]))[0])
+    # the first frame of the new scene shares nothing with the last dream's detail, wherever the flow points
+    assert abs(np.corrcoef(carried.ravel(), after.ravel())[0, 1]) < 0.2
 
 
 def test_frames_are_consumed_one_at_a_time(model):

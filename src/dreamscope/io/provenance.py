@@ -89,7 +89,7 @@ class Record:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Record:
         try:
-            settings = Settings.from_json(data["settings"])
+            settings = Settings.from_json(data["settings"], recorded=True)
             return cls(
                 settings,
                 dict(data["model"]),

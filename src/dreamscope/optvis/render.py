@@ -175,8 +175,12 @@ def ascend(
     generator: torch.Generator,
     tile: int | None = None,
     soft_bounds: bool = False,
+    weights: torch.Tensor | None = None,
 ) -> Iterator[Event]:
     """Normalized gradient ascent on pixels: an Event after each step, with the picture so far.
+
+    `weights` (N or 1, 1, H, W), when given, scales each pixel's step after the normalization: a video frame
+    steps fully where its dream is new and lightly where it carries the last frame's dream along the motion.
 
     `soft_bounds` steps in logit space instead of clamping: a pixel's move shrinks as it nears 0 or 1. A
     single dream clamps about 9% of pixels in some channel; dreams fed back into themselves (zoom, video)
@@ -186,10 +190,10 @@ def ascend(
     objective.check(model)
     if tile:
         check_tiling(model, objective)
-    return _ascend(model, objective, x.detach(), steps, step_size, jitter, generator, tile, soft_bounds)
+    return _ascend(model, objective, x.detach(), steps, step_size, jitter, generator, tile, soft_bounds, weights)
 
 
-def _ascend(model, objective, x, steps, step_size, jitter, generator, tile, soft_bounds) -> Iterator[Event]:
+def _ascend(model, objective, x, steps, step_size, jitter, generator, tile, soft_bounds, weights) -> Iterator[Event]:
     big = x.numel() > _TRIM_ABOVE
     for step in range(1, steps + 1):
         dy, dx = transforms.random_shift(generator, jitter)
@@ -198,6 +202,8 @@ def _ascend(model, objective, x, steps, step_size, jitter, generator, tile, soft
         mean_size = float(grad.norm(p=1)) / grad.numel()
         _finite(loss, step, "objective")
         _finite(mean_size, step, "gradient")
+        if weights is not None:  # after the normalization below, which must not spread the weights back out
+            weights_here = transforms.roll(weights, (dy, dx))
         # The step is taken in the rolled frame and the result rolled back: one copy fewer than rolling the
         # gradient back first. In place wherever the tensor is this step's own (at 4K a full-frame copy is 95 MiB);
         # the pictures already yielded stay as they were.
@@ -206,11 +212,15 @@ def _ascend(model, objective, x, steps, step_size, jitter, generator, tile, soft
             grad.mul_(rolled * (1.0 - rolled))  # d(sigmoid)/dz: the gradient with respect to the logit
             # 4 x step_size in logit space moves a mid-grey pixel by step_size, as in the clamped rule.
             grad.mul_(4.0 * step_size / (float(grad.norm(p=1)) / grad.numel() + 1e-12))
+            if weights is not None:
+                grad.mul_(weights_here)
             moved = torch.sigmoid(torch.logit(rolled).add_(grad))
         else:
             # Dividing by the mean absolute gradient makes step_size a fraction of the [0, 1] range per step,
             # whatever the layer's scale.
             scale = step_size / (mean_size + 1e-8)
+            if weights is not None:
+                grad.mul_(weights_here)
             moved = (rolled.add_(grad, alpha=scale) if rolled is not x else x.add(grad, alpha=scale)).clamp_(0.0, 1.0)
         del grad
         x = transforms.roll(moved, (-dy, -dx))

@@ -162,8 +162,11 @@ def octave_dream(
     jitter: int,
     generator: torch.Generator,
     soft_bounds: bool = False,
+    weights: torch.Tensor | None = None,
 ) -> Iterator[Event]:
     """The octave loop on a picture tensor (NCHW RGB in [0, 1]); the last event's result is the dreamed tensor.
+
+    `weights` (1, 1, H, W) scales each pixel's step (`render.ascend`), resized to every octave.
 
     The fraction done counts pixel-steps, so it tracks time: the last octave is the largest and slowest.
     """
@@ -185,6 +188,7 @@ def octave_dream(
             generator=generator,
             tile=octave.tile,
             soft_bounds=soft_bounds,
+            weights=None if weights is None else imaging.resize(weights, octave.size),
         ):
             x, loss = event.picture, event.loss
             yield event.nested(stage, done / total, work[number - 1] / total)

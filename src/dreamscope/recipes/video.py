@@ -1,9 +1,11 @@
 """Dream a video without flicker: each frame starts from the previous dream, carried along the optical flow.
 
-Dreaming every frame on its own invents different detail each time, and the result flickers. Here each source
-frame is blended with the previous dreamed frame warped onto it along the flow between the two source frames;
-where that flow can't be trusted (occlusions, things entering the frame) the source frame is used as is. The
-blend is then dreamed, so the invented detail moves with the scene instead of boiling.
+Dreaming every frame on its own invents different detail each time, and the result flickers. Here the previous
+dream's own detail (dream minus its source frame) is warped along the flow between the two source frames onto the
+new source frame (`flow.carry_detail`); where the flow cannot be trusted (hidden or revealed, entering the frame)
+nothing is carried. Then each pixel steps fully until it has had as many steps as the first frame, and by a small
+`refresh` share after that: the invented detail moves with the scene instead of boiling. `carry="pixels"` is the
+earlier way, the warped dreamed frame blended into the new source frame (`flow.carry`).
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from . import base
 from . import dream as dream_recipe
 from . import flow as optical_flow
 
-# The defaults (VideoSettings): blend 0.8, 2 octaves of 5 steps for the first frame, 2 steps per octave for every
-# later frame, which starts from a carried dream and only refines. Measured on a 24-frame pan
-# (benchmarks/bench_video.py): blend 0.8 with 2 steps keeps the per-frame dream's strength at 0.47 of its
-# flicker; blend 0.5 with 5 steps only got to 0.77.
+# The defaults (VideoSettings): 2 octaves of 5 steps for the first frame, 2 steps per octave for every later frame,
+# 0.99 of the detail carried, refresh 0.05. Measured with benchmarks/bench_video.py (docs/benchmarks.md "Zoom and
+# video"): flicker 0.078 of frame by frame on a pan and 0.165 on a clip with a moving object and an occlusion, at
+# 1.00 and 1.02 of its strength; carrying the pixels (blend 0.8) gave 0.47 and 0.53. The refresh barely matters
+# (0.02-0.05: 0.158-0.165 on the occlusion clip): what flickers is what must be dreamed anew.
 
 
 def check(settings: VideoSettings, model: LoadedModel, sizes: Mapping[str, tuple[int, int]] | None = None) -> None:
@@ -77,8 +80,9 @@ def video_iter(
 def _frames(
     net, objective, plan, settings: VideoSettings, frames: Iterator[Image.Image], count: int | None, label: str
 ) -> Iterator[Event]:
-    estimator = optical_flow.FlowEstimator() if settings.blend > 0 else None
-    previous_source = previous_dream = shape = None
+    blend = settings.carried_share
+    estimator = optical_flow.FlowEstimator() if blend > 0 else None
+    previous_source = previous_dream = shape = had = level = None
     total = count or 0
     index = -1
     for index, picture in enumerate(frames):
@@ -90,10 +94,17 @@ def _frames(
             raise DreamscopeError(
                 f"frame {index + 1} is {picture.width}x{picture.height}, not {size[0]}x{size[1]} like the first"
             )
-        start = source
+        start, weights = source, None
         carried = estimator is not None and previous_dream is not None
-        if carried:
-            start = optical_flow.carry(estimator, previous_source, previous_dream, source, settings.blend)
+        if carried and settings.carry == "pixels":
+            start = optical_flow.carry(estimator, previous_source, previous_dream, source, blend)
+        elif carried:
+            start, had = optical_flow.carry_detail(estimator, previous_source, previous_dream, source, blend, had, level)
+            # Full steps where the dream is new (revealed, entering the frame) until it has had as many as the first
+            # frame's, then `refresh` of a step: a small step each frame changes less than a large one now and then.
+            share = np.clip((settings.steps - had) / settings.frame_steps, settings.refresh, 1.0).astype(np.float32)
+            had = had + share * settings.frame_steps
+            weights = torch.from_numpy(share)[None, None].to(net.device)
         start_x = torch.from_numpy(np.ascontiguousarray(start)).permute(2, 0, 1).unsqueeze(0).to(net.device)
         stage = Stage("frame", index + 1, max(total, index + 1), label)
         at, span = (index / total, 1 / total) if total else (0.0, 0.0)
@@ -107,28 +118,42 @@ def _frames(
             jitter=settings.jitter,
             generator=base.generator(settings.seed),
             soft_bounds=True,
+            weights=weights,
         )
         x = yield from nest(dreamed, stage, at, span)
         previous_source = source
         previous_dream = x[0].permute(1, 2, 0).cpu().numpy()
+        if not carried:
+            had = np.full(source.shape[:2], float(settings.steps), np.float32)
+            level = float(np.abs(previous_dream - source).mean())
         yield Event((stage,), at + span, None, x, frame=index)
     yield finish(index + 1)
 
 
-def flicker(frames: Sequence[Image.Image], motion: tuple[int, int]) -> float:
-    """Mean absolute change (0-255) between consecutive frames after undoing a known whole-frame motion.
+def flicker(frames: Sequence[Image.Image], motion) -> float:
+    """Mean absolute change (0-255) between consecutive frames after undoing their true motion.
 
-    `motion` (dx, dy) is how far the content moves in pixels from one frame to the next (a camera panning right
-    by 2 px moves the content by (-2, 0)); only the part seen in both frames is compared.
+    `motion` (dx, dy) is a whole-frame motion: how far the content moves in pixels from one frame to the next (a
+    camera panning right by 2 px moves the content by (-2, 0)); only the part seen in both frames is compared. Or,
+    for scenes whose parts move differently, one (flow, seen) per consecutive pair: frame i + 1 at pixel p shows
+    what frame i showed at p + flow[p] (integer (dx, dy) arrays, HxWx2), compared only where `seen` is true
+    (the pixel is neither hidden nor revealed between the two).
     """
-    dx, dy = motion
     changes = []
-    for before, after in zip(frames, frames[1:]):
+    for index, (before, after) in enumerate(zip(frames, frames[1:])):
         a = np.asarray(before.convert("RGB"), dtype=np.float32)
         b = np.asarray(after.convert("RGB"), dtype=np.float32)
         height, width = a.shape[:2]
-        # after[y, x] shows what before[y - dy, x - dx] showed
-        a_part = a[max(0, -dy) : height - max(0, dy), max(0, -dx) : width - max(0, dx)]
-        b_part = b[max(0, dy) : height - max(0, -dy), max(0, dx) : width - max(0, -dx)]
-        changes.append(float(np.abs(a_part - b_part).mean()))
+        if isinstance(motion, tuple) and len(motion) == 2 and all(isinstance(m, int) for m in motion):
+            dx, dy = motion
+            # after[y, x] shows what before[y - dy, x - dx] showed
+            a_part = a[max(0, -dy) : height - max(0, dy), max(0, -dx) : width - max(0, dx)]
+            b_part = b[max(0, dy) : height - max(0, -dy), max(0, dx) : width - max(0, -dx)]
+            changes.append(float(np.abs(a_part - b_part).mean()))
+            continue
+        flow, seen = motion[index]
+        rows, columns = np.mgrid[0:height, 0:width]
+        x = (columns + flow[..., 0]).clip(0, width - 1)
+        y = (rows + flow[..., 1]).clip(0, height - 1)
+        changes.append(float(np.abs(b - a[y, x])[seen].mean()))
     return float(np.mean(changes))
