@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dreamscope import settings as S
 from dreamscope.work import catalogue
-from dreamscope.work.flags import EXTRA_HELP, FLAGS, flag
+from dreamscope.work.flags import EXTRA_HELP, flag
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
