@@ -7,7 +7,7 @@ For each class of fixed lists (CLASSES: the 24 of the first benchmark; NEW_CLASS
 2026-12-02 before any picture of them was made) each maker grows one picture of the class on the same model
 (efficientnet-lite0) with the same number of steps, timed with `time.perf_counter` after one untimed warm-up.
 Makers: `maco`, `fft` (dreamscope's parameterizations, `--param`), `pixels` (no priors: plain pixels, no
-transforms, the contrast case), and the peers `torch-lucent`, `horama`, `faccent` when installed.
+transforms, the contrast case), `accentuate` (the class strengthened in scikit-image's coffee photo, `--accentuate`), and the peers `torch-lucent`, `horama`, `faccent` when installed.
 
 `dreamscope.recipes.quality.score` judges each picture with efficientnet-lite2 on three views (as made, mirrored
 left-right, centre 75% crop scaled back), measures Hasler and Suesstrunk's colourfulness and MaCo's plausibility
@@ -59,7 +59,21 @@ NEW_CLASSES = [
     "acoustic guitar", "church", "barn", "valley", "coral reef", "acorn", "red wine", "fire engine",
 ]  # fmt: skip
 SETS = {"current": CLASSES, "new": NEW_CLASSES, "both": CLASSES + NEW_CLASSES}
-OURS = {"maco": dict(param="maco"), "fft": dict(param="fft"), "pixels": dict(param="pixels", robust=False)}
+OURS = {
+    "maco": dict(param="maco"),
+    "fft": dict(param="fft"),
+    "pixels": dict(param="pixels", robust=False),
+    "accentuate": dict(accentuate=True),  # the class strengthened in one fixed photo (ACCENTUATED), its defaults
+}
+
+
+def accentuated_photo() -> Image.Image:
+    """The photo every class is accentuated in: scikit-image's coffee cup, a photo of no benchmark class."""
+    from skimage import data
+
+    return Image.fromarray(data.coffee())
+
+
 TILE = 160
 PHOTOS = 300
 
@@ -69,6 +83,9 @@ def make(maker: str, model, index: int, steps: int | None, size: int, settings: 
         fields = {**OURS[maker], **settings, "size": size}
         if steps is not None:
             fields["steps"] = steps
+        if maker == "accentuate":
+            fields.pop("learning_rate", None)  # accentuation keeps its own schedule
+            return visualize(index, model=model, init=accentuated_photo(), **fields)[0]
         return visualize(index, model=model, **fields)[0]
     return peers.PEERS[maker](model, index, steps or 300, size=size, seed=0)
 
@@ -129,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--makers",
         default="maco,fft",
-        help="comma-separated: maco, fft, pixels, torch-lucent, horama, faccent; 'all': ours and every peer installed",
+        help="comma-separated: maco, fft, pixels, accentuate, torch-lucent, horama, faccent; 'all': ours and every peer installed",
     )
     parser.add_argument("--steps", type=int, help="optimization steps for every maker (default: visualize's default)")
     parser.add_argument("--size", type=int, default=224, help="picture side in px (default 224)")
