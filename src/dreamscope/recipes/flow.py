@@ -94,11 +94,11 @@ def carry(
     return weight * warp(previous_dream, backward) + (1.0 - weight) * source
 
 
-# Carrying the dream's detail (measured on benchmarks/bench_video.py's two clips, docs/benchmarks.md "Video"): the
+# Carrying the dream's detail (benchmarks/bench_video.py's two clips, docs/benchmarks.md "Zoom and video"): the
 # forward-backward check flags 13% of the pixels seen in both frames of the occlusion clip (where the true motion is
 # known) as unreliable, mostly along motion edges where DIS smooths the flow, while the hidden and revealed pixels
 # fail it by far. Wiping a pixel's detail and dreaming it anew flickers, so the detail is carried where the mismatch
-# is within LOOSE times the check's tolerance: flicker 0.16 of frame by frame on that clip, against 0.21 with the
+# is within LOOSE times the check's tolerance: flicker 0.165 of frame by frame on that clip, against 0.21 with the
 # strict check.
 LOOSE = 10.0
 DETAIL_EDGE = 1  # soften's radius for the detail's mask
