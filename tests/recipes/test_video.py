@@ -53,8 +53,8 @@ def test_carried_detail_flickers_a_fraction_of_frame_by_frame_at_the_same_streng
     kept = strength(detail, frames) / strength(alone, frames)
     print(f"{clip} seed {seed}: flicker ratio {ratio}, strength {kept:.3f} of frame by frame")
     assert 0.85 < kept < 1.15  # as dreamy, not calmer because it dreams less
-    # measured 0.095 (pan) and 0.26 (occlusion) on seeds 0-2 at this size, against 0.48 and 0.60 carrying the pixels
-    assert ratio["detail"] < 0.35 and ratio["detail"] < 0.6 * ratio["pixels"]
+    # measured 0.07 (pan) and 0.15 (occlusion) on seeds 0-2 at this size, against 0.48 and 0.60 carrying the pixels
+    assert ratio["detail"] < 0.25 and ratio["detail"] < 0.4 * ratio["pixels"]
 
 
 def test_a_long_clip_keeps_its_dream_and_a_cut_carries_nothing_across(model):

@@ -32,7 +32,7 @@ def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
 class FlowEstimator:
     """Dense flow between consecutive frames; one DIS instance reused, since creating it allocates buffers."""
 
-    def __init__(self, preset: str = "medium"):
+    def __init__(self, preset: str = "medium", full_resolution: bool = False):
         cv2 = _cv2()
         presets = {
             "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -40,6 +40,8 @@ class FlowEstimator:
             "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
         }
         self._dis = cv2.DISOpticalFlow_create(presets[preset])
+        if full_resolution:  # the presets stop a scale short, at half resolution; the last scale sharpens motion edges
+            self._dis.setFinestScale(0)
 
     def backward(self, previous: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(flow, reliable): for each pixel of `current`, the offset to where it was in `previous`, and a
@@ -94,12 +96,12 @@ def carry(
     return weight * warp(previous_dream, backward) + (1.0 - weight) * source
 
 
-# Carrying the dream's detail (benchmarks/bench_video.py's two clips, docs/benchmarks.md "Zoom and video"): the
-# forward-backward check flags 13% of the pixels seen in both frames of the occlusion clip (where the true motion is
-# known) as unreliable, mostly along motion edges where DIS smooths the flow, while the hidden and revealed pixels
-# fail it by far. Wiping a pixel's detail and dreaming it anew flickers, so the detail is carried where the mismatch
-# is within LOOSE times the check's tolerance: flicker 0.165 of frame by frame on that clip, against 0.21 with the
-# strict check.
+# Carrying the dream's detail (benchmarks/bench_video.py's two clips, docs/benchmarks.md "Zoom and video"): on the
+# occlusion clip, where the true motion is known, the forward-backward check (full-resolution flow) fails 3.4% of the
+# pixels seen in both frames, mostly along motion edges where DIS smooths the flow. Wiping a pixel's detail and
+# dreaming it anew flickers, so the detail is carried where the mismatch is within LOOSE times the check's
+# tolerance: that still fails 1.5% of them, and lets through 29% of the hidden or revealed pixels (about 1.5% of the
+# frame), which may carry a wrong detail. Flicker 0.113 of frame by frame on that clip, 0.140 with the strict check.
 LOOSE = 10.0
 DETAIL_EDGE = 1  # soften's radius for the detail's mask
 CUT = 0.5  # below this share of strictly reliable pixels the frames are two scenes: nothing is carried across

@@ -29,9 +29,9 @@ from . import flow as optical_flow
 
 # The defaults (VideoSettings): 2 octaves of 5 steps for the first frame, 2 steps per octave for every later frame,
 # 0.99 of the detail carried, refresh 0.05. Measured with benchmarks/bench_video.py (docs/benchmarks.md "Zoom and
-# video"): flicker 0.078 of frame by frame on a pan and 0.165 on a clip with a moving object and an occlusion, at
-# 1.00 and 1.02 of its strength; carrying the pixels (blend 0.8) gave 0.47 and 0.53. The refresh barely matters
-# (0.02-0.05: 0.158-0.165 on the occlusion clip): what flickers is what must be dreamed anew.
+# video"): flicker 0.062 of frame by frame on a pan and 0.113 on a clip with a moving object and an
+# occlusion, at about the same strength; carrying the pixels (blend 0.8) gave 0.47 and 0.53. The refresh barely
+# matters: what flickers is what must be dreamed anew.
 
 
 def check(settings: VideoSettings, model: LoadedModel, sizes: Mapping[str, tuple[int, int]] | None = None) -> None:
@@ -81,7 +81,9 @@ def _frames(
     net, objective, plan, settings: VideoSettings, frames: Iterator[Image.Image], count: int | None, label: str
 ) -> Iterator[Event]:
     blend = settings.carried_share
-    estimator = optical_flow.FlowEstimator() if blend > 0 else None
+    # Carrying detail, the flow at full resolution: 0.113 of frame-by-frame flicker on the occlusion clip against 0.165
+    # at DIS's usual half (its two flows take 12 ms a frame at 192x144 instead of 5, 0.45 s instead of 0.12 at 720p).
+    estimator = optical_flow.FlowEstimator(full_resolution=settings.carry == "detail") if blend > 0 else None
     previous_source = previous_dream = shape = had = level = None
     total = count or 0
     index = -1
