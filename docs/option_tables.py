@@ -38,6 +38,7 @@ SHOWN = {
     ],
     "visualize": [
         "param",
+        "decay",
         "samples",
         "diversity",
         "grid",

@@ -176,3 +176,12 @@ def test_a_record_without_a_later_field_means_what_ran_before_it_existed(model):
     del data["settings"]["carry"]
     assert provenance.Record.from_json(data).settings.carry == "pixels"  # a video made before carrying detail
     assert S.VideoSettings.from_json(data["settings"]).carry == "detail"  # a new job without it gets today's default
+
+
+def test_a_visualize_record_without_decay_draws_with_lucids_spectrum(model):
+    from dreamscope.io import provenance
+
+    data = provenance.make(S.VisualizeSettings(target="banana"), model).to_json()
+    assert provenance.Record.from_json(data).settings.decay == 1.25
+    del data["settings"]["decay"]
+    assert provenance.Record.from_json(data).settings.decay == 1.0  # the README's pictures still redo

@@ -202,6 +202,12 @@ class VisualizeSettings(Settings):
         "fft: 1/f spectrum, all learned; maco: photos' magnitude spectrum, learned phase; pixels: "
         "plain (default: fft, or maco with --accentuate, which then keeps the photo's spectrum)",
     )
+    decay: float = setting(
+        1.25,
+        Number(0.0, 4.0),
+        "fft only: the picture's spectrum falls as 1/frequency^decay; higher draws fewer fine details and larger "
+        "shapes (1: Lucid's, the default before 1.25)",
+    )
     robust: bool = setting(True, Flag(), "random pad, shift, zoom and rotate every step")
     transparency: bool = setting(
         False, Flag(), "fade to white where the objective's gradient was weakest (MaCo's attribution map; with --param maco)"
@@ -239,6 +245,9 @@ class VisualizeSettings(Settings):
             raise SettingsError("samples", "must be 1 with accentuate: one photo gives one accentuated picture")
         if self.accentuate and self.kind == "channels":
             raise SettingsError("accentuate", "applies to a class, channel or neuron, not a layer's channel sheet")
+
+    # Records made before `decay` existed drew with Lucid's 1/f spectrum.
+    BEFORE: ClassVar[dict] = {"decay": 1.0}
 
     @property
     def parameterization(self) -> str:

@@ -124,6 +124,20 @@ def test_fourier_noise_has_natural_1_over_f_statistics():
     assert low > 5 * high  # energy concentrated at low frequencies, unlike white noise
 
 
+def test_a_steeper_spectrum_draws_fewer_fine_details():
+    def fine_share(decay):
+        picture = params.FourierImage(1, 128, 128, torch.Generator().manual_seed(0), decay=decay)
+        with torch.no_grad():
+            spectrum = torch.fft.rfft2(picture()[0].mean(0) - picture()[0].mean()).abs()
+        return float(spectrum[32:96, 32:].sum() / spectrum.sum())
+
+    assert fine_share(1.5) < fine_share(1.25) < fine_share(1.0)
+    (steep,) = ds.visualize("starfish", decay=2.0, **SMALL)
+    (flat,) = ds.visualize("starfish", decay=1.0, **SMALL)
+    sharpness = lambda p: float(np.abs(np.diff(np.asarray(p.convert("L"), np.float32), axis=1)).mean())
+    assert sharpness(steep) < sharpness(flat)  # the setting reaches the picture
+
+
 def test_robustness_transform_is_seeded():
     x = torch.rand(1, 3, 64, 64)
     a = transforms.robustness(x, torch.Generator().manual_seed(1))

@@ -82,7 +82,10 @@ class FourierImage(ImageParam):
         self.decorrelate = decorrelate
         freqs = (torch.fft.fftfreq(height)[:, None] ** 2 + torch.fft.rfftfreq(width)[None, :] ** 2).sqrt()
         # 1/f scaling, floored at the lowest frequency; sqrt(h*w) makes the inverse FFT orthonormal.
-        scale = freqs.clamp(min=1.0 / max(height, width)) ** -decay * math.sqrt(height * width)
+        floored = freqs.clamp(min=1.0 / max(height, width))
+        scale = floored**-decay * math.sqrt(height * width)
+        if decay != 1.0:  # the same total contrast as 1/f: a steeper spectrum moves it to larger shapes, not more of it
+            scale *= float(floored.reciprocal().square().mean().sqrt() / (floored**-decay).square().mean().sqrt())
         self.register_buffer("scale", scale)
         spectrum = torch.randn(batch, 3, height, width // 2 + 1, 2, generator=generator) * 0.01
         if init is not None:
@@ -195,14 +198,20 @@ class MacoImage(ImageParam):
 
 
 def make_param(
-    kind: str, batch: int, height: int, width: int, generator: torch.Generator, init: torch.Tensor | None = None
+    kind: str,
+    batch: int,
+    height: int,
+    width: int,
+    generator: torch.Generator,
+    init: torch.Tensor | None = None,
+    decay: float = 1.0,
 ) -> ImageParam:
-    """'fft' (1/f prior, all coefficients learned: the default), 'maco' (natural magnitude, learned phase) or
+    """'fft' (1/f^decay prior, all coefficients learned: the default), 'maco' (natural magnitude, learned phase) or
     'pixels' (plain, for comparison)."""
     if kind == "maco":
         return MacoImage(batch, height, width, generator, init)
     if kind == "fft":
-        return FourierImage(batch, height, width, generator, init)
+        return FourierImage(batch, height, width, generator, init, decay=decay)
     if kind == "pixels":
         return PixelImage(batch, height, width, generator, init)
     raise ValueError(f"unknown parameterization {kind!r}")

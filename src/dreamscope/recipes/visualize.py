@@ -118,7 +118,9 @@ def visualize_iter(
     start = None
     if init is not None:
         start = imaging.to_tensor(init.convert("RGB").resize((width, height), Image.LANCZOS), net.device)
-    picture = params.make_param(settings.parameterization, len(labels), height, width, generator, start).to(net.device)
+    picture = params.make_param(settings.parameterization, len(labels), height, width, generator, start, decay=settings.decay).to(
+        net.device
+    )
     transform = transforms.robustness if settings.robust else None
     finished = None
     if settings.accentuate:
