@@ -455,7 +455,10 @@ def test_out_of_memory_is_one_line_naming_what_to_lower(tmp_path):
         [sys.executable, "-m", "dreamscope", *args], cwd=tmp_path, capture_output=True, text=True, preexec_fn=limited, timeout=300
     )
     assert done.returncode == 1, done.stderr
-    assert done.stderr == "error: out of memory; use a smaller --size or --samples\n", done.stderr
+    # Where the allocation fails varies with the allocator: inside a step the line also says at what size.
+    assert re.fullmatch(r"error: out of memory( at \d+x\d+ px on cpu)?; use a smaller --size or --samples\n", done.stderr), (
+        done.stderr
+    )
     assert list(tmp_path.iterdir()) == []
 
 
