@@ -16,9 +16,14 @@ layer:
    less than a new seed. The objective each result reaches, measured in float32, bfloat16's over float32's.
    Wall time of each dream, the two precisions interleaved photo by photo, as a ratio.
 
+3. With `--class-pictures N`: the first N of quality_visualize.py's 48 benchmark classes drawn by `visualize` at its
+   defaults in float32 and in bfloat16, interleaved class by class: wall time of each picture, as a ratio, and
+   how often the held-out judge (efficientnet-lite2) names the class on each view, and the plausibility, for
+   both. `--count 0` leaves the dreams out.
+
 `--sheet PATH` writes photo | float32 | bfloat16 | float32 seed 1 for the first three photos. Run it alone:
 
-    .venv/bin/python benchmarks/bench_precision.py [--photos FOLDER] [--count 8] [--json PATH] [--sheet PATH]
+    .venv/bin/python benchmarks/bench_precision.py [--photos FOLDER] [--count 8] [--class-pictures 0] [--json PATH] [--sheet PATH]
 """
 
 from __future__ import annotations
@@ -108,24 +113,9 @@ def sheet(rows, path: Path) -> None:
     out.save(path, quality=88)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
-    parser.add_argument("--count", type=int, default=8)
-    parser.add_argument("--size", type=int, default=512, help="longer side of the photos (default 512)")
-    parser.add_argument("--model", default="efficientnet-lite0")
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--sheet", type=Path)
-    args = parser.parse_args(argv)
-
-    runtime.configure()
-    if not precision.cpu_has_bf16():
-        print("note: this CPU has no AMX: bfloat16 runs, but without hardware support", file=sys.stderr)
-    fp32 = load_model(args.model, "cpu")
-    bf16 = precision.at(fp32, "bf16")
-    nchw = nchw_twin(fp32)
+def dream_part(args, fp32, bf16, nchw):
+    """Parts 1 and 2: gradients and whole dreams on the photos."""
     objective = objectives.layer_l2(fp32.spec.default_layer)
-    load_before = os.getloadavg()
     rows, pictures = [], []
     for name, photo in photos(args.photos, args.count, args.size):
         x = images.to_tensor(photo, "cpu")
@@ -159,7 +149,6 @@ def main(argv=None) -> int:
             file=sys.stderr,
             flush=True,
         )
-    load_after = os.getloadavg()
 
     def median(key):
         return statistics.median(key(r) for r in rows)
@@ -190,8 +179,82 @@ def main(argv=None) -> int:
     )
     print(f"  objective reached, bf16 / fp32: {summary['objective_ratio']:.3f} (lowest {summary['objective_ratio_min']:.3f})")
     print(f"  time, bf16 / fp32: {summary['time_ratio']:.2f}")
+    return rows, pictures, summary
+
+
+def class_part(fp32, bf16, count: int) -> dict:
+    """Part 3: default class pictures in both precisions, timed interleaved and judged."""
+    import statistics as st
+
+    from dreamscope.recipes import quality
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from quality_visualize import CLASSES, NEW_CLASSES
+
+    judge = quality.judge_for(fp32)
+    dreamscope.visualize(CLASSES[0], model=fp32, steps=3, precision="bf16")  # warm both
+    dreamscope.visualize(CLASSES[0], model=fp32, steps=3, precision="fp32")
+    figures = {"fp32": [], "bf16": []}
+    for name in (CLASSES + NEW_CLASSES)[:count]:
+        for chosen in ("fp32", "bf16"):
+            start = time.perf_counter()
+            (picture,) = dreamscope.visualize(name, model=fp32, precision=chosen)
+            seconds = time.perf_counter() - start
+            score = quality.score(picture, dreamscope.resolve_class(name), judge)
+            figures[chosen].append(
+                {
+                    "class": name,
+                    "seconds": seconds,
+                    "views": {view: s.top1 for view, s in score.views.items()},
+                    "rank": score.plausibility.rank,
+                    "similarity": score.plausibility.similarity,
+                }
+            )
+        a, b = figures["fp32"][-1], figures["bf16"][-1]
+        print(f"{name:20s} fp32 {a['seconds']:.2f} s, bf16 {b['seconds']:.2f} s", file=sys.stderr, flush=True)
+    summary = {}
+    for chosen, rows in figures.items():
+        summary[chosen] = {
+            "seconds_median": st.median(r["seconds"] for r in rows),
+            "per_view": {view: sum(r["views"][view] for r in rows) for view in quality.VIEWS},
+            "all_views": sum(all(r["views"].values()) for r in rows),
+            "median_rank": st.median(r["rank"] for r in rows),
+            "median_similarity": st.median(r["similarity"] for r in rows),
+        }
+    summary["time_ratio"] = st.median(b["seconds"] / a["seconds"] for a, b in zip(figures["fp32"], figures["bf16"]))
+    print(f"\n{count} default class pictures, bf16 / fp32 time (median of the pairs): {summary['time_ratio']:.2f}")
+    for chosen in ("fp32", "bf16"):
+        f = summary[chosen]
+        print(
+            f"  {chosen}: {f['seconds_median']:.2f} s a picture; the judge names {f['per_view']} on the views, "
+            f"{f['all_views']} on all; median rank {f['median_rank']:g}, similarity {f['median_similarity']:.3f}"
+        )
+    return {"summary": summary, "pictures": figures}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
+    parser.add_argument("--count", type=int, default=8)
+    parser.add_argument("--size", type=int, default=512, help="longer side of the photos (default 512)")
+    parser.add_argument("--model", default="efficientnet-lite0")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--sheet", type=Path)
+    parser.add_argument("--class-pictures", type=int, default=0, help="benchmark classes drawn in both precisions (default 0)")
+    args = parser.parse_args(argv)
+
+    runtime.configure()
+    if not precision.cpu_has_bf16():
+        print("note: this CPU has no AMX: bfloat16 runs, but without hardware support", file=sys.stderr)
+    fp32 = load_model(args.model, "cpu")
+    bf16 = precision.at(fp32, "bf16")
+    nchw = nchw_twin(fp32)
+    load_before = os.getloadavg()
+    rows, pictures, summary = dream_part(args, fp32, bf16, nchw) if args.count else ([], [], {})
+    drawn = class_part(fp32, bf16, args.class_pictures) if args.class_pictures else None
+    load_after = os.getloadavg()
     print("load average before: {:.2f} {:.2f} {:.2f}; after: {:.2f} {:.2f} {:.2f}".format(*load_before, *load_after))
-    if args.sheet:
+    if args.sheet and pictures:
         sheet(pictures[:3], args.sheet)
         print(f"wrote {args.sheet}", file=sys.stderr)
     if args.json:
@@ -200,6 +263,7 @@ def main(argv=None) -> int:
                 {
                     "summary": summary,
                     "photos": rows,
+                    "class_pictures": drawn,
                     "amx": precision.cpu_has_bf16(),
                     "load_average_before": load_before,
                     "load_average_after": load_after,

@@ -124,12 +124,21 @@ def setting(default, check, help: str = ""):
     return field(default=default, metadata={"check": check, "help": help})
 
 
-def precision_setting():
-    """The network's number format, for every recipe that dreams (a field object cannot serve two classes)."""
+def precision_setting(drawing: bool = False):
+    """The network's number format, for every recipe that dreams or draws (a field object cannot serve two classes).
+    `drawing`: the recipe's feature visualizations compute in it; what it measures on photos stays float32."""
+    if drawing:
+        return setting(
+            "auto",
+            Choice(PRECISIONS),
+            "the network's number format while drawing pictures: fp32; bf16, faster on CPUs with AMX or AVX512-BF16 (other "
+            "rounding: other pictures, recognized as often); auto: bf16 for the EfficientNet-Lite models on such "
+            "CPUs, else fp32",
+        )
     return setting(
         "auto",
         Choice(PRECISIONS),
-        "the network's number format: fp32; bf16, faster on CPUs with AMX (other "
+        "the network's number format: fp32; bf16, faster on CPUs with AMX or AVX512-BF16 (other "
         "rounding: another dream, as strong); auto: bf16 for the EfficientNet-Lite "
         "models on such CPUs, else fp32",
     )

@@ -223,6 +223,7 @@ class VisualizeSettings(Settings):
     closeness_layer: str | None = setting(
         None, Text(), "the layer where --accentuate compares picture and photo (default: the deepest at stride 8 or less)"
     )
+    precision: str = precision_setting(drawing=True)
 
     def check(self) -> None:
         if self.target is None:
@@ -296,6 +297,7 @@ class MorphSettings(Settings):
     warmup: int = setting(300, Whole(0, 100_000), "Adam steps before the first frame, so the first class is clear")
     learning_rate: float = setting(0.05, Number(0.0, 10.0, above=True), "Adam's step")
     fps: float = setting(24.0, Number(0.1, 240.0), "frames per second of the video")
+    precision: str = precision_setting(drawing=True)
     score: bool = setting(
         False,
         Flag(),
@@ -430,6 +432,7 @@ class ExemplarsSettings(Settings):
     )
     vis_size: int = setting(128, Whole(64, 2048), "side of the channels' feature visualizations on the sheet")
     vis_steps: int = setting(128, Whole(1, 10_000), "optimization steps of the channels' feature visualizations")
+    precision: str = precision_setting(drawing=True)
 
     def check(self) -> None:
         if self.units is None:
@@ -468,6 +471,7 @@ class AtlasSettings(Settings):
         "keep",
         "icon_size",
         "icon_steps",
+        "precision",
         "neighbours",
         "exemplars_per_cell",
     )
@@ -492,6 +496,7 @@ class AtlasSettings(Settings):
     )
     icon_size: int = setting(80, Whole(32, 512), "side of each cell's feature visualization, in px")
     icon_steps: int = setting(160, Whole(1, 10_000), "optimization steps of the icons")
+    precision: str = precision_setting(drawing=True)
     neighbours: int = setting(15, Whole(2, 200), "UMAP's n_neighbors: larger keeps more of the global structure")
     exemplars_per_cell: int = setting(6, Whole(0, 50), "natural patches shown per cell")
 
@@ -551,6 +556,7 @@ class MicroscopeSettings(Settings):
         "how hard a channel's samples are pushed apart in style (Lucid's 100; at 1 they come out alike)",
     )
     block: int = setting(16, Whole(1, 256), "channels drawn together in one batch (one work item); part of what makes a picture")
+    precision: str = precision_setting(drawing=True)
     top: int = setting(5, Whole(0, 100), "classes listed per channel: those its increase pushes up most")
     exemplar_folder: str | None = setting(
         None, Text(), "folder of pictures (searched recursively) in which to find each channel's natural exemplars"
@@ -610,6 +616,7 @@ class ExplainSettings(Settings):
     channel_size: int = setting(96, Whole(32, 512), "side of the channels' pictures (the semantic dictionary), in px")
     top_channels: int = setting(3, Whole(1, 16), "strongest channels shown for each position")
     steps: int = setting(128, Whole(1, 10_000), "optimization steps of every picture (cells, groups, channels)")
+    precision: str = precision_setting(drawing=True)
 
 
 def settings_class(recipe: str | None) -> type[Settings]:

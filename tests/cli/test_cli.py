@@ -207,7 +207,9 @@ GOOD = {
     "models-json": ("models", "--json"),
     "classify-json": ("classify", "chelsea.png", "--json"),
     "version": ("--version",),
-    "visualize-sheet": ("visualize", "--channels", "stage3.1", "--grid", "4", "--size", "64", "--steps", "5", "-o", "sheet.png"),
+    "visualize-sheet": (
+        "visualize", "--channels", "stage3.1", "--grid", "4", "--size", "64", "--steps", "5", "--precision", "bf16", "-o", "sheet.png"
+    ),
     "visualize-default-name": ("visualize", "--class", "banana", "--size", "64", "--steps", "2"),
     "visualize-score": ("visualize", "--class", "banana", "--size", "64", "--steps", "2", "--score", "-o", "s.png"),
     "visualize-accentuate": (
@@ -402,6 +404,7 @@ def test_visualize_writes_a_contact_sheet(runs):
         assert img.size == (2 * 64 + 4, 2 * (64 + 18) + 4)  # each channel labelled underneath
     record = dreamscope.read_record(run.folder / "sheet.png")
     assert (record.settings.kind, record.settings.target, record.settings.grid) == ("channels", "stage3.1", 4)
+    assert record.precision == "bf16" and record.settings.precision == "bf16"
 
 
 def test_visualize_names_its_output_after_the_target(runs):

@@ -13,6 +13,7 @@ from dreamscope.errors import DreamscopeError
 from dreamscope.io import images
 from dreamscope.models import precision
 from dreamscope.optvis import objectives, render, taps
+from dreamscope.recipes.classify import class_probabilities
 from dreamscope.work import redo
 
 
@@ -128,3 +129,35 @@ def test_a_record_without_precision_reads_as_before(model):
     del old["precision"]  # written by dreamscope before precision existed
     assert ds.Record.from_json(old).precision is None
     assert dataclasses.replace(record, precision=None).to_json()["precision"] is None
+
+
+def test_a_bf16_class_picture_is_recognized_and_its_record_says_so(model):
+    judge = ds.load_model("efficientnet-lite2")  # another network than the one that drew
+    for name in ("goldfish", "starfish"):
+        (picture,) = ds.visualize(name, model=model, size=160, steps=120, precision="bf16")
+        record = ds.Record.from_text(picture.info["dreamscope"])
+        assert record.precision == "bf16" and record.settings.precision == "bf16"
+        with torch.no_grad():
+            probabilities = class_probabilities(judge, images.to_tensor(picture))[0]
+        assert int(probabilities.argmax()) == ds.resolve_class(name) and float(probabilities.max()) > 0.5
+    (single,) = ds.visualize("goldfish", model=model, size=64, steps=1, precision="fp32")
+    assert ds.Record.from_text(single.info["dreamscope"]).precision == "fp32"
+
+
+def test_everything_that_draws_draws_at_the_precision_asked(model, monkeypatch):
+    """Each recipe built on feature visualization hands its pictures' optimization the twin, and says so."""
+    from dreamscope.recipes import microscope, morph
+
+    seen = []
+    real = render.optimize
+    monkeypatch.setattr(render, "optimize", lambda net, *a, **k: seen.append(net.dtype) or real(net, *a, **k))
+    settings = ds.MicroscopeSettings(size=64, steps=2, samples=0, precision="bf16")
+    drawn = microscope.render_channels(model, "stage3.1", [0, 1], settings)
+    assert seen == [torch.bfloat16] and drawn.pictures.dtype == torch.float32 and drawn.pictures.std() > 0
+    seen.clear()
+    ds.visualize("banana", model=model, size=64, steps=1, precision="bf16")
+    morph.morph_iter(classes="banana,lemon", model=model, size=64, frames=2, steps=1, warmup=1, precision="bf16").result()
+    assert seen and set(seen) == {torch.bfloat16}
+    for settings_class in (ds.AtlasSettings, ds.ExemplarsSettings, ds.ExplainSettings, ds.MorphSettings, ds.VisualizeSettings):
+        assert {f.name: f.default for f in dataclasses.fields(settings_class)}["precision"] == "auto"
+    assert "precision" in ds.AtlasSettings.LAYOUT_ONLY  # the icons' precision: a collection does not depend on it

@@ -3,6 +3,7 @@ construction (toy_models.Colours: channel 0 fires on red, 1 on green, 2 on blue)
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -15,6 +16,7 @@ import toy_models
 from conftest import chelsea
 from dreamscope import imaging
 from dreamscope.errors import DreamscopeError, SettingsError
+from dreamscope.io import provenance
 from dreamscope.optvis import render
 from dreamscope.recipes import explain as recipe
 
@@ -125,6 +127,16 @@ def test_the_real_network_gives_groups_cells_flow_and_cached_channel_pictures():
     for channel, picture in first.channel_pictures.items():  # what the cache gives is what a fresh run draws
         assert np.array_equal(np.asarray(picture), np.asarray(again.channel_pictures[channel]))
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(first.cells, again.cells))
+
+
+def test_pictures_drawn_in_bf16_are_cached_apart_from_float32_ones():
+    net = ds.load_model("efficientnet-lite0", "cpu")
+    settings = ds.ExplainSettings()
+    single = provenance.make(settings, net, precision="fp32")
+    folder = recipe.cache_folder(net, "stage5.2", settings, single)
+    assert recipe.cache_folder(net, "stage5.2", settings, dataclasses.replace(single, precision="bf16")) != folder
+    # a record from before the choice ran in float32: its cache is still found
+    assert recipe.cache_folder(net, "stage5.2", settings, dataclasses.replace(single, precision=None)) == folder
 
 
 def test_a_microscope_site_of_the_same_model_gives_the_channels_pictures(tmp_path):

@@ -1,7 +1,7 @@
 """The number format a network computes in: float32, or bfloat16 where the CPU multiplies it in hardware.
 
 A bfloat16 network is a twin of the loaded one (made once, then kept): its weights and activations are bfloat16,
-so oneDNN runs its convolutions on the CPU's AMX tiles; pictures, objectives and gradients stay float32 (the
+so oneDNN runs its convolutions on the CPU's bfloat16 units (AMX tiles, or AVX-512's bfloat16 dot products); pictures, objectives and gradients stay float32 (the
 model's `to_input` casts on the way in, `render.activations` on the way out). Strided depthwise convolutions
 (EfficientNet-Lite's four) stay float32: oneDNN's bfloat16 kernel for their backward pass is 10-35x slower than
 its float32 one here (48 ms against 1.4 ms for the largest at 512 px), which would cost more than the rest
@@ -33,16 +33,18 @@ _auto_means: contextvars.ContextVar[str | None] = contextvars.ContextVar("dreams
 
 
 def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (AMX tiles): without them bfloat16 only saves memory."""
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(check and check())
+    """Whether this CPU multiplies bfloat16 in hardware: AMX tiles (Intel Xeon: a dream step 0.45x float32's), or
+    AVX-512's bfloat16 dot products (AVX512_BF16, e.g. AMD EPYC: a dream 0.78x, a class picture 0.79x; both
+    docs/benchmarks.md). Without either, bfloat16 only saves memory."""
+    checks = (getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    return any(check is not None and check() for check in checks)
 
 
 def resolve(precision: str, model: LoadedModel) -> str:
     """ "fp32" or "bf16" for `precision` ("auto", "fp32" or "bf16") on `model`.
 
     auto chooses bfloat16 only where it was measured to be faster and to dream as strongly: a registered model
-    that allows it (its spec's `bf16`), on a CPU with AMX.
+    that allows it (its spec's `bf16`), on a CPU that multiplies bfloat16 in hardware (`cpu_has_bf16`).
     """
     if precision not in PRECISIONS:
         raise DreamscopeError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")

@@ -33,7 +33,7 @@ from PIL import Image
 from ..errors import DreamscopeError, SettingsError
 from ..events import Event, Run, Stage, finish, nest
 from ..io import files, folders, provenance
-from ..models import LoadedModel
+from ..models import LoadedModel, precision
 from ..models.spec import LOGITS
 from ..optvis import objectives, params, render, transforms
 from ..settings import AtlasSettings
@@ -543,7 +543,7 @@ def atlas_iter(
             raise DreamscopeError("give a folder of pictures (or a collection)")
         scan = folders.scan(folder, settings.side or net.spec.resolution)
         check_counts(settings, pictures=len(scan.files))
-    record = provenance.make(settings, net, {})
+    record = provenance.make(settings, net, {}, precision=precision.name_of(precision.at(net, settings.precision)))
     return Run(_atlas(net, layer, settings, scan, collection, classes, indices, record), settings, record, net)
 
 
@@ -594,7 +594,12 @@ def _atlas(net, layer, settings: AtlasSettings, scan, collection, classes, indic
     _describe(cells, collection, net, classes, indices)
     icons = yield from nest(
         render_icons_iter(
-            net, layer, np.stack([c.mean for c in cells]), size=settings.icon_size, steps=settings.icon_steps, seed=settings.seed
+            precision.at(net, settings.precision),
+            layer,
+            np.stack([c.mean for c in cells]),
+            size=settings.icon_size,
+            steps=settings.icon_steps,
+            seed=settings.seed,
         ),
         Stage("icons", 3, 4),
         COLLECT_SHARE + _LAYOUT,

@@ -24,7 +24,7 @@ from ..errors import DreamscopeError, SettingsError
 from ..events import Event, Run, Stage, finish, nest
 from ..fields import parse_unit
 from ..io import folders, provenance
-from ..models import LoadedModel
+from ..models import LoadedModel, precision
 from ..optvis import objectives, render
 from ..settings import ExemplarsSettings
 from . import base
@@ -114,7 +114,7 @@ def exemplars_iter(
     settings, net = base.prepare(ExemplarsSettings, settings, fields, model, device)
     chosen = parse_units(net, settings.units)
     scan = folders.scan(path, settings.side or net.spec.resolution)  # a missing or empty folder fails now
-    record = provenance.make(settings, net)
+    record = provenance.make(settings, net, precision=precision.name_of(precision.at(net, settings.precision)))
     return Run(_exemplars(net, scan, chosen, settings, record, batch_size), settings, record, net)
 
 
@@ -169,7 +169,13 @@ def _unit_pictures(net: LoadedModel, settings: ExemplarsSettings, units: Sequenc
         (objectives.channel(layer, index, sample=i) for i, (layer, index) in enumerate(units)), objectives.Objective(terms=())
     )
     return visualize_iter(
-        objective, model=net, size=settings.vis_size, steps=settings.vis_steps, seed=settings.seed, samples=len(units)
+        objective,
+        model=net,
+        size=settings.vis_size,
+        steps=settings.vis_steps,
+        seed=settings.seed,
+        samples=len(units),
+        precision=settings.precision,
     )
 
 

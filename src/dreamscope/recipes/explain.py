@@ -34,7 +34,7 @@ from ..errors import DreamscopeError, SettingsError, UnknownName, literal
 from ..events import Event, Run, Stage, finish
 from ..fields import parse_unit
 from ..io import images, provenance
-from ..models import IMAGE, LOGITS, LoadedModel
+from ..models import IMAGE, LOGITS, LoadedModel, precision
 from ..models.weights import cache_dir
 from ..optvis import objectives, params, render, transforms
 from ..settings import ExplainSettings
@@ -252,7 +252,7 @@ def explain_iter(
     settings, net = base.prepare(ExplainSettings, settings, fields, model, device)
     check(settings, net, {"input": image.size})
     photo = imaging.limit_size(image.convert("RGB"), settings.size)
-    record = provenance.make(settings, net, {"input": image})
+    record = provenance.make(settings, net, {"input": image}, precision=precision.name_of(precision.at(net, settings.precision)))
     return Run(_explain(net, photo, settings, record), settings, record, net)
 
 
@@ -529,7 +529,13 @@ def draw_grid(
         )
         parts.append((slice(start, start + len(chunk)), objective))
     events = render.optimize_in_parts(
-        net, parts, picture, steps=settings.steps, generator=generator, learning_rate=LEARNING_RATE, transform=_transform(size)
+        precision.at(net, settings.precision),
+        parts,
+        picture,
+        steps=settings.steps,
+        generator=generator,
+        learning_rate=LEARNING_RATE,
+        transform=_transform(size),
     )
     last = None
     for last in events:
@@ -567,7 +573,7 @@ def channel_pictures(
         generator = base.generator(settings.seed + block)
         picture = params.make_param("fft", len(members), settings.channel_size, settings.channel_size, generator).to(net.device)
         events = render.optimize(
-            net,
+            precision.at(net, settings.precision),
             objectives.channel_sheet(layer, members),
             picture,
             steps=settings.steps,
@@ -594,10 +600,10 @@ def channel_pictures(
 
 def cache_folder(net: LoadedModel, layer: str, settings: ExplainSettings, record: provenance.Record) -> Path:
     """Where the channels' pictures of this model (its weights' digest), layer and drawing settings are kept."""
-    key = json.dumps(
-        [METHOD, record.model, layer, settings.channel_size, settings.steps, settings.seed, LEARNING_RATE, BLOCK],
-        sort_keys=True,
-    )
+    drawn = [METHOD, record.model, layer, settings.channel_size, settings.steps, settings.seed, LEARNING_RATE, BLOCK]
+    if record.precision == "bf16":  # float32's key is the one caches had before the choice existed
+        drawn.append("bf16")
+    key = json.dumps(drawn, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_dir() / "channels" / digest
 

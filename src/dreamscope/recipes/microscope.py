@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.autograd.forward_ad as fwAD
 
-from ..models import LoadedModel
+from ..models import LoadedModel, precision
 from ..models.spec import LOGITS
 from ..optvis import objectives, params, render, transforms
 from ..settings import MicroscopeSettings
@@ -74,7 +74,7 @@ def _optimize(net, layer: str, channels: list[int], diversity: float, settings, 
         objective = objective + diversity * objectives.diversity(layer, groups)
     param = params.make_param("fft", len(channels), settings.size, settings.size, generator).to(net.device)
     steps = render.optimize(
-        net,
+        precision.at(net, settings.precision),
         objective,
         param,
         steps=settings.steps,

@@ -17,7 +17,7 @@ from PIL import Image
 from .. import imaging
 from ..events import Event, Run, Stage, finish
 from ..io import provenance
-from ..models import LoadedModel
+from ..models import LoadedModel, precision
 from ..optvis import objectives, params, render, transforms
 from ..settings import MorphSettings
 from . import base, quality
@@ -76,12 +76,15 @@ def morph_iter(
     objective.check(net)
     optimizer = torch.optim.Adam(picture.parameters(), lr=settings.learning_rate)
     judge = quality.judge_for(net, device) if settings.score else None  # loaded now: a missing one fails before work
-    record = provenance.make(settings, net, {"init": init})
-    frames = _frames(net, objective, picture, optimizer, generator, weights, targets, names, settings)
+    drawer = precision.at(net, settings.precision)  # draws; `net` judges each frame's clarity in float32
+    record = provenance.make(settings, net, {"init": init}, precision=precision.name_of(drawer))
+    frames = _frames(net, drawer, objective, picture, optimizer, generator, weights, targets, names, settings)
     return Run(_watched(frames, settings, targets, names, judge), settings, record, net)
 
 
-def _frames(net, objective, picture, optimizer, generator, weights, targets, names, settings: MorphSettings) -> Iterator[Event]:
+def _frames(
+    net, drawer, objective, picture, optimizer, generator, weights, targets, names, settings: MorphSettings
+) -> Iterator[Event]:
     frames = settings.frames
     label = " > ".join(names)
 
@@ -109,7 +112,7 @@ def _frames(net, objective, picture, optimizer, generator, weights, targets, nam
     def run(steps: int, stop, start: float, span: float, stage: Stage):
         last = None
         for last in render.optimize(
-            net,
+            drawer,
             objective,
             picture,
             steps=steps,

@@ -262,6 +262,7 @@ def _channels(net, photo_x, name, settings: ProbeSettings, stage: Stage, at: flo
         steps=settings.vis_steps,
         seed=settings.seed,
         samples=len(ranked),
+        precision=settings.precision,
     )
     pictures = yield from nest(visualized, stage, at, span)
     return [

@@ -18,7 +18,7 @@ from ..errors import SettingsError
 from ..events import Event, Run, finish
 from ..fields import parse_unit
 from ..io import provenance
-from ..models import LoadedModel
+from ..models import LoadedModel, precision
 from ..optvis import objectives, params, render, transforms
 from ..settings import VisualizeSettings
 from . import accentuate, base
@@ -106,10 +106,11 @@ def visualize_iter(
         )
         objective.check(net)
         labels = [custom.description] * settings.samples
-        record = None  # a Python objective is not data: nothing could make it again from a record
     else:
         objective, labels = objective_for(net, settings, sample=0 if settings.accentuate else None)
-        record = provenance.make(settings, net, {"init": init})
+    drawer = precision.at(net, settings.precision)  # the network that draws; checks and measures read `net`
+    # a Python objective is not data: nothing could make it again from a record
+    record = None if custom is not None else provenance.make(settings, net, {"init": init}, precision=precision.name_of(drawer))
     height, width = (settings.size, settings.size) if isinstance(settings.size, int) else settings.size
     if settings.accentuate and isinstance(settings.size, int):  # the photo keeps its shape: its longer side is `size`
         scale = settings.size / max(init.size)
@@ -132,7 +133,7 @@ def visualize_iter(
         finished = lambda final: accentuate.measure(net, target, layer, start, final, index)
     learning_rate = settings.learning_rate or params.LEARNING_RATES[settings.parameterization]
     events = render.optimize(
-        net, objective, picture, steps=settings.steps, learning_rate=learning_rate, generator=generator, transform=transform
+        drawer, objective, picture, steps=settings.steps, learning_rate=learning_rate, generator=generator, transform=transform
     )
     faded = picture.transparency if settings.transparency else None
     return Run(_pictures(events, labels, record, finished, faded), settings, record, net)

@@ -27,7 +27,7 @@ from ..errors import DreamscopeError, SettingsError, UnknownName, suggest
 from ..events import Event, Run, Stage, finish, nest
 from ..events import run as run_events
 from ..io import files, folders, images, provenance
-from ..models import load_model
+from ..models import load_model, precision
 from ..models.loading import class_names, list_layers
 from ..pages import microscope as site
 from ..pages.output import check_page_folder
@@ -134,7 +134,7 @@ def draw_block(arguments: Mapping[str, Any]) -> str:
     drawn, losses = made.pictures, made.activations
     pushes = drawing.class_push(net, layer, drawn[:: 1 + settings.samples], channels)
     own = block_settings(settings, layer)
-    record = provenance.make(own, net)
+    record = provenance.make(own, net, precision=precision.name_of(precision.at(net, settings.precision)))
     folder = Path(arguments["site"]) / site.layer_folder(layer)
     folder.mkdir(parents=True, exist_ok=True)
     per = 1 + settings.samples
