@@ -592,15 +592,9 @@ def _atlas(net, layer, settings: AtlasSettings, scan, collection, classes, indic
         cell.members = selected[cell.members]
     cell_means(cells, collection.vectors)
     _describe(cells, collection, net, classes, indices)
+    means, drawer = np.stack([c.mean for c in cells]), precision.at(net, settings.precision)
     icons = yield from nest(
-        render_icons_iter(
-            precision.at(net, settings.precision),
-            layer,
-            np.stack([c.mean for c in cells]),
-            size=settings.icon_size,
-            steps=settings.icon_steps,
-            seed=settings.seed,
-        ),
+        render_icons_iter(drawer, layer, means, size=settings.icon_size, steps=settings.icon_steps, seed=settings.seed),
         Stage("icons", 3, 4),
         COLLECT_SHARE + _LAYOUT,
         _ICONS,
