@@ -133,7 +133,7 @@ def test_a_record_without_precision_reads_as_before(model):
 
 def test_a_bf16_class_picture_is_recognized_and_its_record_says_so(model):
     judge = ds.load_model("efficientnet-lite2")  # another network than the one that drew
-    # One class: without bfloat16 hardware (AVX2 only) this picture takes two minutes, not ten seconds.
+    # One class: without bfloat16 hardware (AVX2 only) this picture takes about a minute, not five seconds.
     (picture,) = ds.visualize("goldfish", model=model, size=160, steps=120, precision="bf16")
     record = ds.Record.from_text(picture.info["dreamscope"])
     assert record.precision == "bf16" and record.settings.precision == "bf16"
