@@ -1,11 +1,11 @@
 """The number format a network computes in: float32, or bfloat16 where the CPU multiplies it in hardware.
 
 A bfloat16 network is a twin of the loaded one (made once, then kept): its weights and activations are bfloat16,
-so oneDNN runs its convolutions on the CPU's bfloat16 units (AMX tiles, or AVX-512's bfloat16 dot products); pictures, objectives and gradients stay float32 (the
-model's `to_input` casts on the way in, `render.activations` on the way out). Strided depthwise convolutions
-(EfficientNet-Lite's four) stay float32: oneDNN's bfloat16 kernel for their backward pass is 10-35x slower than
-its float32 one here (48 ms against 1.4 ms for the largest at 512 px), which would cost more than the rest
-saves. Rounding differently, a bfloat16 dream is another dream, as strong: benchmarks/bench_precision.py
+so oneDNN runs its convolutions on the CPU's bfloat16 units (AMX tiles, or AVX-512's bfloat16 dot products);
+pictures, objectives and gradients stay float32 (the model's `to_input` casts on the way in, `render.activations`
+on the way out). Strided depthwise convolutions (EfficientNet-Lite's four) stay float32: oneDNN's bfloat16 kernel
+for their backward pass was 10-35x slower than its float32 one on an AMX Xeon (48 ms against 1.4 ms for the largest
+at 512 px), which would cost more than the rest saves. Rounding differently, a bfloat16 dream is another dream, as strong: benchmarks/bench_precision.py
 measures how far.
 """
 
