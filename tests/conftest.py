@@ -107,6 +107,18 @@ def run_python(*argv, cwd=None, env=None, timeout: float = 300) -> CliResult:
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+# The start of a command line for a child that a test interrupts with SIGINT: `python -c <reset> -m dreamscope ...`
+# resets SIGINT to its default and unblocks it, then execs (same pid) the rest. A child inherits an ignored or blocked
+# SIGINT from the process that starts it, and then runs to its end whatever the test sends: in a full parallel run
+# the xdist worker was seen in that state (a zoom wrote all its frames after Ctrl-C), while the user's shell never is.
+INTERRUPTIBLE = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); os.execv(sys.executable, [sys.executable, *sys.argv[1:]])",
+]
+
+
 def run_dreamscope(*args, cwd=None, env=None, timeout: float = 300) -> CliResult:
     """Run `python -m dreamscope ARGS` in a fresh interpreter, as a user would; never raises on failure."""
     return run_python("-m", "dreamscope", *args, cwd=cwd, env=env, timeout=timeout)

@@ -12,7 +12,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,7 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the studio extra is not installed: pip install -e '.[studio]'")
 httpx = pytest.importorskip("httpx")
 
-from conftest import USAGE_DRIVER, chelsea, run_python  # noqa: E402
+from conftest import INTERRUPTIBLE, USAGE_DRIVER, chelsea, run_python  # noqa: E402
 from dreamscope.io import provenance, videos  # noqa: E402
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -37,7 +36,7 @@ class Server:
 
     def __init__(self, data: Path, *options: str):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dreamscope", "studio", "--port", "0", "--data", str(data), "--threads", "1", *options],
+            [*INTERRUPTIBLE, "-m", "dreamscope", "studio", "--port", "0", "--data", str(data), "--threads", "1", *options],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,

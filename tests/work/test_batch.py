@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 
 import dreamscope as ds
 from batch_tasks import marked
-from conftest import chelsea, run_dreamscope
+from conftest import INTERRUPTIBLE, chelsea, run_dreamscope
 from dreamscope import cli
 from dreamscope.errors import DreamscopeError, SettingsError
 from dreamscope.events import run as run_events
@@ -392,7 +392,7 @@ def test_an_interrupted_ray_batch_resumes_with_only_what_is_missing(ray_cluster,
     folder = photos(tmp_path / "in", 6)
     out = tmp_path / "out"
     argv = [
-        sys.executable,
+        *INTERRUPTIBLE,
         "-m",
         "dreamscope",
         "batch",

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import dreamscope as ds
-from conftest import chelsea, run_dreamscope
+from conftest import INTERRUPTIBLE, chelsea, run_dreamscope
 from dreamscope.errors import DreamscopeError
 from dreamscope.io import videos
 from dreamscope.work import redo
@@ -150,7 +150,7 @@ def test_cancelling_leaves_nothing_half_written_and_a_cancelled_zoom_continues(t
 
 def start(args, cwd, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "dreamscope", *args],
+        [*INTERRUPTIBLE, "-m", "dreamscope", *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
