@@ -109,8 +109,9 @@ def run_python(*argv, cwd=None, env=None, timeout: float = 300) -> CliResult:
 
 # The start of a command line for a child that a test interrupts with SIGINT: `python -c <reset> -m dreamscope ...`
 # resets SIGINT to its default and unblocks it, then execs (same pid) the rest. A child inherits an ignored or blocked
-# SIGINT from the process that starts it, and then runs to its end whatever the test sends: in a full parallel run
-# the xdist worker was seen in that state (a zoom wrote all its frames after Ctrl-C), while the user's shell never is.
+# SIGINT from the process that starts it, and then runs to its end whatever the test sends. A full parallel run once
+# showed exactly that (a zoom and a Ray batch ran to the end after Ctrl-C, as they do under an ignoring parent; what
+# left the worker so was not found), and an interrupt test must not depend on the state its runner is in.
 INTERRUPTIBLE = [
     sys.executable,
     "-c",
