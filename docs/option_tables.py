@@ -49,6 +49,7 @@ SHOWN = {
         "accentuate",
         "closeness",
         "closeness_layer",
+        "view",
         "precision",
         "seed",
     ],

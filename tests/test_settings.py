@@ -185,3 +185,14 @@ def test_a_visualize_record_without_decay_draws_with_lucids_spectrum(model):
     assert provenance.Record.from_json(data).settings.decay == 1.25
     del data["settings"]["decay"]
     assert provenance.Record.from_json(data).settings.decay == 1.0  # the README's pictures still redo
+
+
+def test_a_visualize_record_without_view_drew_through_padded_views(model):
+    from dreamscope.io import provenance
+
+    data = provenance.make(S.VisualizeSettings(target="banana"), model).to_json()
+    assert data["settings"]["view"] == "picture"
+    del data["settings"]["view"]
+    assert provenance.Record.from_json(data).settings.view == "padded"
+    with pytest.raises(SettingsError, match="view"):
+        S.VisualizeSettings(target="banana", view="cropped")

@@ -14,6 +14,7 @@ from .errors import DreamscopeError, SettingsError, literal
 
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
 PRECISIONS = ("auto", "fp32", "bf16")  # see models/precision.py
+VIEWS = ("picture", "padded")  # the size the network sees a robust view at (optvis/transforms.py)
 
 
 # -- checks: each takes the field's name and value and returns the value in its canonical form -----------------

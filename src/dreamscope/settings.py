@@ -19,6 +19,7 @@ from .errors import DreamscopeError, SettingsError, literal, suggest
 from .fields import (  # noqa: F401 - the checks and parsers are part of this module's API
     MAX_SEED,
     PRECISIONS,
+    VIEWS,
     ChannelRanking,
     Choice,
     Flag,
@@ -209,6 +210,12 @@ class VisualizeSettings(Settings):
         "shapes (1: Lucid's, the default before 1.25)",
     )
     robust: bool = setting(True, Flag(), "random pad, shift, zoom and rotate every step")
+    view: str = setting(
+        "picture",
+        Choice(VIEWS),
+        "the size the network sees each robust view at: picture (its own size; faster) or padded (with the pad's "
+        "border, as before 2026-12-07)",
+    )
     transparency: bool = setting(
         False, Flag(), "fade to white where the objective's gradient was weakest (MaCo's attribution map; with --param maco)"
     )
@@ -247,8 +254,8 @@ class VisualizeSettings(Settings):
         if self.accentuate and self.kind == "channels":
             raise SettingsError("accentuate", "applies to a class, channel or neuron, not a layer's channel sheet")
 
-    # Records made before `decay` existed drew with Lucid's 1/f spectrum.
-    BEFORE: ClassVar[dict] = {"decay": 1.0}
+    # Records made before `decay` existed drew with Lucid's 1/f spectrum; before `view`, the network saw padded views.
+    BEFORE: ClassVar[dict] = {"decay": 1.0, "view": "padded"}
 
     @property
     def parameterization(self) -> str:

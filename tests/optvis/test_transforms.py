@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from dreamscope.optvis import transforms as T
@@ -11,8 +12,25 @@ def test_the_standard_transforms_are_a_composition_that_describes_itself():
     standard = T.standard_transforms()
     assert standard == T.compose(T.Pad(12), T.Jitter(8), T.ScaleRotate((0.9, 1.6), 10.0), T.Jitter(4))
     assert repr(standard).startswith("Compose(steps=(Pad(width=12, value=0.5), Jitter(pixels=8), ScaleRotate(")
-    assert T.robustness == standard  # what visualize, morph and the microscope use
+    assert T.robustness == standard  # what morph and the microscope use
     assert T.standard_transforms(pad=4, jitter=2).steps[-1] == T.Jitter(1)  # an icon's, scaled down
+    assert T.standard_transforms(view="picture").steps[2] == T.ScaleRotate((0.9, 1.6), 10.0, trim=12)
+
+
+def test_views_at_the_pictures_size_see_what_padded_views_see_on_fewer_pixels():
+    x = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(0))
+    padded = T.standard_transforms(pad=6, jitter=3, view="padded")(x, torch.Generator().manual_seed(3))
+    own = T.standard_transforms(pad=6, jitter=3, view="picture")(x, torch.Generator().manual_seed(3))
+    assert padded.shape == (2, 3, 52, 68) and own.shape == x.shape  # each side trimmed by the pad, not only squares
+    # With no zoom, turn or shift, the picture-sized view is the padded canvas resampled: the same field of view
+    still = dict(pad=6, jitter=0, scale=(1.0, 1.0), rotate=0.0)
+    canvas = T.Pad(6)(x, None)
+    own = T.standard_transforms(**still, view="picture")(x, torch.Generator().manual_seed(0))
+    resampled = torch.nn.functional.interpolate(canvas, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    assert torch.allclose(own, resampled, atol=1e-5)
+    assert torch.allclose(T.standard_transforms(**still)(x, torch.Generator().manual_seed(0)), canvas, atol=1e-5)
+    with pytest.raises(ValueError, match="view must be one of"):
+        T.standard_transforms(view="cropped")
 
 
 def test_composed_transforms_draw_in_order_from_one_generator():

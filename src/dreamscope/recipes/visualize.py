@@ -2,7 +2,7 @@
 
 Natural-image priors make the result readable: by default Lucid's 1/f spectrum with decorrelated colour
 (`params.FourierImage`), or MaCo (`param="maco"`, `params.MacoImage`: the Fourier magnitude of natural photos
-fixed, only the phases learned), and transformation robustness (`transforms.robustness`). Without them
+fixed, only the phases learned), and transformation robustness (`transforms.standard_transforms`). Without them
 (`param="pixels", robust=False`) the optimization finds adversarial noise that excites the network but shows
 nothing. With `init` and `accentuate` it strengthens the target in a photo instead (`recipes.accentuate`).
 """
@@ -122,7 +122,7 @@ def visualize_iter(
     picture = params.make_param(settings.parameterization, len(labels), height, width, generator, start, decay=settings.decay).to(
         net.device
     )
-    transform = transforms.robustness if settings.robust else None
+    transform = transforms.standard_transforms(view=settings.view) if settings.robust else None
     finished = None
     if settings.accentuate:
         target, layer = objective, settings.closeness_layer or accentuate.default_layer(net)

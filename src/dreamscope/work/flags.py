@@ -14,7 +14,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fields import PRECISIONS, Choice, Flag, Number, Whole
+from ..fields import PRECISIONS, VIEWS, Choice, Flag, Number, Whole
 from ..settings import settings_class
 from . import catalogue
 
@@ -58,6 +58,7 @@ FLAGS = {
     "max_size": ("--max-size", dict(type=whole, metavar="PX")),
     "tile": ("--tile", dict(type=tile, metavar="auto|off|PX")),
     "precision": ("--precision", dict(choices=PRECISIONS, metavar="|".join(PRECISIONS))),
+    "view": ("--view", dict(choices=VIEWS, metavar="|".join(VIEWS))),
     "grid": ("--grid", dict(type=whole, metavar="N")),
     "samples": ("--samples", dict(type=whole, metavar="N")),
     "diversity": ("--diversity", dict(type=real, metavar="F")),
