@@ -139,6 +139,16 @@ def photo_colours(folder: Path, count: int = PHOTOS) -> dict:
     return {"photos": len(values), "median": statistics.median(values), "p10": values[len(values) // 10]}
 
 
+def _value(text: str):
+    """A setting's value as typed: a whole number, a number, else the text."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", choices=SETS, default="current", help="which fixed classes (default: current)")
@@ -151,6 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="optimization steps for every maker (default: visualize's default)")
     parser.add_argument("--size", type=int, default=224, help="picture side in px (default 224)")
     parser.add_argument("--learning-rate", type=float, help="dreamscope's learning rate (default: visualize's)")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other visualize setting for dreamscope's makers (repeatable): precision=fp32, view=padded, seed=1",
+    )
     parser.add_argument("--photos", type=Path, help="a folder of photos: their colourfulness, for reference")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write every figure as JSON")
@@ -167,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         if maker not in OURS and maker not in installed:
             parser.error(f"maker {maker!r} is not available here ({', '.join([*OURS, *installed])}); {peers.install_hint()}")
     settings = {} if args.learning_rate is None else {"learning_rate": args.learning_rate}
+    for option in args.option:
+        name, _, value = option.partition("=")
+        if not value:
+            parser.error(f"--option takes NAME=VALUE, got {option!r}")
+        settings[name.strip()] = _value(value.strip())
 
     model = load_model(DEFAULT_MODEL)
     judge = quality.judge_for(model)
