@@ -50,6 +50,7 @@ SHOWN = {
         "closeness",
         "closeness_layer",
         "view",
+        "views",
         "precision",
         "seed",
     ],

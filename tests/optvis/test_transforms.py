@@ -50,3 +50,12 @@ def test_a_transform_of_ones_own_composes_and_the_result_is_seeded():
     a, b = (chain(x, torch.Generator().manual_seed(7)) for _ in range(2))
     assert a.shape == (1, 3, 24, 24) and torch.equal(a, b)
     assert not torch.equal(a, chain(x, torch.Generator().manual_seed(8)))
+
+
+def test_views_are_new_draws_of_one_transform_in_turn():
+    x = torch.rand(1, 3, 20, 20, generator=torch.Generator().manual_seed(0))
+    standard = T.standard_transforms(pad=2, jitter=2, view="picture")
+    views = T.Views(standard, 3)(x, torch.Generator().manual_seed(4))
+    generator = torch.Generator().manual_seed(4)
+    assert torch.equal(views, torch.cat([standard(x, generator) for _ in range(3)]))
+    assert views.shape == (3, 3, 20, 20) and not torch.equal(views[0], views[1])

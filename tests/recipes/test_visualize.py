@@ -227,3 +227,17 @@ def test_the_network_sees_views_at_the_size_the_record_names(model, view, seen):
         hook.remove()
     assert set(sizes) == {seen} and len(sizes) == 3  # 12 px of pad each side, trimmed again for "picture"
     assert picture.size == (96, 96) and ds.Record.from_text(picture.info["dreamscope"]).settings.view == view
+
+
+def test_views_average_several_random_views_of_the_one_picture_each_step(model):
+    seen = []
+    hook = model.net.register_forward_pre_hook(lambda _module, inputs: seen.append(inputs[0].detach().clone()))
+    try:
+        (picture,) = ds.visualize("starfish", size=64, steps=2, views=3, precision="fp32", model=model)
+    finally:
+        hook.remove()
+    assert [x.shape[0] for x in seen] == [3, 3]  # three views a step, one picture drawn
+    assert not torch.equal(seen[0][0], seen[0][1]) and not torch.equal(seen[0][1], seen[0][2])  # each its own draw
+    assert picture.size == (64, 64) and ds.Record.from_text(picture.info["dreamscope"]).settings.views == 3
+    with pytest.raises(ds.SettingsError, match="views"):
+        ds.visualize("starfish", size=64, steps=1, views=2, samples=2, model=model)

@@ -123,6 +123,8 @@ def visualize_iter(
         net.device
     )
     transform = transforms.standard_transforms(view=settings.view) if settings.robust else None
+    if settings.views > 1:
+        transform = transforms.Views(transform, settings.views)
     finished = None
     if settings.accentuate:
         target, layer = objective, settings.closeness_layer or accentuate.default_layer(net)
