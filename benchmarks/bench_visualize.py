@@ -4,9 +4,11 @@ Draws the first N of quality_visualize.py's 48 benchmark classes with `visualize
 class by class (so a change in the machine's speed touches every variant alike), and reports each variant's median
 seconds a picture and the median, over the classes, of its time over the reference's. The variants:
 
-- before: float32, the network seeing padded views (248 px for a 224 px picture): the defaults until 2026-12-07;
-- bf16, padded: bfloat16 where `auto` chose it, still padded views;
-- now: today's defaults (auto precision, views at the picture's own size).
+- before: float32, the network seeing one padded view a step (248 px for a 224 px picture): the defaults until
+  2026-12-07;
+- one whole view: bfloat16 where `auto` chooses it, one view a step at the picture's own size (224 px): the
+  defaults for a day;
+- now: today's defaults (auto precision, two random crops a step, each 0.6 of the picture's side: 134 px).
 
 How often the judge names the class is quality_visualize.py's to measure (it draws all 48 classes); this only
 times. Run it alone, nothing else on the machine:
@@ -34,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_visualize import CLASSES, NEW_CLASSES
 
 VARIANTS = {
-    "before": {"precision": "fp32", "view": "padded"},
-    "bf16, padded": {"precision": "bf16", "view": "padded"},
+    "before": {"precision": "fp32", "view": "padded", "views": 1, "crop": 1.0},
+    "one whole view": {"views": 1, "crop": 1.0},
     "now": {},
 }
 REFERENCE = "before"

@@ -120,7 +120,21 @@ def visualize_pictures() -> None:
     )
     sheet = made(ds.VisualizeSettings(kind="channels", target="stage4.2", grid=8, size=128), "stage4.2-channels")
     save(sheet, "channels.jpg")
+    class_pictures()
     accentuate_pictures()
+
+
+CLASSES = ("daisy", "lighthouse", "castle", "school bus", "flamingo", "snail", "barn", "church")  # of the 48 benchmarked
+
+
+def class_pictures() -> None:
+    """Eight class pictures at the defaults, two rows of four: what two crops a step draw."""
+    pictures = [labelled(made(ds.VisualizeSettings(target=name), name.replace(" ", "-")), name) for name in CLASSES]
+    top, bottom = row(pictures[:4]), row(pictures[4:])
+    sheet = Image.new("RGB", (top.width, 2 * HEIGHT + 4), "white")
+    sheet.paste(top, (0, 0))
+    sheet.paste(bottom, (0, HEIGHT + 4))
+    save(sheet, "classes.jpg")
 
 
 def accentuate_pictures() -> None:

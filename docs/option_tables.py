@@ -51,6 +51,7 @@ SHOWN = {
         "closeness_layer",
         "view",
         "views",
+        "crop",
         "precision",
         "seed",
     ],
@@ -129,6 +130,8 @@ DEFAULT_WORDS = {
     ("visualize", "learning_rate"): "0.1 (0.05 for pixels)",
     ("visualize", "closeness_layer"): "stage3.1 (stride 8)",
     ("visualize", "param"): "fft (maco with --accentuate)",
+    ("visualize", "views"): "2 (1 for samples, a sheet, --accentuate)",
+    ("visualize", "crop"): "0.6 (1 for samples, a sheet, --accentuate)",
     ("explain", "lower_layer"): "the last layer at half the stride",
 }
 

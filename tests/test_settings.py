@@ -196,3 +196,33 @@ def test_a_visualize_record_without_view_drew_through_padded_views(model):
     assert provenance.Record.from_json(data).settings.view == "padded"
     with pytest.raises(SettingsError, match="view"):
         S.VisualizeSettings(target="banana", view="cropped")
+
+
+def test_one_visualized_picture_sees_two_crops_a_step_and_older_records_one_whole_view(model):
+    from dreamscope.io import provenance
+
+    one = S.VisualizeSettings(target="banana")
+    assert (one.view_count, one.crop_fraction) == (2, 0.6)
+    for many in (S.VisualizeSettings(target="banana", samples=2), S.VisualizeSettings(kind="channels", target="stage4.2")):
+        assert (many.view_count, many.crop_fraction) == (1, 1.0)  # batches keep whole single views
+    assert S.VisualizeSettings(target="banana", robust=False).view_count == 1
+    data = provenance.make(one, model).to_json()
+    assert data["settings"]["views"] is None and data["settings"]["crop"] is None  # "the default", resolved on redo
+    for name in ("views", "crop"):
+        del data["settings"][name]
+    before = provenance.Record.from_json(data).settings
+    assert (before.view_count, before.crop_fraction) == (1, 1.0)  # drawn before views and crops: redone so
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(crop=1.5), "crop must be a number from 0.2 to 1"),
+        (dict(crop=0.5, robust=False), "crop crops the robust views: it needs robust on"),
+        (dict(crop=0.2, size=64), "crop leaves views under 32 px at size 64"),
+        (dict(views=2, samples=2), "views averages random views of one picture"),
+    ],
+)
+def test_bad_views_and_crops_are_refused_naming_the_field(fields, message):
+    with pytest.raises(SettingsError, match=message):
+        S.VisualizeSettings(target="banana", **fields)

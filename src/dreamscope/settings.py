@@ -216,11 +216,17 @@ class VisualizeSettings(Settings):
         "the size the network sees each robust view at: picture (its own size; faster) or padded (with the pad's "
         "border, as before 2026-12-07)",
     )
-    views: int = setting(
-        1,
-        Whole(1, 16),
-        "transformed views of the picture the network sees every step, averaged: 4 drew class pictures nearer "
-        "their class's photos and named more often, in about 3x the time (one picture only)",
+    views: int | None = setting(
+        None,
+        Whole(1, 16, optional=True),
+        "random views of the picture the network sees every step, averaged (default: 2 for one robust picture, "
+        "else 1); more name the class more often and cost more time (one picture only)",
+    )
+    crop: float | None = setting(
+        None,
+        Number(0.2, 1.0, optional=True),
+        "each robust view's side as a fraction of the picture's: random crops at the picture's scale, each of "
+        "which must show the target (default: 0.6 for one robust picture, else 1, the whole picture)",
     )
     transparency: bool = setting(
         False, Flag(), "fade to white where the objective's gradient was weakest (MaCo's attribution map; with --param maco)"
@@ -253,11 +259,16 @@ class VisualizeSettings(Settings):
                 raise SettingsError("diversity", "does not apply to a layer's channel sheet")
         elif self.grid is not None:
             raise SettingsError("grid", "applies only to a layer's channel sheet")
-        if self.views > 1 and (self.count != 1 or self.accentuate or not self.robust):
+        if self.views is not None and self.views > 1 and not self.one_picture:
             raise SettingsError(
                 "views",
                 "averages random views of one picture: it needs samples 1, no channel sheet, no accentuate and robust on",
             )
+        if self.crop is not None and not self.robust:
+            raise SettingsError("crop", "crops the robust views: it needs robust on")
+        sides = (self.size, self.size) if isinstance(self.size, int) else self.size
+        if self.robust and self.crop_fraction * min(sides) < 32:
+            raise SettingsError("crop", f"leaves views under 32 px at size {shown(self.size)}: raise it, or the size")
         if self.transparency and self.parameterization != "maco":
             raise SettingsError("transparency", "needs the maco parameterization, which records where the gradient went")
         if self.accentuate and self.samples != 1:
@@ -265,8 +276,25 @@ class VisualizeSettings(Settings):
         if self.accentuate and self.kind == "channels":
             raise SettingsError("accentuate", "applies to a class, channel or neuron, not a layer's channel sheet")
 
-    # Records made before `decay` existed drew with Lucid's 1/f spectrum; before `view`, the network saw padded views.
-    BEFORE: ClassVar[dict] = {"decay": 1.0, "view": "padded"}
+    # Records made before `decay` existed drew with Lucid's 1/f spectrum; before `view`, the network saw padded views;
+    # before `views` and `crop`, one whole view a step.
+    BEFORE: ClassVar[dict] = {"decay": 1.0, "view": "padded", "views": 1, "crop": 1.0}
+
+    @property
+    def one_picture(self) -> bool:
+        """One picture drawn through robust views (not samples, a sheet or an accentuated photo): what `views`
+        and `crop` apply to by default, and where `views` above 1 works."""
+        return self.count == 1 and self.robust and not self.accentuate
+
+    @property
+    def view_count(self) -> int:
+        """The views a step that run: `views`, or by default 2 for one robust picture (docs/benchmarks.md)."""
+        return self.views if self.views is not None else (2 if self.one_picture else 1)
+
+    @property
+    def crop_fraction(self) -> float:
+        """The views' side over the picture's that runs: `crop`, or by default 0.6 for one robust picture."""
+        return self.crop if self.crop is not None else (0.6 if self.one_picture else 1.0)
 
     @property
     def parameterization(self) -> str:

@@ -59,3 +59,36 @@ def test_views_are_new_draws_of_one_transform_in_turn():
     generator = torch.Generator().manual_seed(4)
     assert torch.equal(views, torch.cat([standard(x, generator) for _ in range(3)]))
     assert views.shape == (3, 3, 20, 20) and not torch.equal(views[0], views[1])
+
+
+def test_a_crop_is_a_window_at_the_pictures_scale_placed_at_random_inside_it():
+    ramp = torch.arange(48, dtype=torch.float32).expand(1, 3, 48, 48)  # each pixel holds its column
+    crop = T.ScaleRotate((1.0, 1.0), 0.0, crop=0.5)
+    lefts = []
+    for seed in range(40):
+        window = crop(ramp, torch.Generator().manual_seed(seed))
+        assert window.shape == (1, 3, 24, 24)
+        steps = window[0, 0].diff(dim=-1)
+        assert torch.allclose(steps, torch.ones_like(steps), atol=1e-4)  # one column a pixel: no zoom in or out
+        assert float(window.min()) >= -1e-4 and float(window.max()) <= 47 + 1e-4  # inside: nothing mirrored in
+        lefts.append(float(window[0, 0, 0, 0]))
+    assert min(lefts) < 5 and max(lefts) > 19  # anywhere from the left edge to the right
+
+
+def test_a_crop_keeps_the_sides_divisibility_up_to_8_px():
+    assert [T.cropped(side, 0.6) for side in (224, 64, 100, 512)] == [136, 40, 60, 304]  # 224 - 88, 64 - 24, ...
+    assert T.cropped(224, 1.0) == 224 and T.cropped(64, 0.01) == 8
+    x = torch.rand(1, 3, 60, 100)
+    assert T.ScaleRotate((1.0, 1.2), 5.0, crop=0.7)(x, torch.Generator().manual_seed(0)).shape == (1, 3, 44, 68)
+
+
+def test_a_whole_view_draws_what_it_drew_before_crops_existed():
+    x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(3)
+    T.ScaleRotate((0.9, 1.6), 10.0)(x, generator)
+    two_draws = torch.Generator().manual_seed(3)
+    torch.rand(2, generator=two_draws)  # the zoom and the turn; a crop adds its placement
+    assert torch.equal(torch.rand(3, generator=generator), torch.rand(3, generator=two_draws))
+    assert T.standard_transforms(view="picture", crop=0.6)(x, generator).shape == (1, 3, 16, 16)
+    with pytest.raises(ValueError, match="crop"):
+        T.standard_transforms(crop=0.0)

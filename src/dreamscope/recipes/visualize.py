@@ -122,9 +122,11 @@ def visualize_iter(
     picture = params.make_param(settings.parameterization, len(labels), height, width, generator, start, decay=settings.decay).to(
         net.device
     )
-    transform = transforms.standard_transforms(view=settings.view) if settings.robust else None
-    if settings.views > 1:
-        transform = transforms.Views(transform, settings.views)
+    transform = None
+    if settings.robust:
+        transform = transforms.standard_transforms(view=settings.view, crop=settings.crop_fraction)
+    if settings.view_count > 1:
+        transform = transforms.Views(transform, settings.view_count)
     finished = None
     if settings.accentuate:
         target, layer = objective, settings.closeness_layer or accentuate.default_layer(net)
