@@ -17,6 +17,12 @@ PRECISIONS = ("auto", "fp32", "bf16")  # see models/precision.py
 VIEWS = ("picture", "padded")  # the size the network sees a robust view at (optvis/transforms.py)
 
 
+def cropped(side: int, crop: float) -> int:
+    """A crop window's side (optvis/transforms.py's ScaleRotate): about `crop` of `side`, less a whole multiple of
+    8 px (at least 8 px). Here, torch-free, so settings can check the size a view will have."""
+    return side if crop >= 1 else max(8, side - 8 * round((1 - crop) * side / 8))
+
+
 # -- checks: each takes the field's name and value and returns the value in its canonical form -----------------
 
 

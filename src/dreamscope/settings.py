@@ -28,6 +28,7 @@ from .fields import (  # noqa: F401 - the checks and parsers are part of this mo
     Whole,
     channel_ranges,
     channel_spec,
+    cropped,
     layer_spec,
     name_list,
     parse_channels,
@@ -267,7 +268,7 @@ class VisualizeSettings(Settings):
         if self.crop is not None and not self.robust:
             raise SettingsError("crop", "crops the robust views: it needs robust on")
         sides = (self.size, self.size) if isinstance(self.size, int) else self.size
-        if self.robust and self.crop_fraction * min(sides) < 32:
+        if self.robust and min(cropped(side, self.crop_fraction) for side in sides) < 32:
             raise SettingsError("crop", f"leaves views under 32 px at size {shown(self.size)}: raise it, or the size")
         if self.transparency and self.parameterization != "maco":
             raise SettingsError("transparency", "needs the maco parameterization, which records where the gradient went")

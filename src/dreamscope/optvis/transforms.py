@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..fields import VIEWS
+from ..fields import VIEWS, cropped
 
 
 def random_shift(generator: torch.Generator, jitter: int) -> tuple[int, int]:
@@ -98,11 +98,6 @@ class ScaleRotate(Transform):
         theta = torch.tensor(theta, dtype=x.dtype, device=x.device)
         grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), [*x.shape[:2], height, width], align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-
-
-def cropped(side: int, crop: float) -> int:
-    """A crop window's side: about `crop` of `side`, less a whole multiple of 8 px (at least 8 px)."""
-    return side if crop >= 1 else max(8, side - 8 * round((1 - crop) * side / 8))
 
 
 @dataclass(frozen=True)
