@@ -8,7 +8,7 @@ seconds a picture and the median, over the classes, of its time over the referen
   2026-12-07;
 - one whole view: bfloat16 where `auto` chooses it, one view a step at the picture's own size (224 px): the
   defaults for a day;
-- now: today's defaults (auto precision, two random crops a step, each 0.6 of the picture's side: 134 px).
+- now: today's defaults (auto precision, two random crops a step, each about 0.6 of the picture's side: 136 px).
 
 How often the judge names the class is quality_visualize.py's to measure (it draws all 48 classes); this only
 times. Run it alone, nothing else on the machine:
