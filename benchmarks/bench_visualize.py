@@ -8,7 +8,9 @@ seconds a picture and the median, over the classes, of its time over the referen
   2026-12-07;
 - one whole view: bfloat16 where `auto` chooses it, one view a step at the picture's own size (224 px): the
   defaults for a day;
-- now: today's defaults (auto precision, two random crops a step, each about 0.6 of the picture's side: 136 px).
+- two crops, every step: two random crops a step, each about 0.6 of the picture's side (136 px), all 150 steps: the
+  defaults for a day;
+- now: today's defaults (the same, ending once the network's probability for the class averages 0.99 over 20 steps).
 
 How often the judge names the class is quality_visualize.py's to measure (it draws all 48 classes); this only
 times. Run it alone, nothing else on the machine:
@@ -36,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_visualize import CLASSES, NEW_CLASSES
 
 VARIANTS = {
-    "before": {"precision": "fp32", "view": "padded", "views": 1, "crop": 1.0},
-    "one whole view": {"views": 1, "crop": 1.0},
+    "before": {"precision": "fp32", "view": "padded", "views": 1, "crop": 1.0, "confidence": 0},
+    "one whole view": {"views": 1, "crop": 1.0, "confidence": 0},
+    "two crops, every step": {"confidence": 0},
     "now": {},
 }
 REFERENCE = "before"
@@ -77,7 +80,7 @@ def main(argv=None) -> int:
         for variant, times in seconds.items()
     }
     for variant, figures in summary.items():
-        print(f"{variant:14s} {figures['seconds_median']:.2f} s a picture, {figures['ratio_to_before']:.2f}x before's")
+        print(f"{variant:22s} {figures['seconds_median']:.2f} s a picture, {figures['ratio_to_before']:.2f}x before's")
     print("load average before: {:.2f} {:.2f} {:.2f}; after: {:.2f} {:.2f} {:.2f}".format(*load_before, *load_after))
     if args.json:
         args.json.write_text(

@@ -52,6 +52,7 @@ SHOWN = {
         "view",
         "views",
         "crop",
+        "confidence",
         "precision",
         "seed",
     ],
@@ -132,6 +133,7 @@ DEFAULT_WORDS = {
     ("visualize", "param"): "fft (maco with --accentuate)",
     ("visualize", "views"): "2 (1 for samples, a sheet, --accentuate)",
     ("visualize", "crop"): "0.6 (1 for samples, a sheet, --accentuate)",
+    ("visualize", "confidence"): "0.99 for one class picture (else 0)",
     ("explain", "lower_layer"): "the last layer at half the stride",
 }
 

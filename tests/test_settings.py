@@ -214,15 +214,36 @@ def test_one_visualized_picture_sees_two_crops_a_step_and_older_records_one_whol
     assert (before.view_count, before.crop_fraction) == (1, 1.0)  # drawn before views and crops: redone so
 
 
+def test_one_class_picture_stops_when_the_network_is_sure_and_older_records_ran_every_step(model):
+    from dreamscope.io import provenance
+
+    one = S.VisualizeSettings(target="banana")
+    assert one.stop_confidence == 0.99
+    for other in (
+        S.VisualizeSettings(target="banana", samples=2),
+        S.VisualizeSettings(kind="channel", target="stage4.2:3"),
+        S.VisualizeSettings(target="banana", robust=False),
+        S.VisualizeSettings(target="banana", confidence=0),
+    ):
+        assert other.stop_confidence == 0.0  # no class probability to watch, or asked to run every step
+    data = provenance.make(one, model).to_json()
+    assert data["settings"]["confidence"] is None  # "the default", resolved on redo
+    del data["settings"]["confidence"]
+    assert provenance.Record.from_json(data).settings.stop_confidence == 0.0
+
+
 @pytest.mark.parametrize(
     "fields, message",
     [
+        (dict(confidence=1.5), "confidence must be a number from 0 to 1"),
+        (dict(confidence=0.9, samples=2), "confidence watches the network's probability for the class of one"),
+        (dict(confidence=0.9, kind="neuron", target="stage4.2:3"), "confidence watches"),
         (dict(crop=1.5), "crop must be a number from 0.2 to 1"),
         (dict(crop=0.5, robust=False), "crop crops the robust views: it needs robust on"),
         (dict(crop=0.2, size=64), "crop leaves views under 32 px at size 64"),
         (dict(views=2, samples=2), "views averages random views of one picture"),
     ],
 )
-def test_bad_views_and_crops_are_refused_naming_the_field(fields, message):
+def test_bad_views_crops_and_confidences_are_refused_naming_the_field(fields, message):
     with pytest.raises(SettingsError, match=message):
-        S.VisualizeSettings(target="banana", **fields)
+        S.VisualizeSettings(**{"target": "banana", **fields})

@@ -194,7 +194,7 @@ class VisualizeSettings(Settings):
     diversity: float = setting(0.0, Number(0.0, 100.0), "reward the samples for differing in style (try 1)")
     diversity_layer: str | None = setting(None, Text(), "layer whose style diversity compares (default: the model's)")
     size: int | tuple = setting(224, picture_size, "picture side in px; other sizes (512, ...) work")
-    steps: int = setting(150, Whole(1, 10_000), "optimization steps")
+    steps: int = setting(150, Whole(1, 10_000), "optimization steps (at most, where --confidence ends a class picture early)")
     learning_rate: float | None = setting(
         None, Number(0.0, 10.0, above=True, optional=True), "Adam's step (default: 0.1, 0.05 for plain pixels)"
     )
@@ -228,6 +228,13 @@ class VisualizeSettings(Settings):
         Number(0.2, 1.0, optional=True),
         "each robust view's side as a fraction of the picture's: random crops at the picture's scale, each of "
         "which must show the target (default: 0.6 for one robust picture, else 1, the whole picture)",
+    )
+    confidence: float | None = setting(
+        None,
+        Number(0.0, 1.0, optional=True),
+        "end a class picture early once the network's probability for the class on every view, averaged over the last "
+        "20 steps, reaches this (after at least 60); 0 runs every step (default: 0.99 for one robust class picture, "
+        "else 0)",
     )
     transparency: bool = setting(
         False, Flag(), "fade to white where the objective's gradient was weakest (MaCo's attribution map; with --param maco)"
@@ -265,6 +272,12 @@ class VisualizeSettings(Settings):
                 "views",
                 "averages random views of one picture: it needs samples 1, no channel sheet, no accentuate and robust on",
             )
+        if self.confidence and not (self.kind == "class" and self.one_picture):
+            raise SettingsError(
+                "confidence",
+                "watches the network's probability for the class of one robust class picture: it needs "
+                "kind class, samples 1, no accentuate and robust on (or 0)",
+            )
         if self.crop is not None and not self.robust:
             raise SettingsError("crop", "crops the robust views: it needs robust on")
         sides = (self.size, self.size) if isinstance(self.size, int) else self.size
@@ -278,8 +291,8 @@ class VisualizeSettings(Settings):
             raise SettingsError("accentuate", "applies to a class, channel or neuron, not a layer's channel sheet")
 
     # Records made before `decay` existed drew with Lucid's 1/f spectrum; before `view`, the network saw padded views;
-    # before `views` and `crop`, one whole view a step.
-    BEFORE: ClassVar[dict] = {"decay": 1.0, "view": "padded", "views": 1, "crop": 1.0}
+    # before `views` and `crop`, one whole view a step; before `confidence`, every step ran.
+    BEFORE: ClassVar[dict] = {"decay": 1.0, "view": "padded", "views": 1, "crop": 1.0, "confidence": 0.0}
 
     @property
     def one_picture(self) -> bool:
@@ -296,6 +309,14 @@ class VisualizeSettings(Settings):
     def crop_fraction(self) -> float:
         """The views' side over the picture's that runs: `crop`, or by default 0.6 for one robust picture."""
         return self.crop if self.crop is not None else (0.6 if self.one_picture else 1.0)
+
+    @property
+    def stop_confidence(self) -> float:
+        """The class probability that ends the run early (0: never): `confidence`, or by default 0.99 for one robust
+        class picture (docs/benchmarks.md)."""
+        if self.confidence is not None:
+            return self.confidence
+        return 0.99 if self.kind == "class" and self.one_picture else 0.0
 
     @property
     def parameterization(self) -> str:

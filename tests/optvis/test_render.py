@@ -149,3 +149,42 @@ sys.exit(cli.main(["dream", {str(tmp_path / "big.png")!r}, "--tile", "off", "--o
     assert len(lines) == 1 and lines[0].startswith("error: out of memory at 4000x3000 px"), result.stderr
     assert "--tile" in lines[0] and "--max-size" in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png"]
+
+
+def test_confident_stops_once_the_watched_mean_over_its_window_reaches_the_threshold():
+    rule = render.Confident(objectives.class_probability(0, "x"), threshold=0.9, window=3, minimum=5)
+    readings = [0.95, 0.95, 0.95, 0.95, 0.2, 0.95, 0.95, 0.95, 0.95]
+    stopped = next(step for step, value in enumerate(readings, 1) if rule(step, value, None))
+    # steps 1-4 are before the minimum; at 5-7 the window still holds the 0.2 (means 0.70, 0.70, 0.70); at 8 it is out
+    assert stopped == rule.stopped == 8 and rule.mean == pytest.approx(0.95)
+
+
+def test_a_confident_class_picture_stops_early_reading_the_probability_from_the_same_pass(model):
+    from dreamscope.optvis import params, transforms
+
+    index = ds.resolve_class("starfish")
+    passes = []
+    hook = model.net.register_forward_pre_hook(lambda _module, _inputs: passes.append(1))
+    try:
+        rule = render.Confident(objectives.class_probability(index, "starfish"), threshold=0.9, window=5, minimum=10)
+        generator = torch.Generator().manual_seed(0)
+        picture = params.make_param("fft", 1, 96, 96, generator)
+        events = list(
+            render.optimize(
+                model,
+                objectives.class_logit(index),
+                picture,
+                steps=200,
+                generator=generator,
+                learning_rate=0.1,
+                transform=transforms.standard_transforms(view="picture"),
+                stop=rule,
+            )
+        )
+    finally:
+        hook.remove()
+    assert rule.stopped == len(events) == len(passes) and 10 <= rule.stopped < 200  # no pass of its own
+    assert rule.mean >= 0.9 and events[-1].fraction < 1
+    with torch.no_grad():  # what it read is what the network says of the picture
+        seen = model.net(model.to_input(events[-1].picture)).softmax(1)[0, index]
+    assert float(seen) > 0.5

@@ -253,6 +253,14 @@ def _logit(index: int, given, label: str):
     return lambda logits: logits[:, index].mean()
 
 
+@objective(lambda index, label: f"probability({label})", reads=LOGITS)
+def class_probability(index: int, label: str):
+    """The network's softmax probability of a class on the least sure picture of the batch (the views of one
+    picture: sure of every view): how sure it is, where the logit only grows. What a class picture's stop rule
+    watches (`render.Confident`)."""
+    return lambda logits: logits.float().softmax(1)[:, index].min()
+
+
 @objective(
     lambda layer, index: f"channel({layer}:{index})", "mean", check=lambda layer, index: _channels_in_range(layer, [index])
 )

@@ -10,6 +10,7 @@ import contextlib
 import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -236,6 +237,42 @@ _TRIM_ABOVE = 3 * 1024 * 1024  # values (a megapixel of RGB): below it, what gli
 StopRule = Callable[[int, float, torch.Tensor], bool]
 
 
+@dataclass
+class Confident:
+    """A stop rule: end once the network is sure of what it is shown. `watch` (an objective such as
+    `objectives.class_probability`) is read on every step's views, from the same forward pass, and the run stops
+    when its mean over the last `window` steps reaches `threshold`, at step `minimum` or later.
+
+    Why it can be defended: a class picture's logit only grows, so "the objective stopped rising" never comes, but the
+    network's probability saturates. On the 48 benchmark classes and three seeds, stopping once the probability on
+    the less sure of two views averaged 0.99 over 20 steps (after 60) kept every verdict of the held-out judge that
+    150 steps got, in 2/3 of the steps; the pictures came a little less near their class's photos (mean similarity
+    0.516-0.523 against 0.529-0.539; docs/benchmarks.md, "Stopping when the network is sure"). `stopped` is the step
+    it stopped at, if it did.
+    """
+
+    watch: Objective
+    threshold: float = 0.99
+    window: int = 20
+    minimum: int = 60
+    readings: list = field(default_factory=list)
+    stopped: int | None = None
+
+    def __call__(self, step: int, reading: float, picture: torch.Tensor) -> bool:
+        self.readings.append(reading)
+        recent = self.readings[-self.window :]
+        if step >= self.minimum and len(recent) == self.window and sum(recent) / self.window >= self.threshold:
+            self.stopped = step
+            return True
+        return False
+
+    @property
+    def mean(self) -> float:
+        """The watched value's mean over the last `window` steps read."""
+        recent = self.readings[-self.window :]
+        return sum(recent) / len(recent) if recent else float("nan")
+
+
 def optimize(
     model: LoadedModel,
     objective: Objective,
@@ -254,9 +291,13 @@ def optimize(
     robustness); the untransformed picture is what objectives read as the "image" pseudo-layer. `optimizer` is
     an optimizer over `param`'s parameters, or builds one from them (default: Adam at `learning_rate`); passing
     the same one to several runs carries its state over (a morph's frames). `stop(step, value, picture)`
-    ends the run early when it returns True. Checks the objective against the model now, before any work.
+    ends the run early when it returns True; a rule with a `watch` objective (`Confident`) is given that objective's
+    value on the step's views instead of the value maximized. Checks the objectives against the model now, before any
+    work.
     """
     objective.check(model)
+    if getattr(stop, "watch", None) is not None:
+        stop.watch.check(model)
     if not isinstance(optimizer, torch.optim.Optimizer):
         optimizer = (optimizer or functools.partial(torch.optim.Adam, lr=learning_rate))(param.parameters())
     return _optimize(model, objective, param, steps, generator, transform, optimizer, stop)
@@ -303,16 +344,19 @@ def _optimize_in_parts(model, parts, param, steps, generator, transform, optimiz
 
 
 def _optimize(model, objective, param, steps, generator, transform, optimizer, stop) -> Iterator[Event]:
+    watch = getattr(stop, "watch", None)
+    layers = (*objective.layers, *(watch.layers if watch is not None else ()))
     for step in range(1, steps + 1):
         picture = param()
         seen = transform(picture, generator) if transform is not None else picture
         with _memory_guard(seen):
-            loss = objective(activations(model, objective.layers, seen, image=picture))
+            acts = activations(model, layers, seen, image=picture)
+            loss = objective(acts)
             optimizer.zero_grad(set_to_none=True)
             (-loss).backward()
         value = float(loss.detach())
         _finite(value, step, "objective")
         optimizer.step()
         yield Event((Stage("step", step, steps),), step / steps, value, picture.detach())
-        if stop is not None and stop(step, value, picture.detach()):
+        if stop is not None and stop(step, value if watch is None else float(watch(acts).detach()), picture.detach()):
             return

@@ -135,23 +135,39 @@ def visualize_iter(
         transform = accentuate.beside(start, transform)
         index = net.resolve_class(settings.target) if settings.kind == "class" else None
         finished = lambda final: accentuate.measure(net, target, layer, start, final, index)
+    stop = None
+    if custom is None and settings.stop_confidence > 0:  # a class picture ends once the network is sure of it
+        index = net.resolve_class(settings.target)
+        stop = render.Confident(objectives.class_probability(index, net.class_label(index)), settings.stop_confidence)
     learning_rate = settings.learning_rate or params.LEARNING_RATES[settings.parameterization]
     events = render.optimize(
-        drawer, objective, picture, steps=settings.steps, learning_rate=learning_rate, generator=generator, transform=transform
+        drawer,
+        objective,
+        picture,
+        steps=settings.steps,
+        learning_rate=learning_rate,
+        generator=generator,
+        transform=transform,
+        stop=stop,
     )
     faded = picture.transparency if settings.transparency else None
-    return Run(_pictures(events, labels, record, finished, faded), settings, record, net)
+    return Run(_pictures(events, labels, record, finished, faded, stop), settings, record, net)
 
 
-def _pictures(events: Iterator[Event], labels: list[str], record, finished=None, opacity=None) -> Iterator[Event]:
+def _pictures(events: Iterator[Event], labels: list[str], record, finished=None, opacity=None, stop=None) -> Iterator[Event]:
     last = None
     for last in events:
         yield last
+    note = None
+    if stop is not None and stop.stopped is not None:
+        note = (
+            f"stopped at step {stop.stopped} of {last.stages[-1].count}: the network was sure of {labels[0]}, "
+            f"probability {stop.mean:.3f} on every view over the last {stop.window} steps"
+        )
     if opacity is not None:  # MaCo's attribution as transparency, shown over white
         alpha = opacity()
         last = Event(last.stages, last.fraction, last.loss, alpha * last.picture + (1 - alpha))
     pictures = last.images
-    note = None
     for picture, label in zip(pictures, labels):
         picture.info["label"] = label
         if record is not None:
