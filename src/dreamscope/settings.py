@@ -272,7 +272,7 @@ class VisualizeSettings(Settings):
                 "views",
                 "averages random views of one picture: it needs samples 1, no channel sheet, no accentuate and robust on",
             )
-        if self.confidence and not (self.kind == "class" and self.one_picture):
+        if self.confidence and not self.one_class_picture:
             raise SettingsError(
                 "confidence",
                 "watches the network's probability for the class of one robust class picture: it needs "
@@ -311,12 +311,17 @@ class VisualizeSettings(Settings):
         return self.crop if self.crop is not None else (0.6 if self.one_picture else 1.0)
 
     @property
+    def one_class_picture(self) -> bool:
+        """One picture of a class through robust views: what `confidence` watches the class's probability on."""
+        return self.kind == "class" and self.one_picture
+
+    @property
     def stop_confidence(self) -> float:
         """The class probability that ends the run early (0: never): `confidence`, or by default 0.99 for one robust
         class picture (docs/benchmarks.md)."""
         if self.confidence is not None:
             return self.confidence
-        return 0.99 if self.kind == "class" and self.one_picture else 0.0
+        return 0.99 if self.one_class_picture else 0.0
 
     @property
     def parameterization(self) -> str:
