@@ -131,8 +131,8 @@ DEFAULT_WORDS = {
     ("visualize", "learning_rate"): "0.1 (0.05 for pixels)",
     ("visualize", "closeness_layer"): "stage3.1 (stride 8)",
     ("visualize", "param"): "fft (maco with --accentuate)",
-    ("visualize", "views"): "2 (1 for samples, a sheet, --accentuate)",
-    ("visualize", "crop"): "0.6 (1 for samples, a sheet, --accentuate)",
+    ("visualize", "views"): "2 (1 for a sheet, a unit's samples, --accentuate)",
+    ("visualize", "crop"): "0.6 (1 for a sheet, a unit's samples, --accentuate)",
     ("visualize", "confidence"): "0.99 for one class picture (else 0)",
     ("explain", "lower_layer"): "the last layer at half the stride",
 }

@@ -203,8 +203,13 @@ def test_one_visualized_picture_sees_two_crops_a_step_and_older_records_one_whol
 
     one = S.VisualizeSettings(target="banana")
     assert (one.view_count, one.crop_fraction) == (2, 0.6)
-    for many in (S.VisualizeSettings(target="banana", samples=2), S.VisualizeSettings(kind="channels", target="stage4.2")):
-        assert (many.view_count, many.crop_fraction) == (1, 1.0)  # batches keep whole single views
+    samples = S.VisualizeSettings(target="banana", samples=4)
+    assert (samples.view_count, samples.crop_fraction, samples.stop_confidence) == (2, 0.6, 0.0)  # no stop for samples
+    for whole in (
+        S.VisualizeSettings(kind="channels", target="stage4.2"),
+        S.VisualizeSettings(kind="channel", target="stage4.2:1", samples=2),
+    ):
+        assert (whole.view_count, whole.crop_fraction) == (1, 1.0)  # sheets and a unit's samples: not measured
     assert S.VisualizeSettings(target="banana", robust=False).view_count == 1
     data = provenance.make(one, model).to_json()
     assert data["settings"]["views"] is None and data["settings"]["crop"] is None  # "the default", resolved on redo
@@ -241,7 +246,8 @@ def test_one_class_picture_stops_when_the_network_is_sure_and_older_records_ran_
         (dict(crop=1.5), "crop must be a number from 0.2 to 1"),
         (dict(crop=0.5, robust=False), "crop crops the robust views: it needs robust on"),
         (dict(crop=0.2, size=64), "crop leaves views under 32 px at size 64"),
-        (dict(views=2, samples=2), "views averages random views of one picture"),
+        (dict(views=2, robust=False), "views averages random robust views of the pictures: it needs robust on"),
+        (dict(views=2, accentuate=True), "views averages random robust views"),
     ],
 )
 def test_bad_views_crops_and_confidences_are_refused_naming_the_field(fields, message):

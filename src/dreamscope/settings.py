@@ -220,14 +220,15 @@ class VisualizeSettings(Settings):
     views: int | None = setting(
         None,
         Whole(1, 16, optional=True),
-        "random views of the picture the network sees every step, averaged (default: 2 for one robust picture, "
-        "else 1); more name the class more often and cost more time (one picture only)",
+        "random views of each picture the network sees every step, averaged (default: 2 for one robust picture or "
+        "a class's samples, else 1); more name the class more often and cost more time",
     )
     crop: float | None = setting(
         None,
         Number(0.2, 1.0, optional=True),
         "each robust view's side as a fraction of the picture's: random crops at the picture's scale, each of "
-        "which must show the target (default: 0.6 for one robust picture, else 1, the whole picture)",
+        "which must show the target (default: 0.6 for one robust picture or a class's samples, else 1, the whole "
+        "picture)",
     )
     confidence: float | None = setting(
         None,
@@ -267,11 +268,8 @@ class VisualizeSettings(Settings):
                 raise SettingsError("diversity", "does not apply to a layer's channel sheet")
         elif self.grid is not None:
             raise SettingsError("grid", "applies only to a layer's channel sheet")
-        if self.views is not None and self.views > 1 and not self.one_picture:
-            raise SettingsError(
-                "views",
-                "averages random views of one picture: it needs samples 1, no channel sheet, no accentuate and robust on",
-            )
+        if self.views is not None and self.views > 1 and not (self.robust and not self.accentuate):
+            raise SettingsError("views", "averages random robust views of the pictures: it needs robust on and no accentuate")
         if self.confidence and not self.one_class_picture:
             raise SettingsError(
                 "confidence",
@@ -296,19 +294,24 @@ class VisualizeSettings(Settings):
 
     @property
     def one_picture(self) -> bool:
-        """One picture drawn through robust views (not samples, a sheet or an accentuated photo): what `views`
-        and `crop` apply to by default, and where `views` above 1 works."""
+        """One picture drawn through robust views (not samples, a sheet or an accentuated photo)."""
         return self.count == 1 and self.robust and not self.accentuate
 
     @property
+    def through_crops(self) -> bool:
+        """Pictures that see two random crops a step by default: one robust picture, or a class's samples (each
+        measured: docs/benchmarks.md). A channel sheet and an accentuated photo keep one whole view unless asked."""
+        return self.robust and not self.accentuate and (self.count == 1 or self.kind == "class")
+
+    @property
     def view_count(self) -> int:
-        """The views a step that run: `views`, or by default 2 for one robust picture (docs/benchmarks.md)."""
-        return self.views if self.views is not None else (2 if self.one_picture else 1)
+        """The views a step that run: `views`, or by default 2 `through_crops` (docs/benchmarks.md), else 1."""
+        return self.views if self.views is not None else (2 if self.through_crops else 1)
 
     @property
     def crop_fraction(self) -> float:
-        """The views' side over the picture's that runs: `crop`, or by default 0.6 for one robust picture."""
-        return self.crop if self.crop is not None else (0.6 if self.one_picture else 1.0)
+        """The views' side over the picture's that runs: `crop`, or by default 0.6 `through_crops`, else 1."""
+        return self.crop if self.crop is not None else (0.6 if self.through_crops else 1.0)
 
     @property
     def one_class_picture(self) -> bool:

@@ -348,15 +348,40 @@ def _optimize(model, objective, param, steps, generator, transform, optimizer, s
     layers = (*objective.layers, *(watch.layers if watch is not None else ()))
     for step in range(1, steps + 1):
         picture = param()
-        seen = transform(picture, generator) if transform is not None else picture
-        with _memory_guard(seen):
-            acts = activations(model, layers, seen, image=picture)
-            loss = objective(acts)
-            optimizer.zero_grad(set_to_none=True)
-            (-loss).backward()
-        value = float(loss.detach())
+        if isinstance(transform, transforms.Views) and picture.shape[0] > 1:
+            value, watched = _views_in_turn(model, objective, watch, layers, picture, transform, generator, optimizer)
+        else:
+            seen = transform(picture, generator) if transform is not None else picture
+            with _memory_guard(seen):
+                acts = activations(model, layers, seen, image=picture)
+                loss = objective(acts)
+                optimizer.zero_grad(set_to_none=True)
+                (-loss).backward()
+            value = float(loss.detach())
+            watched = float(watch(acts).detach()) if watch is not None else None
         _finite(value, step, "objective")
         optimizer.step()
         yield Event((Stage("step", step, steps),), step / steps, value, picture.detach())
-        if stop is not None and stop(step, value if watch is None else float(watch(acts).detach()), picture.detach()):
+        if stop is not None and stop(step, value if watch is None else watched, picture.detach()):
             return
+
+
+def _views_in_turn(model, objective, watch, layers, picture, views, generator, optimizer) -> tuple[float, float | None]:
+    """Several views of a batch of pictures, one pass each: stacked in one batch, the second view of picture 0 would
+    sit where picture 1 belongs, and objectives pick their pictures by position (a channel sheet's channels, the
+    samples' diversity). The objective is the mean over the views, the watched value the least over them; each
+    pass's graph ends at a detached copy of the pictures, so only one pass's activations are held at a time."""
+    leaf = picture.detach().requires_grad_(True)
+    value, watched = 0.0, []
+    for _ in range(views.count):
+        seen = views.transform(leaf, generator)
+        with _memory_guard(seen):
+            acts = activations(model, layers, seen, image=leaf)
+            loss = objective(acts) / views.count
+            (-loss).backward()
+        value += float(loss.detach())
+        if watch is not None:
+            watched.append(float(watch(acts).detach()))
+    optimizer.zero_grad(set_to_none=True)
+    picture.backward(leaf.grad)
+    return value, (min(watched) if watched else None)

@@ -116,7 +116,8 @@ class Compose(Transform):
 class Views(Transform):
     """`count` views of one picture, each a new draw of `transform`, stacked in the batch: an objective that averages
     over the batch then averages over the views, so each step follows a steadier gradient (faccent looks at 16 crops
-    a step). For one picture only: a batch's objectives pick their pictures by position."""
+    a step). Stacked like this for one picture; `render.optimize` runs a batch's views one pass each instead, since a
+    batch's objectives pick their pictures by position."""
 
     transform: Transform
     count: int
