@@ -226,9 +226,8 @@ class VisualizeSettings(Settings):
     crop: float | None = setting(
         None,
         Number(0.2, 1.0, optional=True),
-        "each robust view's side as a fraction of the picture's: random crops at the picture's scale, each of "
-        "which must show the target (default: 0.6 for one robust picture or a class's samples, else 1, the whole "
-        "picture)",
+        "each robust view's side as a fraction of the picture's: random crops at its scale, each of which must "
+        "show the target (default: 0.6 for one robust picture or a class's samples, else 1: the whole picture)",
     )
     confidence: float | None = setting(
         None,
@@ -268,7 +267,7 @@ class VisualizeSettings(Settings):
                 raise SettingsError("diversity", "does not apply to a layer's channel sheet")
         elif self.grid is not None:
             raise SettingsError("grid", "applies only to a layer's channel sheet")
-        if self.views is not None and self.views > 1 and not (self.robust and not self.accentuate):
+        if (self.views or 1) > 1 and not (self.robust and not self.accentuate):
             raise SettingsError("views", "averages random robust views of the pictures: it needs robust on and no accentuate")
         if self.confidence and not self.one_class_picture:
             raise SettingsError(
@@ -299,8 +298,7 @@ class VisualizeSettings(Settings):
 
     @property
     def through_crops(self) -> bool:
-        """Pictures that see two random crops a step by default: one robust picture, or a class's samples (each
-        measured: docs/benchmarks.md). A channel sheet and an accentuated photo keep one whole view unless asked."""
+        """Two random crops a step by default: one robust picture, or a class's samples (docs/benchmarks.md)."""
         return self.robust and not self.accentuate and (self.count == 1 or self.kind == "class")
 
     @property
