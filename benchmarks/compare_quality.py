@@ -73,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("groups", nargs="+", metavar="NAME=FILE[:MAKER],...", help="a setting and its runs (one per seed)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     args = parser.parse_args(argv)
-    groups = {}
+    groups, inputs = {}, set()
     for text in args.groups:
         name, sep, files = text.partition("=")
         if not sep or not files:
             parser.error(f"a group is NAME=FILE[,FILE...], got {text!r}")
         groups[name] = [load(spec) for spec in files.split(",")]
+        inputs.update(Path(spec.partition(":")[0]).resolve() for spec in files.split(","))
+    if args.json and args.json.resolve() in inputs:
+        parser.error(f"--json {args.json} is one of the runs compared: write the comparison elsewhere")
     classes = sorted(set.intersection(*(set(run) for runs in groups.values() for run in runs)))
     if not classes:
         parser.error("the files share no class")
@@ -109,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         if result["never_all_views"]:
             print(f"\n{name}: never named on all three views on any seed: {', '.join(result['never_all_views'])}")
     if args.json:
-        args.json.write_text(json.dumps({"groups": args.groups, "classes": classes, "results": results}, indent=1))
+        partial = args.json.with_name(args.json.name + ".partial")  # whole or not at all
+        partial.write_text(json.dumps({"groups": args.groups, "classes": classes, "results": results}, indent=1))
+        partial.replace(args.json)
     return 0
 
 
