@@ -212,7 +212,7 @@ def test_one_visualized_picture_sees_two_crops_a_step_and_older_records_one_whol
         assert (whole.view_count, whole.crop_fraction) == (1, 1.0)  # sheets and a unit's samples: not measured
     assert S.VisualizeSettings(target="banana", robust=False).view_count == 1
     data = provenance.make(one, model).to_json()
-    assert data["settings"]["views"] is None and data["settings"]["crop"] is None  # "the default", resolved on redo
+    assert (data["settings"]["views"], data["settings"]["crop"]) == (2, 0.6)  # the record keeps what ran
     for name in ("views", "crop"):
         del data["settings"][name]
     before = provenance.Record.from_json(data).settings
@@ -232,9 +232,35 @@ def test_one_class_picture_stops_when_the_network_is_sure_and_older_records_ran_
     ):
         assert other.stop_confidence == 0.0  # no class probability to watch, or asked to run every step
     data = provenance.make(one, model).to_json()
-    assert data["settings"]["confidence"] is None  # "the default", resolved on redo
+    assert data["settings"]["confidence"] == 0.99  # the record keeps what ran
     del data["settings"]["confidence"]
     assert provenance.Record.from_json(data).settings.stop_confidence == 0.0
+
+
+def test_a_record_keeps_each_resolved_default_so_a_later_default_cannot_change_its_redo(model, monkeypatch):
+    from dreamscope.io import provenance
+
+    made = {
+        "one picture": S.VisualizeSettings(target="banana"),
+        "samples": S.VisualizeSettings(target="banana", samples=3),
+        "sheet": S.VisualizeSettings(kind="channels", target="stage4.2"),
+        "no robustness": S.VisualizeSettings(target="banana", robust=False),
+        "accentuated": S.VisualizeSettings(target="banana", accentuate=True),
+    }
+    ran = {name: (s.view_count, s.crop_fraction, s.stop_confidence, s.parameterization) for name, s in made.items()}
+    texts = {name: provenance.make(s, model).to_text() for name, s in made.items()}
+    assert provenance.Record.from_text(texts["accentuated"]).settings.param == "maco"  # the photo's spectrum, kept
+    # the day the defaults change: every picture through crops, stopping at 0.5, on pixels
+    monkeypatch.setattr(S.VisualizeSettings, "through_crops", property(lambda self: self.robust and not self.accentuate))
+    stop = property(lambda self: self.confidence if self.confidence is not None else 0.5)
+    monkeypatch.setattr(S.VisualizeSettings, "stop_confidence", stop)
+    monkeypatch.setattr(S.VisualizeSettings, "parameterization", property(lambda self: self.param or "pixels"))
+    assert S.VisualizeSettings(kind="channels", target="stage4.2").crop_fraction == 0.6  # the new default shows
+    for name, text in texts.items():
+        again = provenance.Record.from_text(text).settings
+        assert (again.view_count, again.crop_fraction, again.stop_confidence, again.parameterization) == ran[name], name
+    # and a setting that resolves to the whole picture without robustness reads back
+    assert provenance.Record.from_text(texts["no robustness"]).settings.crop == 1.0
 
 
 @pytest.mark.parametrize(

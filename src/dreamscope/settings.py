@@ -59,6 +59,8 @@ class Settings:
     recipe: ClassVar[str] = ""
     # Values of fields added after records were first written: what a record without them ran with.
     BEFORE: ClassVar[dict] = {}
+    # Fields whose default (None) a property resolves (field -> property): a record keeps what ran (`provenance.make`).
+    RESOLVED: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **options):
         super().__init_subclass__(**options)
@@ -270,12 +272,9 @@ class VisualizeSettings(Settings):
         if (self.views or 1) > 1 and not (self.robust and not self.accentuate):
             raise SettingsError("views", "averages random robust views of the pictures: it needs robust on and no accentuate")
         if self.confidence and not self.one_class_picture:
-            raise SettingsError(
-                "confidence",
-                "watches the network's probability for the class of one robust class picture: it needs "
-                "kind class, samples 1, no accentuate and robust on (or 0)",
-            )
-        if self.crop is not None and not self.robust:
+            why = "watches the network's probability for the class of one robust class picture: it needs kind class, samples 1,"
+            raise SettingsError("confidence", why + " no accentuate and robust on (or 0)")
+        if self.crop is not None and self.crop < 1 and not self.robust:  # 1, the whole picture, is what runs without
             raise SettingsError("crop", "crops the robust views: it needs robust on")
         sides = (self.size, self.size) if isinstance(self.size, int) else self.size
         if self.robust and min(cropped(side, self.crop_fraction) for side in sides) < 32:
@@ -287,9 +286,9 @@ class VisualizeSettings(Settings):
         if self.accentuate and self.kind == "channels":
             raise SettingsError("accentuate", "applies to a class, channel or neuron, not a layer's channel sheet")
 
-    # Records made before `decay` existed drew with Lucid's 1/f spectrum; before `view`, the network saw padded views;
-    # before `views` and `crop`, one whole view a step; before `confidence`, every step ran.
+    # Before `decay`: Lucid's 1/f; `view`: padded views; `views`, `crop`: one whole view; `confidence`: every step ran.
     BEFORE: ClassVar[dict] = {"decay": 1.0, "view": "padded", "views": 1, "crop": 1.0, "confidence": 0.0}
+    RESOLVED: ClassVar = dict(views="view_count", crop="crop_fraction", confidence="stop_confidence", param="parameterization")
 
     @property
     def one_picture(self) -> bool:

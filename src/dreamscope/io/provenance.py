@@ -139,6 +139,10 @@ def make(settings: Settings, model, inputs: Mapping[str, Any] | None = None, pre
     `precision` names the number format the network computes in ("fp32", "bf16"), where the recipe has a choice."""
     import torch
 
+    # each default a property resolves is kept as it resolved: a later default cannot change what a redo makes
+    settings = replace(
+        settings, **{f: getattr(settings, p) for f, p in settings.RESOLVED.items() if getattr(settings, f) is None}
+    )
     described = {
         role: {"pixels": pixels_digest(image), "size": list(image.size)}
         for role, image in (inputs or {}).items()
