@@ -451,8 +451,9 @@ def test_visualize_accentuates_a_photo_and_says_how_far_it_moved(runs):
     assert record.settings.accentuate and record.settings.closeness == 3.0
     again = command_line(dreamscope.Job(record.settings, "a.png", {"init": "photo.png"}))
     assert again == (
-        "dreamscope visualize -o a.png --init photo.png --class banana --size 64 --steps 3 --accentuate --closeness 3.0"
-    )
+        "dreamscope visualize -o a.png --init photo.png --class banana --size 64 --steps 3 --param maco --views 1 "
+        "--crop 1.0 --confidence 0.0 --accentuate --closeness 3.0"
+    )  # the defaults that depend on other settings, as they ran (the record keeps them)
 
 
 def test_out_of_memory_is_one_line_naming_what_to_lower(tmp_path):

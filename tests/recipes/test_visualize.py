@@ -233,7 +233,7 @@ def test_the_network_sees_views_at_the_size_the_record_names(model, view, crop, 
     # a whole multiple of 8 px (96 - 40, 120 - 64)
     assert set(sizes) == {(2, 3, *seen)} and len(sizes) == 3
     record = ds.Record.from_text(picture.info["dreamscope"])
-    assert picture.size == (96, 96) and (record.settings.view, record.settings.crop) == (view, crop)
+    assert picture.size == (96, 96) and (record.settings.view, record.settings.crop) == (view, crop or 0.6)  # as it ran
 
 
 def test_views_average_several_random_views_of_the_one_picture_each_step(model):
