@@ -207,7 +207,8 @@ _TURNS = {90: _T.ROTATE_270, 180: _T.ROTATE_180, 270: _T.ROTATE_90}  # clockwise
 def _display_turn(frame, rotate_tag: int) -> Image.Transpose | None:
     """How to turn a decoded frame to show it as players do: as FFmpeg's own autorotation does, from the display
     matrix (its clockwise quarter turn, and its signs for a mirrored one), else from the `rotate` tag."""
-    matrix = next((struct.unpack("=9i", bytes(data)) for data in frame.side_data if data.type.name == "DISPLAYMATRIX"), None)
+    data = frame.side_data.get("DISPLAYMATRIX")  # by name: PyAV 18.1.1 iterates the kinds, earlier ones the data
+    matrix = struct.unpack("=9i", bytes(data)) if data is not None else None
     if matrix is None:
         return _TURNS.get(rotate_tag)
     clockwise = round(-frame.rotation / 90) * 90 % 360  # PyAV gives the counterclockwise angle; other angles round
