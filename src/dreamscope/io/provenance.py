@@ -134,15 +134,18 @@ def lasting_file(path) -> bool:
     return os.path.isfile(absolute) and not absolute.startswith(("/dev/", "/proc/"))
 
 
+def as_ran(settings: Settings) -> Settings:
+    """The settings with each default that a property resolves from the others (`RESOLVED`) as it resolved: what a
+    record keeps, so a later change of a default cannot change what a redo makes."""
+    return replace(settings, **{f: getattr(settings, p) for f, p in settings.RESOLVED.items() if getattr(settings, f) is None})
+
+
 def make(settings: Settings, model, inputs: Mapping[str, Any] | None = None, precision: str | None = None) -> Record:
     """The record of a run about to start on `model` (a LoadedModel): `inputs` maps roles to PIL images (or None);
     `precision` names the number format the network computes in ("fp32", "bf16"), where the recipe has a choice."""
     import torch
 
-    # each default a property resolves is kept as it resolved: a later default cannot change what a redo makes
-    settings = replace(
-        settings, **{f: getattr(settings, p) for f, p in settings.RESOLVED.items() if getattr(settings, f) is None}
-    )
+    settings = as_ran(settings)
     described = {
         role: {"pixels": pixels_digest(image), "size": list(image.size)}
         for role, image in (inputs or {}).items()

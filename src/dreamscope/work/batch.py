@@ -554,7 +554,7 @@ def job_complete(item: Item) -> bool:
     if not os.path.exists(job.output):
         return False
     record = provenance.read(job.output)
-    if record.settings != job.settings:
+    if record.settings != provenance.as_ran(job.settings):  # the record names resolved defaults as they ran
         return False
     source = job.inputs.get("input")
     return source is None or record.inputs.get("input", {}).get("file") == provenance.file_digest(source)
