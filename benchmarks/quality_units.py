@@ -26,6 +26,7 @@ import datetime as _dt
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -37,23 +38,28 @@ from dreamscope.errors import DreamscopeError
 from dreamscope.fields import parse_unit
 from dreamscope.models import DEFAULT_MODEL, load_model
 from dreamscope.optvis import render
+from dreamscope.pages.sheets import contact_sheet
 from dreamscope.recipes import colour, quality
 from dreamscope.recipes.visualize import visualize
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_visualize import _value as setting_value
+from quality_visualize import save_sheet
 
 DEFAULT_VARIANTS = ["whole:views=1,crop=1", "crops:views=2,crop=0.6"]
 
 
 def variant(text: str) -> tuple[str, dict]:
-    """NAME:SETTING=VALUE,... as typed: numbers become numbers."""
+    """NAME:SETTING=VALUE,... with each value as quality_visualize.py's --option reads it."""
     name, _, rest = text.partition(":")
+    if not name:
+        raise argparse.ArgumentTypeError(f"a variant needs a name before the colon, got {text!r}")
     settings = {}
     for pair in filter(None, rest.split(",")):
         key, _, value = pair.partition("=")
         if not value:
             raise argparse.ArgumentTypeError(f"a variant takes NAME:SETTING=VALUE,..., got {text!r}")
-        settings[key.strip()] = float(value) if "." in value else int(value) if value.strip().isdigit() else value.strip()
-    if not name:
-        raise argparse.ArgumentTypeError(f"a variant needs a name before the colon, got {text!r}")
+        settings[key.strip()] = setting_value(value.strip())
     return name, settings
 
 
@@ -89,14 +95,6 @@ def measure(model, judge, references, pictures: list[Image.Image], layer: str, c
         "between": float((similar.sum() - similar.diagonal().sum()) / (n * (n - 1))) if n > 1 else None,
         "colourfulness": [colour.colourfulness(p) for p in pictures],
     }
-
-
-def strip(pictures: list[Image.Image], path: Path, side: int = 112) -> None:
-    sheet = Image.new("RGB", (side * len(pictures), side))
-    for i, picture in enumerate(pictures):
-        sheet.paste(picture.convert("RGB").resize((side, side), Image.LANCZOS), (i * side, 0))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
 
 
 def line(run: dict) -> str:
@@ -162,8 +160,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 runs.append(run)
                 print(line(run), flush=True)
-                if args.pictures:
-                    strip(pictures, args.pictures / f"{target.replace(':', '_')}_seed{seed}_{name}.png")
+                if args.pictures:  # a strip of the run's pictures, as quality_visualize.py writes its sheet
+                    tiles = [p.convert("RGB").resize((112, 112), Image.LANCZOS) for p in pictures]
+                    save_sheet(
+                        contact_sheet(tiles, columns=len(tiles)),
+                        args.pictures / f"{target.replace(':', '_')}_seed{seed}_{name}.png",
+                    )
     load_end = os.getloadavg()
     print(f"load average at the end {load_end[0]:.2f}")
     if args.json:
