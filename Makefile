@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # The CPU build of PyTorch, found locally; installing torch first keeps pip from pulling CUDA builds.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint format browser install install-dev install-all bench bench-video bench-studio bench-atlas bench-batch quality clean
+.PHONY: demo test lint format browser install install-dev install-all bench bench-video bench-studio bench-atlas bench-batch quality test-kernels clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ demo: $(VENV)/.installed
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev browser lint
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+# The tests that follow an optimization, on the portable kernels (no AVX, oneDNN at SSE4.1): another machine's
+# rounding, so a margin that only this CPU's arithmetic passes shows up here. Slow (about 25 minutes here).
+KERNEL_TESTS := tests/optvis tests/recipes/test_visualize.py tests/recipes/test_video.py tests/recipes/test_quality.py tests/recipes/test_zoom.py
+test-kernels: $(VENV)/.installed-dev
+	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 $(PY) -m pytest -q $(KERNEL_TESTS)
 
 # The code as ruff's lint and formatter leave it (settings in pyproject.toml); `make format` fixes what they can.
 LINTED := src tests docs benchmarks
