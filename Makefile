@@ -42,7 +42,7 @@ test: $(VENV)/.installed-dev browser lint
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The tests that follow an optimization, on the portable kernels (no AVX, oneDNN at SSE4.1): another machine's
-# rounding, so a margin that only this CPU's arithmetic passes shows up here. Slow (about 25 minutes here).
+# rounding, so a margin that only this CPU's arithmetic passes shows up here. Slow (24 minutes here, 110 tests).
 KERNEL_TESTS := tests/optvis tests/recipes/test_visualize.py tests/recipes/test_video.py tests/recipes/test_quality.py tests/recipes/test_zoom.py
 test-kernels: $(VENV)/.installed-dev
 	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 $(PY) -m pytest -q $(KERNEL_TESTS)
