@@ -10,7 +10,9 @@ seconds a picture and the median, over the classes, of its time over the referen
   defaults for a day;
 - two crops, every step: two random crops a step, each about 0.6 of the picture's side (136 px), all 150 steps: the
   defaults for a day;
-- now: today's defaults (the same, ending once the network's probability for the class averages 0.99 over 20 steps).
+- stopping when sure: the same, ending once the network's probability for the class averages 0.99 over 20 steps:
+  the defaults for another day;
+- now: today's defaults (the same, following the skip gradient, `--skip-gradient 0.5`).
 
 How often the judge names the class is quality_visualize.py's to measure (it draws all 48 classes); this only
 times. Run it alone, nothing else on the machine:
@@ -38,9 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_visualize import CLASSES, NEW_CLASSES
 
 VARIANTS = {
-    "before": {"precision": "fp32", "view": "padded", "views": 1, "crop": 1.0, "confidence": 0},
-    "one whole view": {"views": 1, "crop": 1.0, "confidence": 0},
-    "two crops, every step": {"confidence": 0},
+    "before": {"precision": "fp32", "view": "padded", "views": 1, "crop": 1.0, "confidence": 0, "skip_gradient": 1},
+    "one whole view": {"views": 1, "crop": 1.0, "confidence": 0, "skip_gradient": 1},
+    "two crops, every step": {"confidence": 0, "skip_gradient": 1},
+    "stopping when sure": {"skip_gradient": 1},
     "now": {},
 }
 REFERENCE = "before"

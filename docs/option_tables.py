@@ -53,6 +53,7 @@ SHOWN = {
         "views",
         "crop",
         "confidence",
+        "skip_gradient",
         "precision",
         "seed",
     ],
@@ -134,6 +135,7 @@ DEFAULT_WORDS = {
     ("visualize", "views"): "2 (1 for a sheet, a unit's samples, --accentuate)",
     ("visualize", "crop"): "0.6 (1 for a sheet, a unit's samples, --accentuate)",
     ("visualize", "confidence"): "0.99 for one class picture (else 0)",
+    ("visualize", "skip_gradient"): "0.5 for one class picture (else 1)",
     ("explain", "lower_layer"): "the last layer at half the stride",
 }
 

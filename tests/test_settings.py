@@ -237,6 +237,24 @@ def test_one_class_picture_stops_when_the_network_is_sure_and_older_records_ran_
     assert provenance.Record.from_json(data).settings.stop_confidence == 0.0
 
 
+def test_one_class_picture_follows_the_skip_gradient_and_older_records_the_true_one(model):
+    from dreamscope.io import provenance
+
+    one = S.VisualizeSettings(target="banana")
+    assert one.branch_gradient == 0.5
+    for other in (
+        S.VisualizeSettings(target="banana", samples=2),
+        S.VisualizeSettings(kind="channels", target="stage4.2"),
+        S.VisualizeSettings(target="banana", accentuate=True),
+    ):
+        assert other.branch_gradient == 1.0  # measured for one class picture only
+    assert S.VisualizeSettings(kind="channel", target="stage4.2:3", skip_gradient=0.7).branch_gradient == 0.7
+    data = provenance.make(one, model).to_json()
+    assert data["settings"]["skip_gradient"] == 0.5  # the record keeps what ran
+    del data["settings"]["skip_gradient"]
+    assert provenance.Record.from_json(data).settings.branch_gradient == 1.0
+
+
 def test_a_record_keeps_each_resolved_default_so_a_later_default_cannot_change_its_redo(model, monkeypatch):
     from dreamscope.io import provenance
 
@@ -247,7 +265,8 @@ def test_a_record_keeps_each_resolved_default_so_a_later_default_cannot_change_i
         "no robustness": S.VisualizeSettings(target="banana", robust=False),
         "accentuated": S.VisualizeSettings(target="banana", accentuate=True),
     }
-    ran = {name: (s.view_count, s.crop_fraction, s.stop_confidence, s.parameterization) for name, s in made.items()}
+    resolved = lambda s: (s.view_count, s.crop_fraction, s.stop_confidence, s.parameterization, s.branch_gradient)
+    ran = {name: resolved(s) for name, s in made.items()}
     texts = {name: provenance.make(s, model).to_text() for name, s in made.items()}
     assert provenance.Record.from_text(texts["accentuated"]).settings.param == "maco"  # the photo's spectrum, kept
     # the day the defaults change: every picture through crops, stopping at 0.5, on pixels
@@ -255,10 +274,11 @@ def test_a_record_keeps_each_resolved_default_so_a_later_default_cannot_change_i
     stop = property(lambda self: self.confidence if self.confidence is not None else 0.5)
     monkeypatch.setattr(S.VisualizeSettings, "stop_confidence", stop)
     monkeypatch.setattr(S.VisualizeSettings, "parameterization", property(lambda self: self.param or "pixels"))
+    monkeypatch.setattr(S.VisualizeSettings, "branch_gradient", property(lambda self: self.skip_gradient or 0.25))
     assert S.VisualizeSettings(kind="channels", target="stage4.2").crop_fraction == 0.6  # the new default shows
     for name, text in texts.items():
         again = provenance.Record.from_text(text).settings
-        assert (again.view_count, again.crop_fraction, again.stop_confidence, again.parameterization) == ran[name], name
+        assert resolved(again) == ran[name], name
     # and a setting that resolves to the whole picture without robustness reads back
     assert provenance.Record.from_text(texts["no robustness"]).settings.crop == 1.0
 
@@ -269,6 +289,7 @@ def test_a_record_keeps_each_resolved_default_so_a_later_default_cannot_change_i
         (dict(confidence=1.5), "confidence must be a number from 0 to 1"),
         (dict(confidence=0.9, samples=2), "confidence watches the network's probability for the class of one"),
         (dict(confidence=0.9, kind="neuron", target="stage4.2:3"), "confidence watches"),
+        (dict(skip_gradient=0), "skip_gradient must be a number above 0 and at most 1"),
         (dict(crop=1.5), "crop must be a number from 0.2 to 1"),
         (dict(crop=0.5, robust=False), "crop crops the robust views: it needs robust on"),
         (dict(crop=0.2, size=64), "crop leaves views under 32 px at size 64"),

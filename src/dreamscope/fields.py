@@ -316,3 +316,27 @@ def channel_ranges(name: str, value) -> str:
             runs.append(str(start) if start == previous else f"{start}-{previous}")
             start = current
     return ",".join(runs)
+
+
+def class_pair(name: str, value):
+    """Two different classes as 'A,B' (checked against the model later), or None."""
+    if value is None:
+        return None
+    names = [part.strip() for part in str(value).split(",") if part.strip()]
+    if len(names) != 2 or names[0] == names[1]:
+        raise SettingsError(name, f"must name two different classes as A,B, got {shown(value)}")
+    return ",".join(names)
+
+
+def class_targets(name: str, value):
+    """'top:N', or class names or indices and LAYER:CHANNEL units, comma-separated (checked against the model later)."""
+    text = str(value).strip()
+    if text.lower().startswith("top:"):
+        count = text[4:].strip()
+        if not count.isdigit() or not 1 <= int(count) <= 20:
+            raise SettingsError(name, f"must be top:N with N from 1 to 20, or class names, got {shown(value)}")
+        return f"top:{int(count)}"
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names or len(names) > 20 or len(set(names)) < len(names):
+        raise SettingsError(name, f"must be top:N or 1 to 20 different class names, comma-separated, got {shown(value)}")
+    return ",".join(names)

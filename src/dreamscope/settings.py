@@ -28,6 +28,8 @@ from .fields import (  # noqa: F401 - the checks and parsers are part of this mo
     Whole,
     channel_ranges,
     channel_spec,
+    class_pair,
+    class_targets,
     cropped,
     layer_spec,
     name_list,
@@ -238,6 +240,13 @@ class VisualizeSettings(Settings):
         "20 steps, reaches this (after at least 60); 0 runs every step (default: 0.99 for one robust class picture, "
         "else 0)",
     )
+    skip_gradient: float | None = setting(
+        None,
+        Number(0.0, 1.0, above=True, optional=True),
+        "scale the ascent's gradient through each residual block's branch by this, so it leans on the skip "
+        "connections: class pictures another network names more often (default: 0.5 for one robust class picture on "
+        "a network with residual blocks, else 1, the true gradient)",
+    )
     transparency: bool = setting(
         False, Flag(), "fade to white where the objective's gradient was weakest (MaCo's attribution map; with --param maco)"
     )
@@ -286,9 +295,16 @@ class VisualizeSettings(Settings):
         if self.accentuate and self.kind == "channels":
             raise SettingsError("accentuate", "applies to a class, channel or neuron, not a layer's channel sheet")
 
-    # Before `decay`: Lucid's 1/f; `view`: padded views; `views`, `crop`: one whole view; `confidence`: every step ran.
-    BEFORE: ClassVar[dict] = {"decay": 1.0, "view": "padded", "views": 1, "crop": 1.0, "confidence": 0.0}
-    RESOLVED: ClassVar = dict(views="view_count", crop="crop_fraction", confidence="stop_confidence", param="parameterization")
+    # Before `decay`: Lucid's 1/f; `view`: padded views; `views`, `crop`: one whole view; `confidence`: every step ran;
+    # `skip_gradient`: the true gradient.
+    BEFORE: ClassVar[dict] = {"decay": 1.0, "view": "padded", "views": 1, "crop": 1.0, "confidence": 0.0, "skip_gradient": 1.0}
+    RESOLVED: ClassVar = dict(
+        views="view_count",
+        crop="crop_fraction",
+        confidence="stop_confidence",
+        param="parameterization",
+        skip_gradient="branch_gradient",
+    )
 
     @property
     def one_picture(self) -> bool:
@@ -322,6 +338,14 @@ class VisualizeSettings(Settings):
         if self.confidence is not None:
             return self.confidence
         return 0.99 if self.one_class_picture else 0.0
+
+    @property
+    def branch_gradient(self) -> float:
+        """The scale of the gradient through residual branches (1: the true gradient): `skip_gradient`, or by default
+        0.5 for one robust class picture (docs/benchmarks.md); a network without residual blocks ignores it."""
+        if self.skip_gradient is not None:
+            return self.skip_gradient
+        return 0.5 if self.one_class_picture else 1.0
 
     @property
     def parameterization(self) -> str:
@@ -521,15 +545,6 @@ class ClassifySettings(Settings):
     top: int = setting(5, Whole(1, 100_000), "how many classes")
 
 
-def _class_pair(name: str, value):
-    if value is None:
-        return None
-    names = [part.strip() for part in str(value).split(",") if part.strip()]
-    if len(names) != 2 or names[0] == names[1]:
-        raise SettingsError(name, f"must name two different classes as A,B, got {shown(value)}")
-    return ",".join(names)
-
-
 @dataclass(frozen=True)
 class AtlasSettings(Settings):
     """An activation atlas of a folder of pictures: a layer's activations laid out in 2-D, one icon per cell."""
@@ -562,7 +577,7 @@ class AtlasSettings(Settings):
         None, Text(), "a class atlas: only the vectors that push toward this class, drawn by strength"
     )
     compare: str | None = setting(
-        None, Text(parse=_class_pair), "two classes A,B side by side, marking the features that separate them"
+        None, Text(parse=class_pair), "two classes A,B side by side, marking the features that separate them"
     )
     keep: float = setting(
         0.05, Number(0.0, 1.0, above=True), "share of all vectors a class atlas keeps: those that push hardest toward the class"
@@ -640,20 +655,6 @@ class MicroscopeSettings(Settings):
     )
 
 
-def _class_targets(name: str, value):
-    """'top:N', or class names or indices and LAYER:CHANNEL units, comma-separated (checked against the model later)."""
-    text = str(value).strip()
-    if text.lower().startswith("top:"):
-        count = text[4:].strip()
-        if not count.isdigit() or not 1 <= int(count) <= 20:
-            raise SettingsError(name, f"must be top:N with N from 1 to 20, or class names, got {shown(value)}")
-        return f"top:{int(count)}"
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names or len(names) > 20 or len(set(names)) < len(names):
-        raise SettingsError(name, f"must be top:N or 1 to 20 different class names, comma-separated, got {shown(value)}")
-    return ",".join(names)
-
-
 @dataclass(frozen=True)
 class ExplainSettings(Settings):
     """One photo explained at one layer: what each position sees, the neuron groups, and how each pushes the classes."""
@@ -664,7 +665,7 @@ class ExplainSettings(Settings):
     groups: int = setting(6, Whole(1, 32), "neuron groups: the rank of the factorization of the layer's activations")
     targets: str = setting(
         "top:3",
-        Text(optional=False, parse=_class_targets),
+        Text(optional=False, parse=class_targets),
         "what to attribute to: top:N (the network's N top classes), or class names, indices or LAYER:CHANNEL units, "
         "comma-separated",
     )

@@ -452,7 +452,7 @@ def test_visualize_accentuates_a_photo_and_says_how_far_it_moved(runs):
     again = command_line(dreamscope.Job(record.settings, "a.png", {"init": "photo.png"}))
     assert again == (
         "dreamscope visualize -o a.png --init photo.png --class banana --size 64 --steps 3 --param maco --views 1 "
-        "--crop 1.0 --confidence 0.0 --accentuate --closeness 3.0"
+        "--crop 1.0 --confidence 0.0 --skip-gradient 1.0 --accentuate --closeness 3.0"
     )  # the defaults that depend on other settings, as they ran (the record keeps them)
 
 

@@ -288,7 +288,41 @@ def test_a_class_picture_ends_once_the_network_is_sure_and_says_so(model):
         events[-1].note,
     )
     record = ds.Record.from_text(events[-1].result[0].info["dreamscope"])
-    assert record.settings.confidence == 0.99  # the record keeps the stop that ran
+    assert (record.settings.confidence, record.settings.skip_gradient) == (0.99, 0.5)  # the record keeps what ran
     every = list(ds.visualize_iter("starfish", size=96, steps=70, confidence=0, model=model))
     assert sum(1 for event in every if event.stages and event.stages[-1].kind == "step") == 70
     assert every[-1].note is None
+
+
+def test_the_skip_gradient_is_refused_by_name_on_a_network_without_residual_blocks():
+    import toy_models
+
+    net = toy_models.colours()
+    with pytest.raises(DreamscopeError, match="skip_gradient needs residual blocks, and colours has none"):
+        ds.visualize(0, model=net, size=64, steps=2, skip_gradient=0.5)
+    assert len(ds.visualize(0, model=net, size=64, steps=2)) == 1  # its default there: the true gradient, no error
+
+
+def test_a_users_residual_block_that_names_its_branch_follows_the_skip_gradient():
+    from torch import nn
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.conv, self.head = (
+                nn.Conv2d(3, 8, 3, stride=4, padding=1),
+                nn.Conv2d(8, 8, 3, padding=1),
+                nn.Linear(8, 4),
+            )
+            self.residual_branch = "conv"  # out = x + conv(x): the README's protocol
+
+        def forward(self, x):
+            x = torch.relu(self.stem(x))
+            return self.head((x + self.conv(x)).mean((2, 3)))
+
+    torch.manual_seed(0)
+    net = ds.wrap_model(Residual(), name="residual", resolution=64, device="cpu")
+    made = {scale: np.asarray(ds.visualize(0, model=net, size=64, steps=4, skip_gradient=scale)[0]) for scale in (0.5, 1)}
+    default = np.asarray(ds.visualize(0, model=net, size=64, steps=4)[0])
+    assert np.abs(made[0.5].astype(int) - made[1].astype(int)).max() > 0  # another direction, another picture
+    assert np.array_equal(default, made[0.5])  # one class picture follows it by default

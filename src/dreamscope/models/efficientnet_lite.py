@@ -96,6 +96,7 @@ class MBConvBlock(nn.Module):
         self._project_conv = SameConv2d(mid, out_ch, 1, bias=False)
         self._bn2 = _bn(out_ch)
         self.skip = stride == 1 and in_ch == out_ch
+        self.residual_branch = "_bn2" if self.skip else None  # where the branch added to the skip ends (optvis/skip.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x

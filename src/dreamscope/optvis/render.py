@@ -19,7 +19,7 @@ from ..errors import DreamscopeError, OutOfMemory
 from ..events import Event, Stage
 from ..models import LoadedModel
 from ..models.spec import IMAGE
-from . import taps, transforms
+from . import skip, taps, transforms
 from .objectives import Objective
 
 
@@ -29,18 +29,20 @@ def activations(
     x: torch.Tensor,
     image: torch.Tensor | None = None,
     replace: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+    modules: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Activations of readable layers for pictures x (RGB in [0, 1]); the forward pass stops at the deepest.
 
     The pseudo-layer "image" is the picture itself: `image` when given (the untransformed picture of a
     feature visualization), else x. "logits" is the model's class scores (`LoadedModel.layer`). `replace`
-    maps a layer to fn(activation): the layers after it see what fn returns (see `taps.capture`).
+    maps a layer to fn(activation): the layers after it see what fn returns (see `taps.capture`); `modules` does the
+    same by module path, in the module's own layout, for modules that are not layers (`skip.swaps`).
     """
     infos = [model.layer(name) for name in dict.fromkeys(layers)]
     wanted = [info for info in infos if info.name != IMAGE]
     given = model.to_input(x) if wanted else None
     size = tuple(given.shape[-2:]) if wanted else None  # what the network sees: a fixed-size network's own size
-    swaps = {}
+    swaps = dict(modules or {})
     for name, fn in (replace or {}).items():
         info = model.layer(name)
         # the replacement is given the (N, C, H, W) view and its answer goes back in the module's own layout
@@ -284,6 +286,7 @@ def optimize(
     transform=None,
     optimizer: torch.optim.Optimizer | Callable | None = None,
     stop: StopRule | None = None,
+    skip_gradient: float = 1.0,
 ) -> Iterator[Event]:
     """Maximize `objective` over an image parameterization; an Event after every step, with the picture.
 
@@ -292,15 +295,17 @@ def optimize(
     an optimizer over `param`'s parameters, or builds one from them (default: Adam at `learning_rate`); passing
     the same one to several runs carries its state over (a morph's frames). `stop(step, value, picture)`
     ends the run early when it returns True; a rule with a `watch` objective (`Confident`) is given that objective's
-    value on the step's views instead of the value maximized. Checks the objectives against the model now, before any
-    work.
+    value on the step's views instead of the value maximized. `skip_gradient` below 1 scales the gradient through the
+    network's residual branches (`skip.swaps`; the forward pass, and so every value, is unchanged). Checks the
+    objectives against the model now, before any work.
     """
     objective.check(model)
     if getattr(stop, "watch", None) is not None:
         stop.watch.check(model)
     if not isinstance(optimizer, torch.optim.Optimizer):
         optimizer = (optimizer or functools.partial(torch.optim.Adam, lr=learning_rate))(param.parameters())
-    return _optimize(model, objective, param, steps, generator, transform, optimizer, stop)
+    branches = skip.swaps(model.net, skip_gradient)
+    return _optimize(model, objective, param, steps, generator, transform, optimizer, stop, branches)
 
 
 def optimize_in_parts(
@@ -343,17 +348,17 @@ def _optimize_in_parts(model, parts, param, steps, generator, transform, optimiz
         yield Event((Stage("step", step, steps),), step / steps, value, picture.detach())
 
 
-def _optimize(model, objective, param, steps, generator, transform, optimizer, stop) -> Iterator[Event]:
+def _optimize(model, objective, param, steps, generator, transform, optimizer, stop, branches) -> Iterator[Event]:
     watch = getattr(stop, "watch", None)
     layers = (*objective.layers, *(watch.layers if watch is not None else ()))
     for step in range(1, steps + 1):
         picture = param()
         if isinstance(transform, transforms.Views) and picture.shape[0] > 1:
-            value, watched = _views_in_turn(model, objective, watch, layers, picture, transform, generator, optimizer)
+            value, watched = _views_in_turn(model, objective, watch, layers, picture, transform, generator, optimizer, branches)
         else:
             seen = transform(picture, generator) if transform is not None else picture
             with _memory_guard(seen):
-                acts = activations(model, layers, seen, image=picture)
+                acts = activations(model, layers, seen, image=picture, modules=branches)
                 loss = objective(acts)
                 optimizer.zero_grad(set_to_none=True)
                 (-loss).backward()
@@ -366,7 +371,7 @@ def _optimize(model, objective, param, steps, generator, transform, optimizer, s
             return
 
 
-def _views_in_turn(model, objective, watch, layers, picture, views, generator, optimizer) -> tuple[float, float | None]:
+def _views_in_turn(model, objective, watch, layers, picture, views, generator, optimizer, branches) -> tuple[float, float | None]:
     """Several views of a batch of pictures, one pass each: stacked in one batch, the second view of picture 0 would
     sit where picture 1 belongs, and objectives pick their pictures by position (a channel sheet's channels, the
     samples' diversity). The objective is the mean over the views, the watched value the least over them; each
@@ -376,7 +381,7 @@ def _views_in_turn(model, objective, watch, layers, picture, views, generator, o
     for _ in range(views.count):
         seen = views.transform(leaf, generator)
         with _memory_guard(seen):
-            acts = activations(model, layers, seen, image=leaf)
+            acts = activations(model, layers, seen, image=leaf, modules=branches)
             loss = objective(acts) / views.count
             (-loss).backward()
         value += float(loss.detach())

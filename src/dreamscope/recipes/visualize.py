@@ -19,7 +19,7 @@ from ..events import Event, Run, finish
 from ..fields import parse_unit
 from ..io import provenance
 from ..models import LoadedModel, precision
-from ..optvis import objectives, params, render, transforms
+from ..optvis import objectives, params, render, skip, transforms
 from ..settings import VisualizeSettings
 from . import accentuate, base
 
@@ -42,6 +42,10 @@ def check(settings: VisualizeSettings, model: LoadedModel, sizes: Mapping[str, t
         base.known_layer(model, "diversity_layer", settings.diversity_layer, pseudo=True)
     if settings.closeness_layer:
         base.known_layer(model, "closeness_layer", settings.closeness_layer, pseudo=True)
+    if (settings.skip_gradient or 1) < 1 and not skip.branches(model.net):
+        raise SettingsError(
+            "skip_gradient", f"needs residual blocks, and {model.spec.name} has none dreamscope knows: leave it out"
+        )
     if settings.accentuate and "init" not in (sizes or {}):
         raise SettingsError("accentuate", "needs a photo to start from (the {init} picture)")
 
@@ -149,6 +153,8 @@ def visualize_iter(
         generator=generator,
         transform=transform,
         stop=stop,
+        # like the stop, a Python objective's picture only follows the skip gradient when asked
+        skip_gradient=settings.branch_gradient if custom is None else (settings.skip_gradient or 1.0),
     )
     faded = picture.transparency if settings.transparency else None
     return Run(_pictures(events, labels, record, finished, faded, stop), settings, record, net)
