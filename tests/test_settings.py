@@ -219,40 +219,34 @@ def test_one_visualized_picture_sees_two_crops_a_step_and_older_records_one_whol
     assert (before.view_count, before.crop_fraction) == (1, 1.0)  # drawn before views and crops: redone so
 
 
-def test_one_class_picture_stops_when_the_network_is_sure_and_older_records_ran_every_step(model):
+@pytest.mark.parametrize(
+    "field, resolved, default, otherwise, asked",
+    [  # the stop: no class probability to watch, or asked to run every step
+        ("confidence", "stop_confidence", 0.99, 0.0, dict(robust=False)),
+        ("confidence", "stop_confidence", 0.99, 0.0, dict(confidence=0)),
+        # the skip gradient: measured for one class picture only
+        ("skip_gradient", "branch_gradient", 0.5, 1.0, dict(accentuate=True)),
+        ("skip_gradient", "branch_gradient", 0.5, 0.7, dict(skip_gradient=0.7, kind="channel", target="stage4.2:3")),
+    ],
+)
+def test_one_class_picture_resolves_its_own_defaults_and_older_records_ran_without(
+    model, field, resolved, default, otherwise, asked
+):
     from dreamscope.io import provenance
 
     one = S.VisualizeSettings(target="banana")
-    assert one.stop_confidence == 0.99
-    for other in (
-        S.VisualizeSettings(target="banana", samples=2),
-        S.VisualizeSettings(kind="channel", target="stage4.2:3"),
-        S.VisualizeSettings(target="banana", robust=False),
-        S.VisualizeSettings(target="banana", confidence=0),
-    ):
-        assert other.stop_confidence == 0.0  # no class probability to watch, or asked to run every step
-    data = provenance.make(one, model).to_json()
-    assert data["settings"]["confidence"] == 0.99  # the record keeps what ran
-    del data["settings"]["confidence"]
-    assert provenance.Record.from_json(data).settings.stop_confidence == 0.0
-
-
-def test_one_class_picture_follows_the_skip_gradient_and_older_records_the_true_one(model):
-    from dreamscope.io import provenance
-
-    one = S.VisualizeSettings(target="banana")
-    assert one.branch_gradient == 0.5
+    assert getattr(one, resolved) == default
     for other in (
         S.VisualizeSettings(target="banana", samples=2),
         S.VisualizeSettings(kind="channels", target="stage4.2"),
-        S.VisualizeSettings(target="banana", accentuate=True),
+        S.VisualizeSettings(kind="channel", target="stage4.2:3"),
     ):
-        assert other.branch_gradient == 1.0  # measured for one class picture only
-    assert S.VisualizeSettings(kind="channel", target="stage4.2:3", skip_gradient=0.7).branch_gradient == 0.7
+        assert getattr(other, resolved) == S.VisualizeSettings.BEFORE[field]
+    assert getattr(S.VisualizeSettings(**{"target": "banana", **asked}), resolved) == otherwise
     data = provenance.make(one, model).to_json()
-    assert data["settings"]["skip_gradient"] == 0.5  # the record keeps what ran
-    del data["settings"]["skip_gradient"]
-    assert provenance.Record.from_json(data).settings.branch_gradient == 1.0
+    assert data["settings"][field] == default  # the record keeps what ran
+    del data["settings"][field]
+    assert getattr(provenance.Record.from_json(data).settings, resolved) == S.VisualizeSettings.BEFORE[field]
 
 
 def test_a_record_keeps_each_resolved_default_so_a_later_default_cannot_change_its_redo(model, monkeypatch):
