@@ -4,8 +4,8 @@ A residual block adds its branch to an identity skip, y = x + f(x), so the gradi
 the branch's. Scaling the branch's share by a factor under 1 (Wu et al., "Skip Connections Matter", ICLR 2020, who
 found it makes adversarial pictures fool other networks) leans the ascent on the features the skips carry. The
 forward pass is untouched: the objective, and the network's probability a stop rule reads, are the network's own;
-only the direction of each step changes. For class pictures it is what made a held-out network name every class
-(docs/benchmarks.md).
+only the direction of each step changes. For class pictures it lifted how often a held-out network names the class
+to the benchmark's target on every seed tried (docs/benchmarks.md).
 
 A block says where its branch ends with `residual_branch`: the name of the child module whose output is added to
 the identity skip (None where the block has no identity skip). dreamscope's EfficientNet-Lite blocks say so; a
